@@ -1,0 +1,49 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+]
+
+let package = Package(
+    name: "BatchKit",
+    platforms: [.macOS(.v15), .iOS(.v18), .tvOS(.v18), .watchOS(.v11), .visionOS(.v2)],
+    products: [
+        .library(name: "BatchKit", targets: ["BatchKit"]),
+        .library(name: "BatchKitOpenAI", targets: ["BatchKitOpenAI"]),
+        .library(name: "BatchKitAnthropic", targets: ["BatchKitAnthropic"]),
+        .library(name: "BatchKitGemini", targets: ["BatchKitGemini"]),
+        .library(name: "BatchKitTesting", targets: ["BatchKitTesting"]),
+        .executable(name: "batchkit", targets: ["batchkit"]),
+        .executable(name: "batchkit-bench", targets: ["batchkit-bench"]),
+    ],
+    dependencies: [],
+    targets: [
+        .target(name: "BatchKit", swiftSettings: strict),
+        .target(name: "BatchKitOpenAI", dependencies: ["BatchKit"], swiftSettings: strict),
+        .target(name: "BatchKitAnthropic", dependencies: ["BatchKit"], swiftSettings: strict),
+        .target(name: "BatchKitGemini", dependencies: ["BatchKit"], swiftSettings: strict),
+        .target(name: "BatchKitTesting", dependencies: ["BatchKit"], swiftSettings: strict),
+        .executableTarget(
+            name: "batchkit",
+            dependencies: ["BatchKit", "BatchKitOpenAI", "BatchKitAnthropic", "BatchKitGemini", "BatchKitTesting"],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "batchkit-bench",
+            dependencies: ["BatchKit", "BatchKitOpenAI", "BatchKitAnthropic", "BatchKitGemini", "BatchKitTesting"],
+            path: "Benchmarks/batchkit-bench",
+            swiftSettings: strict
+        ),
+        .testTarget(name: "BatchKitTests", dependencies: ["BatchKit", "BatchKitTesting"], swiftSettings: strict),
+        .testTarget(name: "BatchKitOpenAITests", dependencies: ["BatchKitOpenAI", "BatchKitTesting"], swiftSettings: strict),
+        .testTarget(name: "BatchKitAnthropicTests", dependencies: ["BatchKitAnthropic", "BatchKitTesting"], swiftSettings: strict),
+        .testTarget(name: "BatchKitGeminiTests", dependencies: ["BatchKitGemini", "BatchKitTesting"], swiftSettings: strict),
+        .testTarget(name: "BatchKitTestingTests", dependencies: ["BatchKitTesting"], swiftSettings: strict),
+        .testTarget(
+            name: "batchkitTests",
+            dependencies: ["BatchKit", "BatchKitTesting"],
+            swiftSettings: strict
+        ),
+    ]
+)

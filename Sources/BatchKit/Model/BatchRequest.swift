@@ -1,0 +1,50 @@
+import Foundation
+
+/// One unit of work: a caller-chosen id, unique within a run, and what to ask.
+///
+/// ```swift
+/// let requests = products.map { p in
+///     BatchRequest(id: "sku-\(p.sku)", chat: ChatRequest(model: "gpt-4o-mini", messages: [.user(p.title)]))
+/// }
+/// ```
+public struct BatchRequest: Sendable, Hashable, Identifiable {
+    /// What is asked.
+    public enum Body: Sendable, Hashable {
+        case chat(ChatRequest)
+        case embedding(EmbeddingRequest)
+        /// A verbatim request for an endpoint BatchKit does not model (OpenAI paths only).
+        case raw(RawRequest)
+    }
+
+    /// The custom id: echoed in the result, used to join batch output, journal and resume.
+    public var id: String
+    public var body: Body
+
+    public init(id: String, body: Body) {
+        self.id = id
+        self.body = body
+    }
+
+    /// A chat request.
+    public init(id: String, chat: ChatRequest) { self.init(id: id, body: .chat(chat)) }
+    /// An embedding request.
+    public init(id: String, embedding: EmbeddingRequest) { self.init(id: id, body: .embedding(embedding)) }
+
+    /// The model named by the request.
+    public var model: String? {
+        switch body {
+        case .chat(let c): return c.model
+        case .embedding(let e): return e.model
+        case .raw(let r): return r.model
+        }
+    }
+
+    /// The OpenAI endpoint path this request maps to.
+    public var openAIEndpoint: String {
+        switch body {
+        case .chat: return "/v1/chat/completions"
+        case .embedding: return "/v1/embeddings"
+        case .raw(let r): return r.endpoint
+        }
+    }
+}

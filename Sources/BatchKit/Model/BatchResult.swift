@@ -1,0 +1,50 @@
+import Foundation
+
+/// The one result of one request.
+public struct BatchResult: Sendable {
+    /// How the request was executed.
+    public enum Route: String, Sendable, Hashable, Codable {
+        /// Through a real-time endpoint.
+        case realtime
+        /// Through a provider's batch API (billed at the batch discount).
+        case batch
+        /// Not sent at all (validation failed, or the run was cancelled before it started).
+        case none
+    }
+
+    /// The request's custom id.
+    public var id: String
+    public var outcome: Result<ModelResponse, BatchError>
+    /// How many times the request was sent (0 when it never was).
+    public var attempts: Int
+    /// Tokens consumed (zero for failures that cost nothing).
+    public var usage: Usage
+    /// Time from first attempt to outcome.
+    public var latency: Duration
+    public var route: Route
+
+    public init(
+        id: String, outcome: Result<ModelResponse, BatchError>, attempts: Int, usage: Usage? = nil,
+        latency: Duration = .zero, route: Route = .realtime
+    ) {
+        self.id = id
+        self.outcome = outcome
+        self.attempts = attempts
+        self.usage = usage ?? ((try? outcome.get())?.usage ?? .zero)
+        self.latency = latency
+        self.route = route
+    }
+
+    /// The response, when the request succeeded.
+    public var response: ModelResponse? { try? outcome.get() }
+    /// The error, when the request failed.
+    public var error: BatchError? {
+        if case .failure(let e) = outcome { return e }
+        return nil
+    }
+    /// Whether the request succeeded.
+    public var isSuccess: Bool {
+        if case .success = outcome { return true }
+        return false
+    }
+}

@@ -1,0 +1,41 @@
+import Foundation
+
+/// Rate-limit state a server reports in its response headers, normalised across providers.
+///
+/// OpenAI sends `x-ratelimit-{limit,remaining,reset}-{requests,tokens}`; Anthropic sends
+/// `anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-{limit,remaining,reset}`.
+/// `ConcurrentProcessor` reads it from `ModelResponse.rateLimit` and `BatchError.rateLimit` to
+/// tighten its buckets and to learn limits it was not told.
+public struct RateLimitInfo: Sendable, Hashable {
+    /// One budget (requests or tokens) as the server sees it.
+    public struct Budget: Sendable, Hashable {
+        /// The budget per window (per minute for all three providers).
+        public var limit: Int?
+        /// What is left of it now.
+        public var remaining: Int?
+        /// Time until the budget is fully refilled.
+        public var resetAfter: Duration?
+
+        public init(limit: Int? = nil, remaining: Int? = nil, resetAfter: Duration? = nil) {
+            self.limit = limit
+            self.remaining = remaining
+            self.resetAfter = resetAfter
+        }
+
+        public var isEmpty: Bool { limit == nil && remaining == nil && resetAfter == nil }
+    }
+
+    public var requests: Budget
+    public var tokens: Budget
+    public var inputTokens: Budget
+    public var outputTokens: Budget
+
+    public init(requests: Budget = .init(), tokens: Budget = .init(), inputTokens: Budget = .init(), outputTokens: Budget = .init()) {
+        self.requests = requests
+        self.tokens = tokens
+        self.inputTokens = inputTokens
+        self.outputTokens = outputTokens
+    }
+
+    public var isEmpty: Bool { requests.isEmpty && tokens.isEmpty && inputTokens.isEmpty && outputTokens.isEmpty }
+}
