@@ -32,6 +32,15 @@ extension JSONValue {
         self = try result.get()
     }
 
+    /// Parses one JSON text from a slice of bytes (a JSONL line).
+    public init(parsing bytes: ArraySlice<UInt8>) throws(JSONParseError) {
+        let result: Result<JSONValue, JSONParseError> = bytes.withUnsafeBufferPointer { buf in
+            var p = JSONByteParser(buf)
+            do throws(JSONParseError) { return .success(try p.parseDocument()) } catch { return .failure(error) }
+        }
+        self = try result.get()
+    }
+
     /// Parses one JSON text from raw bytes.
     public init(parsing bytes: UnsafeBufferPointer<UInt8>) throws(JSONParseError) {
         var p = JSONByteParser(bytes)

@@ -1,0 +1,68 @@
+import Foundation
+
+/// Size limits of one provider batch job. `NativeBatchProcessor` splits work so no job exceeds them.
+public struct BatchLimits: Sendable, Hashable {
+    /// Most requests in one job.
+    public var maxRequests: Int
+    /// Most bytes of encoded requests in one job.
+    public var maxBytes: Int
+
+    public init(maxRequests: Int, maxBytes: Int) {
+        self.maxRequests = maxRequests
+        self.maxBytes = maxBytes
+    }
+}
+
+/// One request already encoded in the provider's batch format.
+public struct EncodedBatchItem: Sendable {
+    /// The custom id.
+    public var id: String
+    /// The provider's JSON for this one request (an OpenAI input line without newline, an
+    /// Anthropic `{custom_id, params}` element, a Gemini `{key, request}` line...).
+    public var data: Data
+    /// Requests with different group keys never share a job (OpenAI: one model and endpoint per file).
+    public var groupKey: String
+
+    public init(id: String, data: Data, groupKey: String = "") {
+        self.id = id
+        self.data = data
+        self.groupKey = groupKey
+    }
+}
+
+/// The provider-specific half of native batch processing; ``NativeBatchProcessor`` is the other,
+/// shared half (validation, splitting, polling, joining, resubmission, events).
+///
+/// Implementations: `OpenAIBatchBackend`, `AnthropicBatchBackend`, `GeminiBatchBackend`.
+public protocol BatchBackend: Sendable {
+    /// `openai`, `anthropic`, `gemini`...
+    var provider: String { get }
+    /// Limits of one job.
+    var limits: BatchLimits { get }
+
+    /// Checks and encodes one request. Throws a `validation` ``BatchError`` naming the field when
+    /// the provider's batch API cannot express it (nothing has been sent at that point).
+    func encode(_ request: BatchRequest) throws(BatchError) -> EncodedBatchItem
+
+    /// Creates one remote job from already split items (all with the same group key, within
+    /// ``limits``). Returns as soon as the job exists remotely.
+    func submit(_ items: [EncodedBatchItem], metadata: [String: String]) async throws -> BatchJob
+
+    /// The job's current state and counts.
+    func status(of jobID: String) async throws -> BatchJob
+
+    /// Streams the results of a job that has ended (or has partial results), one call of
+    /// `handler` per result line, without holding the whole result in memory. Results carry
+    /// `route: .batch`. Ids absent from the output are not reported here: the processor reports
+    /// them.
+    func results(of job: BatchJob, handler: (BatchResult) async throws -> Void) async throws
+
+    /// Asks the provider to cancel the job; returns its state after the request.
+    func cancel(jobID: String) async throws -> BatchJob
+
+    /// Jobs known to the provider for this account, newest first.
+    func list(limit: Int) async throws -> [BatchJob]
+
+    /// Deletes the job (and its files, where the provider keeps them), where supported.
+    func delete(jobID: String) async throws
+}

@@ -1,0 +1,81 @@
+import BatchKit
+import Foundation
+
+/// A request as the emulator sees it, whether it came over the loopback server or the
+/// in-process transport.
+public struct EmulatorRequest: Sendable {
+    public var method: String
+    /// The path without the query, percent-decoded (`/v1/batches/batch_abc`).
+    public var path: String
+    /// Query items (last value wins).
+    public var query: [String: String]
+    public var headers: HTTPHeaders
+    public var body: Data
+
+    public init(method: String, path: String, query: [String: String] = [:], headers: HTTPHeaders = [:], body: Data = Data()) {
+        self.method = method
+        self.path = path
+        self.query = query
+        self.headers = headers
+        self.body = body
+    }
+
+    /// Builds an emulator request from a transport request.
+    public init(_ request: HTTPRequest) throws {
+        let comps = URLComponents(url: request.url, resolvingAgainstBaseURL: false)
+        var query: [String: String] = [:]
+        for item in comps?.queryItems ?? [] { query[item.name] = item.value ?? "" }
+        let body: Data
+        switch request.body {
+        case .none: body = Data()
+        case .data(let d): body = d
+        case .file(let url): body = try Data(contentsOf: url)
+        }
+        self.init(
+            method: request.method.uppercased(), path: comps?.percentEncodedPath.removingPercentEncoding ?? request.url.path,
+            query: query, headers: request.headers, body: body)
+    }
+
+    /// The body parsed as JSON, or `nil`.
+    public var json: JSONValue? { body.isEmpty ? nil : try? JSONValue(parsing: body) }
+}
+
+/// A misbehaviour the server applies to one answer.
+public enum EmulatorWireFault: Sendable, Hashable {
+    /// Close the connection without answering (the in-process transport throws `URLError(.networkConnectionLost)`).
+    case resetConnection
+    /// Send the headers and only the first `bytes` bytes of the body, then close.
+    case truncateBody(bytes: Int)
+    /// Send the body slowly, in small pieces spread over `duration`.
+    case slowBody(duration: Duration)
+}
+
+/// An answer from the emulator.
+public struct EmulatorResponse: Sendable {
+    public var status: Int
+    public var headers: HTTPHeaders
+    public var body: Data
+    /// A wire-level misbehaviour to apply when sending this answer.
+    public var fault: EmulatorWireFault?
+
+    public init(status: Int, headers: HTTPHeaders = [:], body: Data = Data(), fault: EmulatorWireFault? = nil) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.fault = fault
+    }
+
+    /// A JSON answer.
+    public static func json(_ status: Int, _ value: JSONValue, headers: HTTPHeaders = [:]) -> EmulatorResponse {
+        var h = headers
+        h["Content-Type"] = "application/json"
+        return EmulatorResponse(status: status, headers: h, body: value.serialized())
+    }
+
+    /// A raw-bytes answer.
+    public static func bytes(_ data: Data, contentType: String = "application/octet-stream", headers: HTTPHeaders = [:]) -> EmulatorResponse {
+        var h = headers
+        h["Content-Type"] = contentType
+        return EmulatorResponse(status: 200, headers: h, body: data)
+    }
+}
