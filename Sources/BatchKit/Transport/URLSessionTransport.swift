@@ -87,11 +87,12 @@ public struct URLSessionTransport: HTTPTransport {
             urlRequest.httpBodyStream = stream
             task = session.downloadTask(with: urlRequest)
         }
-        let exchange = Exchange(task: task, downloadDirectory: configuration.downloadDirectory)
+        let exchange = Exchange(
+            task: task, deadline: .now + timeout, downloadDirectory: configuration.downloadDirectory)
         owner.delegate.register(exchange, for: task.taskIdentifier)
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<HTTPResponse, any Error>) in
-                exchange.start(continuation, timeout: timeout)
+                exchange.start(continuation)
             }
         } onCancel: {
             exchange.cancel()
@@ -126,14 +127,62 @@ private final class SessionOwner: Sendable {
     deinit { session.finishTasksAndInvalidate() }
 }
 
-/// The session's delegate: routes task callbacks to their ``Exchange`` and guards redirects.
-/// `Sendable`: its one stored property is a `Mutex`.
+/// The session's delegate: routes task callbacks to their ``Exchange``, guards redirects, and
+/// enforces deadlines. `Sendable`: its one stored property is a `Mutex`.
+///
+/// Deadlines use one timer per session, not one per request: while requests are in flight it
+/// ticks every ``tick`` and times out the exchanges past their deadline (so a deadline is met
+/// within one tick); with nothing in flight it is disarmed.
 private final class SessionDelegate: NSObject, URLSessionDataDelegate, URLSessionDownloadDelegate, Sendable {
-    private let exchanges = Mutex<[Int: Exchange]>([:])
+    static let tick = DispatchTimeInterval.milliseconds(20)
 
-    func register(_ exchange: Exchange, for id: Int) { exchanges.withLock { $0[id] = exchange } }
+    private struct Registry {
+        var exchanges: [Int: Exchange] = [:]
+        /// Created, armed, disarmed and cancelled under the lock only.
+        var timer: DispatchSourceTimer?
+        var armed = false
+    }
 
-    private func exchange(_ task: URLSessionTask) -> Exchange? { exchanges.withLock { $0[task.taskIdentifier] } }
+    private let registry = Mutex(Registry())
+
+    override init() {
+        super.init()
+        registry.withLock { r in
+            let timer = DispatchSource.makeTimerSource(queue: .global())
+            timer.setEventHandler { [weak self] in self?.sweep() }
+            timer.schedule(deadline: .distantFuture, repeating: .never)
+            timer.resume()
+            r.timer = timer
+        }
+    }
+
+    deinit { registry.withLock { $0.timer?.cancel() } }
+
+    func register(_ exchange: Exchange, for id: Int) {
+        registry.withLock { r in
+            r.exchanges[id] = exchange
+            if !r.armed {
+                r.armed = true
+                r.timer?.schedule(deadline: .now() + Self.tick, repeating: Self.tick)
+            }
+        }
+    }
+
+    /// Times out every exchange past its deadline; disarms the timer when none is in flight.
+    private func sweep() {
+        let now = ContinuousClock.now
+        let expired = registry.withLock { r -> [Exchange] in
+            if r.exchanges.isEmpty {
+                r.armed = false
+                r.timer?.schedule(deadline: .distantFuture, repeating: .never)
+                return []
+            }
+            return r.exchanges.values.filter { $0.deadline <= now }
+        }
+        for exchange in expired { exchange.timeOut() }
+    }
+
+    private func exchange(_ task: URLSessionTask) -> Exchange? { registry.withLock { $0.exchanges[task.taskIdentifier] } }
 
     func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
         exchange(dataTask)?.append(data)
@@ -145,7 +194,7 @@ private final class SessionDelegate: NSObject, URLSessionDataDelegate, URLSessio
     }
 
     func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: (any Error)?) {
-        let exchange = exchanges.withLock { $0.removeValue(forKey: task.taskIdentifier) }
+        let exchange = registry.withLock { $0.exchanges.removeValue(forKey: task.taskIdentifier) }
         exchange?.complete(response: task.response as? HTTPURLResponse, error: error)
     }
 
@@ -210,36 +259,31 @@ private final class Exchange: Sendable {
         var body = Data()
         var file: URL?
         var fileFailed = false
-        var timer: DispatchSourceTimer?
     }
 
     private let task: URLSessionTask
+    /// When the whole exchange must have finished.
+    let deadline: ContinuousClock.Instant
     private let downloadDirectory: URL
     private let state = Mutex(State())
 
-    init(task: URLSessionTask, downloadDirectory: URL) {
+    init(task: URLSessionTask, deadline: ContinuousClock.Instant, downloadDirectory: URL) {
         self.task = task
+        self.deadline = deadline
         self.downloadDirectory = downloadDirectory
     }
 
-    func start(_ continuation: CheckedContinuation<HTTPResponse, any Error>, timeout: Duration) {
-        let seconds = timeout.timeInterval
-        let proceed = state.withLock { s -> Bool in
-            guard !s.cancelled else {
+    func start(_ continuation: CheckedContinuation<HTTPResponse, any Error>) {
+        let early = state.withLock { s -> (any Error)? in
+            if s.cancelled || s.timedOut {
                 s.phase = .finished
-                return false
+                return s.timedOut ? URLError(.timedOut) : CancellationError()
             }
             s.phase = .running(continuation)
-            // The timer never leaves the lock: created, armed and cancelled under it.
-            let timer = DispatchSource.makeTimerSource(queue: .global())
-            timer.schedule(deadline: .now() + seconds)
-            timer.setEventHandler { [weak self] in self?.timeOut() }
-            timer.resume()
-            s.timer = timer
-            return true
+            return nil
         }
-        guard proceed else {
-            continuation.resume(throwing: CancellationError())
+        if let early {
+            continuation.resume(throwing: early)
             return
         }
         task.resume()
@@ -254,11 +298,13 @@ private final class Exchange: Sendable {
         if running { task.cancel() }
     }
 
-    private func timeOut() {
+    /// Called by the session's sweep once the deadline has passed.
+    func timeOut() {
         let running = state.withLock { s -> Bool in
-            guard case .running = s.phase else { return false }
+            guard !s.timedOut else { return false }
             s.timedOut = true
-            return true
+            if case .running = s.phase { return true }
+            return false
         }
         if running { task.cancel() }
     }
@@ -283,8 +329,6 @@ private final class Exchange: Sendable {
     func complete(response: HTTPURLResponse?, error: (any Error)?) {
         let (continuation, result, leftover) = state.withLock {
             s -> (CheckedContinuation<HTTPResponse, any Error>?, Result<HTTPResponse, any Error>, URL?) in
-            s.timer?.cancel()
-            s.timer = nil
             guard case .running(let continuation) = s.phase else { return (nil, .failure(CancellationError()), s.file) }
             s.phase = .finished
             let body = s.body
