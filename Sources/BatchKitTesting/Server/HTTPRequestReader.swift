@@ -102,6 +102,8 @@ struct HTTPRequestHead {
 enum HTTPParseError: Error, Equatable {
     case malformed(String)
     case headTooLarge
+    /// The body is larger than ``HTTPRequestReader/maxBodyBytes``.
+    case bodyTooLarge
     case unsupportedTransferEncoding
     /// The peer closed the connection (or it failed) in the middle of a request.
     case connectionLost
@@ -110,6 +112,7 @@ enum HTTPParseError: Error, Equatable {
         switch self {
         case .malformed, .connectionLost: return 400
         case .headTooLarge: return 431
+        case .bodyTooLarge: return 413
         case .unsupportedTransferEncoding: return 501
         }
     }
@@ -120,6 +123,8 @@ enum HTTPParseError: Error, Equatable {
 /// Not `Sendable`: a reader is created, used and destroyed by its connection's thread alone.
 final class HTTPRequestReader {
     static let capacity = 64 * 1024
+    /// The largest body accepted (Gemini input files go up to 2 GB).
+    static let maxBodyBytes = 4 << 30
     let fd: Int32
     private let buffer: UnsafeMutableRawBufferPointer
     /// Unconsumed bytes are `buffer[start..<end]`.
@@ -188,6 +193,7 @@ final class HTTPRequestReader {
 
     /// Reads a body of known length straight into its final buffer.
     func readBody(length: Int) throws(HTTPParseError) -> Data {
+        guard length <= Self.maxBodyBytes else { throw .bodyTooLarge }
         var data = Data(count: length)
         let ok = data.withUnsafeMutableBytes { (dst: UnsafeMutableRawBufferPointer) -> Bool in
             let fromBuffer = min(length, available)
@@ -235,6 +241,7 @@ final class HTTPRequestReader {
                 while try !readLine().isEmpty {}  // trailer fields
                 return data
             }
+            guard size <= Self.maxBodyBytes - data.count else { throw .bodyTooLarge }
             data.reserveCapacity(data.count + size)
             var remaining = size
             while remaining > 0 {
