@@ -15,7 +15,7 @@ func runEmulatorBenchmark() async throws {
     let transportCount = benchOption("sessions", env: "BENCH_SESSIONS").flatMap(Int.init) ?? 1
     let transports = (0..<max(1, transportCount)).map { _ in URLSessionTransport() }
     let url = server.baseURL.appendingPathComponent("v1/chat/completions")
-    note("emulator benchmark: \(concurrency) clients for \(seconds) s against \(server.baseURL.absoluteString)")
+    chatter("emulator benchmark: \(concurrency) clients for \(seconds) s against \(server.baseURL.absoluteString)")
 
     func request(_ n: Int) -> HTTPRequest {
         let body = #"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi \#(n)"}],"max_tokens":16}"#
@@ -51,22 +51,21 @@ func runEmulatorBenchmark() async throws {
         for try await counts in group { total.merge(counts, uniquingKeysWith: +) }
         return total
     }
-    let elapsed = (clock.now - start)
-    let elapsedSeconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    let elapsedSeconds = (clock.now - start).seconds
     await server.shutdown()
 
     let ok = statuses[200] ?? 0
     let all = statuses.values.reduce(0, +)
-    note("statuses: \(statuses.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))"
+    chatter("statuses: \(statuses.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))"
         + String(format: "; all statuses %.0f req/s; peak RSS %.0f MB", Double(all) / elapsedSeconds, peakRSSMegabytes()))
     // Until the OpenAI chat route is in the build every answer is a 404: measure those instead
     // of reporting zero, and say so.
     let counted = ok > 0 ? ok : all
-    if ok == 0 { note("warning: no 200 answers (OpenAI chat route missing?): counting every status") }
+    if ok == 0 { chatter("warning: no 200 answers (OpenAI chat route missing?): counting every status") }
     printJSONLine([
         "scenario": "emulator",
-        "requests_per_second": rounded(Double(counted) / elapsedSeconds),
+        "requests_per_second": .double((Double(counted) / elapsedSeconds * 10).rounded() / 10),
         "requests": .int(counted),
-        "seconds": rounded(elapsedSeconds, 2),
+        "seconds": .double(round3(elapsedSeconds)),
     ])
 }

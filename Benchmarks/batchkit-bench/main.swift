@@ -1,21 +1,25 @@
 import Foundation
 
-// batchkit-bench SCENARIO: runs one scenario and prints one JSON line on stdout (chatter on
-// stderr). Add a scenario as a file with one `func run...Benchmark() async throws` and a case here.
+// batchkit-bench [SCENARIO...]: runs the named scenarios (all of them when none is named); each
+// prints one JSON line on stdout, chatter goes to stderr. Add a scenario as a file with one
+// `func run...Benchmark() async` and a case here.
 
-let scenarios = ["emulator"]
-let scenario = CommandLine.arguments.count > 1 ? CommandLine.arguments[1] : ""
-
-do {
-    switch scenario {
+let scenarios = ["executor", "memory", "emulator"]
+let wanted = CommandLine.arguments.count > 1
+    ? Array(CommandLine.arguments.dropFirst().prefix { !$0.hasPrefix("--") }) : scenarios
+for name in wanted {
+    switch name {
+    case "executor": await runExecutorBenchmark()
+    case "memory": await runMemoryBenchmark()
     case "emulator":
-        try await runEmulatorBenchmark()
+        do {
+            try await runEmulatorBenchmark()
+        } catch {
+            FileHandle.standardError.write(Data("emulator benchmark failed: \(error)\n".utf8))
+            exit(1)
+        }
     default:
-        FileHandle.standardError.write(
-            Data("batchkit-bench: unknown scenario '\(scenario)' (one of: \(scenarios.joined(separator: ", ")))\n".utf8))
+        FileHandle.standardError.write(Data("unknown scenario \(name); known: \(scenarios.joined(separator: ", "))\n".utf8))
         exit(2)
     }
-} catch {
-    FileHandle.standardError.write(Data("batchkit-bench \(scenario): \(error)\n".utf8))
-    exit(1)
 }
