@@ -42,6 +42,8 @@ public struct AnthropicBatchBackend: BatchBackend, CustomStringConvertible {
     /// the same process report such answers with finish reason `stop`. A final class holding a
     /// `Mutex`, so the struct stays `Sendable` and copies share it.
     let forcedTools: ForcedTools
+    /// Batches asked for per list page (Anthropic allows up to 1,000). Tests make it small.
+    var listPageSize = 1000
 
     final class ForcedTools: Sendable {
         let names = Mutex<[String: String]>([:])
@@ -163,7 +165,7 @@ public struct AnthropicBatchBackend: BatchBackend, CustomStringConvertible {
         var jobs: [BatchJob] = []
         var after: String?
         while jobs.count < limit {
-            var query = [("limit", String(min(1000, max(1, limit - jobs.count))))]
+            var query = [("limit", String(min(listPageSize, max(1, limit - jobs.count))))]
             if let after { query.append(("after_id", after)) }
             let (json, _) = try await connection.json("GET", connection.url("/v1/messages/batches", query: query))
             guard let data = json["data"]?.arrayValue else {
