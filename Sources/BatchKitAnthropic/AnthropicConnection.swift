@@ -76,7 +76,8 @@ struct AnthropicConnection: Sendable {
         headers["x-api-key"] = apiKey.value
         headers["anthropic-version"] = version
         if body != nil { headers["content-type"] = "application/json" }
-        headers["accept"] = "application/json"
+        // The results download is JSONL; the SDK asks for it as `application/binary`.
+        headers["accept"] = downloadsToFile ? "application/binary" : "application/json"
         if let customID { headers["x-client-request-id"] = customID }
         for f in extraHeaders { headers[f.name] = f.value }
         let request = HTTPRequest(

@@ -157,6 +157,7 @@ import Testing
         f.clock.advance(by: wait)
         #expect(try await client.send(chat("r-3")).text != nil)
         #expect(f.emulator.rateLimitedCount == 2)
+        #expect(f.emulator.modelRequestCount == 5)
     }
 
     @Test func resetConnectionIsARetryableNetworkError() async throws {

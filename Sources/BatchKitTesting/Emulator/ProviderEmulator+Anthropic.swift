@@ -79,7 +79,10 @@ extension ProviderEmulator {
         }
         let estimate = Self.anthropicPromptTokens(params) + (params["max_tokens"]?.intValue ?? 0)
         let decision = admit(key: key, provider: .anthropic, tokens: estimate)
-        guard decision.allowed else { return rateLimitedResponse(decision, provider: .anthropic) }
+        guard decision.allowed else {
+            shared.withLock { $0.modelRequests += 1 }  // a 429 is an answered model call too
+            return rateLimitedResponse(decision, provider: .anthropic)
+        }
         await modelCall()
         let message = Self.anthropicAnswer(params: params, messageID: newID("msg_01", hexDigits: 22), serviceTier: "standard")
         var headers = rateLimitHeaders(decision, provider: .anthropic)
