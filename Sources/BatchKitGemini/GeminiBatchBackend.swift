@@ -30,6 +30,8 @@ public struct GeminiBatchBackend: BatchBackend, CustomStringConvertible {
     /// Jobs whose inline create body would reach this many bytes go through an uploaded file
     /// instead (Gemini: inline bodies must stay under 20 MB). Tests lower it to force the file path.
     public var inlineByteLimit: Int
+    /// Jobs asked for per `list` page (tests lower it to exercise paging).
+    var listPageSize = 100
     let http: GeminiHTTP
 
     /// - Parameters:
@@ -348,7 +350,7 @@ public struct GeminiBatchBackend: BatchBackend, CustomStringConvertible {
         var jobs: [BatchJob] = []
         var token: String?
         repeat {
-            var query = [("pageSize", String(min(100, max(1, limit - jobs.count))))]
+            var query = [("pageSize", String(min(listPageSize, max(1, limit - jobs.count))))]
             if let token { query.append(("pageToken", token)) }
             let page = try await http.sendJSON("GET", http.url("batches", query: query))
             for op in page["operations"]?.arrayValue ?? [] where jobs.count < limit {
