@@ -308,7 +308,8 @@ extension ProviderEmulator {
         var ops: [JSONValue] = []
         for b in page {
             let snapshot = geminiSnapshot(b)
-            let output = geminiOutput(b.id, snapshot: snapshot)
+            // Inline results are left out of lists: do not build them.
+            let output = b.inputFile == nil ? nil : geminiOutput(b.id, snapshot: snapshot)
             let current = geminiState.withLock { $0.batches[b.id] } ?? b
             ops.append(geminiOperation(current, snapshot: snapshot, output: output, includeOutput: false))
         }
