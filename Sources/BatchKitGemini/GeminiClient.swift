@@ -6,7 +6,8 @@ import Foundation
 /// Chat goes to `POST /{version}/models/{model}:generateContent`; embeddings to
 /// `:batchEmbedContents` (all inputs of a request in one call, vectors in input order). The key
 /// travels in the `x-goog-api-key` header, never in the URL, and never appears in an error or a
-/// description. Each call carries `x-client-request-id: <custom id>`. Gemini sends no rate-limit
+/// description. Each call carries `x-client-request-id: <custom id>` (when the id is a valid
+/// header value: visible ASCII, at most 256 bytes). Gemini sends no rate-limit
 /// headers; a 429's `RetryInfo.retryDelay` becomes ``BatchError/retryAfter``.
 ///
 /// ```swift
@@ -67,8 +68,9 @@ public struct GeminiClient: ModelClient, CustomStringConvertible {
             try validate(request)
             throw BatchError.validation("unreachable", field: "body")
         }
-        let response = try await http.send(
-            "POST", http.url(path), body: .data(body.serialized()), headers: ["x-client-request-id": request.id])
+        // The custom id travels as `x-client-request-id` when it is a valid header value.
+        let headers: HTTPHeaders = GeminiHTTP.isHeaderSafe(request.id) ? ["x-client-request-id": request.id] : [:]
+        let response = try await http.send("POST", http.url(path), body: .data(body.serialized()), headers: headers)
         let json = try GeminiHTTP.parse(response.body)
         if let expected { return try GeminiWire.parseBatchEmbedContentsResponse(json, expected: expected) }
         return try GeminiWire.parseGenerateContentResponse(json)

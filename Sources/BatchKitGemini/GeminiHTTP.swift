@@ -31,13 +31,25 @@ struct GeminiHTTP: Sendable {
 
     /// `{base}/{prefix}{version}/{path}`, e.g. prefix `upload/` or `download/`.
     func url(prefix: String, _ path: String, query: [(String, String)] = []) -> URL {
-        var s = base + "/" + prefix + apiVersion + "/" + path
+        let encoded = path.addingPercentEncoding(withAllowedCharacters: Self.pathAllowed) ?? path
+        var s = base + "/" + prefix + apiVersion + "/" + encoded
         if !query.isEmpty {
             var c = URLComponents()
             c.queryItems = query.map { URLQueryItem(name: $0.0, value: $0.1) }
             s += "?" + (c.percentEncodedQuery ?? "")
         }
         return URL(string: s)!
+    }
+
+    static let pathAllowed: CharacterSet = {
+        var c = CharacterSet.urlPathAllowed
+        c.remove(charactersIn: "?#%")
+        return c
+    }()
+
+    /// Whether a custom id can travel as a header value (visible ASCII, no line breaks).
+    static func isHeaderSafe(_ s: String) -> Bool {
+        !s.isEmpty && s.utf8.count <= 256 && s.utf8.allSatisfy { $0 >= 0x20 && $0 < 0x7F }
     }
 
     /// Headers of an authenticated call.

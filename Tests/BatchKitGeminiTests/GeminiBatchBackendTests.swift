@@ -283,3 +283,20 @@ func chats(_ n: Int, prefix: String = "req") -> [BatchRequest] {
         #expect(f.transport.requests.allSatisfy { !$0.url.absoluteString.contains(secret) && !$0.description.contains(secret) })
     }
 }
+
+@Suite struct GeminiBatchScaleTests {
+    @Test(arguments: [false, true])
+    func thousandsOfItems(_ viaFile: Bool) async throws {
+        let f = GeminiBatchFixture(inlineByteLimit: viaFile ? 10 : nil)
+        let requests = chats(3_000)
+        let job = try await f.backend.submit(try f.encode(requests), metadata: [:])
+        let done = try await f.backend.status(of: job.id)
+        #expect(done.status == .completed && done.succeededCount == 3_000)
+        var seen = Set<String>()
+        try await f.backend.results(of: done) { r in
+            #expect(r.isSuccess)
+            seen.insert(r.id)
+        }
+        #expect(seen.count == 3_000)
+    }
+}

@@ -193,6 +193,18 @@ func failure(_ body: () async throws -> Void) async -> BatchError? {
         #expect(e.message.contains("<redacted>"))
     }
 
+    @Test func oddModelNamesAndIDsAreSafe() async throws {
+        let seen = Mutex<[HTTPRequest]>([])
+        let client = GeminiClient(apiKey: "k", transport: ClosureTransport { request in
+            seen.withLock { $0.append(request) }
+            return HTTPResponse(status: 200, body: Data(#"{"candidates":[{"content":{"parts":[{"text":"ok"}]},"finishReason":"STOP"}]}"#.utf8))
+        })
+        _ = try await client.send(chat("line\nbreak", "x", model: "my model?v=1"))
+        let request = try #require(seen.withLock { $0.first })
+        #expect(request.url.absoluteString == "https://generativelanguage.googleapis.com/v1beta/models/my%20model%3Fv=1:generateContent")
+        #expect(request.headers["x-client-request-id"] == nil)
+    }
+
     @Test func missingKeyFailsBeforeSending() async throws {
         let sent = SentCounter()
         let client = GeminiClient(apiKey: "", transport: ClosureTransport { _ in
