@@ -205,6 +205,28 @@ func failure(_ body: () async throws -> Void) async -> BatchError? {
         #expect(request.headers["x-client-request-id"] == nil)
     }
 
+    @Test func timeoutsAndConnectionFailuresAreRetryable() async throws {
+        for (error, code) in [(URLError(.timedOut), BatchError.Code.timeout), (URLError(.cannotConnectToHost), .network)] {
+            let client = GeminiClient(apiKey: "k", transport: ClosureTransport { _ in throw error })
+            let e = try #require(await failure { _ = try await client.send(chat("a", "x")) })
+            #expect(e.code == code)
+            #expect(e.isRetryable)
+        }
+    }
+
+    @Test func keyFromTheEnvironment() async throws {
+        let seen = Mutex<String?>(nil)
+        setenv("GEMINI_API_KEY", "env-key-1", 1)
+        defer { unsetenv("GEMINI_API_KEY") }
+        let client = GeminiClient(transport: ClosureTransport { request in
+            seen.withLock { $0 = request.headers["x-goog-api-key"] }
+            return HTTPResponse(status: 200, body: Data(#"{"candidates":[{"content":{"parts":[{"text":"ok"}]}}]}"#.utf8))
+        })
+        #expect(try await client.send(chat("a", "x")).text == "ok")
+        #expect(seen.withLock { $0 } == "env-key-1")
+        #expect(!client.description.contains("env-key-1"))
+    }
+
     @Test func missingKeyFailsBeforeSending() async throws {
         let sent = SentCounter()
         let client = GeminiClient(apiKey: "", transport: ClosureTransport { _ in
