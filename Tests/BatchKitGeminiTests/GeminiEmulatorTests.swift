@@ -68,6 +68,8 @@ struct GeminiRawHTTP {
         #expect(items[0]["response"]?["candidates"]?[0]?["finishReason"] == "MAX_TOKENS")  // snake_case config honoured
         #expect(items[1]["response"]?["usageMetadata"]?["promptTokenCount"]?.intValue != nil)
         #expect(done["metadata"]?["output"]?["inlinedResponses"] == response["inlinedResponses"])
+        // A finished batch reads the same every time.
+        #expect(try await w.call("GET", "\(prefix)/\(name)").json?["response"] == response)
 
         // The list leaves inline results out.
         let list = try #require(try await w.call("GET", "\(prefix)/batches?pageSize=10").json)

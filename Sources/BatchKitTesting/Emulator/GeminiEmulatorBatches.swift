@@ -52,6 +52,8 @@ struct GeminiEmulatedBatch {
     var malformedLines: Int
     /// The generated result file, once written.
     var resultsFile: String?
+    /// The inline output, once built (so every read shows the same answers).
+    var inlineOutput: JSONValue?
 }
 
 /// The state of a batch at one instant.
@@ -129,7 +131,7 @@ extension ProviderEmulator {
             id: id, kind: kind, model: model, displayName: displayName, version: r.path.contains("/v1beta/") ? "v1beta" : "v1",
             inputFile: fileName.map { $0.hasPrefix("files/") ? $0 : "files/" + $0 }, items: items,
             priority: Self.gField(batch, "priority")?.intValue ?? 0, created: created, cancelled: nil,
-            errorOnly: fault == .errorFileOnly, malformedLines: malformed, resultsFile: nil)
+            errorOnly: fault == .errorFileOnly, malformedLines: malformed, resultsFile: nil, inlineOutput: nil)
         geminiState.withLock { s in
             s.batches[id] = b
             s.batchOrder.append(id)
@@ -214,6 +216,7 @@ extension ProviderEmulator {
         guard snapshot.isTerminal, snapshot.state != "BATCH_STATE_EXPIRED" else { return nil }
         guard let b = geminiState.withLock({ $0.batches[id] }) else { return nil }
         if b.inputFile == nil {
+            if let cached = b.inlineOutput { return cached }
             var list: [JSONValue] = []
             list.reserveCapacity(b.items.count)
             for i in b.items.indices {
@@ -222,7 +225,11 @@ extension ProviderEmulator {
                 if let m = b.items[i].metadata, m.objectValue?.isEmpty == false { o["metadata"] = m }
                 list.append(.object(o))
             }
-            return ["inlinedResponses": ["inlinedResponses": .array(list)]]
+            let output: JSONValue = ["inlinedResponses": ["inlinedResponses": .array(list)]]
+            geminiState.withLock { s in
+                if s.batches[id] != nil, s.batches[id]?.inlineOutput == nil { s.batches[id]?.inlineOutput = output }
+            }
+            return geminiState.withLock { $0.batches[id]?.inlineOutput } ?? output
         }
         let fileID = "batch-" + b.id
         if b.resultsFile == nil {
