@@ -108,6 +108,31 @@ private func lines(_ url: URL) throws -> [String] {
         }
     }
 
+    @Test func linesAcrossReadChunksAndAVeryLongLine() throws {
+        let url = temporaryJournalURL()
+        defer { try? FileManager.default.removeItem(at: url) }
+        let filler = String(repeating: "w", count: 900)
+        do {
+            let journal = try Journal(url: url)
+            for i in 0..<2_500 { try journal.append(success("n\(i)", text: filler)) }
+            try journal.append(success("huge", text: String(repeating: "h", count: 2_500_000)))  // > 2 read chunks
+            try journal.append(success("after"))
+        }
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int)
+        #expect(size > 5_000_000)
+        // Cut the file in the middle of the long line's successor and reopen.
+        let handle = try FileHandle(forWritingTo: url)
+        try handle.truncate(atOffset: UInt64(size - 20))
+        try handle.close()
+        let journal = try Journal(url: url)
+        #expect(journal.repair != nil)
+        #expect(journal.count == 2_501)
+        #expect(journal.isFinished("n0") && journal.isFinished("n2499") && journal.isFinished("huge"))
+        #expect(!journal.isFinished("after"))
+        #expect(try journal.result(for: "huge")?.response?.text?.count == 2_500_000)
+        #expect(try journal.result(for: "n1234")?.response?.text == filler)
+    }
+
     @Test func failedIDsCountAsFinishedWithoutRetryFailed() throws {
         let url = temporaryJournalURL()
         defer { try? FileManager.default.removeItem(at: url) }

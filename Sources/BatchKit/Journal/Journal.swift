@@ -80,6 +80,9 @@ public final class Journal: Sendable {
         var fd: Int32
         var size: Int
         var entries: [String: Entry]
+        /// Model names, shared by all entries naming them (a long name is otherwise one heap
+        /// allocation per entry).
+        var models: Set<String>
         var skipped: Int = 0
     }
 
@@ -123,7 +126,7 @@ public final class Journal: Sendable {
                 repair = Repair(line: scan.lastLine, removedBytes: 0, reason: "the last line had no newline")
             }
             self.repair = repair
-            self.state = Mutex(State(fd: fd, size: size, entries: scan.entries))
+            self.state = Mutex(State(fd: fd, size: size, entries: scan.entries, models: scan.models))
         } catch {
             _ = posixClose(fd)
             throw error
@@ -185,15 +188,20 @@ public final class Journal: Sendable {
 
     /// The last recorded result of `id`, read back from the file.
     public func result(for id: String) throws(BatchError) -> BatchResult? {
-        let found: (Int32, Entry)? = state.withLock { s in s.entries[id].map { (s.fd, $0) } }
-        guard let (fd, entry) = found else { return nil }
-        guard fd >= 0 else { throw BatchError(.io, "\(url.path): the journal is closed") }
-        var bytes = [UInt8](repeating: 0, count: entry.length)
-        let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress, entry.length, off_t(entry.offset)) }
-        guard n == entry.length else { throw Journal.ioError(url.path, "cannot read", errno) }
+        let path = url.path
+        // Read under the lock so `close()` cannot close the descriptor in the middle.
+        let bytes: [UInt8]? = try state.withLock { (s: inout State) throws(BatchError) -> [UInt8]? in
+            guard let entry = s.entries[id] else { return nil }
+            guard s.fd >= 0 else { throw BatchError(.io, "\(path): the journal is closed") }
+            var bytes = [UInt8](repeating: 0, count: entry.length)
+            let n = bytes.withUnsafeMutableBytes { pread(s.fd, $0.baseAddress, entry.length, off_t(entry.offset)) }
+            guard n == entry.length else { throw Journal.ioError(path, "cannot read", errno) }
+            return bytes
+        }
+        guard let bytes else { return nil }
         let value: JSONValue
         do { value = try JSONValue(parsing: bytes[...]) } catch {
-            throw .validation("\(url.path): the line of \"\(id)\" is no longer valid JSON")
+            throw .validation("\(path): the line of \"\(id)\" is no longer valid JSON")
         }
         return try BatchResult(openAIOutputLine: value)
     }
@@ -241,7 +249,8 @@ public final class Journal: Sendable {
                 guard rc == 0 else { throw Journal.ioError(path, "cannot sync", errno) }
             }
             s.entries[result.id] = Entry(
-                isSuccess: isSuccess, usage: result.usage, model: model, route: result.route, offset: s.size,
+                isSuccess: isSuccess, usage: result.usage, model: model.map { s.models.insert($0).memberAfterInsert },
+                route: result.route, offset: s.size,
                 length: length)
             s.size += line.count
         }
@@ -251,6 +260,7 @@ public final class Journal: Sendable {
 
     private struct Scan {
         var entries: [String: Entry] = [:]
+        var models: Set<String> = []
         /// End of the last good line, newline included.
         var goodEnd = 0
         var fileSize = 0
@@ -286,7 +296,8 @@ public final class Journal: Sendable {
             let reason: String
             do {
                 let value = try JSONValue(parsing: content)
-                let (id, entry) = try summarize(value, offset: start, length: bytes.count)
+                var (id, entry) = try summarize(value, offset: start, length: bytes.count)
+                entry.model = entry.model.map { scan.models.insert($0).memberAfterInsert }
                 scan.entries[id] = entry
                 scan.lastLine = lineNumber
                 if terminated {
@@ -314,15 +325,15 @@ public final class Journal: Sendable {
             }
             if n == 0 { eof = true; break }
             fileOffset += n
+            // Only the new bytes can hold newlines: the carried-over tail of a long line was
+            // searched already.
+            var i = buffer.count
             buffer.append(contentsOf: chunk[0..<n])
             var lineStart = 0
-            var i = 0
-            while i < buffer.count {
-                if buffer[i] == 0x0A {
-                    try handle(buffer[lineStart..<i], start: bufferStart + lineStart, terminated: true)
-                    lineStart = i + 1
-                }
-                i += 1
+            while let newline = buffer[i...].firstIndex(of: 0x0A) {
+                try handle(buffer[lineStart..<newline], start: bufferStart + lineStart, terminated: true)
+                lineStart = newline + 1
+                i = lineStart
             }
             buffer.removeFirst(lineStart)
             bufferStart += lineStart
