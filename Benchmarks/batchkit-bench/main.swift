@@ -1,1 +1,13 @@
-print("{}")
+import Foundation
+
+let scenarios = ["executor", "memory"]
+let wanted = CommandLine.arguments.count > 1 ? Array(CommandLine.arguments.dropFirst()) : scenarios
+for name in wanted {
+    switch name {
+    case "executor": await runExecutorBenchmark()
+    case "memory": await runMemoryBenchmark()
+    default:
+        FileHandle.standardError.write(Data("unknown scenario \(name); known: \(scenarios.joined(separator: ", "))\n".utf8))
+        exit(2)
+    }
+}

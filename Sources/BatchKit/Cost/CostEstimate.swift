@@ -35,6 +35,9 @@ public struct CostEstimate: Sendable, Hashable {
         public var usage: Usage { Usage(inputTokens: inputTokens, outputTokens: outputTokens) }
     }
 
+    /// The output guess for chat requests that set no maximum.
+    public static let defaultOutputTokens = 256
+
     private var perModel: [String: ModelEstimate] = [:]
 
     /// An empty estimate, to ``add(_:prices:defaultOutputTokens:)`` requests to.
@@ -61,7 +64,7 @@ public struct CostEstimate: Sendable, Hashable {
     ///
     /// - Parameter defaultOutputTokens: the output guess for chat requests without a maximum.
     public mutating func add(
-        _ request: BatchRequest, prices: PriceTable, defaultOutputTokens: Int = TokenEstimator.defaultOutputTokens
+        _ request: BatchRequest, prices: PriceTable, defaultOutputTokens: Int = CostEstimate.defaultOutputTokens
     ) {
         let model = request.model ?? "(no model)"
         let input = TokenEstimator.inputTokens(request)
@@ -78,7 +81,7 @@ public struct CostEstimate: Sendable, Hashable {
     /// Estimates `requests` (iterated once, never held).
     public static func estimate(
         _ requests: some Sequence<BatchRequest>, prices: PriceTable,
-        defaultOutputTokens: Int = TokenEstimator.defaultOutputTokens
+        defaultOutputTokens: Int = CostEstimate.defaultOutputTokens
     ) -> CostEstimate {
         var estimate = CostEstimate()
         for request in requests { estimate.add(request, prices: prices, defaultOutputTokens: defaultOutputTokens) }

@@ -67,7 +67,11 @@ public struct BatchError: Error, Sendable, CustomStringConvertible {
     /// Whether trying again may succeed.
     public var isRetryable: Bool
     /// Rate-limit state reported with the failure (429 headers), if any.
-    public var rateLimit: RateLimitInfo?
+    public var rateLimit: RateLimitInfo? {
+        get { rateLimitBox?.value }
+        set { rateLimitBox = newValue.map(RateLimitBox.init) }
+    }
+    var rateLimitBox: RateLimitBox?
 
     public init(
         _ code: Code, _ message: String, httpStatus: Int? = nil, providerType: String? = nil, field: String? = nil,
@@ -80,7 +84,7 @@ public struct BatchError: Error, Sendable, CustomStringConvertible {
         self.field = field
         self.retryAfter = retryAfter
         self.isRetryable = isRetryable ?? code.isRetryableByDefault
-        self.rateLimit = rateLimit
+        self.rateLimitBox = rateLimit.map(RateLimitBox.init)
     }
 
     public var description: String {

@@ -31,7 +31,12 @@ public struct ModelResponse: Sendable, Hashable {
     public var raw: JSONValue
     /// Rate-limit state the server reported with this answer, if any. `ConcurrentProcessor` uses
     /// it to tighten its buckets before it would earn a 429.
-    public var rateLimit: RateLimitInfo?
+    public var rateLimit: RateLimitInfo? {
+        get { rateLimitBox?.value }
+        set { rateLimitBox = newValue.map(RateLimitBox.init) }
+    }
+    /// Boxed so that results stay small to copy through the event pipeline.
+    var rateLimitBox: RateLimitBox?
 
     public init(
         text: String? = nil, embeddings: [[Float]]? = nil, finishReason: FinishReason? = nil,
@@ -43,6 +48,14 @@ public struct ModelResponse: Sendable, Hashable {
         self.usage = usage
         self.model = model
         self.raw = raw
-        self.rateLimit = rateLimit
+        self.rateLimitBox = rateLimit.map(RateLimitBox.init)
     }
+}
+
+/// Immutable storage for a ``RateLimitInfo`` shared by copies of a response or error.
+final class RateLimitBox: Sendable, Hashable {
+    let value: RateLimitInfo
+    init(_ value: RateLimitInfo) { self.value = value }
+    static func == (a: RateLimitBox, b: RateLimitBox) -> Bool { a.value == b.value }
+    func hash(into h: inout Hasher) { h.combine(value) }
 }

@@ -14,6 +14,9 @@ struct RingBuffer<Element> {
         count += 1
     }
 
+    /// The oldest element, without removing it.
+    var first: Element? { count > 0 ? storage[head] : nil }
+
     mutating func popFirst() -> Element? {
         guard count > 0 else { return nil }
         let e = storage[head]

@@ -1,0 +1,431 @@
+import Foundation
+import Synchronization
+
+/// Runs requests against a real-time ``ModelClient`` with bounded concurrency, token-bucket rate
+/// limits, retries and backpressure.
+///
+/// ```swift
+/// let processor = ConcurrentProcessor(
+///     client: OpenAIClient(apiKey: key),
+///     configuration: .init(maxConcurrency: 64, requestsPerMinute: 3_000, tokensPerMinute: 1_000_000))
+/// for await event in processor.processAsync(requests) { ... }
+/// ```
+///
+/// - Requests are pulled lazily: a million-line input is never in memory, and the input is never
+///   read much further ahead than what runs.
+/// - At most `maxConcurrency` requests are in flight; with adaptive concurrency (the default) the
+///   limit halves on 429/529/503 and grows back by one per success.
+/// - Each start is admitted through the ``RateLimiter``: requests/minute and tokens/minute, the
+///   token estimate being prompt size + max output tokens, corrected by the real usage. Rate-limit
+///   headers the server sends tighten the buckets, and teach them limits that were not configured.
+/// - A 429 pauses every new start until its retry-after; retryable failures are retried with capped
+///   exponential backoff and full jitter (``RetryPolicy``), each retry announced by `.retrying`.
+/// - Time comes from the injected clock: tests use `ManualClock` and never sleep.
+public struct ConcurrentProcessor<C: Clock>: Processor where C.Duration == Duration {
+    /// How the processor runs.
+    public struct Configuration: Sendable {
+        /// Most requests in flight at once.
+        public var maxConcurrency: Int
+        public var requestsPerMinute: Int?
+        public var tokensPerMinute: Int?
+        /// Input-token limit, for providers that meter input and output apart (Anthropic).
+        public var inputTokensPerMinute: Int?
+        public var outputTokensPerMinute: Int?
+        /// How many seconds' worth of budget a bucket holds (and starts with).
+        public var rateLimitBurst: Duration
+        /// Whether limits the server reports in its headers are adopted when none were configured.
+        public var learnsRateLimits: Bool
+        /// Halve concurrency on throttling, grow back on success.
+        public var adaptiveConcurrency: Bool
+        public var retry: RetryPolicy
+        /// Time allowed for one attempt; `nil` (the default) for none. The provider clients have
+        /// their own transport timeout; set this for clients that might hang.
+        public var timeout: Duration?
+        /// Output tokens assumed for a chat request without `maxTokens`, for the token estimate.
+        public var defaultMaxOutputTokens: Int
+        /// Events that may wait for the consumer before new work stops starting.
+        public var eventBufferSize: Int
+        /// How often `.progress` is sent.
+        public var progressInterval: Duration
+        /// Prices for cost in progress and summary; `nil` for no cost.
+        public var priceTable: PriceTable?
+        /// Turns errors the client throws that are not ``BatchError``s into ones.
+        public var classifyError: (@Sendable (any Error) -> BatchError)?
+        /// When a request whose id was already seen in this run fails validation instead of running.
+        public var duplicateIDCheck: DuplicateIDCheck
+
+        public init(
+            maxConcurrency: Int = 16, requestsPerMinute: Int? = nil, tokensPerMinute: Int? = nil,
+            inputTokensPerMinute: Int? = nil, outputTokensPerMinute: Int? = nil, rateLimitBurst: Duration = .seconds(1),
+            learnsRateLimits: Bool = true, adaptiveConcurrency: Bool = true, retry: RetryPolicy = RetryPolicy(),
+            timeout: Duration? = nil, defaultMaxOutputTokens: Int = 256, eventBufferSize: Int = 64,
+            progressInterval: Duration = .milliseconds(500), priceTable: PriceTable? = nil,
+            classifyError: (@Sendable (any Error) -> BatchError)? = nil, duplicateIDCheck: DuplicateIDCheck = .automatic
+        ) {
+            self.maxConcurrency = max(1, maxConcurrency)
+            self.requestsPerMinute = requestsPerMinute
+            self.tokensPerMinute = tokensPerMinute
+            self.inputTokensPerMinute = inputTokensPerMinute
+            self.outputTokensPerMinute = outputTokensPerMinute
+            self.rateLimitBurst = rateLimitBurst
+            self.learnsRateLimits = learnsRateLimits
+            self.adaptiveConcurrency = adaptiveConcurrency
+            self.retry = retry
+            self.timeout = timeout
+            self.defaultMaxOutputTokens = defaultMaxOutputTokens
+            self.eventBufferSize = max(1, eventBufferSize)
+            self.progressInterval = progressInterval
+            self.priceTable = priceTable
+            self.classifyError = classifyError
+            self.duplicateIDCheck = duplicateIDCheck
+        }
+    }
+
+    public let client: any ModelClient
+    public let configuration: Configuration
+    let clock: C
+
+    /// A processor on a given clock (tests pass a `ManualClock`).
+    public init(client: any ModelClient, configuration: Configuration = Configuration(), clock: C) {
+        self.client = client
+        self.configuration = configuration
+        self.clock = clock
+    }
+
+    public func processAsync(_ requests: some AsyncSequence<BatchRequest, Never> & Sendable) -> BatchEventStream {
+        let run = ConcurrentRun(client: client, configuration: configuration, clock: clock)
+        let total = (requests as? ArrayAsyncSequence<BatchRequest>)?.count
+        let checksIDs: Bool
+        switch configuration.duplicateIDCheck {
+        case .always: checksIDs = true
+        case .never: checksIDs = false
+        case .automatic: checksIDs = total != nil
+        }
+        return BatchEventStream(bufferSize: configuration.eventBufferSize) { sink in
+            await run.run(requests, total: total, checksIDs: checksIDs, sink: sink)
+        }
+    }
+}
+
+extension ConcurrentProcessor where C == ContinuousClock {
+    /// A processor on the continuous clock.
+    public init(client: any ModelClient, configuration: Configuration = Configuration()) {
+        self.init(client: client, configuration: configuration, clock: ContinuousClock())
+    }
+}
+
+/// When ``ConcurrentProcessor`` checks request ids for duplicates.
+///
+/// Remembering every id costs memory in proportion to the run (about 16 bytes per request for
+/// the 64-bit fingerprints kept). An array input is in memory anyway, so it is always checked; a
+/// lazily pulled sequence is how unbounded streams run in constant memory, so by default it is
+/// not — ask for `.always` if yours may repeat ids.
+public enum DuplicateIDCheck: Sendable, Hashable {
+    /// Check array inputs; trust lazily pulled sequences (the default).
+    case automatic
+    /// Check every input.
+    case always
+    /// Check nothing.
+    case never
+}
+
+/// What a child task reports back to the run loop.
+struct ChildOutcome: Sendable {
+    var result: BatchResult
+    var model: String?
+    var retries: Int
+    var rateLimited: Int
+}
+
+/// The state of one run. The counters live in the run loop (one task); what children share is
+/// behind the rate limiter's and the adaptive limit's own locks.
+final class ConcurrentRun<C: Clock>: Sendable where C.Duration == Duration {
+    let client: any ModelClient
+    let configuration: ConcurrentProcessor<C>.Configuration
+    let clock: C
+    let limiter: RateLimiter<C>
+    let adaptive: AdaptiveConcurrency
+    let rng: Mutex<UInt64>
+    /// Deadlines of attempts, when a timeout is configured.
+    let timeouts: TimeoutScheduler<C>?
+
+    init(client: any ModelClient, configuration: ConcurrentProcessor<C>.Configuration, clock: C) {
+        self.client = client
+        self.configuration = configuration
+        self.clock = clock
+        self.limiter = RateLimiter(
+            limits: .init(
+                requestsPerMinute: configuration.requestsPerMinute, tokensPerMinute: configuration.tokensPerMinute,
+                inputTokensPerMinute: configuration.inputTokensPerMinute, outputTokensPerMinute: configuration.outputTokensPerMinute),
+            burst: configuration.rateLimitBurst, learnsFromServer: configuration.learnsRateLimits, clock: clock)
+        self.adaptive = AdaptiveConcurrency(maximum: configuration.maxConcurrency, adapts: configuration.adaptiveConcurrency)
+        self.rng = Mutex(UInt64.random(in: 1...UInt64.max))
+        self.timeouts = configuration.timeout.map { TimeoutScheduler(timeout: $0, clock: clock) }
+    }
+
+    func random() -> Double {
+        rng.withLock { s in
+            s &+= 0x9E37_79B9_7F4A_7C15
+            var z = s
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return Double((z ^ (z >> 31)) >> 11) / Double(1 << 53)
+        }
+    }
+
+    /// The run: `maxConcurrency` workers in a task group, each pulling the next request from the
+    /// shared input when the concurrency gate lets it, running it (with retries), and emitting its
+    /// item. A worker holds its slot until its item is accepted by the event stream, so a slow
+    /// consumer stops new work from starting (backpressure). Workers rather than a task per
+    /// request: the executor's own cost per request is what the throughput benchmark measures.
+    func run<S: AsyncSequence & Sendable>(_ requests: S, total: Int?, checksIDs: Bool, sink: EventSink) async -> BatchRunOutcome
+    where S.Element == BatchRequest, S.Failure == Never {
+        let start = clock.now
+        let input = SharedInput(requests)
+        let book = RunBook(
+            total: total, firstProgress: configuration.progressInterval, priced: configuration.priceTable != nil, checksIDs: checksIDs)
+        let workers = configuration.maxConcurrency
+        await withTaskGroup(of: Bool.self) { group in
+            if let timeouts {
+                group.addTask {
+                    await timeouts.run()
+                    return false
+                }
+            }
+            for _ in 0..<workers {
+                group.addTask {
+                    await self.work(input: input, book: book, sink: sink, start: start)
+                    return true
+                }
+            }
+            var running = workers
+            for await isWorker in group where isWorker {
+                running -= 1
+                if running == 0 {
+                    timeouts?.stop()
+                    group.cancelAll()
+                }
+            }
+        }
+        if book.isStopped || Task.isCancelled { return .failed(.cancelled("the run was cancelled")) }
+        return .completed(book.summary(duration: start.duration(to: clock.now)))
+    }
+
+    /// One worker's loop.
+    func work<S: AsyncSequence & Sendable>(input: SharedInput<S>, book: RunBook, sink: EventSink, start: C.Instant) async
+    where S.Element == BatchRequest, S.Failure == Never {
+        while true {
+            guard await adaptive.acquire() else { return }
+            defer { adaptive.release() }
+            if book.isStopped || Task.isCancelled { return }
+            guard let request = await input.next() else { return }
+            let result: BatchResult
+            if let invalid = validate(request, book: book) {
+                result = invalid
+            } else {
+                book.started()
+                let outcome = await execute(request, sink: sink)
+                result = outcome.result
+                book.retried(outcome.retries, rateLimited: outcome.rateLimited)
+            }
+            let progress = book.finished(
+                result, cost: price(result, model: request.model), elapsed: start.duration(to: clock.now),
+                interval: configuration.progressInterval)
+            if let progress { sink.offer(.progress(progress)) }
+            if !(await sink.emit(.item(result))) {
+                book.stop()
+                return
+            }
+        }
+    }
+
+    /// The cost of a result, `nil` when it has usage the price table cannot price.
+    func price(_ r: BatchResult, model: String?) -> Double? {
+        guard let table = configuration.priceTable else { return nil }
+        if r.usage == .zero { return 0 }
+        return r.response?.model.flatMap { table.cost(of: r.usage, model: $0) } ?? model.flatMap { table.cost(of: r.usage, model: $0) }
+    }
+
+    /// Duplicate ids and what the client cannot express fail before anything is sent.
+    func validate(_ request: BatchRequest, book: RunBook) -> BatchResult? {
+        if request.id.isEmpty {
+            return BatchResult(id: request.id, outcome: .failure(.validation("the request id is empty", field: "id")), attempts: 0, route: .none)
+        }
+        if !book.firstSight(of: request.id) {
+            return BatchResult(
+                id: request.id, outcome: .failure(.validation("duplicate id \"\(request.id)\": ids must be unique within a run", field: "id")),
+                attempts: 0, route: .none)
+        }
+        do {
+            try client.validate(request)
+        } catch {
+            return BatchResult(id: request.id, outcome: .failure(error), attempts: 0, route: .none)
+        }
+        return nil
+    }
+
+    /// One request, with its retries.
+    func execute(_ request: BatchRequest, sink: EventSink) async -> ChildOutcome {
+        let input = TokenEstimator.inputTokens(request)
+        let cost = RateLimiter<C>.Cost(
+            requests: 1, inputTokens: input, outputTokens: TokenEstimator.outputTokens(request, default: configuration.defaultMaxOutputTokens))
+        let started = clock.now
+        var attempt = 0
+        var rateLimited = 0
+        while true {
+            attempt += 1
+            do {
+                try await limiter.acquire(cost)
+            } catch {
+                return finish(request, .failure(.cancelled()), attempt: attempt - 1, started: started, rateLimited: rateLimited)
+            }
+            let error: BatchError
+            do {
+                let response = try await send(request)
+                limiter.settle(estimated: cost, actualInput: response.usage.inputTokens, actualOutput: response.usage.outputTokens)
+                if let info = response.rateLimit { limiter.observe(info) }
+                adaptive.recordSuccess()
+                return finish(request, .success(response), attempt: attempt, started: started, rateLimited: rateLimited)
+            } catch let e {
+                error = classify(e)
+            }
+            if error.code == .cancelled || Task.isCancelled {
+                limiter.refund(cost)
+                return finish(request, .failure(.cancelled()), attempt: attempt, started: started, rateLimited: rateLimited)
+            }
+            if let info = error.rateLimit { limiter.observe(info) }
+            switch error.code {
+            case .rateLimited:
+                rateLimited += 1
+                // The server did no work: the tokens were not spent.
+                limiter.settle(estimated: cost, actualInput: 0, actualOutput: 0)
+                limiter.pause(for: error.retryAfter ?? configuration.retry.baseDelay)
+                adaptive.recordThrottle()
+            case .overloaded:
+                adaptive.recordThrottle()
+            default:
+                adaptive.recordCompletion()
+            }
+            guard let delay = configuration.retry.delay(afterAttempt: attempt, error: error, random: random) else {
+                return finish(request, .failure(error), attempt: attempt, started: started, rateLimited: rateLimited)
+            }
+            await sink.emit(.retrying(id: request.id, attempt: attempt, delay: delay, error: error))
+            do {
+                try await clock.sleep(until: clock.now.advanced(by: delay), tolerance: nil)
+            } catch {
+                return finish(request, .failure(.cancelled()), attempt: attempt, started: started, rateLimited: rateLimited)
+            }
+        }
+    }
+
+    func finish(_ request: BatchRequest, _ outcome: Result<ModelResponse, BatchError>, attempt: Int, started: C.Instant, rateLimited: Int) -> ChildOutcome {
+        ChildOutcome(
+            result: BatchResult(id: request.id, outcome: outcome, attempts: attempt, latency: started.duration(to: clock.now), route: attempt > 0 ? .realtime : .none),
+            model: request.model, retries: max(0, attempt - 1), rateLimited: rateLimited)
+    }
+
+    /// One attempt, bounded by the timeout.
+    func send(_ request: BatchRequest) async throws -> ModelResponse {
+        guard let timeouts else { return try await client.send(request) }
+        let client = self.client
+        return try await withThrowingTaskGroup(of: ModelResponse?.self) { group in
+            group.addTask { try await client.send(request) }
+            group.addTask {
+                _ = await timeouts.waitForTimeout()
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let response = first else {
+                throw BatchError(.timeout, "no answer within \(timeouts.timeout)")
+            }
+            return response
+        }
+    }
+
+    func classify(_ error: any Error) -> BatchError {
+        if let e = error as? BatchError { return e }
+        if error is CancellationError { return .cancelled() }
+        if let c = configuration.classifyError { return c(error) }
+        return BatchError(wrapping: error)
+    }
+}
+
+/// The shared books of a run: totals, ids seen, progress timing.
+final class RunBook: Sendable {
+    private struct State {
+        var total: Int?
+        var succeeded = 0
+        var failed = 0
+        var inFlight = 0
+        var usage = Usage.zero
+        var cost: Double = 0
+        var costKnown = true
+        var retries = 0
+        var rateLimited = 0
+        /// 64-bit fingerprints (per-process seeded SipHash) of the ids seen: a quarter of the
+        /// memory of the strings; two different ids collide with odds of about 1 in 10^7 per
+        /// million-request run... squared: n²/2^65, 2.7e-8 for a million ids.
+        var seen = Set<Int>()
+        var nextProgress: Duration
+        var stopped = false
+    }
+
+    private let state: Mutex<State>
+    private let priced: Bool
+    private let checksIDs: Bool
+
+    init(total: Int?, firstProgress: Duration, priced: Bool, checksIDs: Bool) {
+        state = Mutex(State(total: total, nextProgress: firstProgress))
+        self.priced = priced
+        self.checksIDs = checksIDs
+    }
+
+    /// Whether the consumer went away.
+    var isStopped: Bool { state.withLock { $0.stopped } }
+    func stop() { state.withLock { $0.stopped = true } }
+
+    /// `true` the first time an id is seen in this run.
+    func firstSight(of id: String) -> Bool {
+        guard checksIDs else { return true }
+        let fingerprint = id.hashValue
+        return state.withLock { $0.seen.insert(fingerprint).inserted }
+    }
+
+    func started() { state.withLock { $0.inFlight += 1 } }
+
+    func retried(_ retries: Int, rateLimited: Int) {
+        guard retries > 0 || rateLimited > 0 else { return }
+        state.withLock { s in
+            s.retries += retries
+            s.rateLimited += rateLimited
+        }
+    }
+
+    /// Counts a finished request (`cost` is `nil` when it could not be priced); returns a progress
+    /// report when one is due at `elapsed`.
+    func finished(_ r: BatchResult, cost: Double?, elapsed: Duration, interval: Duration) -> BatchProgress? {
+        state.withLock { s -> BatchProgress? in
+            if r.attempts > 0 { s.inFlight -= 1 }
+            if r.isSuccess { s.succeeded += 1 } else { s.failed += 1 }
+            s.usage += r.usage
+            if let cost { s.cost += cost } else if r.usage != .zero { s.costKnown = false }
+            guard elapsed >= s.nextProgress else { return nil }
+            s.nextProgress = elapsed + interval
+            let done = s.succeeded + s.failed
+            let rate = elapsed > .zero ? Double(done) / elapsed.seconds : 0
+            var eta: Duration?
+            if let total = s.total, rate > 0 { eta = .seconds(Double(max(0, total - done)) / rate) }
+            return BatchProgress(
+                succeeded: s.succeeded, failed: s.failed, inFlight: s.inFlight, total: s.total, usage: s.usage,
+                cost: priced && s.costKnown ? s.cost : nil, requestsPerSecond: rate, eta: eta, elapsed: elapsed)
+        }
+    }
+
+    func summary(duration: Duration) -> BatchSummary {
+        state.withLock { s in
+            BatchSummary(
+                succeeded: s.succeeded, failed: s.failed, usage: s.usage, cost: priced && s.costKnown ? s.cost : nil,
+                duration: duration, retries: s.retries, rateLimited: s.rateLimited)
+        }
+    }
+}
