@@ -357,6 +357,56 @@ private func lines(_ url: URL) throws -> [String] {
     }
 }
 
+@Suite struct JournalConcurrentTests {
+    @Test func concurrentProcessorResumesEachIDExactlyOnce() async throws {
+        let url = temporaryJournalURL()
+        defer { try? FileManager.default.removeItem(at: url) }
+        let ids = (0..<300).map { "c\($0)" }
+        let requests = ids.map(chat)
+        let configuration = ConcurrentProcessor<ContinuousClock>.Configuration(maxConcurrency: 8, retry: RetryPolicy(maxAttempts: 1))
+
+        // First run: stopped by the consumer after 100 items (as a crash would stop it).
+        let first = CallCounter()
+        do {
+            let journal = try Journal(url: url)
+            let processor = ConcurrentProcessor(client: echoClient(first, failing: ["c5"]), configuration: configuration)
+                .journaled(journal)
+            var items = 0
+            for await event in processor.processAsync(requests) {
+                if case .item(let result) = event {
+                    #expect(try fileText(url).contains(#""custom_id":"\#(result.id)""#))
+                    items += 1
+                    if items == 100 { break }
+                }
+            }
+            #expect(journal.count >= 100)
+            // The cancelled run may still be winding down and holding the journal: release the
+            // file lock now rather than when the last reference goes.
+            journal.close()
+        }
+
+        // Second run: finishes the rest. Journaled successes are never sent again; the failed id is.
+        let second = CallCounter()
+        let journal = try Journal(url: url)
+        let done = journal.finishedIDs
+        #expect(!done.contains("c5"))
+        let processor = ConcurrentProcessor(client: echoClient(second), configuration: configuration).journaled(journal)
+        let response = try await processor.process(requests)
+        #expect(response.results.count == 300 - done.count)
+        #expect(second.total == 300 - done.count)
+        #expect(done.allSatisfy { second.count($0) == 0 })
+        #expect(second.count("c5") == 1)
+        #expect(journal.skippedCount == done.count)
+
+        // Every id exactly once in the journal's view, all succeeded.
+        let results = try journal.results()
+        #expect(results.count == 300)
+        #expect(Set(results.map(\.id)) == Set(ids))
+        #expect(results.allSatisfy { $0.isSuccess })
+        #expect(journal.totals.succeeded == 300)
+    }
+}
+
 @Suite struct OutputLineTests {
     @Test func successRoundTrip() throws {
         let original = success("s1", text: "hello", input: 7, output: 3)
