@@ -4,6 +4,7 @@ import Foundation
 enum BatchKitTool {
     /// Every subcommand; add new ones here.
     static let subcommands: [any Subcommand.Type] = [
+        RunCommand.self,
         EmulatorCommand.self,
     ]
 
