@@ -64,10 +64,10 @@ struct ProviderOptions: Sendable {
     static let optionNames: Set<String> = ["provider", "base-url", "api-key-env"]
 
     static let helpText = """
-          --provider P        openai (default), anthropic or gemini
-          --base-url URL      API base (OpenAI: including /v1; a bare host gets /v1 added)
-          --api-key-env NAME  read the key from NAME instead of OPENAI_API_KEY /
-                              ANTHROPIC_API_KEY / GEMINI_API_KEY
+          --provider P         openai (default), anthropic or gemini
+          --base-url URL       API base (OpenAI: including /v1; a bare host gets /v1 added)
+          --api-key-env NAME   read the key from NAME instead of OPENAI_API_KEY /
+                               ANTHROPIC_API_KEY / GEMINI_API_KEY
         """
 
     let provider: ProviderName

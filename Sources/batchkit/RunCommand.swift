@@ -36,7 +36,8 @@ enum RunCommand: Subcommand {
           --poll-interval D    native: first wait between status polls (default 10s)
           --prices FILE        JSON price table merged over the built-in prices
           --retry-failed       run again the ids whose last result in OUT.jsonl failed
-          --progress-interval D  between progress lines when stderr is not a terminal (default 5s)
+          --progress-interval D
+                               between progress lines when stderr is not a terminal (default 5s)
 
         Durations: 250ms, 90s, 30m, 2h, 1d. Exit status: 0 when every request succeeded, 3 when the
         run finished but some requests failed, 1 on an error, 2 on a usage mistake.

@@ -5,6 +5,12 @@ enum BatchKitTool {
     /// Every subcommand; add new ones here.
     static let subcommands: [any Subcommand.Type] = [
         RunCommand.self,
+        SubmitCommand.self,
+        StatusCommand.self,
+        ResultsCommand.self,
+        CancelCommand.self,
+        ListCommand.self,
+        EstimateCommand.self,
         EmulatorCommand.self,
     ]
 
