@@ -2,12 +2,17 @@ import BatchKit
 import Foundation
 
 extension RunCommand {
-    /// `--mode hybrid`: a native batch first, real time for what is unfinished at the deadline.
+    /// `--mode hybrid`: a native batch first; at the deadline the remote jobs are cancelled, what
+    /// finished is kept and the rest runs in real time. Journaled like the other modes.
     static func runHybrid(
         native: NativeBatchProcessor<ContinuousClock>, provider: ProviderOptions, deadline: Duration, concurrency: Int,
         rpm: Int?, tpm: Int?, prices: PriceTable, journal: Journal, requests: BatchRequestFileReader.Requests,
         stats: inout RunStats, display: ProgressDisplay, model: String?
     ) async throws -> BatchError? {
-        throw CommandFailure("--mode hybrid is not available yet in this build (HybridProcessor has not landed); use --mode native or realtime")
+        let realtime = ConcurrentProcessor(
+            client: provider.client(),
+            configuration: .init(maxConcurrency: concurrency, requestsPerMinute: rpm, tokensPerMinute: tpm, priceTable: prices))
+        let hybrid = HybridProcessor(batch: native, realtime: realtime, deadline: deadline, priceTable: prices)
+        return await drain(hybrid.journaled(journal).processAsync(requests), stats: &stats, display: display, model: model)
     }
 }

@@ -139,9 +139,25 @@ enum RunCommand: Subcommand {
                     "batchkit run: re-attaching to \(unfinished.count) job(s) of an earlier run: "
                         + unfinished.map(\.id).joined(separator: ", "))
                 let expecting = Dictionary(unfinished.map { ($0.id, $0.customIDs) }, uniquingKeysWith: { a, _ in a })
-                failure = await drainAttached(
-                    native.attach(unfinished.map(\.id), expecting: expecting), journal: journal, stats: &stats,
-                    display: display, model: defaultModel)
+                if mode == .native {
+                    failure = await drainAttached(
+                        native.attach(unfinished.map(\.id), expecting: expecting), journal: journal, keepFailures: true,
+                        stats: &stats, display: display, model: defaultModel)
+                } else {
+                    // Hybrid: wait for the old jobs no longer than the deadline, keep only what
+                    // succeeded; the rest runs again below (batch first, then real time).
+                    var config = native.configuration
+                    config.maxWait = deadline ?? .seconds(3600)
+                    config.resubmit = .none
+                    let collector = NativeBatchProcessor(backend: native.backend, configuration: config)
+                    if let e = await drainAttached(
+                        collector.attach(unfinished.map(\.id), expecting: expecting), journal: journal, keepFailures: false,
+                        stats: &stats, display: display, model: defaultModel)
+                    {
+                        printError("batchkit run: \(e.message); cancelling the earlier jobs and running the rest again")
+                        for entry in unfinished { _ = try? await collector.cancel(entry.id) }
+                    }
+                }
             }
             if failure == nil {
                 if mode == .native {
@@ -204,13 +220,17 @@ enum RunCommand: Subcommand {
     }
 
     /// Consumes `attach` events, recording in the journal each result it does not hold yet.
+    ///
+    /// - Parameter keepFailures: record failed results too (native), or only successes (hybrid:
+    ///   the others run again).
     static func drainAttached(
-        _ stream: BatchEventStream, journal: Journal, stats: inout RunStats, display: ProgressDisplay, model: String?
+        _ stream: BatchEventStream, journal: Journal, keepFailures: Bool, stats: inout RunStats, display: ProgressDisplay,
+        model: String?
     ) async -> BatchError? {
         for await event in stream {
             switch event {
             case .item(let result):
-                guard journal.entry(for: result.id) == nil else { continue }
+                guard journal.entry(for: result.id) == nil, keepFailures || result.isSuccess else { continue }
                 do throws(BatchError) { try journal.append(result) } catch { return error }
                 stats.record(event, defaultModel: model)
             case .failed(let e):

@@ -147,6 +147,30 @@ func withEmulator<T>(
         }
     }
 
+    @Test func hybridRunKeepsBatchResultsAndRunsTheRestInRealTime() async throws {
+        let dir = try TempDir()
+        let total = 40
+        try dir.write("in.jsonl", Fixtures.chatLines(total))
+        // The batch takes 6 s of real time and the deadline is 3 s: about half finishes in the batch.
+        try await withEmulator(EmulatorConfiguration(batchDuration: .seconds(6))) { emulator, url in
+            let child = try CLI.start(
+                ["run", "in.jsonl", "--output", "out.jsonl", "--mode", "hybrid", "--deadline", "3s", "--poll-interval", "100ms", "--base-url", url],
+                in: dir.url)
+            let result = await child.finish()
+            #expect(result.status == 0, "\(result.stderr)")
+            let lines = try Fixtures.outputLines(dir.file("out.jsonl"))
+            let ids = lines.compactMap { $0["custom_id"]?.stringValue }
+            #expect(ids.count == total && Set(ids).count == total)
+            let batchIDs = lines.filter { $0["batchkit"]?["route"]?.stringValue == "batch" }.compactMap { $0["custom_id"]?.stringValue }
+            let realtimeIDs = lines.filter { $0["batchkit"]?["route"]?.stringValue == "realtime" }.compactMap { $0["custom_id"]?.stringValue }
+            #expect(!batchIDs.isEmpty && !realtimeIDs.isEmpty)
+            #expect(batchIDs.count + realtimeIDs.count == total)
+            // Finished in the batch: never sent in real time. The rest: once in the batch, once in real time.
+            for id in batchIDs { #expect(emulator.sentCount(customID: id) == 1, "\(id)") }
+            for id in realtimeIDs { #expect(emulator.sentCount(customID: id) == 2, "\(id)") }
+        }
+    }
+
     @Test func shardsSplitDeterministicallyAndCoverTheInput() async throws {
         let dir = try TempDir()
         let total = 60

@@ -53,10 +53,12 @@ enum CLI {
 
     /// Starts `batchkit ARGS` in `directory`.
     static func start(
-        _ arguments: [String], in directory: URL, environment extra: [String: String] = ["OPENAI_API_KEY": "sk-cli-test-key-0001"]
+        _ arguments: [String], in directory: URL, environment extra: [String: String] = ["OPENAI_API_KEY": "sk-cli-test-key-0001"],
+        liveStderr: Bool = true
     ) throws -> RunningCLI {
         let binary = try #require(CLI.binary, "the batchkit executable was not found next to the test bundle; build it first")
-        return try RunningCLI(binary: binary, arguments: arguments, directory: directory, environment: environment(extra))
+        return try RunningCLI(
+            binary: binary, arguments: arguments, directory: directory, environment: environment(extra), liveStderr: liveStderr)
     }
 
     /// Runs `batchkit ARGS` to completion (killed after `timeout`, which fails the test).
@@ -64,19 +66,19 @@ enum CLI {
         _ arguments: [String], in directory: URL,
         environment extra: [String: String] = ["OPENAI_API_KEY": "sk-cli-test-key-0001"], timeout: Duration = .seconds(60)
     ) async throws -> CLIResult {
-        let child = try start(arguments, in: directory, environment: extra)
+        let child = try start(arguments, in: directory, environment: extra, liveStderr: false)
         return await child.finish(timeout: timeout)
     }
 }
 
-/// A running child process whose stdout and stderr are collected as they arrive.
+/// A running child process. stdout goes to a file; stderr to a file, or (when watched live) to a
+/// pipe drained by a thread doing blocking reads.
 final class RunningCLI: Sendable {
     /// `Process` is not `Sendable`; it is only touched here to start it, read its pid and wait
     /// (all thread-safe), and the rest of the state is in `Mutex`es.
     private struct ProcessBox: @unchecked Sendable { let process: Process }
 
     private struct State {
-        var stdout = Data()
         var stderr = Data()
         var status: Int32?
         var exitWaiters: [CheckedContinuation<Int32, Never>] = []
@@ -87,33 +89,52 @@ final class RunningCLI: Sendable {
 
     private let box: ProcessBox
     private let state = Mutex(State())
+    private let stdoutFile: URL
+    private let stderrFile: URL?
 
-    init(binary: URL, arguments: [String], directory: URL, environment: [String: String]) throws {
+    init(binary: URL, arguments: [String], directory: URL, environment: [String: String], liveStderr: Bool) throws {
         let process = Process()
         process.executableURL = binary
         process.arguments = arguments
         process.currentDirectoryURL = directory
         process.environment = environment
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
+        let id = UUID().uuidString
+        stdoutFile = FileManager.default.temporaryDirectory.appendingPathComponent("batchkit-out-\(id)")
+        _ = FileManager.default.createFile(atPath: stdoutFile.path, contents: nil)
+        process.standardOutput = try FileHandle(forWritingTo: stdoutFile)
         process.standardInput = FileHandle.nullDevice
+        var pipe: Pipe?
+        if liveStderr {
+            stderrFile = nil
+            pipe = Pipe()
+            process.standardError = pipe
+        } else {
+            let url = FileManager.default.temporaryDirectory.appendingPathComponent("batchkit-err-\(id)")
+            _ = FileManager.default.createFile(atPath: url.path, contents: nil)
+            stderrFile = url
+            process.standardError = try FileHandle(forWritingTo: url)
+        }
         box = ProcessBox(process: process)
-        out.fileHandleForReading.readabilityHandler = { [weak self] handle in
-            let data = handle.availableData
-            if data.isEmpty { handle.readabilityHandler = nil; return }
-            self?.state.withLock { $0.stdout.append(data) }
-        }
-        err.fileHandleForReading.readabilityHandler = { [weak self] handle in
-            let data = handle.availableData
-            if data.isEmpty { handle.readabilityHandler = nil }
-            self?.stderrArrived(data)
-        }
         process.terminationHandler = { [weak self] p in
             self?.exited(p.terminationStatus)
         }
         try process.run()
+        if let pipe {
+            try? pipe.fileHandleForWriting.close()
+            let fd = pipe.fileHandleForReading.fileDescriptor
+            let reader = pipe.fileHandleForReading
+            Thread.detachNewThread { [weak self] in
+                var buffer = [UInt8](repeating: 0, count: 4096)
+                while true {
+                    let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                    if n < 0, errno == EINTR { continue }
+                    if n <= 0 { break }
+                    self?.stderrArrived(Data(buffer[0..<n]))
+                }
+                self?.stderrArrived(Data())
+                _ = reader  // keep the descriptor open until the loop ends
+            }
+        }
     }
 
     var pid: Int32 { box.process.processIdentifier }
@@ -144,7 +165,7 @@ final class RunningCLI: Sendable {
     }
 
     /// Waits until a stderr line satisfies `predicate` (true), the child closes stderr, or
-    /// `timeout` passes (false).
+    /// `timeout` passes (false). Needs a child started with live stderr.
     func waitForStderrLine(timeout: Duration = .seconds(30), where predicate: @escaping @Sendable (String) -> Bool) async -> Bool {
         let id = state.withLock { s -> Int in s.nextWaiter += 1; return s.nextWaiter }
         return await withTaskGroup(of: Bool.self) { group in
@@ -172,12 +193,8 @@ final class RunningCLI: Sendable {
             }
             stale?.resume(returning: false)
             group.cancelAll()
-            return first && self.stderrMatches(predicate)
+            return first
         }
-    }
-
-    private func stderrMatches(_ predicate: (String) -> Bool) -> Bool {
-        state.withLock { s in String(decoding: s.stderr, as: UTF8.self).split(separator: "\n").map(String.init).contains(where: predicate) }
     }
 
     /// Sends SIGKILL.
@@ -193,19 +210,25 @@ final class RunningCLI: Sendable {
                 return nil
             }
             let first = await group.next() ?? nil
+            if first == nil {
+                Issue.record("batchkit did not finish within \(timeout); killed")
+                self.kill9()
+            }
             group.cancelAll()
             return first
         }
-        var final = status
-        if final == nil {
-            Issue.record("batchkit did not finish within \(timeout); killed")
-            kill9()
-            final = await exitStatus()
+        let final: Int32
+        if let status { final = status } else { final = await exitStatus() }
+        let out = (try? Data(contentsOf: stdoutFile)) ?? Data()
+        try? FileManager.default.removeItem(at: stdoutFile)
+        var err: Data
+        if let stderrFile {
+            err = (try? Data(contentsOf: stderrFile)) ?? Data()
+            try? FileManager.default.removeItem(at: stderrFile)
+        } else {
+            err = state.withLock { $0.stderr }
         }
-        // The pipes may deliver their last bytes just after the exit.
-        box.process.waitUntilExit()
-        let (out, err) = await drainedOutput()
-        return CLIResult(status: final ?? -1, stdout: out, stderr: err)
+        return CLIResult(status: final, stdout: String(decoding: out, as: UTF8.self), stderr: String(decoding: err, as: UTF8.self))
     }
 
     private func exitStatus() async -> Int32 {
@@ -217,15 +240,6 @@ final class RunningCLI: Sendable {
             }
             if let done { c.resume(returning: done) }
         }
-    }
-
-    /// stdout and stderr once stderr has closed (bounded: a second at most after the exit).
-    private func drainedOutput() async -> (String, String) {
-        for _ in 0..<1000 {
-            if state.withLock({ $0.stderrClosed }) { break }
-            await Task.yield()
-        }
-        return state.withLock { s in (String(decoding: s.stdout, as: UTF8.self), String(decoding: s.stderr, as: UTF8.self)) }
     }
 }
 
