@@ -57,7 +57,9 @@ enum DemoCommand: Subcommand {
         let client = OpenAIClient(
             apiKey: "sk-demo", baseURL: URL(string: "http://emulator.invalid/v1")!, transport: realtimeEmulator.transport)
         let realtime = ConcurrentProcessor(
-            client: client, configuration: .init(maxConcurrency: concurrency, requestsPerMinute: clientRPM, priceTable: prices))
+            client: client, configuration: .init(
+                maxConcurrency: concurrency, requestsPerMinute: clientRPM, retry: RetryPolicy(maxAttempts: 10),
+                priceTable: prices))
         printLine("1. real time: ConcurrentProcessor over OpenAIClient, \(concurrency) in flight; the emulator allows \(formatCount(rpm)) requests/minute and injects ~1% 500s and ~0.5% 529s")
         let first = await phase(realtime.processAsync(requests), total: count, prices: prices)
         printLine(report(first, emulator: realtimeEmulator, prices: prices, route: "real-time"))
@@ -95,8 +97,9 @@ enum DemoCommand: Subcommand {
         }
         printLine("")
         printLine("next: 'batchkit run INPUT.jsonl --output OUT.jsonl' with OPENAI_API_KEY set, or '--base-url' of 'batchkit emulator'")
-        let ok = first.failure == nil && second.failure == nil && first.stats.failed == 0 && second.stats.failed == 0
-        return ok ? 0 : 1
+        // Items that failed after every retry are part of what the demo shows; only a run that
+        // could not go on is a failure of the demo.
+        return first.failure == nil && second.failure == nil ? 0 : 1
     }
 
     struct Phase {
