@@ -173,6 +173,14 @@ enum RunCommand: Subcommand {
         display.finish(stats)
         let skipped = journal.skippedCount
         journal.close()
+        if arguments.flag("retry-failed") {
+            // Failed ids that ran again now have two lines; keep the last one of each.
+            do {
+                try await OutputCompaction.compact(outputURL)
+            } catch {
+                printError("batchkit run: \(outputPath): could not drop superseded lines: \(error)")
+            }
+        }
 
         if failure == nil, let e = readError.withLock({ $0 }) { failure = e }
         let duration = runStart.duration(to: .now)

@@ -50,6 +50,39 @@ func withEmulator<T>(
         }
     }
 
+    @Test func failedRequestsExitThreeAndRetryFailedRunsOnlyThem() async throws {
+        let dir = try TempDir()
+        try dir.write("in.jsonl", Fixtures.chatLines(20))
+        // The first three chat calls are rejected with a non-retryable 400.
+        let faults = [EmulatorFault(.status(400), on: .endpoint("/v1/chat/completions"), firstTimes: 3)]
+        try await withEmulator(EmulatorConfiguration(faults: faults)) { emulator, url in
+            let arguments = ["run", "in.jsonl", "--output", "out.jsonl", "--base-url", url, "--concurrency", "1"]
+            let first = try await CLI.run(arguments, in: dir.url)
+            #expect(first.status == 3, "\(first.stderr)")
+            #expect(first.stderr.contains("3 request(s) failed"))
+            let failed = try Fixtures.outputLines(dir.file("out.jsonl"))
+                .filter { $0["response"]?["status_code"]?.intValue == 400 }.compactMap { $0["custom_id"]?.stringValue }
+            #expect(failed.count == 3)
+            let succeeded = Set((0..<20).map { "r\($0)" }).subtracting(failed)
+
+            // A plain rerun keeps the failures (nothing is sent).
+            let calls = emulator.modelRequestCount
+            let plain = try await CLI.run(arguments, in: dir.url)
+            #expect(plain.status == 0, "\(plain.stderr)")
+            #expect(emulator.modelRequestCount == calls)
+
+            // --retry-failed sends only the failed ids, and leaves one line per id.
+            let retry = try await CLI.run(arguments + ["--retry-failed"], in: dir.url)
+            #expect(retry.status == 0, "\(retry.stderr)")
+            #expect(emulator.modelRequestCount == calls + 3)
+            let lines = try Fixtures.outputLines(dir.file("out.jsonl"))
+            #expect(lines.count == 20)
+            #expect(Set(lines.compactMap { $0["custom_id"]?.stringValue }).count == 20)
+            #expect(lines.allSatisfy { $0["response"]?["status_code"]?.intValue == 200 })
+            for id in succeeded { #expect(emulator.sentCount(customID: id) == 1, "\(id)") }
+        }
+    }
+
     @Test func modelOverrideReachesTheServer() async throws {
         let dir = try TempDir()
         try dir.write("in.jsonl", Fixtures.chatLines(3))
