@@ -83,6 +83,28 @@ func withEmulator<T>(
         }
     }
 
+    @Test(arguments: [
+        ("anthropic", "realtime", "claude-haiku-4-5"), ("anthropic", "native", "claude-haiku-4-5"),
+        ("gemini", "realtime", "gemini-2.5-flash"), ("gemini", "native", "gemini-2.5-flash"),
+    ])
+    func otherProvidersTranslateTheOpenAILines(_ provider: String, _ mode: String, _ model: String) async throws {
+        let dir = try TempDir()
+        try dir.write("in.jsonl", Fixtures.chatLines(12))
+        try await withEmulator { emulator, url in
+            let result = try await CLI.run(
+                [
+                    "run", "in.jsonl", "--output", "out.jsonl", "--provider", provider, "--mode", mode, "--model", model,
+                    "--poll-interval", "50ms", "--base-url", url,
+                ],
+                in: dir.url, environment: ["ANTHROPIC_API_KEY": "ak-test-0001", "GEMINI_API_KEY": "gk-test-0001"])
+            #expect(result.status == 0, "\(result.stderr)")
+            let ids = try Fixtures.outputIDs(dir.file("out.jsonl"))
+            #expect(ids.count == 12 && Set(ids).count == 12)
+            #expect(emulator.sentCounts.count == 12 && emulator.sentCounts.values.allSatisfy { $0 == 1 })
+            #expect(!result.stdout.contains("ak-test-0001") && !result.stderr.contains("gk-test-0001"))
+        }
+    }
+
     @Test func modelOverrideReachesTheServer() async throws {
         let dir = try TempDir()
         try dir.write("in.jsonl", Fixtures.chatLines(3))
