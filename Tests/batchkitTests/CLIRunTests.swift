@@ -206,11 +206,25 @@ func withEmulator<T>(
         let dir = try TempDir()
         let total = 40
         try dir.write("in.jsonl", Fixtures.chatLines(total))
-        // The batch takes 6 s of real time and the deadline is 3 s: about half finishes in the batch.
-        try await withEmulator(EmulatorConfiguration(batchDuration: .seconds(6))) { emulator, url in
+        // The batch takes 100 s of the emulator's manual clock. Once it is submitted the test moves
+        // the clock to the middle of it; at the (real) deadline the CLI cancels the job, and the
+        // server moves the clock past the cancellation's drain time, so the job ends cancelled
+        // with about half of its items finished.
+        let clock = ManualClock()
+        let emulator = ProviderEmulator(configuration: EmulatorConfiguration(batchDuration: .seconds(100)), clock: clock)
+        let server = try await EmulatorServer.start { request in
+            let response = await emulator.handle(request)
+            if request.method == "POST", request.path.hasSuffix("/cancel") { clock.advance(by: .seconds(11)) }
+            return response
+        }
+        do {
+            let url = server.baseURL.absoluteString
             let child = try CLI.start(
-                ["run", "in.jsonl", "--output", "out.jsonl", "--mode", "hybrid", "--deadline", "3s", "--poll-interval", "100ms", "--base-url", url],
+                ["run", "in.jsonl", "--output", "out.jsonl", "--mode", "hybrid", "--deadline", "5s", "--poll-interval", "100ms", "--base-url", url],
                 in: dir.url)
+            let submitted = await child.waitForStderrLine { $0.contains("submitted job batch_") }
+            #expect(submitted)
+            clock.advance(by: .seconds(50))
             let result = await child.finish()
             #expect(result.status == 0, "\(result.stderr)")
             let lines = try Fixtures.outputLines(dir.file("out.jsonl"))
@@ -224,6 +238,7 @@ func withEmulator<T>(
             for id in batchIDs { #expect(emulator.sentCount(customID: id) == 1, "\(id)") }
             for id in realtimeIDs { #expect(emulator.sentCount(customID: id) == 2, "\(id)") }
         }
+        await server.shutdown()
     }
 
     @Test func shardsSplitDeterministicallyAndCoverTheInput() async throws {
