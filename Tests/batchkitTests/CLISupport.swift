@@ -139,6 +139,9 @@ final class RunningCLI: Sendable {
 
     var pid: Int32 { box.process.processIdentifier }
 
+    /// What the child has written to a live stderr so far.
+    var stderrSoFar: String { state.withLock { String(decoding: $0.stderr, as: UTF8.self) } }
+
     private func stderrArrived(_ data: Data) {
         let ready: [(CheckedContinuation<Bool, Never>, Bool)] = state.withLock { s in
             if data.isEmpty { s.stderrClosed = true } else { s.stderr.append(data) }
