@@ -19,7 +19,7 @@ import Foundation
 /// **Job ids** are the operation names, `batches/<id>` (a bare `<id>` is accepted too).
 ///
 /// ```swift
-/// let backend = GeminiBatchBackend(transport: URLSessionTransport())   // key from GEMINI_API_KEY
+/// let backend = GeminiBatchBackend()                            // key from GEMINI_API_KEY, URLSession
 /// let job = try await backend.submit([try backend.encode(request)], metadata: [:])
 /// ```
 public struct GeminiBatchBackend: BatchBackend, CustomStringConvertible {
@@ -39,7 +39,7 @@ public struct GeminiBatchBackend: BatchBackend, CustomStringConvertible {
     ///   - baseURL: `https://generativelanguage.googleapis.com` (or an emulator's URL).
     ///   - apiVersion: `v1beta` (default) or `v1`.
     ///   - extraHeaders: added to every request.
-    ///   - transport: how requests are sent.
+    ///   - transport: how requests are sent (URLSession by default).
     ///   - timeout: per HTTP request (uploads and downloads included).
     ///   - limits: per-job limits the processor splits by.
     ///   - inlineByteLimit: see ``inlineByteLimit``.
@@ -48,7 +48,7 @@ public struct GeminiBatchBackend: BatchBackend, CustomStringConvertible {
         baseURL: URL = URL(string: "https://generativelanguage.googleapis.com")!,
         apiVersion: String = "v1beta",
         extraHeaders: HTTPHeaders = [:],
-        transport: any HTTPTransport,
+        transport: any HTTPTransport = URLSessionTransport(),
         timeout: Duration? = .seconds(600),
         limits: BatchLimits = BatchLimits(maxRequests: 100_000, maxBytes: 2_000_000_000 - (1 << 20)),
         inlineByteLimit: Int = 20_000_000 - (64 << 10)

@@ -11,7 +11,7 @@ import Foundation
 /// headers; a 429's `RetryInfo.retryDelay` becomes ``BatchError/retryAfter``.
 ///
 /// ```swift
-/// let client = GeminiClient(transport: URLSessionTransport())          // key from GEMINI_API_KEY
+/// let client = GeminiClient()                                   // key from GEMINI_API_KEY, URLSession
 /// let processor = ConcurrentProcessor(client: client, configuration: .init(maxConcurrency: 32))
 /// ```
 public struct GeminiClient: ModelClient, CustomStringConvertible {
@@ -22,14 +22,14 @@ public struct GeminiClient: ModelClient, CustomStringConvertible {
     ///   - baseURL: `https://generativelanguage.googleapis.com` (or an emulator's URL).
     ///   - apiVersion: the path version, `v1beta` (default) or `v1`.
     ///   - extraHeaders: added to every request.
-    ///   - transport: how requests are sent.
+    ///   - transport: how requests are sent (URLSession by default).
     ///   - timeout: per request; `nil` uses the transport's default.
     public init(
         apiKey: String? = nil,
         baseURL: URL = URL(string: "https://generativelanguage.googleapis.com")!,
         apiVersion: String = "v1beta",
         extraHeaders: HTTPHeaders = [:],
-        transport: any HTTPTransport,
+        transport: any HTTPTransport = URLSessionTransport(),
         timeout: Duration? = .seconds(600)
     ) {
         self.http = GeminiHTTP(
