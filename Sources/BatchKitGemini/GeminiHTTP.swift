@@ -70,7 +70,14 @@ struct GeminiHTTP: Sendable {
         _ method: String, _ url: URL, body: HTTPBody? = nil, json: Bool = true, authenticated: Bool = true,
         headers extra: HTTPHeaders = [:], downloadsToFile: Bool = false
     ) async throws -> HTTPResponse {
-        var h = authenticated ? try headers(json: json && body != nil) : extraHeaders
+        var h: HTTPHeaders
+        if authenticated {
+            h = try headers(json: json && body != nil)
+        } else {
+            // Unauthenticated calls (the resumable-upload URL) carry no credential at all, not
+            // even one a caller put among the extra headers.
+            h = HTTPHeaders(extraHeaders.fields.filter { !HTTPHeaders.sensitiveNames.contains($0.name.lowercased()) }.map { ($0.name, $0.value) })
+        }
         for f in extra { h[f.name] = f.value }
         let request = HTTPRequest(method: method, url: url, headers: h, body: body, timeout: timeout, downloadsToFile: downloadsToFile)
         let response: HTTPResponse
