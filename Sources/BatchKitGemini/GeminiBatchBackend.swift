@@ -22,7 +22,7 @@ import Foundation
 /// let backend = GeminiBatchBackend()                            // key from GEMINI_API_KEY, URLSession
 /// let job = try await backend.submit([try backend.encode(request)], metadata: [:])
 /// ```
-public struct GeminiBatchBackend: BatchBackend, CustomStringConvertible {
+public struct GeminiBatchBackend: BatchBackend, CustomStringConvertible, CustomReflectable {
     /// `gemini`.
     public let provider = "gemini"
     /// Limits of one job: by default 100,000 requests and just under 2 GB (the input-file cap).
@@ -59,6 +59,9 @@ public struct GeminiBatchBackend: BatchBackend, CustomStringConvertible {
         self.limits = limits
         self.inlineByteLimit = inlineByteLimit
     }
+
+    /// What `dump` and debuggers show: the base URL and version, never the key.
+    public var customMirror: Mirror { Mirror(self, children: ["http": http]) }
 
     /// The base URL and version; never the key.
     public var description: String { "GeminiBatchBackend(\(http.base)/\(http.apiVersion))" }

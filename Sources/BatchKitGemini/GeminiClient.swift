@@ -14,7 +14,7 @@ import Foundation
 /// let client = GeminiClient()                                   // key from GEMINI_API_KEY, URLSession
 /// let processor = ConcurrentProcessor(client: client, configuration: .init(maxConcurrency: 32))
 /// ```
-public struct GeminiClient: ModelClient, CustomStringConvertible {
+public struct GeminiClient: ModelClient, CustomStringConvertible, CustomReflectable {
     let http: GeminiHTTP
 
     /// - Parameters:
@@ -36,6 +36,9 @@ public struct GeminiClient: ModelClient, CustomStringConvertible {
             apiKey: apiKey, baseURL: baseURL, apiVersion: apiVersion, extraHeaders: extraHeaders, transport: transport,
             timeout: timeout)
     }
+
+    /// What `dump` and debuggers show: the base URL and version, never the key.
+    public var customMirror: Mirror { Mirror(self, children: ["http": http]) }
 
     /// The base URL and version; never the key.
     public var description: String { "GeminiClient(\(http.base)/\(http.apiVersion))" }

@@ -4,7 +4,7 @@ import Foundation
 /// The HTTP plumbing shared by ``GeminiClient`` and ``GeminiBatchBackend``: URLs, the
 /// `x-goog-api-key` header (never the `?key=` query), error translation, and redaction of the
 /// key from anything that could be printed.
-struct GeminiHTTP: Sendable {
+struct GeminiHTTP: Sendable, CustomReflectable {
     let apiKey: String?
     /// The base URL without a trailing slash.
     let base: String
@@ -113,6 +113,11 @@ struct GeminiHTTP: Sendable {
             // A cut or garbled body is a transport accident more often than a server bug.
             throw BatchError(.invalidResponse, "the Gemini answer is not valid JSON (\(error))", isRetryable: true)
         }
+    }
+
+    /// Mirrors (`dump`, debuggers) show where calls go, never the key.
+    var customMirror: Mirror {
+        Mirror(self, children: ["base": base, "apiVersion": apiVersion, "apiKey": apiKey == nil ? "<none>" : "<redacted>"])
     }
 
     func redact(_ e: BatchError) -> BatchError {

@@ -218,6 +218,11 @@ import Testing
         #expect(try await client.send(chat("a", "x")).text == "ok")
         #expect(seen.withLock { $0 } == "env-key-1")
         #expect(!client.description.contains("env-key-1"))
+        var dumped = ""
+        dump(client, to: &dumped)
+        dump(GeminiBatchProcessor(apiKey: "env-key-1", transport: ClosureTransport { _ in HTTPResponse(status: 500) }), to: &dumped)
+        #expect(!dumped.contains("env-key-1"))
+        #expect(dumped.contains("<redacted>"))
     }
 
     @Test func missingKeyFailsBeforeSending() async throws {
