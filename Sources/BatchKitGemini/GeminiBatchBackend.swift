@@ -287,9 +287,16 @@ public struct GeminiBatchBackend: BatchBackend, CustomStringConvertible, CustomR
 
     func downloadResults(file: String, handler: (BatchResult) async throws -> Void) async throws {
         let name = file.hasPrefix("files/") ? file : "files/" + file
-        let response = try await http.send(
-            "GET", http.url(prefix: "download/", name + ":download", query: [("alt", "media")]), json: false,
-            downloadsToFile: true)
+        let response: HTTPResponse
+        do {
+            // The guide's form; the python SDK uses the same path without `/download`.
+            response = try await http.send(
+                "GET", http.url(prefix: "download/", name + ":download", query: [("alt", "media")]), json: false,
+                downloadsToFile: true)
+        } catch let e as BatchError where e.code == .notFound {
+            response = try await http.send(
+                "GET", http.url(name + ":download", query: [("alt", "media")]), json: false, downloadsToFile: true)
+        }
         let url: URL
         if let f = response.bodyFile {
             url = f
@@ -342,9 +349,16 @@ public struct GeminiBatchBackend: BatchBackend, CustomStringConvertible, CustomR
 
     // MARK: - Cancel, list, delete
 
-    /// `POST batches/{id}:cancel`, then the job's state.
+    /// `POST batches/{id}:cancel`, then the job's state. Cancelling a job that has already ended
+    /// (refused with 400 `FAILED_PRECONDITION` by some deployments) returns its final state.
     public func cancel(jobID: String) async throws -> BatchJob {
-        _ = try await http.send("POST", http.url(Self.batchName(jobID) + ":cancel"), body: .data(Data("{}".utf8)))
+        do {
+            _ = try await http.send("POST", http.url(Self.batchName(jobID) + ":cancel"), body: .data(Data("{}".utf8)))
+        } catch let e as BatchError where e.code == .invalidRequest {
+            let job = try await status(of: jobID)
+            guard job.status.isTerminal else { throw e }
+            return job
+        }
         return try await status(of: jobID)
     }
 
@@ -356,8 +370,9 @@ public struct GeminiBatchBackend: BatchBackend, CustomStringConvertible, CustomR
             var query = [("pageSize", String(min(listPageSize, max(1, limit - jobs.count))))]
             if let token { query.append(("pageToken", token)) }
             let page = try await http.sendJSON("GET", http.url("batches", query: query))
+            // An entry that cannot be read is skipped rather than failing the whole list.
             for op in page["operations"]?.arrayValue ?? [] where jobs.count < limit {
-                jobs.append(try Self.job(from: op))
+                if let job = try? Self.job(from: op) { jobs.append(job) }
             }
             token = page["nextPageToken"]?.stringValue
             if token?.isEmpty == true { token = nil }

@@ -275,3 +275,70 @@ import Testing
         }
     }
 }
+
+/// The backend against scripted answers: shapes the emulator does not produce.
+@Suite struct GeminiBatchBackendScriptedTests {
+    static func backend(_ answer: @escaping @Sendable (HTTPRequest) -> HTTPResponse) -> GeminiBatchBackend {
+        GeminiBatchBackend(apiKey: "k", transport: ClosureTransport { answer($0) })
+    }
+
+    static func json(_ s: String, status: Int = 200) -> HTTPResponse { HTTPResponse(status: status, body: Data(s.utf8)) }
+
+    @Test func resultsFromTheResponseOnlyWithSDKStateNames() async throws {
+        let backend = Self.backend { _ in
+            Self.json("""
+                {"name":"batches/b1","metadata":{"name":"batches/b1","state":"JOB_STATE_SUCCEEDED","createTime":"2025-12-10T18:27:01.407650525Z",
+                 "batchStats":{"requestCount":"2","successfulRequestCount":"1","failedRequestCount":"1"}},
+                 "done":true,"response":{"inlinedResponses":{"inlinedResponses":[
+                   {"response":{"candidates":[{"content":{"parts":[{"text":"hi"}]},"finishReason":"STOP"}],"usageMetadata":{"promptTokenCount":3,"candidatesTokenCount":1}},"metadata":{"key":"a"}},
+                   {"error":{"code":3,"message":"Request contains an invalid argument."},"metadata":{"key":"b"}}]}}}
+                """)
+        }
+        let job = try await backend.status(of: "b1")
+        #expect(job.status == .completed && job.requestCount == 2 && job.succeededCount == 1 && job.failedCount == 1)
+        #expect(job.createdAt == RateLimitHeaderParsing.rfc3339("2025-12-10T18:27:01.407650525Z"))
+        var results: [String: BatchResult] = [:]
+        try await backend.results(of: job) { results[$0.id] = $0 }
+        #expect(results["a"]?.response?.text == "hi")
+        #expect(results["a"]?.usage == Usage(inputTokens: 3, outputTokens: 1).asBatch)
+        #expect(results["b"]?.error?.code == .invalidRequest)
+    }
+
+    @Test func downloadFallsBackToTheSDKPath() async throws {
+        let backend = Self.backend { request in
+            let path = request.url.path
+            if path.hasPrefix("/download/") { return Self.json(#"{"error":{"code":404,"message":"nope","status":"NOT_FOUND"}}"#, status: 404) }
+            if path.hasSuffix(":download") {
+                #expect(request.url.query == "alt=media")
+                return Self.json(#"{"key":"x","response":{"candidates":[{"content":{"parts":[{"text":"ok"}]},"finishReason":"STOP"}]}}"# + "\n")
+            }
+            return Self.json(#"{"name":"batches/b2","metadata":{"state":"BATCH_STATE_SUCCEEDED","output":{"responsesFile":"files/batch-b2"}},"done":true}"#)
+        }
+        var results: [BatchResult] = []
+        try await backend.results(of: try await backend.status(of: "batches/b2")) { results.append($0) }
+        #expect(results.map(\.id) == ["x"])
+        #expect(results.first?.response?.text == "ok")
+    }
+
+    @Test func cancellingAFinishedJobReturnsItsState() async throws {
+        let backend = Self.backend { request in
+            if request.url.path.hasSuffix(":cancel") {
+                return Self.json(#"{"error":{"code":400,"message":"Batch is already finished.","status":"FAILED_PRECONDITION"}}"#, status: 400)
+            }
+            return Self.json(#"{"name":"batches/b3","metadata":{"state":"BATCH_STATE_SUCCEEDED"},"done":true}"#)
+        }
+        #expect(try await backend.cancel(jobID: "batches/b3").status == .completed)
+    }
+
+    @Test func listSkipsUnreadableEntries() async throws {
+        let backend = Self.backend { _ in
+            Self.json(#"{"operations":[{"metadata":{"state":"BATCH_STATE_RUNNING"}},{"name":"batches/ok","metadata":{"state":"BATCH_STATE_RUNNING"}}]}"#)
+        }
+        #expect(try await backend.list(limit: 10).map(\.id) == ["batches/ok"])
+    }
+
+    @Test func salvagesKeysOfCutLines() {
+        #expect(GeminiBatchBackend.salvageKey(ArraySlice(Array(#"{"key":"req-\"7\"","response":{"cand"#.utf8))) == #"req-"7""#)
+        #expect(GeminiBatchBackend.salvageKey(ArraySlice(Array(#"{"response":{"cand"#.utf8))) == nil)
+    }
+}
