@@ -15,19 +15,27 @@ final class GeminiFlag: Sendable {
 
 /// Runs a stream to its end while a driver moves the manual clock to each sleeper's deadline
 /// (polls, progress ticks): batches age only as fast as the processor waits for them.
+///
+/// `holdUntilSubmitted` keeps time still until the consumer has seen a `.submitted` event, so a
+/// deadline cannot pass while the batch is still being created.
 func drive(
-    _ stream: BatchEventStream, clock: ManualClock, beforeAdvance: @escaping @Sendable () -> Void = {}
+    _ stream: BatchEventStream, clock: ManualClock, holdUntilSubmitted: Bool = false,
+    beforeAdvance: @escaping @Sendable () -> Void = {}
 ) async -> [BatchEvent] {
     let done = GeminiFlag()
+    let submitted = GeminiFlag()
     let driver = Task {
         while !done.isSet {
             beforeAdvance()
-            if clock.sleeperCount > 0 { _ = clock.advanceToNextDeadline() }
+            if clock.sleeperCount > 0, !holdUntilSubmitted || submitted.isSet { _ = clock.advanceToNextDeadline() }
             await Task.yield()
         }
     }
     var events: [BatchEvent] = []
-    for await e in stream { events.append(e) }
+    for await e in stream {
+        if case .submitted = e { submitted.set() }
+        events.append(e)
+    }
     done.set()
     await driver.value
     return events
@@ -118,9 +126,9 @@ func pollingConfiguration(
                 backend: f.backend, configuration: pollingConfiguration(resubmit: .failedAndExpired(maxRounds: 1)), clock: f.clock)
             let emulator = f.emulator
             // Once the expired items have been sent again, let batches run to completion.
-            let events = await drive(processor.processAsync(chats(6)), clock: f.clock) {
+            let events = await drive(processor.processAsync(chats(6)), clock: f.clock, beforeAdvance: {
                 if emulator.sentCount(customID: "req-0") >= 2 { emulator.update { $0.batchExpiry = nil } }
-            }
+            })
             let jobs = events.submittedJobs
             #expect(jobs.count == 2)
             let first = try await f.backend.status(of: jobs[0].id)
@@ -214,6 +222,33 @@ func pollingConfiguration(
             #expect(events.itemsByID.count == 3)
             #expect(events.items.allSatisfy { $0.error?.code == .server })
             #expect(events.summary?.failed == 3)
+        }
+    }
+}
+
+@Suite struct GeminiHybridTests {
+    @Test(arguments: Wire.allCases)
+    func deadlineMovesTheRestToRealTime(_ wire: Wire) async throws {
+        try await withBatch(wire, .init(batchDuration: .seconds(100))) { f in
+            let client = GeminiClient(apiKey: GeminiFixture.key, baseURL: f.harness.baseURL, transport: f.harness.transport)
+            let hybrid = HybridProcessor(
+                batch: NativeBatchProcessor(backend: f.backend, configuration: pollingConfiguration(), clock: f.clock),
+                realtime: ConcurrentProcessor(client: client, configuration: .init(maxConcurrency: 4), clock: f.clock),
+                deadline: .seconds(35), cancellationGrace: .seconds(30), clock: f.clock)
+            let requests = chats(10)
+            let events = await drive(hybrid.processAsync(requests), clock: f.clock, holdUntilSubmitted: true)
+            let items = events.itemsByID
+            #expect(items.count == 10)
+            #expect(items.values.allSatisfy { $0.isSuccess })
+            let viaBatch = items.values.filter { $0.route == .batch }
+            let viaRealtime = items.values.filter { $0.route == .realtime }
+            #expect(viaBatch.count >= 3 && !viaRealtime.isEmpty)
+            #expect(viaBatch.count + viaRealtime.count == 10)
+            // Finished in the batch: sent once. Missed the deadline: sent to the batch, then once in real time.
+            for r in viaBatch { #expect(f.emulator.sentCount(customID: r.id) == 1) }
+            for r in viaRealtime { #expect(f.emulator.sentCount(customID: r.id) == 2) }
+            let job = try #require(events.submittedJobs.first)
+            #expect(try await f.backend.status(of: job.id).status == .cancelled)
         }
     }
 }
