@@ -56,13 +56,27 @@ public struct HybridProcessor<C: Clock>: Processor where C.Duration == Duration 
         let all = collected
         let book = HybridBook(requests: all, priceTable: priceTable)
 
-        // Phase 1: the native batch, until it ends or the deadline passes.
+        // Submission is not raced against the deadline: a job created while its request is cut
+        // off would run unseen and be paid twice.
+        let report = await batch.submitReporting(all)
+        for job in report.jobs {
+            book.addJob(job.job)
+            if !(await sink.emit(.submitted(job.job))) { return .failed(.cancelled()) }
+        }
+        for (result, duplicate) in report.rejected {
+            if await !book.reportRejected(result, duplicate: duplicate, sink: sink) { return .failed(.cancelled()) }
+        }
+        // Chunks that could not be submitted simply stay pending: they run in real time.
+
+        // Phase 1: wait for the jobs until they end or the deadline passes.
         let batch = self.batch
         let clock = self.clock
         let deadline = self.deadline
-        let hitDeadline: Bool = await withTaskGroup(of: Bool?.self) { group in
+        let expecting = Dictionary(report.jobs.map { ($0.job.id, $0.ids) }, uniquingKeysWith: { a, _ in a })
+        let jobIDs = report.jobs.map(\.job.id)
+        let hitDeadline: Bool = jobIDs.isEmpty ? false : await withTaskGroup(of: Bool?.self) { group in
             group.addTask {
-                for await event in batch.processAsync(all) {
+                for await event in batch.attach(jobIDs, expecting: expecting) {
                     if await !book.forwardBatchEvent(event, sink: sink) { return false }
                 }
                 return false
@@ -77,7 +91,7 @@ public struct HybridProcessor<C: Clock>: Processor where C.Duration == Duration 
             }
             let first = await group.next() ?? nil
             group.cancelAll()
-            // Ending the batch consumer cancels the native run, which cancels its remote jobs.
+            // Ending the batch consumer cancels the attached run, which cancels the remote jobs.
             while await group.next() != nil {}
             return first == true
         }
@@ -161,14 +175,23 @@ final class HybridBook: Sendable {
     }
 
     var jobIDs: [String] { state.withLock { $0.jobs.map(\.id) } }
+
+    func addJob(_ job: BatchJob) { state.withLock { $0.jobs.append(job) } }
+
+    /// A request refused before sending. A repeated id is its own item (the first request with
+    /// that id is still pending); any other refusal settles the id.
+    func reportRejected(_ r: BatchResult, duplicate: Bool, sink: EventSink) async -> Bool {
+        if !duplicate { return await report(r, sink: sink) }
+        state.withLock { $0.failed += 1 }
+        return await sink.emit(.item(r))
+    }
     var pendingCount: Int { state.withLock { $0.pending.count } }
 
     /// Handles an event of the native run. Returns `false` when the consumer went away.
     func forwardBatchEvent(_ event: BatchEvent, sink: EventSink) async -> Bool {
         switch event {
-        case .submitted(let job):
-            state.withLock { $0.jobs.append(job) }
-            return await sink.emit(event)
+        case .submitted:
+            return true
         case .item(let r):
             // Failures worth another try (expired, cancelled, retryable) go to real time instead.
             let retryLater = !r.isSuccess && (r.error?.isRetryable == true || r.error?.code == .expired || r.error?.code == .cancelled)
