@@ -52,6 +52,7 @@ func runEmulatorBenchmark() async throws {
         return total
     }
     let elapsedSeconds = (clock.now - start).seconds
+    chatter("server: \(server.connectionsAccepted) connections accepted, \(server.requestsServed) requests served")
     await server.shutdown()
 
     let ok = statuses[200] ?? 0
