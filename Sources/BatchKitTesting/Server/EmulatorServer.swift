@@ -103,7 +103,7 @@ public final class EmulatorServer: Sendable {
         }
         let server = EmulatorServer(
             host: host, port: boundPort, listenFD: fd, wakeFDs: (pipeFDs[0], pipeFDs[1]), handler: handler)
-        server.spawn(name: "EmulatorServer.accept") { server.acceptLoop() }
+        server.spawn(name: "emulator-accept") { server.acceptLoop() }
         return server
     }
 
@@ -137,6 +137,9 @@ public final class EmulatorServer: Sendable {
     private func spawn(name: String, _ body: @escaping @Sendable () -> Void) {
         state.withLock { $0.liveThreads += 1 }
         let thread = Thread { [self] in
+            #if os(Linux)
+            _ = pthread_setname_np(pthread_self(), String(name.prefix(15)))  // visible in top/perf
+            #endif
             body()
             threadEnded()
         }
@@ -197,7 +200,7 @@ public final class EmulatorServer: Sendable {
                     _ = close(fd)
                     return
                 }
-                spawn(name: "EmulatorServer.connection") { [self] in serve(connection: id, control: control) }
+                spawn(name: "emulator-conn") { [self] in serve(connection: id, control: control) }
             }
         }
     }
