@@ -137,9 +137,6 @@ public final class EmulatorServer: Sendable {
     private func spawn(name: String, _ body: @escaping @Sendable () -> Void) {
         state.withLock { $0.liveThreads += 1 }
         let thread = Thread { [self] in
-            #if os(Linux)
-            _ = pthread_setname_np(pthread_self(), String(name.prefix(15)))  // visible in top/perf
-            #endif
             body()
             threadEnded()
         }
