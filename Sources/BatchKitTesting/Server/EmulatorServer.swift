@@ -226,7 +226,7 @@ public final class EmulatorServer: Sendable {
             do {
                 guard let h = try reader.readHead() else { return }
                 head = h
-                let framing = try head.framing()
+                let framing = head.framing
                 if framing != .none && head.expectsContinue {
                     guard Socket.sendAll(fd, Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)) else { return }
                 }
