@@ -31,6 +31,7 @@ func runEmulatorBenchmark() async throws {
     }
 
     let clock = ContinuousClock()
+    let cpuAtStart = cpuSeconds()
     let start = clock.now
     let deadline = start.advanced(by: .seconds(seconds))
     let statuses = try await withThrowingTaskGroup(of: [Int: Int].self) { group in
@@ -52,7 +53,9 @@ func runEmulatorBenchmark() async throws {
         return total
     }
     let elapsedSeconds = (clock.now - start).seconds
-    chatter("server: \(server.connectionsAccepted) connections accepted, \(server.requestsServed) requests served")
+    let cpuPerRequest = (cpuSeconds() - cpuAtStart) / Double(max(1, server.requestsServed)) * 1e6
+    chatter("server: \(server.connectionsAccepted) connections accepted, \(server.requestsServed) requests served; "
+        + "\(Int(cpuPerRequest)) µs CPU per request (client and server)")
     await server.shutdown()
 
     let ok = statuses[200] ?? 0
