@@ -170,8 +170,10 @@ public final class EmulatorServer: Sendable {
             fds[1].revents = 0
             let ready = poll(&fds, 2, -1)
             if ready < 0 {
-                if errno == EINTR { continue }
-                return
+                // Only the wake pipe ends this loop: shutdown writes to it exactly once and this
+                // thread closes it, so it must not be closed before shutdown has written.
+                if errno != EINTR { usleep(1000) }
+                continue
             }
             if fds[1].revents != 0 || closing.load(ordering: .sequentiallyConsistent) { return }
             // Accept everything pending (a burst of hundreds of clients arrives at once).
