@@ -283,7 +283,14 @@ public final class EmulatorServer: Sendable {
             }
         }
         text += "Content-Length: \(response.body.count)\r\n"
-        text += keepAlive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n"
+        // HTTP/1.1 keeps connections open by default; every header line costs URLSession clients
+        // a timer reset, so `Connection` is only sent when it says something.
+        if !keepAlive {
+            text += "Connection: close\r\n"
+        } else if !head.isHTTP11 {
+            text += "Connection: keep-alive\r\n"
+        }
+        text += "\r\n"
         var headBytes = Array(text.utf8)
         switch response.fault {
         case .truncateBody(let bytes):
