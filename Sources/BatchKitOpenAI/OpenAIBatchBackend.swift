@@ -379,8 +379,10 @@ public struct OpenAIBatchBackend: BatchBackend, CustomStringConvertible, CustomR
         return url
     }
 
-    /// One output or error line as a result; `nil` when the line is malformed.
-    static func result(line: ArraySlice<UInt8>, endpoint: String) -> BatchResult? {
+    /// One line of an output or error file as a result (`route: .batch`, batch usage), parsed
+    /// for `endpoint`; `nil` when the line is malformed (not JSON, no `custom_id`, neither a
+    /// `response` nor an `error`).
+    public static func result(line: ArraySlice<UInt8>, endpoint: String = OpenAIWire.chatEndpoint) -> BatchResult? {
         guard let json = try? JSONValue(parsing: line), let id = json["custom_id"]?.stringValue else { return nil }
         if let response = json["response"], case .object = response {
             guard let status = response["status_code"]?.intValue else { return nil }

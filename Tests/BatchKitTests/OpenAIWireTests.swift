@@ -328,3 +328,21 @@ import Testing
         #expect(OpenAIWire.redactKeys("nothing here") == "nothing here")
     }
 }
+
+@Suite struct OpenAIWireFastPathTests {
+    @Test(arguments: [
+        ChatRequest(model: "m", messages: [.user("hi \"there\"\n")]),
+        ChatRequest(model: "m", messages: [.user("look", images: [.url("https://x/y.png", detail: "high"), .base64("QUJD", mediaType: "image/png")]),
+                                           .assistant("ok"), Message(role: .tool, content: .text("r"))],
+                    system: "sys", maxTokens: 5, temperature: 0.25, topP: 1, stop: ["a", "b"], seed: -3,
+                    responseFormat: .jsonSchema(JSONSchemaFormat(name: "n", schema: ["type": "object"], description: "d", strict: false))),
+        ChatRequest(model: "m", messages: [], maxTokens: 7, temperature: 2.5, responseFormat: .text, usesLegacyMaxTokens: true),
+        ChatRequest(model: "m", messages: [.user("x")], extra: ["n": 2]),
+        ChatRequest(model: "m", messages: [Message(role: .user, content: .text("x"), extra: ["name": "bob"])]),
+    ])
+    func fastPathMatchesJSONValueSerialisation(_ chat: ChatRequest) throws {
+        let request = BatchRequest(id: "fast-1", chat: chat)
+        #expect(request.openAIBatchLineData() == request.openAIBatchLine().serialized())
+        #expect(try BatchRequest(openAIBatchLine: request.openAIBatchLineData()).openAIBatchLine() == request.openAIBatchLine())
+    }
+}
