@@ -47,14 +47,14 @@ public struct OpenAIBatchBackend: BatchBackend, CustomStringConvertible, CustomR
     ///   - limits: job limits (small ones make tests split).
     public init(
         apiKey: String? = nil, baseURL: URL = URL(string: "https://api.openai.com/v1")!, organization: String? = nil,
-        project: String? = nil, extraHeaders: HTTPHeaders = [:], transport: (any HTTPTransport)? = nil,
+        project: String? = nil, extraHeaders: HTTPHeaders = [:], transport: any HTTPTransport = URLSessionTransport(),
         timeout: Duration? = .seconds(120), uploadTimeout: Duration = .seconds(3600), limits: BatchLimits = OpenAIBatchBackend.defaultLimits
     ) {
         self.init(
             connection: OpenAIConnection(
                 baseURL: baseURL, key: APIKey(apiKey ?? OpenAIConnection.environmentKey("OPENAI_API_KEY")),
                 organization: organization, project: project, extraHeaders: extraHeaders,
-                transport: transport ?? OpenAIConnection.defaultTransport, timeout: timeout, flavor: .openAI),
+                transport: transport, timeout: timeout, flavor: .openAI),
             uploadTimeout: uploadTimeout, limits: limits)
     }
 
@@ -74,14 +74,14 @@ public struct OpenAIBatchBackend: BatchBackend, CustomStringConvertible, CustomR
     /// as `model`, and the batch is created for that endpoint.
     public static func azure(
         endpoint: URL, apiKey: String? = nil, apiVersion: String = "2024-10-21", deployment: (@Sendable (String) -> String)? = nil,
-        extraHeaders: HTTPHeaders = [:], transport: (any HTTPTransport)? = nil, timeout: Duration? = .seconds(120),
+        extraHeaders: HTTPHeaders = [:], transport: any HTTPTransport = URLSessionTransport(), timeout: Duration? = .seconds(120),
         limits: BatchLimits = OpenAIBatchBackend.defaultLimits
     ) -> OpenAIBatchBackend {
         OpenAIBatchBackend(
             connection: OpenAIConnection(
                 baseURL: endpoint, key: APIKey(apiKey ?? OpenAIConnection.environmentKey("AZURE_OPENAI_API_KEY")),
                 organization: nil, project: nil, extraHeaders: extraHeaders,
-                transport: transport ?? OpenAIConnection.defaultTransport, timeout: timeout,
+                transport: transport, timeout: timeout,
                 flavor: .azure(apiVersion: apiVersion, deployment: deployment ?? { $0 })),
             uploadTimeout: .seconds(3600), limits: limits)
     }
