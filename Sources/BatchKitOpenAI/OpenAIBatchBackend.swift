@@ -9,7 +9,7 @@ import Foundation
 ///   (`POST /files`, `purpose=batch`) streaming from disk, then `POST /batches` with
 ///   `completion_window: "24h"` and the metadata.
 /// - **status**: the Batch object, its status and counts; `input_file_id`, `output_file_id`,
-///   `error_file_id`, `endpoint` and `model` in ``BatchJob/metadata`` (`errors` too, when
+///   `error_file_id`, `endpoint` and `model` in ``BatchJob/metadata`` (`error` too, when
 ///   validation failed).
 /// - **results**: downloads the output and error files to temporary files and parses them line by
 ///   line. A malformed line is skipped (its id then counts as missing, which the processor
@@ -293,7 +293,7 @@ public struct OpenAIBatchBackend: BatchBackend, CustomStringConvertible, CustomR
             if let v = json[key]?.stringValue, !v.isEmpty { metadata[key] = v }
         }
         if case .array(let errors)? = json["errors"]?["data"], !errors.isEmpty {
-            metadata["errors"] = errors.prefix(20).map { e in
+            metadata["error"] = errors.prefix(20).map { e in
                 let line = e["line"]?.intValue.map { "line \($0): " } ?? ""
                 return line + (e["code"]?.stringValue.map { "\($0): " } ?? "") + (e["message"]?.stringValue ?? "")
             }.joined(separator: "; ")

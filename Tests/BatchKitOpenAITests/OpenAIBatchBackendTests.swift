@@ -208,7 +208,7 @@ import Testing
             let job = try await backend.submit(try encodeAll(backend, [chat("same", "a"), chat("same", "b")]), metadata: [:])
             let failed = try await backend.status(of: job.id)
             #expect(failed.status == .failed)
-            #expect(failed.metadata["errors"]?.contains("line 2: duplicate_custom_id") == true)
+            #expect(failed.metadata["error"]?.contains("line 2: duplicate_custom_id") == true)
             var n = 0
             try await backend.results(of: failed) { _ in n += 1 }
             #expect(n == 0)
