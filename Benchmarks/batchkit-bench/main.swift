@@ -4,7 +4,7 @@ import Foundation
 // prints one JSON line on stdout, chatter goes to stderr. Add a scenario as a file with one
 // `func run...Benchmark() async` and a case here.
 
-let scenarios = ["executor", "memory", "emulator", "jsonl"]
+let scenarios = ["executor", "memory", "emulator", "jsonl", "native"]
 let wanted = CommandLine.arguments.count > 1
     ? Array(CommandLine.arguments.dropFirst().prefix { !$0.hasPrefix("--") }) : scenarios
 for name in wanted {
@@ -23,6 +23,13 @@ for name in wanted {
             try await runJSONLBenchmark()
         } catch {
             FileHandle.standardError.write(Data("jsonl benchmark failed: \(error)\n".utf8))
+            exit(1)
+        }
+    case "native":
+        do {
+            try await runNativeBenchmark()
+        } catch {
+            FileHandle.standardError.write(Data("native benchmark failed: \(error)\n".utf8))
             exit(1)
         }
     default:
