@@ -318,6 +318,9 @@ import Testing
 
         let filtered = OpenAIWire.error(status: 400, body: ["error": ["message": "filtered", "type": nil, "param": "prompt", "code": "content_filter"]])
         #expect(filtered.code == .contentFiltered)
+        let flat = OpenAIWire.error(status: 400, body: ["object": "error", "message": "bad prompt", "type": "BadRequestError", "code": 400])
+        #expect(flat.message == "bad prompt")
+        #expect(flat.providerType == "BadRequestError")
         let notFound = OpenAIWire.error(status: 404, headers: [:], body: body("The model `x` does not exist", "invalid_request_error", code: "model_not_found"))
         #expect(notFound.code == .notFound)
     }

@@ -609,7 +609,8 @@ public enum OpenAIWire {
 
     static func error(status: Int, headers: HTTPHeaders, json: JSONValue?, fallbackMessage: String?, now: Date) -> BatchError {
         let e = json?["error"]
-        let type = e?["type"]?.stringValue
+        // OpenAI nests the error; some compatible servers (vLLM) put its fields at the top level.
+        let type = e?["type"]?.stringValue ?? json?["type"]?.stringValue
         let code: String? = e?["code"]?.stringValue ?? e?["code"]?.intValue.map(String.init)
         let param = e?["param"]?.stringValue
         var message = e?["message"]?.stringValue ?? e?.stringValue ?? json?["message"]?.stringValue
