@@ -185,15 +185,15 @@ struct Chunker {
     /// Adds an item; returns the group's previous chunk when the item does not fit in it.
     mutating func add(_ item: EncodedBatchItem) -> [EncodedBatchItem]? {
         let size = item.data.count + 1
-        var chunk = open[item.groupKey] ?? ([], 0)
         var full: [EncodedBatchItem]?
-        if !chunk.items.isEmpty, chunk.items.count >= limits.maxRequests || chunk.bytes + size > limits.maxBytes {
-            full = chunk.items
-            chunk = ([], 0)
+        if let chunk = open[item.groupKey], !chunk.items.isEmpty,
+            chunk.items.count >= limits.maxRequests || chunk.bytes + size > limits.maxBytes
+        {
+            full = open.removeValue(forKey: item.groupKey)?.items
         }
-        chunk.items.append(item)
-        chunk.bytes += size
-        open[item.groupKey] = chunk
+        // Mutated in place: copying the chunk out and back would make packing quadratic.
+        open[item.groupKey, default: ([], 0)].items.append(item)
+        open[item.groupKey]!.bytes += size
         return full
     }
 
