@@ -1,25 +1,67 @@
 import Foundation
 
-/// Prices per model, for estimates before a run and actual cost after.
+/// Prices per model, for estimates before a run (``CostEstimate``) and the actual cost after
+/// (``cost(of:model:)``).
 ///
-/// (Stub: the full table with dated defaults lands with the cost work.)
+/// ```swift
+/// let prices = PriceTable.defaults.merging(try PriceTable(contentsOf: URL(filePath: "prices.json")))
+/// let dollars = prices.cost(of: summary.usage, model: "gpt-4o-mini")
+/// ```
+///
+/// A model is looked up by exact name, else by the longest key that prefixes it, so dated
+/// snapshots (`gpt-4o-mini-2024-07-18`, `claude-haiku-4-5-20251001`) use their family's price. A
+/// leading `models/` (Gemini's resource names) is ignored.
 public struct PriceTable: Sendable, Hashable {
     /// Prices of one model in US dollars per million tokens.
     public struct Price: Sendable, Hashable, Codable {
+        /// Uncached input tokens.
         public var inputPerMillion: Double
+        /// Output tokens (reasoning tokens included).
         public var outputPerMillion: Double
+        /// Input tokens served from the prompt cache; `nil` bills them as ordinary input.
         public var cachedInputPerMillion: Double?
         /// Fraction of the price charged through a batch API (0.5 = half price).
         public var batchMultiplier: Double
+        /// The batch fraction for cached input tokens, when it differs from ``batchMultiplier``
+        /// (Gemini bills cache hits in a batch like non-batch traffic: 1). `nil` means
+        /// ``batchMultiplier`` (OpenAI, and Anthropic where the discounts stack).
+        public var cachedInputBatchMultiplier: Double?
 
-        public init(inputPerMillion: Double, outputPerMillion: Double, cachedInputPerMillion: Double? = nil, batchMultiplier: Double = 0.5) {
+        public init(
+            inputPerMillion: Double, outputPerMillion: Double, cachedInputPerMillion: Double? = nil,
+            batchMultiplier: Double = 0.5, cachedInputBatchMultiplier: Double? = nil
+        ) {
             self.inputPerMillion = inputPerMillion
             self.outputPerMillion = outputPerMillion
             self.cachedInputPerMillion = cachedInputPerMillion
             self.batchMultiplier = batchMultiplier
+            self.cachedInputBatchMultiplier = cachedInputBatchMultiplier
+        }
+
+        /// The cost of `usage` at this price. The batch share of each side (``Usage/batchInputTokens``,
+        /// ``Usage/batchOutputTokens``) is billed at the batch multiplier.
+        public func cost(of usage: Usage) -> Double {
+            let input = max(0, usage.inputTokens)
+            let cached = min(max(0, usage.cachedInputTokens), input)
+            let uncached = input - cached
+            let inShare = input > 0 ? Double(min(usage.batchInputTokens, input)) / Double(input) : 0
+            let outShare = usage.outputTokens > 0
+                ? Double(min(usage.batchOutputTokens, usage.outputTokens)) / Double(usage.outputTokens) : 0
+            func discounted(_ dollars: Double, share: Double, multiplier: Double) -> Double {
+                dollars * (1 - share * (1 - multiplier))
+            }
+            let uncachedCost = discounted(
+                Double(uncached) * inputPerMillion / 1e6, share: inShare, multiplier: batchMultiplier)
+            let cachedCost = discounted(
+                Double(cached) * (cachedInputPerMillion ?? inputPerMillion) / 1e6, share: inShare,
+                multiplier: cachedInputBatchMultiplier ?? batchMultiplier)
+            let outputCost = discounted(
+                Double(usage.outputTokens) * outputPerMillion / 1e6, share: outShare, multiplier: batchMultiplier)
+            return uncachedCost + cachedCost + outputCost
         }
     }
 
+    /// Prices by model name (or name prefix).
     public var prices: [String: Price]
 
     public init(_ prices: [String: Price] = [:]) { self.prices = prices }
@@ -27,22 +69,163 @@ public struct PriceTable: Sendable, Hashable {
     /// The price of a model: an exact match, else the longest key that prefixes the model name
     /// (`gpt-4o-mini-2024-07-18` uses `gpt-4o-mini`).
     public func price(for model: String) -> Price? {
-        if let p = prices[model] { return p }
-        return prices.filter { model.hasPrefix($0.key) }.max { $0.key.count < $1.key.count }?.value
+        let name = model.hasPrefix("models/") ? String(model.dropFirst(7)) : model
+        if let p = prices[name] { return p }
+        var best: (key: String, price: Price)?
+        for (key, price) in prices where name.hasPrefix(key) && key.count > (best?.key.count ?? 0) {
+            best = (key, price)
+        }
+        return best?.price
     }
 
     /// The cost of `usage` spent on `model`, or `nil` when the model has no price.
     public func cost(of usage: Usage, model: String) -> Double? {
-        guard let p = price(for: model) else { return nil }
-        let cached = min(usage.cachedInputTokens, usage.inputTokens)
-        let cachedPrice = p.cachedInputPerMillion ?? p.inputPerMillion
-        let batchIn = min(usage.batchInputTokens, usage.inputTokens)
-        let batchOut = min(usage.batchOutputTokens, usage.outputTokens)
-        let inCost = (Double(usage.inputTokens - cached) * p.inputPerMillion + Double(cached) * cachedPrice) / 1e6
-        let outCost = Double(usage.outputTokens) * p.outputPerMillion / 1e6
-        // The batch share of each side is billed at the batch multiplier.
-        let inShare = usage.inputTokens > 0 ? Double(batchIn) / Double(usage.inputTokens) : 0
-        let outShare = usage.outputTokens > 0 ? Double(batchOut) / Double(usage.outputTokens) : 0
-        return inCost * (1 - inShare * (1 - p.batchMultiplier)) + outCost * (1 - outShare * (1 - p.batchMultiplier))
+        price(for: model)?.cost(of: usage)
+    }
+
+    /// The cost of one result, priced by the model that answered (or `model` when the answer does not
+    /// name one); `nil` when neither has a price. Failures cost their usage (usually zero).
+    public func cost(of result: BatchResult, model: String? = nil) -> Double? {
+        if let answered = result.response?.model, let c = cost(of: result.usage, model: answered) { return c }
+        guard let model else { return result.usage.totalTokens == 0 ? 0 : nil }
+        return cost(of: result.usage, model: model)
+    }
+
+    /// This table with `other`'s prices added; `other` wins for models in both.
+    public func merging(_ other: PriceTable) -> PriceTable {
+        PriceTable(prices.merging(other.prices) { _, theirs in theirs })
+    }
+
+    /// This table with `prices` added or replaced.
+    public func merging(_ prices: [String: Price]) -> PriceTable { merging(PriceTable(prices)) }
+}
+
+// MARK: - Defaults
+
+extension PriceTable {
+    /// The date the default prices were checked.
+    public static let pricesAsOf = "2026-11-22"
+
+    /// Standard (pay-as-you-go, global) list prices of a few current models as of ``pricesAsOf``,
+    /// with each provider's 50 % batch discount. Prices change: override them with
+    /// ``merging(_:)-(PriceTable)`` or a file (``init(contentsOf:)``) for billing-grade figures.
+    ///
+    /// Not modelled: Gemini 2.5 Pro's higher rate for prompts over 200k tokens, Anthropic cache
+    /// *writes* (1.25×/2× input; BatchKit's ``Usage`` counts them as ordinary input), long-context
+    /// and regional surcharges, priority tiers.
+    public static let defaults = PriceTable([
+        // OpenAI — platform.openai.com/docs/pricing (standard tier); batch = 50 % of input and
+        // output (providers.md §4, OpenAI Batch FAQ). Cached input as listed (half or a quarter
+        // of input).
+        "gpt-4o-mini": Price(inputPerMillion: 0.15, outputPerMillion: 0.60, cachedInputPerMillion: 0.075),
+        "gpt-4o": Price(inputPerMillion: 2.50, outputPerMillion: 10.00, cachedInputPerMillion: 1.25),
+        "gpt-4.1": Price(inputPerMillion: 2.00, outputPerMillion: 8.00, cachedInputPerMillion: 0.50),
+        "gpt-4.1-mini": Price(inputPerMillion: 0.40, outputPerMillion: 1.60, cachedInputPerMillion: 0.10),
+        "gpt-4.1-nano": Price(inputPerMillion: 0.10, outputPerMillion: 0.40, cachedInputPerMillion: 0.025),
+        "text-embedding-3-small": Price(inputPerMillion: 0.02, outputPerMillion: 0),
+        "text-embedding-3-large": Price(inputPerMillion: 0.13, outputPerMillion: 0),
+        "text-embedding-ada-002": Price(inputPerMillion: 0.10, outputPerMillion: 0),
+        // Anthropic — platform.claude.com/docs/en/about-claude/pricing ("Model pricing" and
+        // "Batch processing" tables): cache hits 0.1× input; the batch discount stacks with
+        // caching (providers.md §4).
+        "claude-opus-4-7": Price(inputPerMillion: 5, outputPerMillion: 25, cachedInputPerMillion: 0.50),
+        "claude-opus-4-6": Price(inputPerMillion: 5, outputPerMillion: 25, cachedInputPerMillion: 0.50),
+        "claude-opus-4-5": Price(inputPerMillion: 5, outputPerMillion: 25, cachedInputPerMillion: 0.50),
+        "claude-opus-4-1": Price(inputPerMillion: 15, outputPerMillion: 75, cachedInputPerMillion: 1.50),
+        "claude-opus-4": Price(inputPerMillion: 15, outputPerMillion: 75, cachedInputPerMillion: 1.50),
+        "claude-sonnet-4": Price(inputPerMillion: 3, outputPerMillion: 15, cachedInputPerMillion: 0.30),
+        "claude-haiku-4-5": Price(inputPerMillion: 1, outputPerMillion: 5, cachedInputPerMillion: 0.10),
+        "claude-3-5-haiku": Price(inputPerMillion: 0.80, outputPerMillion: 4, cachedInputPerMillion: 0.08),
+        // Google — ai.google.dev/gemini-api/docs/pricing (paid tier, text input, prompts up to
+        // 200k tokens): batch = 50 % of the interactive price; cache hits in a batch are billed
+        // like non-batch traffic (providers.md §4).
+        "gemini-2.5-pro": Price(
+            inputPerMillion: 1.25, outputPerMillion: 10, cachedInputPerMillion: 0.125, cachedInputBatchMultiplier: 1),
+        "gemini-2.5-flash": Price(
+            inputPerMillion: 0.30, outputPerMillion: 2.50, cachedInputPerMillion: 0.03, cachedInputBatchMultiplier: 1),
+        "gemini-2.5-flash-lite": Price(
+            inputPerMillion: 0.10, outputPerMillion: 0.40, cachedInputPerMillion: 0.01, cachedInputBatchMultiplier: 1),
+    ])
+}
+
+// MARK: - Loading overrides
+
+extension PriceTable {
+    /// The fields of a price in a price file.
+    static let fileFields: Set<String> = [
+        "input", "output", "cached_input", "batch_multiplier", "cached_input_batch_multiplier",
+    ]
+
+    /// Loads prices from a JSON file: an object from model name (or prefix) to a price, in US
+    /// dollars per million tokens.
+    ///
+    /// ```json
+    /// {
+    ///   "gpt-4o-mini": {"input": 0.15, "output": 0.60, "cached_input": 0.075},
+    ///   "my-finetune": {"input": 0.30, "output": 1.20, "batch_multiplier": 0.5}
+    /// }
+    /// ```
+    ///
+    /// `input` and `output` are required; `cached_input` defaults to `input`, `batch_multiplier`
+    /// to 0.5, `cached_input_batch_multiplier` to `batch_multiplier`. Merge the result over
+    /// ``defaults`` to override only some models.
+    ///
+    /// - Throws: ``BatchError`` `.validation` naming the file and, where it applies, the model and
+    ///   field (`prices.json: "gpt-4o".input: expected a non-negative number`); unknown fields are
+    ///   errors too, so a typo does not silently keep the default.
+    public init(contentsOf url: URL) throws(BatchError) {
+        let path = url.path
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            throw BatchError(.validation, "\(path): cannot read the price file (\(error.localizedDescription))",
+                isRetryable: false)
+        }
+        try self.init(json: data, source: path)
+    }
+
+    /// Parses prices in the format of ``init(contentsOf:)``; `source` names the input in errors.
+    public init(json data: Data, source: String = "prices") throws(BatchError) {
+        let root: JSONValue
+        do { root = try JSONValue(parsing: data) } catch {
+            throw .validation("\(source): not valid JSON (\(error))")
+        }
+        guard case .object(let models) = root else {
+            throw .validation("\(source): expected a JSON object mapping model names to prices")
+        }
+        var prices: [String: Price] = [:]
+        for model in models.keys.sorted() {
+            let where_ = "\(source): \"\(model)\""
+            guard case .object(let fields) = models[model]! else {
+                throw .validation("\(where_): expected an object with \"input\" and \"output\"", field: model)
+            }
+            if let unknown = fields.keys.sorted().first(where: { !Self.fileFields.contains($0) }) {
+                throw .validation(
+                    "\(where_): unknown field \"\(unknown)\" (expected one of \(Self.fileFields.sorted().joined(separator: ", ")))",
+                    field: "\(model).\(unknown)")
+            }
+            func number(_ name: String, required: Bool) throws(BatchError) -> Double? {
+                guard let value = fields[name], !value.isNull else {
+                    if required { throw .validation("\(where_).\(name): missing", field: "\(model).\(name)") }
+                    return nil
+                }
+                guard let d = value.doubleValue, d >= 0, d.isFinite else {
+                    throw .validation("\(where_).\(name): expected a non-negative number", field: "\(model).\(name)")
+                }
+                return d
+            }
+            let input = try number("input", required: true)!
+            let output = try number("output", required: true)!
+            let multiplier = try number("batch_multiplier", required: false) ?? 0.5
+            let cachedMultiplier = try number("cached_input_batch_multiplier", required: false)
+            for (name, m) in [("batch_multiplier", multiplier), ("cached_input_batch_multiplier", cachedMultiplier ?? 0)]
+            where m > 1 {
+                throw .validation("\(where_).\(name): expected a fraction between 0 and 1", field: "\(model).\(name)")
+            }
+            prices[model] = Price(
+                inputPerMillion: input, outputPerMillion: output,
+                cachedInputPerMillion: try number("cached_input", required: false), batchMultiplier: multiplier,
+                cachedInputBatchMultiplier: cachedMultiplier)
+        }
+        self.init(prices)
     }
 }

@@ -1,0 +1,400 @@
+import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The resume journal: an append-only JSON Lines file with one OpenAI batch output line per
+/// finished request (see ``BatchResult/openAIOutputLine()``), written **before** the result is
+/// reported, so a crash loses no finished work and a rerun pays for nothing twice.
+///
+/// ```swift
+/// let journal = try Journal(url: URL(filePath: "out.jsonl"))
+/// for await event in processor.journaled(journal).processAsync(requests) { ... }
+/// // Run it again after a crash: requests already in out.jsonl are skipped.
+/// ```
+///
+/// Opening reads every line and remembers the last line per custom id. A last line cut by a crash
+/// (no newline, or not valid JSON) is **repaired**: the file is truncated to the end of the last
+/// good line (see ``repair``). A bad line anywhere else is an error naming the file and line.
+/// A complete, valid last line that only lacks its newline is kept and the newline added.
+///
+/// Finished ids are the successes, and the failures too unless `retryFailed` is set (the
+/// default): then failed ids run again and the new line is appended; the last line of an id wins.
+///
+/// The file is locked (`flock`) while open, so two processes (or two `Journal` values) cannot
+/// append to one journal. The lock is released by ``close()`` or when the last reference goes; a
+/// cancelled run may keep a reference for a moment while it winds down, so call ``close()`` before
+/// reopening the same file in the same process. One `Journal` value may be used from any task.
+///
+/// Cost (measured on Linux, debug build, 2 shared cores): about 25 µs per line with ``Durability/flush``
+/// (of which ~22 µs is encoding the line) and about 195 µs per line with ``Durability/fsync``;
+/// reopening reads about 30 µs per line.
+public final class Journal: Sendable {
+    /// How hard each line is pushed to storage before the result is reported.
+    public enum Durability: Sendable, Hashable {
+        /// One `write(2)` per line: the line is in the operating system's page cache before the
+        /// result is reported, so it survives the process crashing or being killed (`kill -9`), but
+        /// not a power loss. Costs about a system call (a few microseconds) per line.
+        case flush
+        /// `write(2)` then `fdatasync(2)` (`fsync` on Darwin) per line: survives power loss. Costs
+        /// a storage round trip per line (from tens of microseconds on NVMe to milliseconds).
+        case fsync
+    }
+
+    /// What opening the journal repaired.
+    public struct Repair: Sendable, Hashable {
+        /// The 1-based number of the line that was cut.
+        public var line: Int
+        /// Bytes removed from the end of the file (0 when only a missing newline was added).
+        public var removedBytes: Int
+        /// Why the line was dropped.
+        public var reason: String
+    }
+
+    /// What the journal knows about one id (the last line written for it).
+    public struct Entry: Sendable, Hashable {
+        /// Whether the last result of the id succeeded.
+        public var isSuccess: Bool
+        /// Tokens the result consumed.
+        public var usage: Usage
+        /// The model that answered, when the body names it.
+        public var model: String?
+        /// The route of the result.
+        public var route: BatchResult.Route
+        /// Where the line starts in the file, and its length without the newline.
+        var offset: Int
+        var length: Int
+    }
+
+    /// Totals over the last line of every id.
+    public struct Totals: Sendable, Hashable {
+        /// Ids whose last result succeeded.
+        public var succeeded: Int
+        /// Ids whose last result failed.
+        public var failed: Int
+        /// Tokens consumed by those results (failures usually count zero).
+        public var usage: Usage
+    }
+
+    private struct State {
+        var fd: Int32
+        var size: Int
+        var entries: [String: Entry]
+        /// Model names, shared by all entries naming them (a long name is otherwise one heap
+        /// allocation per entry).
+        var models: Set<String>
+        var skipped: Int = 0
+    }
+
+    /// The journal file.
+    public let url: URL
+    public let durability: Durability
+    /// Whether failed ids run again on a rerun (the default) or count as finished.
+    public let retryFailed: Bool
+    /// What opening repaired, if anything.
+    public let repair: Repair?
+    private let state: Mutex<State>
+
+    /// Opens (or creates) the journal at `url`, reading and if needed repairing it.
+    ///
+    /// - Throws: ``BatchError`` `.validation` with the message `"FILE:LINE: …"` for a bad line
+    ///   before the last one; ``BatchError/Code/io`` when the file cannot be opened, read, locked
+    ///   or repaired.
+    public init(url: URL, durability: Durability = .flush, retryFailed: Bool = true) throws(BatchError) {
+        self.url = url
+        self.durability = durability
+        self.retryFailed = retryFailed
+        let path = url.path
+        let fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw Journal.ioError(path, "cannot open", errno) }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            let e = errno
+            _ = posixClose(fd)
+            if e == EWOULDBLOCK { throw BatchError(.io, "\(path): the journal is in use by another process") }
+            throw Journal.ioError(path, "cannot lock", e)
+        }
+        do throws(BatchError) {
+            let scan = try Journal.scan(fd: fd, path: path)
+            var size = scan.goodEnd
+            var repair: Repair?
+            if let cut = scan.cut {
+                guard ftruncate(fd, off_t(scan.goodEnd)) == 0 else { throw Journal.ioError(path, "cannot repair", errno) }
+                repair = Repair(line: cut.line, removedBytes: scan.fileSize - scan.goodEnd, reason: cut.reason)
+            } else if scan.missingNewline {
+                try Journal.writeAll(fd: fd, [0x0A], path: path)
+                size += 1
+                repair = Repair(line: scan.lastLine, removedBytes: 0, reason: "the last line had no newline")
+            }
+            self.repair = repair
+            self.state = Mutex(State(fd: fd, size: size, entries: scan.entries, models: scan.models))
+        } catch {
+            _ = posixClose(fd)
+            throw error
+        }
+    }
+
+    deinit {
+        state.withLock { s in
+            if s.fd >= 0 { _ = posixClose(s.fd) }
+            s.fd = -1
+        }
+    }
+
+    /// Closes the file and releases its lock. Later appends throw.
+    public func close() {
+        state.withLock { s in
+            if s.fd >= 0 { _ = posixClose(s.fd) }
+            s.fd = -1
+        }
+    }
+
+    // MARK: Queries
+
+    /// Whether `id` needs no further run: its last result succeeded, or failed and
+    /// ``retryFailed`` is off.
+    public func isFinished(_ id: String) -> Bool {
+        state.withLock { s in s.entries[id].map { $0.isSuccess || !retryFailed } ?? false }
+    }
+
+    /// The last entry of `id`, if it has one.
+    public func entry(for id: String) -> Entry? { state.withLock { $0.entries[id] } }
+
+    /// The number of distinct ids in the journal.
+    public var count: Int { state.withLock { $0.entries.count } }
+
+    /// The ids that need no further run (see ``isFinished(_:)``).
+    public var finishedIDs: Set<String> {
+        state.withLock { s in
+            Set(s.entries.lazy.filter { $0.value.isSuccess || !self.retryFailed }.map(\.key))
+        }
+    }
+
+    /// Totals over the last line of every id: what the journal holds, across every run.
+    public var totals: Totals {
+        state.withLock { s in
+            var t = Totals(succeeded: 0, failed: 0, usage: .zero)
+            for e in s.entries.values {
+                if e.isSuccess { t.succeeded += 1 } else { t.failed += 1 }
+                t.usage += e.usage
+            }
+            return t
+        }
+    }
+
+    /// Requests skipped as already finished by ``JournaledProcessor`` since the journal was opened.
+    public var skippedCount: Int { state.withLock { $0.skipped } }
+
+    func noteSkipped() { state.withLock { $0.skipped += 1 } }
+
+    /// The last recorded result of `id`, read back from the file.
+    public func result(for id: String) throws(BatchError) -> BatchResult? {
+        let path = url.path
+        // Read under the lock so `close()` cannot close the descriptor in the middle.
+        let bytes: [UInt8]? = try state.withLock { (s: inout State) throws(BatchError) -> [UInt8]? in
+            guard let entry = s.entries[id] else { return nil }
+            guard s.fd >= 0 else { throw BatchError(.io, "\(path): the journal is closed") }
+            var bytes = [UInt8](repeating: 0, count: entry.length)
+            let n = bytes.withUnsafeMutableBytes { pread(s.fd, $0.baseAddress, entry.length, off_t(entry.offset)) }
+            guard n == entry.length else { throw Journal.ioError(path, "cannot read", errno) }
+            return bytes
+        }
+        guard let bytes else { return nil }
+        let value: JSONValue
+        do { value = try JSONValue(parsing: bytes[...]) } catch {
+            throw .validation("\(path): the line of \"\(id)\" is no longer valid JSON")
+        }
+        return try BatchResult(openAIOutputLine: value)
+    }
+
+    /// Every id's last result, in the order their last lines appear in the file. Reads the whole
+    /// file; for large journals prefer iterating the file with ``JSONLReader``.
+    public func results() throws(BatchError) -> [BatchResult] {
+        let ids: [String] = state.withLock { s in s.entries.sorted { $0.value.offset < $1.value.offset }.map(\.key) }
+        var out: [BatchResult] = []
+        out.reserveCapacity(ids.count)
+        for id in ids { if let r = try result(for: id) { out.append(r) } }
+        return out
+    }
+
+    // MARK: Appending
+
+    /// Appends `result` as one line and pushes it to storage per ``durability``. Returns once the
+    /// line is written: only then may the result be reported.
+    ///
+    /// - Throws: ``BatchError/Code/io`` when the write fails (disk full, file closed); the line is
+    ///   then not recorded.
+    public func append(_ result: BatchResult) throws(BatchError) {
+        var line = result.openAIOutputLineBytes()
+        let length = line.count
+        line.append(0x0A)
+        let isSuccess = result.isSuccess
+        let model = result.response?.model
+        let path = url.path
+        let durability = self.durability
+        try state.withLock { (s: inout State) throws(BatchError) in
+            guard s.fd >= 0 else { throw BatchError(.io, "\(path): the journal is closed") }
+            do throws(BatchError) {
+                try Journal.writeAll(fd: s.fd, line, path: path)
+            } catch {
+                // A partial line would poison the file: cut it off again.
+                _ = ftruncate(s.fd, off_t(s.size))
+                throw error
+            }
+            if durability == .fsync {
+                #if canImport(Darwin)
+                let rc = fsync(s.fd)
+                #else
+                let rc = fdatasync(s.fd)
+                #endif
+                guard rc == 0 else { throw Journal.ioError(path, "cannot sync", errno) }
+            }
+            s.entries[result.id] = Entry(
+                isSuccess: isSuccess, usage: result.usage, model: model.map { s.models.insert($0).memberAfterInsert },
+                route: result.route, offset: s.size,
+                length: length)
+            s.size += line.count
+        }
+    }
+
+    // MARK: Reading
+
+    private struct Scan {
+        var entries: [String: Entry] = [:]
+        var models: Set<String> = []
+        /// End of the last good line, newline included.
+        var goodEnd = 0
+        var fileSize = 0
+        var cut: (line: Int, reason: String)?
+        var missingNewline = false
+        var lastLine = 0
+    }
+
+    /// Reads the file in chunks, one line at a time; a bad line is held back until a later line
+    /// shows it was not the last.
+    private static func scan(fd: Int32, path: String) throws(BatchError) -> Scan {
+        var scan = Scan()
+        var pending: (line: Int, start: Int, reason: String)?
+        var buffer = [UInt8]()
+        var bufferStart = 0  // file offset of buffer[0]
+        var lineNumber = 0
+        var chunk = [UInt8](repeating: 0, count: 1 << 20)
+        var eof = false
+        var fileOffset = 0
+
+        func handle(_ bytes: ArraySlice<UInt8>, start: Int, terminated: Bool) throws(BatchError) {
+            lineNumber += 1
+            var content = bytes
+            while let last = content.last, last == 0x0D || last == 0x20 || last == 0x09 { content.removeLast() }
+            while let first = content.first, first == 0x20 || first == 0x09 { content.removeFirst() }
+            if content.isEmpty {
+                if terminated, pending == nil { scan.goodEnd = start + bytes.count + 1 }
+                return
+            }
+            if let p = pending {
+                throw .validation("\(path):\(p.line): \(p.reason)")
+            }
+            let reason: String
+            do {
+                let value = try JSONValue(parsing: content)
+                var (id, entry) = try summarize(value, offset: start, length: bytes.count)
+                entry.model = entry.model.map { scan.models.insert($0).memberAfterInsert }
+                scan.entries[id] = entry
+                scan.lastLine = lineNumber
+                if terminated {
+                    scan.goodEnd = start + bytes.count + 1
+                } else {
+                    scan.goodEnd = start + bytes.count
+                    scan.missingNewline = true
+                }
+                return
+            } catch let e as JSONParseError {
+                reason = terminated ? "not valid JSON (\(e))" : "cut short (no newline, \(e))"
+            } catch let e as BatchError {
+                reason = e.message
+            } catch {
+                reason = String(describing: error)
+            }
+            pending = (lineNumber, start, reason)
+        }
+
+        while !eof {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw ioError(path, "cannot read", errno)
+            }
+            if n == 0 { eof = true; break }
+            fileOffset += n
+            // Only the new bytes can hold newlines: the carried-over tail of a long line was
+            // searched already.
+            var i = buffer.count
+            buffer.append(contentsOf: chunk[0..<n])
+            var lineStart = 0
+            while let newline = buffer[i...].firstIndex(of: 0x0A) {
+                try handle(buffer[lineStart..<newline], start: bufferStart + lineStart, terminated: true)
+                lineStart = newline + 1
+                i = lineStart
+            }
+            buffer.removeFirst(lineStart)
+            bufferStart += lineStart
+        }
+        if !buffer.isEmpty {
+            try handle(buffer[...], start: bufferStart, terminated: false)
+        }
+        scan.fileSize = fileOffset
+        if let p = pending {
+            scan.cut = (p.line, p.reason)
+            scan.goodEnd = p.start
+            scan.missingNewline = false
+        }
+        return scan
+    }
+
+    /// The id and entry of one parsed line.
+    private static func summarize(_ value: JSONValue, offset: Int, length: Int) throws(BatchError) -> (String, Entry) {
+        // Restoring the whole result keeps one definition of the format; the cost (a body parse
+        // per line) is paid once per open.
+        let result = try BatchResult(openAIOutputLine: value)
+        return (result.id, Entry(
+            isSuccess: result.isSuccess, usage: result.usage, model: result.response?.model, route: result.route,
+            offset: offset, length: length))
+    }
+
+    private static func writeAll(fd: Int32, _ bytes: [UInt8], path: String) throws(BatchError) {
+        var written = 0
+        while written < bytes.count {
+            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + written, $0.count - written) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw ioError(path, "cannot write", errno)
+            }
+            written += n
+        }
+    }
+
+    private static func ioError(_ path: String, _ what: String, _ code: Int32) -> BatchError {
+        BatchError(.io, "\(path): \(what): \(String(cString: strerror(code)))")
+    }
+}
+
+/// `close(2)`, out of reach of ``Journal/close()``'s name.
+private func posixClose(_ fd: Int32) -> Int32 {
+    #if canImport(Glibc)
+    return Glibc.close(fd)
+    #elseif canImport(Musl)
+    return Musl.close(fd)
+    #else
+    return Darwin.close(fd)
+    #endif
+}
+
+extension BatchError.Code {
+    /// Reading or writing a local file (the journal) failed.
+    public static let io = BatchError.Code(rawValue: "io")
+}

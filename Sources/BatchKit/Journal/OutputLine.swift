@@ -1,0 +1,363 @@
+import Foundation
+
+// MARK: - BatchResult ⇄ OpenAI batch output line
+
+/// The conversion between a ``BatchResult`` and one line of OpenAI's batch **output** format, the
+/// format of the journal and of `batchkit run --output`:
+///
+/// ```json
+/// {"id":"batch_req_…","custom_id":"a","response":{"status_code":200,"request_id":"…","body":{…}},"error":null,"batchkit":{…}}
+/// {"id":"batch_req_…","custom_id":"b","response":{"status_code":400,"request_id":"","body":{"error":{…}}},"error":null}
+/// {"id":"batch_req_…","custom_id":"c","response":null,"error":{"code":"batch_expired","message":"…"}}
+/// ```
+///
+/// - A success has status 200 and, as `body`, the provider's own response body
+///   (``ModelResponse/raw``) — an OpenAI chat completion or embedding list, but an Anthropic
+///   message or Gemini `GenerateContentResponse` when those providers answered. When a client gave
+///   no raw body (a ``ClosureClient`` returning `ModelResponse(text:)`), an OpenAI-shaped body is
+///   written from the parsed fields.
+/// - A failure with an HTTP status has that status and `{"error":{"message","type","param","code"}}`
+///   as body; a failure without one (network, timeout, expired, cancelled, validation) has
+///   `response: null` and `error: {code, message}` (`batch_expired` / `batch_cancelled` for those,
+///   as OpenAI writes them; BatchKit's code otherwise).
+/// - The extra member `"batchkit"` keeps what the OpenAI format cannot hold, so a result read back
+///   is the result written: `route`, `attempts`, `latency_ms`, the normalised `usage` (needed because
+///   Anthropic and Gemini bodies count tokens differently, and because batch-billed tokens are not
+///   visible in a body), and for failures BatchKit's error `code`, `retryable` and `field`. Readers
+///   of the OpenAI format ignore unknown members. Lines without it (an OpenAI output file
+///   downloaded from OpenAI) are read too: usage comes from the body, route is `.batch`.
+extension BatchResult {
+    /// This result as one OpenAI batch output line.
+    public func openAIOutputLine() -> JSONValue {
+        var line: [String: JSONValue] = [
+            "id": .string(OutputLineFormat.newLineID()),
+            "custom_id": .string(id),
+        ]
+        let (response, error) = openAIResponseAndError()
+        line["response"] = response
+        line["error"] = error
+        line["batchkit"] = batchKitMember()
+        return .object(line)
+    }
+
+    /// The output line as compact JSON text without a newline, members in the order OpenAI writes
+    /// them (`id`, `custom_id`, `response`, `error`), then `batchkit`.
+    public func openAIOutputLineBytes() -> [UInt8] {
+        var out = [UInt8]()
+        out.reserveCapacity(512)
+        writeOpenAIOutputLine(into: &out)
+        return out
+    }
+
+    /// Appends the output line (compact, no newline) to `out`.
+    func writeOpenAIOutputLine(into out: inout [UInt8]) {
+        let (response, error) = openAIResponseAndError()
+        out.append(contentsOf: Array(#"{"id":"#.utf8))
+        JSONValue.writeString(OutputLineFormat.newLineID(), into: &out)
+        out.append(contentsOf: Array(#","custom_id":"#.utf8))
+        JSONValue.writeString(id, into: &out)
+        out.append(contentsOf: Array(#","response":"#.utf8))
+        response.write(into: &out)
+        out.append(contentsOf: Array(#","error":"#.utf8))
+        error.write(into: &out)
+        out.append(contentsOf: Array(#","batchkit":"#.utf8))
+        batchKitMember().write(into: &out)
+        out.append(UInt8(ascii: "}"))
+    }
+
+    /// Restores a result from an OpenAI batch output line.
+    ///
+    /// Restores the id, success or failure, usage (from the `batchkit` member, else from the body:
+    /// `usage.prompt_tokens`/`completion_tokens`, `usage.input_tokens`/`output_tokens`, or Gemini's
+    /// `usageMetadata`), text (`choices[0].message.content`, Anthropic `content[].text`, Gemini
+    /// `candidates[0].content.parts[].text`), embeddings, finish reason, model, and the error's code,
+    /// message, HTTP status, type and field.
+    ///
+    /// - Throws: ``BatchError/Code/validation`` naming the missing or malformed member.
+    public init(openAIOutputLine line: JSONValue) throws(BatchError) {
+        guard case .object(let o) = line else { throw .validation("an output line must be a JSON object") }
+        guard let id = o["custom_id"]?.stringValue else {
+            throw .validation("missing or non-string \"custom_id\"", field: "custom_id")
+        }
+        let meta = o["batchkit"] ?? .null
+        let route = meta["route"]?.stringValue.flatMap(Route.init(rawValue:)) ?? .batch
+        let latency = meta["latency_ms"]?.doubleValue.map { Duration.milliseconds($0) } ?? .zero
+        let storedUsage = meta["usage"].flatMap(OutputLineFormat.usage(fromMember:))
+
+        if case .object(let response) = o["response"] ?? .null {
+            guard let status = response["status_code"]?.intValue else {
+                throw .validation("\"response\" has no integer \"status_code\"", field: "response.status_code")
+            }
+            let body = response["body"] ?? .null
+            if (200..<300).contains(status) {
+                var model = ModelResponse.parsing(providerBody: body)
+                let usage = storedUsage ?? (route == .batch ? model.usage.asBatch : model.usage)
+                model.usage = usage
+                self.init(
+                    id: id, outcome: .success(model), attempts: meta["attempts"]?.intValue ?? 1, usage: usage,
+                    latency: latency, route: route)
+            } else {
+                let e = body["error"] ?? .null
+                let message = e["message"]?.stringValue ?? e.stringValue ?? body.stringValue ?? "HTTP \(status)"
+                let error = OutputLineFormat.error(
+                    code: meta["error"]?["code"]?.stringValue.map(BatchError.Code.init(rawValue:))
+                        ?? BatchError.code(forHTTPStatus: status),
+                    message: message, httpStatus: status,
+                    providerType: e["type"]?.stringValue ?? e["status"]?.stringValue,
+                    field: meta["error"]?["field"]?.stringValue ?? e["param"]?.stringValue,
+                    retryable: meta["error"]?["retryable"]?.boolValue)
+                self.init(
+                    id: id, outcome: .failure(error), attempts: meta["attempts"]?.intValue ?? 1,
+                    usage: storedUsage ?? .zero, latency: latency, route: route)
+            }
+            return
+        }
+        guard case .object(let e) = o["error"] ?? .null else {
+            throw .validation("an output line needs a \"response\" or an \"error\" object", field: "response")
+        }
+        let code = meta["error"]?["code"]?.stringValue.map(BatchError.Code.init(rawValue:))
+            ?? OutputLineFormat.code(forOpenAIErrorCode: e["code"]?.stringValue ?? "")
+        let error = OutputLineFormat.error(
+            code: code, message: e["message"]?.stringValue ?? code.rawValue, httpStatus: nil, providerType: nil,
+            field: meta["error"]?["field"]?.stringValue, retryable: meta["error"]?["retryable"]?.boolValue)
+        self.init(
+            id: id, outcome: .failure(error), attempts: meta["attempts"]?.intValue ?? 0, usage: storedUsage ?? .zero,
+            latency: latency, route: meta["route"] == nil ? .none : route)
+    }
+
+    /// `response` and `error` members of the output line.
+    private func openAIResponseAndError() -> (response: JSONValue, error: JSONValue) {
+        switch outcome {
+        case .success(let r):
+            var body = r.raw
+            if body.isNull { body = OutputLineFormat.openAIBody(for: r) }
+            let requestID = body["id"]?.stringValue ?? body["responseId"]?.stringValue ?? ""
+            return (["status_code": 200, "request_id": .string(requestID), "body": body], .null)
+        case .failure(let e):
+            if let status = e.httpStatus {
+                let err: JSONValue = [
+                    "message": .string(e.message),
+                    "type": e.providerType.map(JSONValue.string) ?? .string(OutputLineFormat.openAIType(for: e.code)),
+                    "param": e.field.map(JSONValue.string) ?? .null,
+                    "code": .string(e.code.rawValue),
+                ]
+                return (["status_code": .int(status), "request_id": "", "body": ["error": err]], .null)
+            }
+            return (.null, ["code": .string(OutputLineFormat.openAIErrorCode(for: e.code)), "message": .string(e.message)])
+        }
+    }
+
+    /// The `batchkit` member: what the OpenAI format cannot hold.
+    private func batchKitMember() -> JSONValue {
+        var m: [String: JSONValue] = [
+            "route": .string(route.rawValue),
+            "attempts": .int(attempts),
+            "usage": OutputLineFormat.member(for: usage),
+        ]
+        let ms = Double(latency.components.seconds) * 1000 + Double(latency.components.attoseconds) / 1e15
+        m["latency_ms"] = .int(Int(ms.rounded()))
+        if case .failure(let e) = outcome {
+            var err: [String: JSONValue] = ["code": .string(e.code.rawValue), "retryable": .bool(e.isRetryable)]
+            if let field = e.field { err["field"] = .string(field) }
+            m["error"] = .object(err)
+        }
+        return .object(m)
+    }
+}
+
+extension ModelResponse {
+    /// Parses the fields BatchKit models out of a provider's response body (OpenAI chat completion,
+    /// OpenAI embedding list, OpenAI Responses, Anthropic message, Gemini `GenerateContentResponse`
+    /// or embedding answer), keeping the body as ``raw``. Unknown shapes give a response with only
+    /// `raw` set.
+    public static func parsing(providerBody body: JSONValue) -> ModelResponse {
+        var r = ModelResponse(raw: body)
+        r.usage = OutputLineFormat.usage(fromBody: body)
+        r.model = body["model"]?.stringValue ?? body["modelVersion"]?.stringValue
+        if let choice = body["choices"]?[0] {
+            // OpenAI chat completion.
+            r.text = choice["message"]?["content"]?.stringValue ?? choice["text"]?.stringValue
+            r.finishReason = choice["finish_reason"]?.stringValue.map(FinishReason.init(rawValue:))
+        } else if let content = body["content"]?.arrayValue {
+            // Anthropic message.
+            r.text = content.compactMap { $0["type"]?.stringValue == "text" ? $0["text"]?.stringValue : nil }.joined()
+            r.finishReason = body["stop_reason"]?.stringValue.map(OutputLineFormat.finishReason(anthropic:))
+        } else if let candidate = body["candidates"]?[0] {
+            // Gemini.
+            r.text = candidate["content"]?["parts"]?.arrayValue?.compactMap { part in
+                part["thought"]?.boolValue == true ? nil : part["text"]?.stringValue
+            }.joined()
+            r.finishReason = candidate["finishReason"]?.stringValue.map(OutputLineFormat.finishReason(gemini:))
+        } else if let data = body["data"]?.arrayValue, body["object"]?.stringValue == "list" {
+            // OpenAI embeddings.
+            r.embeddings = data.map { OutputLineFormat.vector($0["embedding"] ?? .null) }
+        } else if let values = body["embedding"]?["values"] {
+            r.embeddings = [OutputLineFormat.vector(values)]
+        } else if let list = body["embeddings"]?.arrayValue {
+            r.embeddings = list.map { OutputLineFormat.vector($0["values"] ?? .null) }
+        } else if let output = body["output"]?.arrayValue {
+            // OpenAI Responses API.
+            r.text = output.flatMap { $0["content"]?.arrayValue ?? [] }
+                .compactMap { $0["type"]?.stringValue == "output_text" ? $0["text"]?.stringValue : nil }.joined()
+        }
+        return r
+    }
+}
+
+/// Helpers of the output-line format.
+enum OutputLineFormat {
+    /// A fresh `batch_req_…` line id (24 random hex digits, as OpenAI's are).
+    static func newLineID() -> String {
+        var g = SystemRandomNumberGenerator()
+        let a = g.next() as UInt64
+        let b = g.next() as UInt64
+        let hex = String(a, radix: 16) + String(b & 0xFFFF_FFFF, radix: 16)
+        return "batch_req_" + String(repeating: "0", count: max(0, 24 - hex.count)) + hex
+    }
+
+    static func error(
+        code: BatchError.Code, message: String, httpStatus: Int?, providerType: String?, field: String?, retryable: Bool?
+    ) -> BatchError {
+        BatchError(code, message, httpStatus: httpStatus, providerType: providerType, field: field, isRetryable: retryable)
+    }
+
+    /// OpenAI's `error.code` for failures without an HTTP answer.
+    static func openAIErrorCode(for code: BatchError.Code) -> String {
+        switch code {
+        case .expired: return "batch_expired"
+        case .cancelled: return "batch_cancelled"
+        default: return code.rawValue
+        }
+    }
+
+    static func code(forOpenAIErrorCode s: String) -> BatchError.Code {
+        switch s {
+        case "batch_expired": return .expired
+        case "batch_cancelled": return .cancelled
+        case "": return .server
+        default: return BatchError.Code(rawValue: s)
+        }
+    }
+
+    /// The OpenAI error `type` for a code, when the error did not carry the provider's own.
+    static func openAIType(for code: BatchError.Code) -> String {
+        switch code {
+        case .rateLimited: return "rate_limit_error"
+        case .authentication: return "authentication_error"
+        case .permission: return "permission_error"
+        case .notFound: return "not_found_error"
+        case .invalidRequest, .validation: return "invalid_request_error"
+        case .overloaded: return "overloaded_error"
+        default: return "server_error"
+        }
+    }
+
+    static func finishReason(anthropic s: String) -> FinishReason {
+        switch s {
+        case "end_turn", "stop_sequence": return .stop
+        case "max_tokens": return .length
+        case "tool_use": return .toolCalls
+        case "refusal": return .contentFilter
+        default: return FinishReason(rawValue: s)
+        }
+    }
+
+    static func finishReason(gemini s: String) -> FinishReason {
+        switch s {
+        case "STOP": return .stop
+        case "MAX_TOKENS": return .length
+        case "SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY": return .contentFilter
+        default: return FinishReason(rawValue: s.lowercased())
+        }
+    }
+
+    /// An embedding given as a JSON array of numbers or as base64 little-endian float32.
+    static func vector(_ value: JSONValue) -> [Float] {
+        if let a = value.arrayValue { return a.map { Float($0.doubleValue ?? 0) } }
+        if let s = value.stringValue, let data = Data(base64Encoded: s) {
+            return data.withUnsafeBytes { raw in
+                (0..<(raw.count / 4)).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
+            }
+        }
+        return []
+    }
+
+    /// Usage from a provider body: OpenAI chat/embeddings (`prompt_tokens`), OpenAI Responses and
+    /// Anthropic (`input_tokens`), Gemini (`usageMetadata`).
+    static func usage(fromBody body: JSONValue) -> Usage {
+        if let u = body["usage"], case .object = u {
+            if let prompt = u["prompt_tokens"]?.intValue {
+                return Usage(
+                    inputTokens: prompt, outputTokens: u["completion_tokens"]?.intValue ?? 0,
+                    cachedInputTokens: u["prompt_tokens_details"]?["cached_tokens"]?.intValue ?? 0,
+                    reasoningTokens: u["completion_tokens_details"]?["reasoning_tokens"]?.intValue ?? 0)
+            }
+            let input = u["input_tokens"]?.intValue ?? 0
+            let output = u["output_tokens"]?.intValue ?? 0
+            if u["cache_read_input_tokens"] != nil || u["cache_creation_input_tokens"] != nil {
+                // Anthropic: `input_tokens` excludes cache reads and writes; BatchKit counts cached
+                // tokens as a subset of input.
+                let read = u["cache_read_input_tokens"]?.intValue ?? 0
+                let write = u["cache_creation_input_tokens"]?.intValue ?? 0
+                return Usage(inputTokens: input + read + write, outputTokens: output, cachedInputTokens: read)
+            }
+            return Usage(
+                inputTokens: input, outputTokens: output,
+                cachedInputTokens: u["input_tokens_details"]?["cached_tokens"]?.intValue ?? 0,
+                reasoningTokens: u["output_tokens_details"]?["reasoning_tokens"]?.intValue ?? 0)
+        }
+        if let m = body["usageMetadata"] {
+            let thoughts = m["thoughtsTokenCount"]?.intValue ?? 0
+            return Usage(
+                inputTokens: m["promptTokenCount"]?.intValue ?? 0,
+                outputTokens: (m["candidatesTokenCount"]?.intValue ?? 0) + thoughts,
+                cachedInputTokens: m["cachedContentTokenCount"]?.intValue ?? 0,
+                reasoningTokens: thoughts)
+        }
+        return .zero
+    }
+
+    /// The `batchkit.usage` member: zero counts are left out.
+    static func member(for u: Usage) -> JSONValue {
+        var m: [String: JSONValue] = ["input": .int(u.inputTokens), "output": .int(u.outputTokens)]
+        if u.cachedInputTokens != 0 { m["cached"] = .int(u.cachedInputTokens) }
+        if u.reasoningTokens != 0 { m["reasoning"] = .int(u.reasoningTokens) }
+        if u.batchInputTokens != 0 { m["batch_input"] = .int(u.batchInputTokens) }
+        if u.batchOutputTokens != 0 { m["batch_output"] = .int(u.batchOutputTokens) }
+        return .object(m)
+    }
+
+    static func usage(fromMember m: JSONValue) -> Usage? {
+        guard case .object = m else { return nil }
+        return Usage(
+            inputTokens: m["input"]?.intValue ?? 0, outputTokens: m["output"]?.intValue ?? 0,
+            cachedInputTokens: m["cached"]?.intValue ?? 0, reasoningTokens: m["reasoning"]?.intValue ?? 0,
+            batchInputTokens: m["batch_input"]?.intValue ?? 0, batchOutputTokens: m["batch_output"]?.intValue ?? 0)
+    }
+
+    /// An OpenAI-shaped body for a response that carries no raw body of its own.
+    static func openAIBody(for r: ModelResponse) -> JSONValue {
+        let usage: JSONValue = [
+            "prompt_tokens": .int(r.usage.inputTokens), "completion_tokens": .int(r.usage.outputTokens),
+            "total_tokens": .int(r.usage.totalTokens),
+        ]
+        if let embeddings = r.embeddings {
+            return [
+                "object": "list", "model": r.model.map(JSONValue.string) ?? .null,
+                "data": .array(embeddings.enumerated().map { i, v in
+                    ["object": "embedding", "index": .int(i), "embedding": .array(v.map { .double(Double($0)) })]
+                }),
+                "usage": usage,
+            ]
+        }
+        return [
+            "object": "chat.completion", "model": r.model.map(JSONValue.string) ?? .null,
+            "choices": [[
+                "index": 0,
+                "message": ["role": "assistant", "content": r.text.map(JSONValue.string) ?? .null],
+                "finish_reason": r.finishReason.map { .string($0.rawValue) } ?? .null,
+            ]],
+            "usage": usage,
+        ]
+    }
+}
