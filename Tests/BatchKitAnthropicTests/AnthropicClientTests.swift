@@ -47,6 +47,21 @@ import Testing
         #expect(body["max_tokens"] == 1)
     }
 
+    @Test(arguments: Wire.allCases) func imagesAreAccepted(_ wire: Wire) async throws {
+        try await withFixture(wire) { f in
+            let plain = try await f.client().send(chat("i-0", "Describe"))
+            let request = BatchRequest(id: "i-1", chat: ChatRequest(model: "claude-sonnet-4-5", messages: [
+                .user("Describe", images: [.url("data:image/png;base64,iVBORw0KGgo="), .url("https://example.com/cat.jpg")]),
+            ]))
+            let r = try await f.client().send(request)
+            #expect(r.finishReason == .stop)
+            #expect(r.usage.inputTokens > plain.usage.inputTokens + 100)  // images count as input
+            let sent = try #require(f.recorder.all.last?.body.flatMap { if case .data(let d) = $0 { d } else { nil } })
+            let blocks = try JSONValue(parsing: sent)["messages"]?[0]?["content"]?.arrayValue ?? []
+            #expect(blocks.compactMap { $0["source"]?["type"]?.stringValue } == ["base64", "url"])
+        }
+    }
+
     @Test(arguments: [AnthropicStructuredOutput.forcedTool, .outputConfig])
     func structuredOutput(_ mode: AnthropicStructuredOutput) async throws {
         let f = AnthropicFixture()
