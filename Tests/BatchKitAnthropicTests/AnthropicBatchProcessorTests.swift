@@ -245,3 +245,48 @@ struct DroppingTransport: HTTPTransport {
         #expect(p.backend.provider == "anthropic")
     }
 }
+
+/// `HybridProcessor` with Anthropic on both sides: batch first, real time after the deadline.
+@Suite struct AnthropicHybridTests {
+    @Test(arguments: Wire.allCases) func deadlineMovesTheRestToRealTime(_ wire: Wire) async throws {
+        // A long batch and a deadline at 30 % of it: the driver may overshoot the deadline by a
+        // poll interval or two, which moves a few percent of the items, never all of them.
+        try await withFixture(wire, .init(batchDuration: .seconds(10_000))) { f in
+            let hybrid = HybridProcessor(
+                batch: f.processor().native,
+                realtime: ConcurrentProcessor(client: f.client(), configuration: .init(maxConcurrency: 4), clock: f.clock),
+                deadline: .seconds(3_000), cancellationGrace: .seconds(60), clock: f.clock)
+            let reqs = requests(10)
+            // Time may move only once the batch exists (a greedy driver started earlier would jump
+            // to the deadline while the batch is still being submitted).
+            var run = RunRecord()
+            var driver: Task<Void, Never>?
+            defer { driver?.cancel() }
+            for await event in hybrid.processAsync(reqs) {
+                switch event {
+                case .submitted(let job):
+                    run.submitted.append(job)
+                    if driver == nil { driver = drive(f.clock) }
+                case .item(let item):
+                    if run.results[item.id] != nil { run.duplicates += 1 }
+                    run.results[item.id] = item
+                case .failed(let e): run.failure = e
+                default: break
+                }
+            }
+            #expect(run.failure == nil)
+            #expect(run.duplicates == 0)
+            #expect(run.results.count == 10)
+            #expect(run.results.values.allSatisfy { $0.isSuccess })
+            let viaBatch = run.results.values.filter { $0.route == .batch }
+            let viaRealtime = run.results.values.filter { $0.route == .realtime }
+            #expect((3...9).contains(viaBatch.count), "batch: \(viaBatch.count)")
+            #expect(viaBatch.count + viaRealtime.count == 10)
+            // The batch was cancelled remotely, and nothing that finished there ran again.
+            let job = try #require(run.submitted.first)
+            #expect(try await f.backend().status(of: job.id).status == .cancelled)
+            for r in viaBatch { #expect(f.emulator.sentCount(customID: r.id) == 1) }
+            for r in viaRealtime { #expect(f.emulator.sentCount(customID: r.id) == 2) }
+        }
+    }
+}
