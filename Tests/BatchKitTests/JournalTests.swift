@@ -279,6 +279,24 @@ private func lines(_ url: URL) throws -> [String] {
         #expect(Set(results.map(\.id)) == Set(ids))
         #expect(results.allSatisfy { $0.isSuccess })
         #expect(try lines(url).count == 22)  // r3 and r7 have a failed line and a later success line
+        #expect(journal.lineCount == 22)
+
+        // Compaction leaves each id exactly once in the file, and the journal usable.
+        try journal.compact()
+        let compacted = try lines(url)
+        #expect(compacted.count == 20)
+        let fileIDs = try compacted.map { try #require(try JSONValue(parsing: $0)["custom_id"]?.stringValue) }
+        #expect(fileIDs.count == Set(fileIDs).count && Set(fileIDs) == Set(ids))
+        #expect(try journal.result(for: "r3")?.isSuccess == true)
+        #expect(try journal.results().count == 20)
+        try journal.append(success("extra"))
+        #expect(journal.lineCount == 21)
+        journal.close()
+        let reopened = try Journal(url: url)
+        #expect(reopened.repair == nil && reopened.count == 21 && reopened.lineCount == 21)
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: url.deletingLastPathComponent().path)
+            .filter { $0.contains(url.lastPathComponent + ".compact") }
+        #expect(leftovers.isEmpty)
     }
 
     @Test func failedIDsAreNotRerunWithoutRetryFailed() async throws {

@@ -89,6 +89,8 @@ public final class Journal: Sendable {
         /// Model names, shared by all entries naming them (a long name is otherwise one heap
         /// allocation per entry).
         var models: Set<String>
+        /// Result lines in the file (more than `entries.count` when ids were run again).
+        var lines: Int
         var skipped: Int = 0
     }
 
@@ -132,7 +134,7 @@ public final class Journal: Sendable {
                 repair = Repair(line: scan.lastLine, removedBytes: 0, reason: "the last line had no newline")
             }
             self.repair = repair
-            self.state = Mutex(State(fd: fd, size: size, entries: scan.entries, models: scan.models))
+            self.state = Mutex(State(fd: fd, size: size, entries: scan.entries, models: scan.models, lines: scan.lines))
         } catch {
             _ = posixClose(fd)
             throw error
@@ -191,6 +193,69 @@ public final class Journal: Sendable {
     public var skippedCount: Int { state.withLock { $0.skipped } }
 
     func noteSkipped() { state.withLock { $0.skipped += 1 } }
+
+    /// Result lines in the file: more than ``count`` when some ids were run again (a failure
+    /// followed by a later line for the same id).
+    public var lineCount: Int { state.withLock { $0.lines } }
+
+    /// Rewrites the file with only the last line of each id, in file order, so every id appears
+    /// exactly once (`batchkit run` does this at the end of a run whose failures were retried).
+    ///
+    /// The new file is written beside the old one, synced, and renamed over it (atomic: a crash
+    /// leaves either file whole); the journal stays open on the new file. Does nothing when no
+    /// line is superseded.
+    ///
+    /// - Throws: ``BatchError/Code/io`` when the file cannot be written; the journal is then
+    ///   unchanged.
+    public func compact() throws(BatchError) {
+        let path = url.path
+        let directory = url.deletingLastPathComponent().path
+        let tempPath = directory + "/." + url.lastPathComponent + ".compact-\(UInt32.random(in: 0...UInt32.max))"
+        try state.withLock { (s: inout State) throws(BatchError) in
+            guard s.fd >= 0 else { throw BatchError(.io, "\(path): the journal is closed") }
+            guard s.lines > s.entries.count else { return }
+            let out = open(tempPath, O_RDWR | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0o644)
+            guard out >= 0 else { throw Journal.ioError(tempPath, "cannot create", errno) }
+            var newEntries = s.entries
+            var size = 0
+            do throws(BatchError) {
+                var pending = [UInt8]()
+                pending.reserveCapacity(1 << 20)
+                for (id, entry) in s.entries.sorted(by: { $0.value.offset < $1.value.offset }) {
+                    var line = [UInt8](repeating: 0, count: entry.length + 1)
+                    let n = line.withUnsafeMutableBytes { pread(s.fd, $0.baseAddress, entry.length, off_t(entry.offset)) }
+                    guard n == entry.length else { throw Journal.ioError(path, "cannot read", errno) }
+                    line[entry.length] = 0x0A
+                    newEntries[id]!.offset = size
+                    size += line.count
+                    pending.append(contentsOf: line)
+                    if pending.count >= 1 << 20 {
+                        try Journal.writeAll(fd: out, pending, path: tempPath)
+                        pending.removeAll(keepingCapacity: true)
+                    }
+                }
+                try Journal.writeAll(fd: out, pending, path: tempPath)
+                guard fsync(out) == 0 else { throw Journal.ioError(tempPath, "cannot sync", errno) }
+                guard flock(out, LOCK_EX | LOCK_NB) == 0 else { throw Journal.ioError(tempPath, "cannot lock", errno) }
+                guard rename(tempPath, path) == 0 else { throw Journal.ioError(path, "cannot replace", errno) }
+            } catch {
+                _ = posixClose(out)
+                _ = unlink(tempPath)
+                throw error
+            }
+            // Make the rename itself durable.
+            let dir = open(directory.isEmpty ? "." : directory, O_RDONLY | O_CLOEXEC)
+            if dir >= 0 {
+                _ = fsync(dir)
+                _ = posixClose(dir)
+            }
+            _ = posixClose(s.fd)
+            s.fd = out
+            s.size = size
+            s.entries = newEntries
+            s.lines = newEntries.count
+        }
+    }
 
     /// The last recorded result of `id`, read back from the file.
     public func result(for id: String) throws(BatchError) -> BatchResult? {
@@ -259,6 +324,7 @@ public final class Journal: Sendable {
                 route: result.route, offset: s.size,
                 length: length)
             s.size += line.count
+            s.lines += 1
         }
     }
 
@@ -267,6 +333,7 @@ public final class Journal: Sendable {
     private struct Scan {
         var entries: [String: Entry] = [:]
         var models: Set<String> = []
+        var lines = 0
         /// End of the last good line, newline included.
         var goodEnd = 0
         var fileSize = 0
@@ -305,6 +372,7 @@ public final class Journal: Sendable {
                 var (id, entry) = try summarize(value, offset: start, length: bytes.count)
                 entry.model = entry.model.map { scan.models.insert($0).memberAfterInsert }
                 scan.entries[id] = entry
+                scan.lines += 1
                 scan.lastLine = lineNumber
                 if terminated {
                     scan.goodEnd = start + bytes.count + 1
