@@ -186,6 +186,30 @@ private func lines(_ url: URL) throws -> [String] {
         #expect(journal.finishedIDs == ["a"])
     }
 
+    @Test func zeroFilledTailIsRepaired() throws {
+        let url = temporaryJournalURL()
+        defer { try? FileManager.default.removeItem(at: url) }
+        do { try Journal(url: url).append(success("a")) }
+        let good = try Data(contentsOf: url)
+        try (good + Data(repeating: 0, count: 300)).write(to: url)
+        let journal = try Journal(url: url)
+        #expect(journal.repair?.removedBytes == 300)
+        #expect(try Data(contentsOf: url) == good)
+    }
+
+    @Test func filesThatAreNotJournalsAreNeverTruncated() throws {
+        let url = temporaryJournalURL()
+        defer { try? FileManager.default.removeItem(at: url) }
+        // An OpenAI batch *input* file passed as the output by mistake: valid JSON, one line.
+        let input = #"{"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":{"model":"gpt-4o-mini","messages":[]}}"#
+        for text in [input, input + "\n", "hello world", "hello\nworld\n"] {
+            try Data(text.utf8).write(to: url)
+            let error = #expect(throws: BatchError.self) { try Journal(url: url) }
+            #expect(error?.message.hasPrefix("\(url.path):1: ") == true, "\(error?.message ?? "")")
+            #expect(try fileText(url) == text)
+        }
+    }
+
     @Test func completeLastLineWithoutNewlineIsKept() throws {
         let url = temporaryJournalURL()
         defer { try? FileManager.default.removeItem(at: url) }

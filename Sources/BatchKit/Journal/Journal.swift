@@ -20,9 +20,11 @@ import Darwin
 /// ```
 ///
 /// Opening reads every line and remembers the last line per custom id. A last line cut by a crash
-/// (no newline, or not valid JSON) is **repaired**: the file is truncated to the end of the last
-/// good line (see ``repair``). A bad line anywhere else is an error naming the file and line.
-/// A complete, valid last line that only lacks its newline is kept and the newline added.
+/// (invalid JSON that starts like one of our lines, `{…`, or zero bytes) is **repaired**: the file
+/// is truncated to the end of the last good line (see ``repair``). A complete, valid last line that
+/// only lacks its newline is kept and the newline added. Anything else is an error naming the file
+/// and line (`out.jsonl:12: …`) and nothing is changed: a bad line before the last, valid JSON that
+/// is not a batch output line (an *input* file passed by mistake), or text that is not JSONL.
 ///
 /// Finished ids are the successes, and the failures too unless `retryFailed` is set (the
 /// default): then failed ids run again and the new line is appended; the last line of an id wins.
@@ -366,29 +368,39 @@ public final class Journal: Sendable {
             if let p = pending {
                 throw .validation("\(path):\(p.line): \(p.reason)")
             }
-            let reason: String
+            let value: JSONValue
             do {
-                let value = try JSONValue(parsing: content)
-                var (id, entry) = try summarize(value, offset: start, length: bytes.count)
-                entry.model = entry.model.map { scan.models.insert($0).memberAfterInsert }
-                scan.entries[id] = entry
-                scan.lines += 1
-                scan.lastLine = lineNumber
-                if terminated {
-                    scan.goodEnd = start + bytes.count + 1
-                } else {
-                    scan.goodEnd = start + bytes.count
-                    scan.missingNewline = true
-                }
-                return
-            } catch let e as JSONParseError {
-                reason = terminated ? "not valid JSON (\(e))" : "cut short (no newline, \(e))"
-            } catch let e as BatchError {
-                reason = e.message
+                value = try JSONValue(parsing: content)
             } catch {
-                reason = String(describing: error)
+                // Only what a torn append can leave is repairable: the start of one of our lines
+                // (`{"…`), or zeros (a file system that lost the data after a power cut). Anything
+                // else means this is not a journal, and truncating it would destroy data.
+                let torn = content.first == UInt8(ascii: "{") || content.allSatisfy { $0 == 0 }
+                guard torn else {
+                    throw .validation("\(path):\(lineNumber): not valid JSON and not a journal line cut by a crash (\(error))")
+                }
+                let reason = terminated ? "not valid JSON (\(error))" : "cut short (no newline, \(error))"
+                pending = (lineNumber, start, reason)
+                return
             }
-            pending = (lineNumber, start, reason)
+            // Valid JSON that is not an output line is never a torn write: an error wherever it is.
+            let summary: (String, Entry)
+            do throws(BatchError) {
+                summary = try summarize(value, offset: start, length: bytes.count)
+            } catch {
+                throw .validation("\(path):\(lineNumber): not a batch output line: \(error.message)", field: error.field)
+            }
+            var (id, entry) = summary
+            entry.model = entry.model.map { scan.models.insert($0).memberAfterInsert }
+            scan.entries[id] = entry
+            scan.lines += 1
+            scan.lastLine = lineNumber
+            if terminated {
+                scan.goodEnd = start + bytes.count + 1
+            } else {
+                scan.goodEnd = start + bytes.count
+                scan.missingNewline = true
+            }
         }
 
         while !eof {
