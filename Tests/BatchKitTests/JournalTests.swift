@@ -447,6 +447,27 @@ private func lines(_ url: URL) throws -> [String] {
         #expect(results.allSatisfy { $0.isSuccess })
         #expect(journal.totals.succeeded == 300)
     }
+
+    @Test func replayWithConcurrentProcessorGivesOneItemPerRequest() async throws {
+        let url = temporaryJournalURL()
+        defer { try? FileManager.default.removeItem(at: url) }
+        let requests = (0..<120).map { chat("p\($0)") }
+        let configuration = ConcurrentProcessor<ContinuousClock>.Configuration(maxConcurrency: 4)
+        do {
+            let journal = try Journal(url: url)
+            _ = try await ConcurrentProcessor(client: echoClient(CallCounter()), configuration: configuration)
+                .journaled(journal).process(Array(requests.prefix(70)))
+            journal.close()
+        }
+        let counter = CallCounter()
+        let journal = try Journal(url: url)
+        let response = try await ConcurrentProcessor(client: echoClient(counter), configuration: configuration)
+            .journaled(journal, replayFinished: true).process(requests)
+        #expect(counter.total == 50)
+        #expect(response.results.map(\.id) == requests.map(\.id))
+        #expect(response.results.allSatisfy { $0.response?.text == "echo \($0.id)" })
+        #expect(try lines(url).count == 120)
+    }
 }
 
 @Suite struct OutputLineTests {
