@@ -34,3 +34,10 @@ func round3(_ x: Double) -> Double { (x * 1000).rounded() / 1000 }
 extension Duration {
     var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }
+
+/// The value of `--name` among the arguments, or else of environment variable `env`.
+func benchOption(_ name: String, env: String) -> String? {
+    let args = CommandLine.arguments
+    if let i = args.firstIndex(of: "--\(name)"), i + 1 < args.count { return args[i + 1] }
+    return ProcessInfo.processInfo.environment[env]
+}

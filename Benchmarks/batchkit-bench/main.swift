@@ -1,11 +1,23 @@
 import Foundation
 
-let scenarios = ["executor", "memory"]
-let wanted = CommandLine.arguments.count > 1 ? Array(CommandLine.arguments.dropFirst()) : scenarios
+// batchkit-bench [SCENARIO...]: runs the named scenarios (all of them when none is named); each
+// prints one JSON line on stdout, chatter goes to stderr. Add a scenario as a file with one
+// `func run...Benchmark() async` and a case here.
+
+let scenarios = ["executor", "memory", "emulator"]
+let wanted = CommandLine.arguments.count > 1
+    ? Array(CommandLine.arguments.dropFirst().prefix { !$0.hasPrefix("--") }) : scenarios
 for name in wanted {
     switch name {
     case "executor": await runExecutorBenchmark()
     case "memory": await runMemoryBenchmark()
+    case "emulator":
+        do {
+            try await runEmulatorBenchmark()
+        } catch {
+            FileHandle.standardError.write(Data("emulator benchmark failed: \(error)\n".utf8))
+            exit(1)
+        }
     default:
         FileHandle.standardError.write(Data("unknown scenario \(name); known: \(scenarios.joined(separator: ", "))\n".utf8))
         exit(2)

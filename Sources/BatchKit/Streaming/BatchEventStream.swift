@@ -49,6 +49,9 @@ public struct BatchEventStream: AsyncSequence, Sendable {
         public mutating func next(isolation actor: isolated (any Actor)?) async throws(Never) -> BatchEvent? {
             await run.next()
         }
+
+        /// Producers currently suspended because the consumer is behind (for tests of backpressure).
+        var waitingProducers: Int { run.channel.waitingSenders }
     }
 
     /// One run: owns the task doing the work and the channel feeding the consumer.

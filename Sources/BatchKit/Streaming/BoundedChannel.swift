@@ -186,6 +186,9 @@ public final class BoundedChannel<Element: Sendable>: Sendable {
         receiver?.resume(returning: nil)
     }
 
+    /// Senders suspended because the buffer is full.
+    var waitingSenders: Int { state.withLock { $0.senders.count } }
+
     /// Whether the consumer cancelled.
     public var isCancelled: Bool { state.withLock { $0.cancelled } }
 }

@@ -1,0 +1,205 @@
+import Foundation
+import Synchronization
+
+/// Runs requests through a provider's native batch API (half price, results within hours), with
+/// the same events as ``ConcurrentProcessor``.
+///
+/// ```swift
+/// let processor = NativeBatchProcessor(backend: OpenAIBatchBackend(apiKey: key))
+/// for await event in processor.processAsync(requests) {
+///     if case .submitted(let job) = event { save(job.id) }     // to attach after a restart
+///     if case .item(let result) = event { ... }
+/// }
+/// ```
+///
+/// What it does, the same for every provider:
+/// - validates before anything is sent: unique ids, and whatever the backend cannot express
+///   (those become `validation` items; the rest goes on);
+/// - splits the input into jobs within the backend's count and byte limits, and by group key (one
+///   model and endpoint per OpenAI file);
+/// - emits `.submitted` with each remote job as soon as it exists;
+/// - polls with an interval that backs off; a failed poll is retried and never ends the wait;
+///   `maxWait` ends it with an error that names the job ids (the jobs keep running: ``attach(_:expecting:)``
+///   collects them later);
+/// - streams each finished job's results (downloaded to a temporary file, parsed line by line) and
+///   joins them on custom id; ids missing from the results, and items of expired or cancelled jobs,
+///   become error items; partial results of failed, expired or cancelled jobs are kept;
+/// - optionally resubmits retryable failures (expired, server errors) as new jobs;
+/// - cancelling the consuming task cancels the remote jobs (unless configured otherwise).
+public struct NativeBatchProcessor<C: Clock>: Processor where C.Duration == Duration {
+    /// How the processor runs.
+    public struct Configuration: Sendable {
+        /// The first wait between polls.
+        public var pollInterval: Duration
+        /// The longest wait between polls.
+        public var maxPollInterval: Duration
+        /// Each wait is the previous one times this, up to `maxPollInterval`.
+        public var pollBackoff: Double
+        /// Give up waiting after this long (the jobs keep running); `nil` waits until they end.
+        public var maxWait: Duration?
+        /// Which failed items to send again as a new job, and how many rounds.
+        public var resubmit: ResubmitPolicy
+        /// Cancel the remote jobs when the run is cancelled (the default), or leave them running.
+        public var cancelsRemoteJobsOnCancellation: Bool
+        /// Tighter limits than the backend's (for tests, or to keep jobs small).
+        public var limits: BatchLimits?
+        /// Metadata attached to every job, where the provider supports it.
+        public var metadata: [String: String]
+        /// Prices for cost in progress and summary (batch-discounted).
+        public var priceTable: PriceTable?
+        /// Events that may wait for the consumer before work stops.
+        public var eventBufferSize: Int
+        /// Attempts to download one job's results before its items fail.
+        public var downloadAttempts: Int
+
+        public init(
+            pollInterval: Duration = .seconds(15), maxPollInterval: Duration = .seconds(300), pollBackoff: Double = 1.5,
+            maxWait: Duration? = nil, resubmit: ResubmitPolicy = .none, cancelsRemoteJobsOnCancellation: Bool = true,
+            limits: BatchLimits? = nil, metadata: [String: String] = [:], priceTable: PriceTable? = nil,
+            eventBufferSize: Int = 256, downloadAttempts: Int = 5
+        ) {
+            self.pollInterval = pollInterval
+            self.maxPollInterval = maxPollInterval
+            self.pollBackoff = max(1, pollBackoff)
+            self.maxWait = maxWait
+            self.resubmit = resubmit
+            self.cancelsRemoteJobsOnCancellation = cancelsRemoteJobsOnCancellation
+            self.limits = limits
+            self.metadata = metadata
+            self.priceTable = priceTable
+            self.eventBufferSize = max(1, eventBufferSize)
+            self.downloadAttempts = max(1, downloadAttempts)
+        }
+    }
+
+    public let backend: any BatchBackend
+    public let configuration: Configuration
+    let clock: C
+
+    public init(backend: any BatchBackend, configuration: Configuration = Configuration(), clock: C) {
+        self.backend = backend
+        self.configuration = configuration
+        self.clock = clock
+    }
+
+    /// The limits jobs are split under.
+    public var limits: BatchLimits {
+        let b = backend.limits
+        guard let l = configuration.limits else { return b }
+        return BatchLimits(maxRequests: min(b.maxRequests, l.maxRequests), maxBytes: min(b.maxBytes, l.maxBytes))
+    }
+
+    public func processAsync(_ requests: some AsyncSequence<BatchRequest, Never> & Sendable) -> BatchEventStream {
+        let run = NativeRun(backend: backend, configuration: configuration, limits: limits, clock: clock)
+        let total = (requests as? ArrayAsyncSequence<BatchRequest>)?.count
+        return BatchEventStream(bufferSize: configuration.eventBufferSize) { sink in
+            await run.process(requests, total: total, sink: sink)
+        }
+    }
+
+    /// Resumes after a restart: polls jobs created earlier, downloads what finished, and reports
+    /// their results, without submitting anything.
+    ///
+    /// - Parameters:
+    ///   - jobIDs: the remote ids from earlier `.submitted` events.
+    ///   - expecting: the custom ids the jobs were given, when known, so ids missing from the
+    ///     results are reported as items too.
+    public func attach(_ jobIDs: [String], expecting: [String: [String]] = [:]) -> BatchEventStream {
+        let run = NativeRun(backend: backend, configuration: configuration, limits: limits, clock: clock)
+        return BatchEventStream(bufferSize: configuration.eventBufferSize) { sink in
+            await run.attach(jobIDs, expecting: expecting, sink: sink)
+        }
+    }
+
+    // MARK: - Job management (submit now, collect later)
+
+    /// Validates, splits and submits `requests` without waiting for the jobs.
+    ///
+    /// - Returns: the created jobs, and the requests that failed validation (never sent).
+    public func submit(_ requests: [BatchRequest]) async throws -> (jobs: [BatchJob], rejected: [BatchResult]) {
+        let run = NativeRun(backend: backend, configuration: configuration, limits: limits, clock: clock)
+        var rejected: [BatchResult] = []
+        var jobs: [BatchJob] = []
+        var seen = Set<String>()
+        var chunker = Chunker(limits: limits)
+        for r in requests {
+            switch run.encode(r, seen: &seen) {
+            case .failure(let e): rejected.append(BatchResult(id: r.id, outcome: .failure(e), attempts: 0, route: .none))
+            case .success(let item):
+                if let full = chunker.add(item) { jobs.append(try await backend.submit(full, metadata: configuration.metadata)) }
+            }
+        }
+        for chunk in chunker.drain() { jobs.append(try await backend.submit(chunk, metadata: configuration.metadata)) }
+        return (jobs, rejected)
+    }
+
+    /// The job's current state.
+    public func status(_ jobID: String) async throws -> BatchJob { try await backend.status(of: jobID) }
+
+    /// The results of an ended job (or the partial results of one that failed, expired or was
+    /// cancelled).
+    public func results(_ jobID: String) async throws -> [BatchResult] {
+        let job = try await backend.status(of: jobID)
+        var out: [BatchResult] = []
+        try await backend.results(of: job) { out.append($0) }
+        return out
+    }
+
+    /// Asks the provider to cancel a job.
+    @discardableResult
+    public func cancel(_ jobID: String) async throws -> BatchJob { try await backend.cancel(jobID: jobID) }
+
+    /// Jobs known to the provider, newest first.
+    public func list(limit: Int = 20) async throws -> [BatchJob] { try await backend.list(limit: limit) }
+}
+
+extension NativeBatchProcessor where C == ContinuousClock {
+    /// A processor on the continuous clock.
+    public init(backend: any BatchBackend, configuration: Configuration = Configuration()) {
+        self.init(backend: backend, configuration: configuration, clock: ContinuousClock())
+    }
+}
+
+/// Which failed items of a native batch are sent again as a new job.
+public enum ResubmitPolicy: Sendable, Hashable {
+    /// Report failures as they are.
+    case none
+    /// Resubmit items that expired or failed with a retryable error, up to `maxRounds` times.
+    case failedAndExpired(maxRounds: Int)
+
+    var rounds: Int {
+        switch self {
+        case .none: return 0
+        case .failedAndExpired(let n): return max(0, n)
+        }
+    }
+}
+
+/// Packs encoded items into jobs within the limits, one open chunk per group key.
+struct Chunker {
+    let limits: BatchLimits
+    var open: [String: (items: [EncodedBatchItem], bytes: Int)] = [:]
+
+    init(limits: BatchLimits) { self.limits = limits }
+
+    /// Adds an item; returns the group's previous chunk when the item does not fit in it.
+    mutating func add(_ item: EncodedBatchItem) -> [EncodedBatchItem]? {
+        let size = item.data.count + 1
+        var chunk = open[item.groupKey] ?? ([], 0)
+        var full: [EncodedBatchItem]?
+        if !chunk.items.isEmpty, chunk.items.count >= limits.maxRequests || chunk.bytes + size > limits.maxBytes {
+            full = chunk.items
+            chunk = ([], 0)
+        }
+        chunk.items.append(item)
+        chunk.bytes += size
+        open[item.groupKey] = chunk
+        return full
+    }
+
+    /// The remaining partial chunks.
+    mutating func drain() -> [[EncodedBatchItem]] {
+        defer { open = [:] }
+        return open.keys.sorted().compactMap { open[$0]?.items }.filter { !$0.isEmpty }
+    }
+}

@@ -1,0 +1,346 @@
+import Foundation
+import Synchronization
+
+/// One native-batch run: submission, polling, collection, resubmission.
+final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
+    let backend: any BatchBackend
+    let configuration: NativeBatchProcessor<C>.Configuration
+    let limits: BatchLimits
+    let clock: C
+
+    init(backend: any BatchBackend, configuration: NativeBatchProcessor<C>.Configuration, limits: BatchLimits, clock: C) {
+        self.backend = backend
+        self.configuration = configuration
+        self.limits = limits
+        self.clock = clock
+    }
+
+    /// A job being waited for, with the items it holds that have not been reported.
+    struct Tracked {
+        var job: BatchJob
+        /// Items not yet reported, by id (kept encoded so they can be resubmitted as they are).
+        var pending: [String: EncodedBatchItem]
+        /// Whether the ids of the job are known (false when attaching without expectations).
+        var knowsIDs: Bool
+        var round: Int
+    }
+
+    /// Totals for progress and summary.
+    struct Books {
+        var total: Int?
+        var succeeded = 0
+        var failed = 0
+        var usage = Usage.zero
+        var cost: Double = 0
+        var costKnown = true
+        var retries = 0
+        var jobs: [String: BatchJob] = [:]
+        var jobOrder: [String] = []
+
+        mutating func record(_ job: BatchJob) {
+            if jobs[job.id] == nil { jobOrder.append(job.id) }
+            jobs[job.id] = job
+        }
+    }
+
+    func encode(_ request: BatchRequest, seen: inout Set<String>) -> Result<EncodedBatchItem, BatchError> {
+        if request.id.isEmpty { return .failure(.validation("the request id is empty", field: "id")) }
+        if !seen.insert(request.id).inserted {
+            return .failure(.validation("duplicate id \"\(request.id)\": ids must be unique within a run", field: "id"))
+        }
+        do {
+            let item = try backend.encode(request)
+            if item.data.count + 1 > limits.maxBytes {
+                return .failure(.validation("the request is \(item.data.count) bytes, over the \(limits.maxBytes)-byte job limit", field: "body"))
+            }
+            return .success(item)
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    // MARK: - process
+
+    func process(_ requests: some AsyncSequence<BatchRequest, Never> & Sendable, total: Int?, sink: EventSink) async -> BatchRunOutcome {
+        let start = clock.now
+        var books = Books(total: total)
+        var tracked: [Tracked] = []
+        var seen = Set<String>()
+        var chunker = Chunker(limits: limits)
+        var iterator = requests.makeAsyncIterator()
+
+        // 1. Validate, split, submit.
+        while let request = await iterator.next(isolation: nil) {
+            if Task.isCancelled { return await cancelled(tracked, books: books) }
+            switch encode(request, seen: &seen) {
+            case .failure(let e):
+                books.failed += 1
+                if !(await sink.emit(.item(BatchResult(id: request.id, outcome: .failure(e), attempts: 0, route: .none)))) {
+                    return await cancelled(tracked, books: books)
+                }
+            case .success(let item):
+                if let full = chunker.add(item), !(await submit(full, round: 0, tracked: &tracked, books: &books, sink: sink)) {
+                    return await cancelled(tracked, books: books)
+                }
+            }
+        }
+        for chunk in chunker.drain() {
+            if !(await submit(chunk, round: 0, tracked: &tracked, books: &books, sink: sink)) { return await cancelled(tracked, books: books) }
+        }
+        seen = []
+        // 2. Wait and collect.
+        return await collect(&tracked, books: &books, start: start, sink: sink)
+    }
+
+    /// Creates one job. If it cannot be created, its items fail and the run goes on.
+    ///
+    /// - Returns: `false` when the consumer went away.
+    func submit(_ items: [EncodedBatchItem], round: Int, tracked: inout [Tracked], books: inout Books, sink: EventSink) async -> Bool {
+        do {
+            let job = try await backend.submit(items, metadata: configuration.metadata)
+            books.record(job)
+            tracked.append(
+                Tracked(job: job, pending: Dictionary(items.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a }), knowsIDs: true, round: round))
+            return await sink.emit(.submitted(job))
+        } catch {
+            let e = Self.submissionError(error)
+            for item in items {
+                books.failed += 1
+                if !(await sink.emit(.item(BatchResult(id: item.id, outcome: .failure(e), attempts: 0, route: .none)))) { return false }
+            }
+            return true
+        }
+    }
+
+    // MARK: - attach
+
+    func attach(_ jobIDs: [String], expecting: [String: [String]], sink: EventSink) async -> BatchRunOutcome {
+        let start = clock.now
+        var books = Books(total: nil)
+        var tracked: [Tracked] = []
+        for id in jobIDs {
+            var job: BatchJob?
+            var lastError: (any Error)?
+            for _ in 0..<configuration.downloadAttempts {
+                do {
+                    job = try await backend.status(of: id)
+                    break
+                } catch {
+                    if Task.isCancelled { return .failed(.cancelled()) }
+                    lastError = error
+                }
+            }
+            guard let job else {
+                return .failed(BatchError(.notFound, "could not read job \(id): \(BatchError(wrapping: lastError ?? CancellationError()).message)"))
+            }
+            books.record(job)
+            let ids = expecting[id] ?? []
+            tracked.append(Tracked(job: job, pending: Dictionary(ids.map { ($0, EncodedBatchItem(id: $0, data: Data())) }, uniquingKeysWith: { a, _ in a }), knowsIDs: !ids.isEmpty, round: configuration.resubmit.rounds))
+        }
+        books.total = expecting.isEmpty ? nil : expecting.values.reduce(0) { $0 + $1.count }
+        return await collect(&tracked, books: &books, start: start, sink: sink)
+    }
+
+    // MARK: - collect
+
+    func collect(_ tracked: inout [Tracked], books: inout Books, start: C.Instant, sink: EventSink) async -> BatchRunOutcome {
+        var interval = configuration.pollInterval
+        while !tracked.isEmpty {
+            if Task.isCancelled { return await cancelled(tracked, books: books) }
+            var index = 0
+            while index < tracked.count {
+                var t = tracked[index]
+                if !t.job.status.isTerminal {
+                    // A failed poll is retried at the next round; it never ends the wait.
+                    if let job = try? await backend.status(of: t.job.id) {
+                        t.job = job
+                        books.record(job)
+                    }
+                }
+                if t.job.status.isTerminal {
+                    var retry: [EncodedBatchItem] = []
+                    if let end = await download(&t, books: &books, retry: &retry, sink: sink) { return end }
+                    tracked.remove(at: index)
+                    if !retry.isEmpty {
+                        books.retries += retry.count
+                        var chunker = Chunker(limits: limits)
+                        var chunks: [[EncodedBatchItem]] = []
+                        for item in retry { if let full = chunker.add(item) { chunks.append(full) } }
+                        chunks += chunker.drain()
+                        for chunk in chunks {
+                            if !(await submit(chunk, round: t.round + 1, tracked: &tracked, books: &books, sink: sink)) {
+                                return await cancelled(tracked, books: books)
+                            }
+                        }
+                    }
+                    continue
+                }
+                tracked[index] = t
+                index += 1
+            }
+            if tracked.isEmpty { break }
+            sink.offer(.progress(progress(tracked, books: books, start: start)))
+            if let maxWait = configuration.maxWait, start.duration(to: clock.now) >= maxWait {
+                return await gaveUp(tracked, books: &books, sink: sink, maxWait: maxWait)
+            }
+            var sleep = interval
+            if let maxWait = configuration.maxWait {
+                sleep = min(sleep, maxWait - start.duration(to: clock.now))
+            }
+            do {
+                try await clock.sleep(until: clock.now.advanced(by: max(sleep, .zero)), tolerance: nil)
+            } catch {
+                return await cancelled(tracked, books: books)
+            }
+            interval = min(configuration.maxPollInterval, interval * configuration.pollBackoff)
+        }
+        return .completed(summary(books, start: start))
+    }
+
+    /// Streams a terminal job's results, then reports what is missing. Returns an outcome only
+    /// when the consumer went away.
+    func download(_ t: inout Tracked, books: inout Books, retry: inout [EncodedBatchItem], sink: EventSink) async -> BatchRunOutcome? {
+        var consumerGone = false
+        var lastError: (any Error)?
+        let mayResubmit = t.round < configuration.resubmit.rounds
+        for attempt in 1...configuration.downloadAttempts {
+            do {
+                var local = t
+                var localBooks = books
+                var localRetry = retry
+                try await backend.results(of: t.job) { result in
+                    if local.knowsIDs {
+                        guard let item = local.pending.removeValue(forKey: result.id) else { return }  // not ours, or reported already
+                        if mayResubmit, !result.isSuccess, result.error?.isRetryable == true {
+                            localRetry.append(item)
+                            return
+                        }
+                    } else {
+                        guard local.pending.updateValue(EncodedBatchItem(id: result.id, data: Data()), forKey: result.id) == nil else { return }
+                    }
+                    self.count(result, into: &localBooks)
+                    if !(await sink.emit(.item(result))) {
+                        consumerGone = true
+                        throw CancellationError()
+                    }
+                }
+                t = local
+                books = localBooks
+                retry = localRetry
+                lastError = nil
+                break
+            } catch {
+                if consumerGone || Task.isCancelled { return .failed(.cancelled()) }
+                lastError = error
+                if attempt < configuration.downloadAttempts {
+                    try? await clock.sleep(until: clock.now.advanced(by: .seconds(1 << min(attempt, 6))), tolerance: nil)
+                }
+            }
+        }
+        guard t.knowsIDs else { return nil }
+        // Whatever is still pending had no result line.
+        let missing: BatchError
+        if let lastError {
+            missing = BatchError(.network, "the results of job \(t.job.id) could not be downloaded: \(BatchError(wrapping: lastError).message)", isRetryable: true)
+        } else {
+            switch t.job.status {
+            case .expired: missing = BatchError(.expired, "job \(t.job.id) expired before this request ran", isRetryable: true)
+            case .cancelled: missing = BatchError(.cancelled, "job \(t.job.id) was cancelled before this request ran", isRetryable: false)
+            case .failed: missing = BatchError(.invalidRequest, "job \(t.job.id) failed: \(t.job.metadata["error"] ?? "the provider rejected it")", isRetryable: false)
+            default: missing = BatchError(.invalidResponse, "job \(t.job.id) ended without a result for this request", isRetryable: true)
+            }
+        }
+        for (id, item) in t.pending.sorted(by: { $0.key < $1.key }) {
+            if mayResubmit, missing.isRetryable {
+                retry.append(item)
+                continue
+            }
+            let r = BatchResult(id: id, outcome: .failure(missing), attempts: 1, route: .batch)
+            count(r, into: &books)
+            if !(await sink.emit(.item(r))) { return .failed(.cancelled()) }
+        }
+        t.pending = [:]
+        return nil
+    }
+
+    func count(_ r: BatchResult, into books: inout Books) {
+        if r.isSuccess { books.succeeded += 1 } else { books.failed += 1 }
+        books.usage += r.usage
+        if let table = configuration.priceTable, r.usage != .zero {
+            if let model = r.response?.model, let c = table.cost(of: r.usage, model: model) {
+                books.cost += c
+            } else {
+                books.costKnown = false
+            }
+        }
+    }
+
+    func progress(_ tracked: [Tracked], books: Books, start: C.Instant) -> BatchProgress {
+        var remoteSucceeded = 0
+        var remoteFailed = 0
+        var pending = 0
+        var statuses = Set<String>()
+        for t in tracked {
+            remoteSucceeded += t.job.succeededCount
+            remoteFailed += t.job.failedCount
+            pending += t.knowsIDs ? t.pending.count : t.job.requestCount
+            statuses.insert(t.job.remoteStatus ?? t.job.status.rawValue)
+        }
+        let elapsed = start.duration(to: clock.now)
+        let done = books.succeeded + books.failed + remoteSucceeded + remoteFailed
+        let rate = elapsed > .zero ? Double(done) / elapsed.seconds : 0
+        var eta: Duration?
+        if let total = books.total, rate > 0 { eta = .seconds(Double(max(0, total - done)) / rate) }
+        return BatchProgress(
+            succeeded: books.succeeded + remoteSucceeded, failed: books.failed + remoteFailed,
+            inFlight: max(0, pending - remoteSucceeded - remoteFailed), total: books.total, usage: books.usage,
+            cost: configuration.priceTable != nil && books.costKnown ? books.cost : nil, requestsPerSecond: rate, eta: eta,
+            elapsed: elapsed, remoteStatus: statuses.sorted().joined(separator: ","))
+    }
+
+    func summary(_ books: Books, start: C.Instant) -> BatchSummary {
+        BatchSummary(
+            succeeded: books.succeeded, failed: books.failed, usage: books.usage,
+            cost: configuration.priceTable != nil && books.costKnown ? books.cost : nil, duration: start.duration(to: clock.now),
+            retries: books.retries, rateLimited: 0, jobs: books.jobOrder.compactMap { books.jobs[$0] })
+    }
+
+    /// `maxWait` passed: the pending items fail with an error naming their job, and the run fails
+    /// with an error naming every job still running (they are left running, to attach later).
+    func gaveUp(_ tracked: [Tracked], books: inout Books, sink: EventSink, maxWait: Duration) async -> BatchRunOutcome {
+        let ids = tracked.map(\.job.id)
+        for t in tracked where t.knowsIDs {
+            let e = BatchError(.timeout, "gave up after \(maxWait) waiting for job \(t.job.id) (still \(t.job.remoteStatus ?? t.job.status.rawValue)); attach to it later to collect the result", isRetryable: false)
+            for id in t.pending.keys.sorted() {
+                books.failed += 1
+                if !(await sink.emit(.item(BatchResult(id: id, outcome: .failure(e), attempts: 1, route: .batch)))) { break }
+            }
+        }
+        return .failed(BatchError(.timeout, "gave up after \(maxWait); jobs still running: \(ids.joined(separator: ", "))", isRetryable: false))
+    }
+
+    /// The run was cancelled: cancel the remote jobs (unless configured not to) and end.
+    func cancelled(_ tracked: [Tracked], books: Books) async -> BatchRunOutcome {
+        let open = tracked.filter { !$0.job.status.isTerminal }.map(\.job.id)
+        if configuration.cancelsRemoteJobsOnCancellation, !open.isEmpty {
+            let backend = self.backend
+            // The calling task is cancelled; the cancellation requests run in a task of their own.
+            await Task {
+                await withTaskGroup(of: Void.self) { group in
+                    for id in open { group.addTask { _ = try? await backend.cancel(jobID: id) } }
+                }
+            }.value
+        }
+        return .failed(.cancelled("the run was cancelled; \(configuration.cancelsRemoteJobsOnCancellation ? "cancelled" : "left running") jobs: \(open.joined(separator: ", "))"))
+    }
+
+    static func submissionError(_ error: any Error) -> BatchError {
+        var e = BatchError(wrapping: error)
+        e.message = "the batch job could not be created: \(e.message)"
+        return e
+    }
+}
+
+extension Duration {
+    static func * (lhs: Duration, rhs: Double) -> Duration { .seconds(lhs.seconds * rhs) }
+}

@@ -1,0 +1,416 @@
+import BatchKit
+import Foundation
+
+/// OpenAI's Batch API (Files + Batches) as a ``BatchBackend``: half-price, results within 24 h.
+///
+/// - **encode**: the OpenAI batch input line (``BatchRequest/openAIBatchLine()``); the group key
+///   is endpoint + model, because a batch file holds one model and one endpoint.
+/// - **submit**: writes the lines into a temporary multipart file and uploads it
+///   (`POST /files`, `purpose=batch`) streaming from disk, then `POST /batches` with
+///   `completion_window: "24h"` and the metadata.
+/// - **status**: the Batch object, its status and counts; `input_file_id`, `output_file_id`,
+///   `error_file_id`, `endpoint` and `model` in ``BatchJob/metadata`` (`errors` too, when
+///   validation failed).
+/// - **results**: downloads the output and error files to temporary files and parses them line by
+///   line. A malformed line is skipped (its id then counts as missing, which the processor
+///   reports); ``downloadResults(of:handler:)`` returns how many there were.
+/// - **delete**: OpenAI has no batch delete: cancels the batch if it is still running and deletes
+///   its input, output and error files.
+///
+/// ```swift
+/// let backend = OpenAIBatchBackend(apiKey: key)
+/// let job = try await backend.submit([try backend.encode(request)], metadata: ["run": "nightly"])
+/// ```
+public struct OpenAIBatchBackend: BatchBackend, CustomStringConvertible, CustomReflectable {
+    /// `openai`.
+    public let provider = "openai"
+    /// 50,000 requests and 200 MB per job by default.
+    public var limits: BatchLimits
+    let connection: OpenAIConnection
+    /// Time allowed for the upload of one input file.
+    public var uploadTimeout: Duration
+
+    /// OpenAI's own limits: 50,000 requests and 200 MB per input file.
+    public static let defaultLimits = BatchLimits(maxRequests: 50_000, maxBytes: 200 * 1024 * 1024)
+
+    /// The endpoints the Batch API accepts.
+    public static let supportedEndpoints: Set<String> = [
+        "/v1/responses", "/v1/chat/completions", "/v1/embeddings", "/v1/completions", "/v1/moderations",
+        "/v1/images/generations", "/v1/images/edits", "/v1/videos",
+    ]
+
+    /// A backend for OpenAI or an OpenAI-compatible server with the Files and Batches APIs.
+    ///
+    /// - Parameters:
+    ///   - apiKey: `nil` reads `OPENAI_API_KEY`.
+    ///   - baseURL: the API base including `/v1`.
+    ///   - limits: job limits (small ones make tests split).
+    public init(
+        apiKey: String? = nil, baseURL: URL = URL(string: "https://api.openai.com/v1")!, organization: String? = nil,
+        project: String? = nil, extraHeaders: HTTPHeaders = [:], transport: (any HTTPTransport)? = nil,
+        timeout: Duration? = .seconds(120), uploadTimeout: Duration = .seconds(3600), limits: BatchLimits = OpenAIBatchBackend.defaultLimits
+    ) {
+        self.init(
+            connection: OpenAIConnection(
+                baseURL: baseURL, key: APIKey(apiKey ?? OpenAIConnection.environmentKey("OPENAI_API_KEY")),
+                organization: organization, project: project, extraHeaders: extraHeaders,
+                transport: transport ?? OpenAIConnection.defaultTransport, timeout: timeout, flavor: .openAI),
+            uploadTimeout: uploadTimeout, limits: limits)
+    }
+
+    /// A backend that reaches the same server, with the same key and transport, as `client`.
+    public init(client: OpenAIClient, uploadTimeout: Duration = .seconds(3600), limits: BatchLimits = OpenAIBatchBackend.defaultLimits) {
+        self.init(connection: client.connection, uploadTimeout: uploadTimeout, limits: limits)
+    }
+
+    init(connection: OpenAIConnection, uploadTimeout: Duration, limits: BatchLimits) {
+        self.connection = connection
+        self.uploadTimeout = uploadTimeout
+        self.limits = limits
+    }
+
+    /// A backend for Azure OpenAI's Batch API (`/openai/files`, `/openai/batches`, `api-key`,
+    /// `api-version`). Lines use Azure's URL form (`/chat/completions`) and the deployment name
+    /// as `model`, and the batch is created for that endpoint.
+    public static func azure(
+        endpoint: URL, apiKey: String? = nil, apiVersion: String = "2024-10-21", deployment: (@Sendable (String) -> String)? = nil,
+        extraHeaders: HTTPHeaders = [:], transport: (any HTTPTransport)? = nil, timeout: Duration? = .seconds(120),
+        limits: BatchLimits = OpenAIBatchBackend.defaultLimits
+    ) -> OpenAIBatchBackend {
+        OpenAIBatchBackend(
+            connection: OpenAIConnection(
+                baseURL: endpoint, key: APIKey(apiKey ?? OpenAIConnection.environmentKey("AZURE_OPENAI_API_KEY")),
+                organization: nil, project: nil, extraHeaders: extraHeaders,
+                transport: transport ?? OpenAIConnection.defaultTransport, timeout: timeout,
+                flavor: .azure(apiVersion: apiVersion, deployment: deployment ?? { $0 })),
+            uploadTimeout: .seconds(3600), limits: limits)
+    }
+
+    /// Where the backend talks to, never the key.
+    public var description: String { "OpenAIBatchBackend(\(connection.description))" }
+
+    /// A reflection without the key.
+    public var customMirror: Mirror {
+        Mirror(self, children: ["baseURL": connection.baseURL, "azure": connection.isAzure, "limits": limits], displayStyle: .struct)
+    }
+
+    // MARK: - Encode
+
+    /// The request as one batch input line. Fails validation for an empty model, or a raw
+    /// endpoint the Batch API does not accept (field `endpoint`).
+    public func encode(_ request: BatchRequest) throws(BatchError) -> EncodedBatchItem {
+        let endpoint = request.openAIEndpoint
+        guard Self.supportedEndpoints.contains(endpoint) else {
+            throw .validation(
+                "request \(request.id): the OpenAI Batch API does not accept the endpoint \(endpoint); use one of \(Self.supportedEndpoints.sorted().joined(separator: ", "))",
+                field: "endpoint")
+        }
+        guard let model = request.model, !model.isEmpty else {
+            throw .validation("request \(request.id): a batch request needs a model", field: "model")
+        }
+        var out = [UInt8]()
+        out.reserveCapacity(256)
+        switch connection.flavor {
+        case .openAI:
+            request.writeOpenAIBatchLine(into: &out)
+        case .azure(_, let deployment):
+            var line = request.openAIBatchLine()
+            if case .object(var o) = line, case .object(var body)? = o["body"] {
+                body["model"] = .string(deployment(model))
+                o["body"] = .object(body)
+                o["url"] = .string(Self.azureEndpoint(endpoint))
+                line = .object(o)
+            }
+            line.write(into: &out)
+        }
+        return EncodedBatchItem(id: request.id, data: Data(out), groupKey: endpoint + " " + model)
+    }
+
+    /// `/v1/chat/completions` → `/chat/completions` (Azure's classic batch URLs).
+    static func azureEndpoint(_ e: String) -> String { e.hasPrefix("/v1/") ? String(e.dropFirst(3)) : e }
+
+    // MARK: - Submit
+
+    /// Uploads the items as one JSONL file and creates a batch for it.
+    ///
+    /// The multipart body is written to a temporary file and sent from disk, so a 200 MB job is
+    /// never held in memory a second time. When the batch cannot be created the uploaded file is
+    /// deleted again.
+    public func submit(_ items: [EncodedBatchItem], metadata: [String: String]) async throws -> BatchJob {
+        guard let first = items.first else { throw BatchError.validation("a batch needs at least one request") }
+        let endpoint = Self.endpoint(of: first)
+        let fileID = try await upload(items)
+        var body: [String: JSONValue] = [
+            "input_file_id": .string(fileID),
+            "endpoint": .string(connection.isAzure ? Self.azureEndpoint(endpoint) : endpoint),
+            "completion_window": "24h",
+        ]
+        if !metadata.isEmpty { body["metadata"] = .object(metadata.mapValues(JSONValue.string)) }
+        do {
+            let (json, _) = try await connection.sendJSON("POST", connection.url("/v1/batches"), body: .object(body))
+            var job = try Self.job(from: json)
+            job.requestCount = max(job.requestCount, items.count)
+            return job
+        } catch {
+            _ = try? await connection.sendJSON("DELETE", connection.url("/v1/files/\(fileID)"))
+            throw error
+        }
+    }
+
+    /// The endpoint of an encoded item: the group key's first word, else the line's `url`.
+    static func endpoint(of item: EncodedBatchItem) -> String {
+        if let space = item.groupKey.firstIndex(of: " "), item.groupKey.hasPrefix("/") {
+            return String(item.groupKey[..<space])
+        }
+        return (try? JSONValue(parsing: item.data))?["url"]?.stringValue ?? OpenAIWire.chatEndpoint
+    }
+
+    /// Writes the multipart body to a temporary file and uploads it; returns the file id.
+    func upload(_ items: [EncodedBatchItem]) async throws -> String {
+        let boundary = "batchkit-\(UUID().uuidString)"
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("batchkit-upload-\(UUID().uuidString).multipart")
+        defer { try? FileManager.default.removeItem(at: url) }
+        try Self.writeMultipart(items, boundary: boundary, to: url)
+        let request = HTTPRequest(
+            method: "POST", url: connection.url("/v1/files"),
+            headers: connection.headers(contentType: "multipart/form-data; boundary=\(boundary)"), body: .file(url),
+            timeout: uploadTimeout)
+        let response = try await connection.send(request)
+        let data = try response.bodyData()
+        guard response.isSuccess else {
+            throw connection.redact(OpenAIWire.error(status: response.status, headers: response.headers, body: data))
+        }
+        guard let id = (try? JSONValue(parsing: data))?["id"]?.stringValue else {
+            throw BatchError(.invalidResponse, "the file upload answered without a file id", httpStatus: response.status, isRetryable: true)
+        }
+        return id
+    }
+
+    /// The `multipart/form-data` body of a Files upload (`purpose=batch`, the lines as `*.jsonl`),
+    /// written in 1 MB chunks.
+    static func writeMultipart(_ items: [EncodedBatchItem], boundary: String, to url: URL) throws {
+        guard FileManager.default.createFile(atPath: url.path, contents: nil) else {
+            throw BatchError(.invalidRequest, "cannot create the temporary upload file", isRetryable: false)
+        }
+        let handle = try FileHandle(forWritingTo: url)
+        defer { try? handle.close() }
+        var buffer = [UInt8]()
+        buffer.reserveCapacity(1 << 20)
+        func flush() throws {
+            try handle.write(contentsOf: buffer)
+            buffer.removeAll(keepingCapacity: true)
+        }
+        buffer.append(contentsOf: Array((
+            "--\(boundary)\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nbatch\r\n"
+            + "--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"batchkit-\(UUID().uuidString.prefix(8)).jsonl\"\r\n"
+            + "Content-Type: application/octet-stream\r\n\r\n").utf8))
+        for item in items {
+            buffer.append(contentsOf: item.data)
+            buffer.append(0x0A)
+            if buffer.count >= 1 << 20 { try flush() }
+        }
+        buffer.append(contentsOf: Array("\r\n--\(boundary)--\r\n".utf8))
+        try flush()
+    }
+
+    // MARK: - Status, cancel, list
+
+    /// The batch's state.
+    public func status(of jobID: String) async throws -> BatchJob {
+        let (json, _) = try await connection.sendJSON("GET", connection.url("/v1/batches/\(jobID)"))
+        return try Self.job(from: json)
+    }
+
+    /// Asks OpenAI to cancel; the batch goes to `cancelling`, then `cancelled`.
+    public func cancel(jobID: String) async throws -> BatchJob {
+        let (json, _) = try await connection.sendJSON("POST", connection.url("/v1/batches/\(jobID)/cancel"))
+        return try Self.job(from: json)
+    }
+
+    /// The most recent batches of the account, newest first, following `after` cursors until
+    /// `limit` jobs or the end.
+    public func list(limit: Int) async throws -> [BatchJob] {
+        var jobs: [BatchJob] = []
+        var after: String?
+        while jobs.count < limit {
+            let page = try await listPage(after: after, limit: min(100, limit - jobs.count))
+            jobs += page.jobs
+            guard page.hasMore, let last = page.lastID else { break }
+            after = last
+        }
+        return jobs
+    }
+
+    /// One page of `GET /batches?after=&limit=` (limit 1...100).
+    public func listPage(after: String? = nil, limit: Int = 20) async throws -> (jobs: [BatchJob], hasMore: Bool, lastID: String?) {
+        var query = [URLQueryItem(name: "limit", value: String(max(1, min(100, limit))))]
+        if let after { query.append(URLQueryItem(name: "after", value: after)) }
+        let (json, _) = try await connection.sendJSON("GET", connection.url("/v1/batches", query: query))
+        guard case .array(let data)? = json["data"] else {
+            throw BatchError(.invalidResponse, "the batch list has no data", isRetryable: true)
+        }
+        let jobs = try data.map { v throws(BatchError) in try Self.job(from: v) }
+        return (jobs, json["has_more"]?.boolValue ?? false, json["last_id"]?.stringValue ?? jobs.last?.id)
+    }
+
+    /// Cancels the batch if it is still running, then deletes its input, output and error files
+    /// (OpenAI keeps batches themselves forever). Files already gone are ignored.
+    public func delete(jobID: String) async throws {
+        var job = try await status(of: jobID)
+        if !job.status.isTerminal && job.status != .cancelling {
+            job = (try? await cancel(jobID: jobID)) ?? job
+        }
+        for key in ["input_file_id", "output_file_id", "error_file_id"] {
+            guard let id = job.metadata[key] else { continue }
+            do {
+                _ = try await connection.sendJSON("DELETE", connection.url("/v1/files/\(id)"))
+            } catch let error as BatchError where error.code == .notFound {
+                continue
+            }
+        }
+    }
+
+    /// A Batch object as a ``BatchJob``.
+    static func job(from json: JSONValue) throws(BatchError) -> BatchJob {
+        guard let id = json["id"]?.stringValue, let remote = json["status"]?.stringValue else {
+            throw BatchError(.invalidResponse, "the answer is not a Batch object", isRetryable: true)
+        }
+        let status: BatchJob.Status
+        switch remote {
+        case "validating": status = .validating
+        case "in_progress": status = .inProgress
+        case "finalizing": status = .finalizing
+        case "completed": status = .completed
+        case "failed": status = .failed
+        case "expired": status = .expired
+        case "cancelling": status = .cancelling
+        case "cancelled", "canceled": status = .cancelled
+        default: status = .inProgress
+        }
+        let counts = json["request_counts"]
+        var metadata: [String: String] = [:]
+        for key in ["input_file_id", "output_file_id", "error_file_id", "endpoint", "model"] {
+            if let v = json[key]?.stringValue, !v.isEmpty { metadata[key] = v }
+        }
+        if case .array(let errors)? = json["errors"]?["data"], !errors.isEmpty {
+            metadata["errors"] = errors.prefix(20).map { e in
+                let line = e["line"]?.intValue.map { "line \($0): " } ?? ""
+                return line + (e["code"]?.stringValue.map { "\($0): " } ?? "") + (e["message"]?.stringValue ?? "")
+            }.joined(separator: "; ")
+        }
+        return BatchJob(
+            id: id, provider: "openai", status: status, remoteStatus: remote, requestCount: counts?["total"]?.intValue ?? 0,
+            succeededCount: counts?["completed"]?.intValue ?? 0, failedCount: counts?["failed"]?.intValue ?? 0,
+            createdAt: json["created_at"]?.intValue.map { Date(timeIntervalSince1970: TimeInterval($0)) },
+            expiresAt: json["expires_at"]?.intValue.map { Date(timeIntervalSince1970: TimeInterval($0)) }, metadata: metadata)
+    }
+
+    // MARK: - Results
+
+    /// What a results download found.
+    public struct ResultsSummary: Sendable, Hashable {
+        /// Lines that became results (successes and failures).
+        public var results: Int
+        /// Lines that were not valid result lines, skipped; their ids count as missing.
+        public var malformedLines: Int
+        /// `file:line` of the first malformed lines (at most 20), for diagnostics.
+        public var malformedLocations: [String]
+
+        /// Creates a summary.
+        public init(results: Int = 0, malformedLines: Int = 0, malformedLocations: [String] = []) {
+            self.results = results
+            self.malformedLines = malformedLines
+            self.malformedLocations = malformedLocations
+        }
+    }
+
+    /// Streams the results of a job (``downloadResults(of:handler:)`` without the summary).
+    public func results(of job: BatchJob, handler: (BatchResult) async throws -> Void) async throws {
+        _ = try await downloadResults(of: job, handler: handler)
+    }
+
+    /// Downloads the output and error files to temporary files and reports each line as a
+    /// ``BatchResult`` (`route: .batch`, usage marked as batch usage):
+    /// - `response.status_code` 2xx: success, parsed for the batch's endpoint;
+    /// - other status codes: the error in `response.body`, classified like a real-time error;
+    /// - `error` lines: `batch_expired` → `.expired`, `batch_cancelled` → `.cancelled`,
+    ///   `request_timeout` → `.timeout`.
+    /// Malformed lines are skipped and counted in the returned summary.
+    public func downloadResults(of job: BatchJob, handler: (BatchResult) async throws -> Void) async throws -> ResultsSummary {
+        var job = job
+        if job.metadata["output_file_id"] == nil && job.metadata["error_file_id"] == nil {
+            job = try await status(of: job.id)
+        }
+        let endpoint = job.metadata["endpoint"].map { $0.hasPrefix("/v1/") ? $0 : "/v1" + $0 } ?? OpenAIWire.chatEndpoint
+        var summary = ResultsSummary()
+        for key in ["output_file_id", "error_file_id"] {
+            guard let fileID = job.metadata[key] else { continue }
+            let file = try await download(fileID)
+            defer { try? FileManager.default.removeItem(at: file) }
+            try await JSONLReader.forEachLine(in: file) { line, lineNumber in
+                guard let result = Self.result(line: line, endpoint: endpoint) else {
+                    summary.malformedLines += 1
+                    if summary.malformedLocations.count < 20 { summary.malformedLocations.append("\(fileID):\(lineNumber)") }
+                    return
+                }
+                summary.results += 1
+                try await handler(result)
+            }
+        }
+        return summary
+    }
+
+    /// Downloads a file's content to a temporary file.
+    func download(_ fileID: String) async throws -> URL {
+        var headers = connection.headers(contentType: nil)
+        headers["Accept"] = "application/binary"
+        let request = HTTPRequest(
+            method: "GET", url: connection.url("/v1/files/\(fileID)/content"), headers: headers, timeout: uploadTimeout,
+            downloadsToFile: true)
+        let response = try await connection.send(request)
+        guard response.isSuccess else {
+            let body = (try? response.bodyData()) ?? Data()
+            if let f = response.bodyFile { try? FileManager.default.removeItem(at: f) }
+            throw connection.redact(OpenAIWire.error(status: response.status, headers: response.headers, body: body))
+        }
+        if let file = response.bodyFile { return file }
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("batchkit-results-\(UUID().uuidString).jsonl")
+        try response.body.write(to: url)
+        return url
+    }
+
+    /// One output or error line as a result; `nil` when the line is malformed.
+    static func result(line: ArraySlice<UInt8>, endpoint: String) -> BatchResult? {
+        guard let json = try? JSONValue(parsing: line), let id = json["custom_id"]?.stringValue else { return nil }
+        if let response = json["response"], case .object = response {
+            guard let status = response["status_code"]?.intValue else { return nil }
+            let body = response["body"]
+            if (200..<300).contains(status) {
+                do throws(BatchError) {
+                    guard let body else { throw BatchError(.invalidResponse, "the result has no body", isRetryable: false) }
+                    let parsed = try OpenAIWire.parseResponse(body, endpoint: endpoint)
+                    return BatchResult(id: id, outcome: .success(parsed), attempts: 1, usage: parsed.usage.asBatch, route: .batch)
+                } catch {
+                    var e = error
+                    e.httpStatus = status
+                    return BatchResult(id: id, outcome: .failure(e), attempts: 1, usage: .zero, route: .batch)
+                }
+            }
+            let error = OpenAIWire.error(status: status, body: body)
+            return BatchResult(id: id, outcome: .failure(error), attempts: 1, usage: .zero, route: .batch)
+        }
+        if let error = json["error"], case .object = error {
+            let code = error["code"]?.stringValue ?? "unknown"
+            let message = error["message"]?.stringValue ?? code
+            let batchError: BatchError
+            switch code {
+            case "batch_expired": batchError = BatchError(.expired, message, providerType: code)
+            case "batch_cancelled": batchError = BatchError(.cancelled, message, providerType: code, isRetryable: false)
+            case "request_timeout": batchError = BatchError(.timeout, message, providerType: code)
+            default: batchError = BatchError(.server, "\(code): \(message)", providerType: code)
+            }
+            return BatchResult(id: id, outcome: .failure(batchError), attempts: 1, usage: .zero, route: .batch)
+        }
+        return nil
+    }
+}

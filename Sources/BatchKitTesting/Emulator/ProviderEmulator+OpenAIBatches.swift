@@ -1,0 +1,402 @@
+import BatchKit
+import Foundation
+
+/// One emulated OpenAI batch. Its state is computed from the time since creation on every read
+/// (no background work): items finish in input order over 90 % of `batchDuration`, the batch is
+/// `finalizing` for the last 10 % and `completed` at `batchDuration`; cancellation freezes the
+/// finished count and drains for 10 % of `batchDuration`; `batchExpiry` expires what is left.
+struct OpenAIBatchRecord {
+    var id: String
+    /// The endpoint as submitted (`/v1/chat/completions`; Azure may use `/chat/completions`).
+    var endpoint: String
+    var inputFileID: String
+    var inputData: Data
+    var completionWindow: String
+    var metadata: JSONValue
+    var azure: Bool
+    var createdOffset: Duration
+    var createdAt: Int
+    var model: String?
+    /// Validation errors (`errors.data`); non-empty means the batch fails.
+    var errors: [JSONValue]
+    var total: Int
+    /// `okPrefix[k]`: successful lines among the first `k`; same for token usage.
+    var okPrefix: [Int]
+    var inputPrefix: [Int]
+    var outputPrefix: [Int]
+    /// The batch-level fault in force when the batch was created.
+    var fault: EmulatorFault.Kind?
+    /// Age of the batch when it was cancelled.
+    var cancelAge: Duration?
+    var outputFileID: String?
+    var errorFileID: String?
+    var materialized = false
+}
+
+/// The state of a batch at one instant.
+struct OpenAIBatchView {
+    var status: String
+    var finished: Int
+    var inProgressAt: Int?
+    var finalizingAt: Int?
+    var completedAt: Int?
+    var failedAt: Int?
+    var expiredAt: Int?
+    var cancellingAt: Int?
+    var cancelledAt: Int?
+
+    var isTerminal: Bool { ["completed", "failed", "expired", "cancelled"].contains(status) }
+}
+
+extension ProviderEmulator {
+    static let openAIBatchEndpoints: Set<String> = [
+        "/v1/responses", "/v1/chat/completions", "/v1/embeddings", "/v1/completions", "/v1/moderations",
+    ]
+    static let openAIMaxBatchLines = 50_000
+
+    /// `/chat/completions` (Azure's classic form) → `/v1/chat/completions`.
+    static func openAINormalizedEndpoint(_ e: String) -> String { e.hasPrefix("/v1/") ? e : "/v1" + e }
+
+    // MARK: - Create
+
+    /// `POST /v1/batches`: answers `validating` at once; problems in the file surface on later
+    /// reads as `failed` with `errors.data` (1-based `line`).
+    func openAICreateBatch(_ request: EmulatorRequest, route: OpenAIRoute) -> EmulatorResponse {
+        guard let body = request.json, case .object = body else {
+            return openAIError(status: 400, message: "We could not parse the JSON body of your request.")
+        }
+        func missing(_ name: String) -> EmulatorResponse {
+            openAIError(status: 400, message: "Missing required parameter: '\(name)'.", param: name, code: "missing_required_parameter")
+        }
+        guard let fileID = body["input_file_id"]?.stringValue else { return missing("input_file_id") }
+        guard let endpoint = body["endpoint"]?.stringValue else { return missing("endpoint") }
+        let normalized = Self.openAINormalizedEndpoint(endpoint)
+        guard Self.openAIBatchEndpoints.contains(normalized), route.azure || endpoint == normalized else {
+            return openAIError(status: 400,
+                message: "Invalid value: '\(endpoint)'. Supported values are: '/v1/responses', '/v1/chat/completions', '/v1/embeddings', '/v1/completions', and '/v1/moderations'.",
+                param: "endpoint", code: "invalid_value")
+        }
+        guard let window = body["completion_window"]?.stringValue else { return missing("completion_window") }
+        guard window == "24h" else {
+            return openAIError(status: 400, message: "Invalid value: '\(window)'. Supported values are: '24h'.",
+                                 param: "completion_window", code: "invalid_value")
+        }
+        let metadata = body["metadata"] ?? .null
+        switch metadata {
+        case .null: break
+        case .object(let m) where m.count <= 16 && m.allSatisfy({ $0.key.count <= 64 && ($0.value.stringValue?.count ?? 513) <= 512 }):
+            break
+        default:
+            return openAIError(status: 400,
+                message: "Invalid 'metadata': expected an object of at most 16 string values (keys up to 64, values up to 512 characters).",
+                param: "metadata")
+        }
+        guard let file = openAIState.withLock({ $0.files[fileID] }) else { return openAINoSuchFile(fileID) }
+        guard file.purpose == "batch" else {
+            return openAIError(status: 400, message: "The input file \(fileID) must be uploaded with purpose 'batch'.",
+                                 param: "input_file_id")
+        }
+
+        // Validate and evaluate every line now; the outcome is revealed as time passes.
+        var errors: [JSONValue] = []
+        var seen = Set<String>()
+        var ids: [String] = []
+        var model: String?
+        var lineCount = 0
+        var embeddingInputs = 0
+        var okPrefix = [0], inputPrefix = [0], outputPrefix = [0]
+        let created = unixNow
+        func lineError(_ code: String, _ message: String, param: String? = nil, line: Int?) {
+            errors.append(["code": .string(code), "message": .string(message), "param": param.map(JSONValue.string) ?? .null,
+                           "line": line.map(JSONValue.int) ?? .null])
+        }
+        JSONLReader.forEachLine(in: file.data) { buf, lineNumber in
+            lineCount += 1
+            guard let json = try? JSONValue(parsing: buf), case .object = json else {
+                lineError("invalid_json_line", "This line is not parseable as valid JSON.", line: lineNumber)
+                return
+            }
+            guard let customID = json["custom_id"]?.stringValue, !customID.isEmpty else {
+                lineError("missing_required_parameter", "Missing required parameter: 'custom_id'.", param: "custom_id", line: lineNumber)
+                return
+            }
+            ids.append(customID)
+            guard seen.insert(customID).inserted else {
+                lineError("duplicate_custom_id",
+                    "The custom_id for this request is a duplicate of another request. The custom_id parameter must be unique for each individual request in a batch.",
+                    param: "custom_id", line: lineNumber)
+                return
+            }
+            guard json["method"]?.stringValue == "POST" else {
+                lineError("invalid_method", "The method for this request must be POST.", param: "method", line: lineNumber)
+                return
+            }
+            guard let url = json["url"]?.stringValue, Self.openAINormalizedEndpoint(url) == normalized,
+                route.azure || url == endpoint
+            else {
+                lineError("url_mismatch", "The URL provided for this request does not match the batch endpoint.", param: "url", line: lineNumber)
+                return
+            }
+            guard let lineBody = json["body"], case .object = lineBody else {
+                lineError("invalid_request", "The body of this request must be a JSON object.", param: "body", line: lineNumber)
+                return
+            }
+            if let m = lineBody["model"]?.stringValue {
+                if let model, model != m {
+                    lineError("model_mismatch",
+                        "The provided model '\(m)' does not match the model of the rest of the batch ('\(model)'). All requests in a batch must use the same model.",
+                        param: "body.model", line: lineNumber)
+                    return
+                }
+                model = model ?? m
+            }
+            if normalized == "/v1/embeddings" { embeddingInputs += Self.openAIInputs(lineBody["input"]).count }
+            guard errors.isEmpty else { return }
+            let outcome = openAIOutcome(endpoint: normalized, body: lineBody, deployment: nil, created: created)
+            okPrefix.append(okPrefix.last! + (outcome.isSuccess ? 1 : 0))
+            inputPrefix.append(inputPrefix.last! + (outcome.isSuccess ? outcome.inputTokens : 0))
+            outputPrefix.append(outputPrefix.last! + (outcome.isSuccess ? outcome.outputTokens : 0))
+        }
+        if lineCount == 0 { lineError("empty_file", "The batch input file is empty.", line: nil) }
+        if lineCount > Self.openAIMaxBatchLines {
+            lineError("too_many_tasks",
+                "The batch input file has \(lineCount) requests; a batch can contain at most \(Self.openAIMaxBatchLines).", line: nil)
+        }
+        if embeddingInputs > Self.openAIMaxBatchLines {
+            lineError("too_many_tasks",
+                "The batch contains \(embeddingInputs) embedding inputs; at most \(Self.openAIMaxBatchLines) are allowed per batch.", line: nil)
+        }
+        recordSent(customIDs: ids)
+
+        let record = OpenAIBatchRecord(
+            id: newID("batch_", hexDigits: 32), endpoint: endpoint, inputFileID: fileID, inputData: file.data,
+            completionWindow: window, metadata: metadata, azure: route.azure, createdOffset: elapsed, createdAt: created,
+            model: model, errors: errors, total: errors.isEmpty ? lineCount : 0, okPrefix: okPrefix, inputPrefix: inputPrefix,
+            outputPrefix: outputPrefix, fault: batchFault(.openAI))
+        openAIState.withLock { s in
+            s.batches[record.id] = record
+            s.batchOrder.append(record.id)
+        }
+        let validating = OpenAIBatchView(status: "validating", finished: 0)
+        return .json(200, openAIBatchJSON(record, validating, validating: true), headers: openAIHeaders())
+    }
+
+    // MARK: - Read, cancel, list
+
+    func openAINoSuchBatch(_ id: String) -> EmulatorResponse {
+        openAIError(status: 404, message: "No batch found with id '\(id)'.")
+    }
+
+    /// `GET /v1/batches/{id}`.
+    func openAIRetrieveBatch(_ id: String) -> EmulatorResponse {
+        let json: JSONValue? = openAIState.withLock { s in
+            guard s.batches[id] != nil else { return nil }
+            return openAIBatchSnapshot(&s, id: id)
+        }
+        guard let json else { return openAINoSuchBatch(id) }
+        return .json(200, json, headers: openAIHeaders())
+    }
+
+    /// `POST /v1/batches/{id}/cancel`: `cancelling`, then `cancelled` once drained; unfinished
+    /// lines are reported as `batch_cancelled` in the error file.
+    func openAICancelBatch(_ id: String) -> EmulatorResponse {
+        enum Outcome { case missing, refused(String), ok(JSONValue) }
+        let age = elapsed
+        let outcome: Outcome = openAIState.withLock { s in
+            guard let b = s.batches[id] else { return .missing }
+            let view = openAIBatchView(b, age: age - b.createdOffset)
+            if view.isTerminal { return .refused(view.status) }
+            if b.cancelAge == nil { s.batches[id]?.cancelAge = age - b.createdOffset }
+            return .ok(openAIBatchSnapshot(&s, id: id))
+        }
+        switch outcome {
+        case .missing: return openAINoSuchBatch(id)
+        case .refused(let status):
+            return openAIError(status: 400, message: "Cannot cancel a batch with status '\(status)'.")
+        case .ok(let json): return .json(200, json, headers: openAIHeaders())
+        }
+    }
+
+    /// `GET /v1/batches?after=&limit=`: newest first, with `first_id`, `last_id`, `has_more`.
+    func openAIListBatches(_ request: EmulatorRequest, route: OpenAIRoute) -> EmulatorResponse {
+        let limit = request.query["limit"].flatMap(Int.init) ?? 20
+        guard (1...100).contains(limit) else {
+            return openAIError(status: 400,
+                message: "Invalid 'limit': integer \(limit > 100 ? "above maximum" : "below minimum") value. Expected a value \(limit > 100 ? "<= 100" : ">= 1"), but got \(limit) instead.",
+                param: "limit", code: limit > 100 ? "integer_above_max_value" : "integer_below_min_value")
+        }
+        let after = request.query["after"]
+        let page: JSONValue = openAIState.withLock { s in
+            let ids = s.batchOrder.reversed().filter { s.batches[$0]?.azure == route.azure }
+            var start = 0
+            if let after, let i = ids.firstIndex(of: after) { start = i + 1 }
+            let chosen = Array(ids[start...].prefix(limit))
+            let data = chosen.map { openAIBatchSnapshot(&s, id: $0) }
+            return [
+                "object": "list", "data": .array(data),
+                "first_id": chosen.first.map(JSONValue.string) ?? .null, "last_id": chosen.last.map(JSONValue.string) ?? .null,
+                "has_more": .bool(start + chosen.count < ids.count),
+            ]
+        }
+        return .json(200, page, headers: openAIHeaders())
+    }
+
+    /// The Batch object now, writing the output and error files the first time it is terminal.
+    func openAIBatchSnapshot(_ s: inout OpenAIEmulatorState, id: String) -> JSONValue {
+        guard var b = s.batches[id] else { return .null }
+        let view = openAIBatchView(b, age: elapsed - b.createdOffset)
+        if view.isTerminal, !b.materialized, b.errors.isEmpty {
+            openAIWriteResults(&s, &b, view)
+        }
+        s.batches[id] = b
+        return openAIBatchJSON(b, view, validating: false)
+    }
+
+    // MARK: - Time model
+
+    /// The batch's state `age` after its creation.
+    func openAIBatchView(_ b: OpenAIBatchRecord, age: Duration) -> OpenAIBatchView {
+        let (duration, expiry) = config.withLock { ($0.batchDuration, $0.batchExpiry) }
+        func at(_ d: Duration) -> Int { b.createdAt + Int(d.seconds.rounded(.down)) }
+        // Items finish over the first 90 % of the duration; the rest is finalizing.
+        func finished(_ t: Duration) -> Int { finishedCount(total: b.total, age: t * 10 / 9) }
+
+        if !b.errors.isEmpty {
+            return OpenAIBatchView(status: "failed", finished: 0, failedAt: b.createdAt)
+        }
+        var v = OpenAIBatchView(status: "in_progress", finished: 0, inProgressAt: b.createdAt)
+        if let c = b.cancelAge {
+            let drain = duration / 10
+            v.finished = finished(c)
+            v.cancellingAt = at(c)
+            if age >= c + drain {
+                v.status = "cancelled"
+                v.cancelledAt = at(c + drain)
+            } else {
+                v.status = "cancelling"
+            }
+            return v
+        }
+        if let expiry, age >= expiry, finished(expiry) < b.total {
+            v.finished = finished(expiry)
+            v.status = "expired"
+            v.expiredAt = at(expiry)
+            return v
+        }
+        v.finished = finished(age)
+        if v.finished < b.total { return v }
+        v.finalizingAt = at(duration * 9 / 10)
+        if age < duration {
+            v.status = "finalizing"
+        } else {
+            v.status = "completed"
+            v.completedAt = at(duration)
+        }
+        return v
+    }
+
+    func openAIBatchJSON(_ b: OpenAIBatchRecord, _ v: OpenAIBatchView, validating: Bool) -> JSONValue {
+        func ts(_ t: Int?) -> JSONValue { t.map(JSONValue.int) ?? .null }
+        let expiry = config.withLock { $0.batchExpiry }
+        let okFinished = b.fault == .errorFileOnly ? 0 : b.okPrefix[min(v.finished, b.okPrefix.count - 1)]
+        var failed = v.finished - okFinished
+        if v.status == "expired" || v.status == "cancelled" { failed = b.total - okFinished }
+        let inputTokens = b.fault == .errorFileOnly ? 0 : b.inputPrefix[min(v.finished, b.inputPrefix.count - 1)]
+        let outputTokens = b.fault == .errorFileOnly ? 0 : b.outputPrefix[min(v.finished, b.outputPrefix.count - 1)]
+        return [
+            "id": .string(b.id),
+            "object": "batch",
+            "endpoint": .string(b.endpoint),
+            "model": b.model.map(JSONValue.string) ?? .null,
+            "errors": b.errors.isEmpty || validating ? .null : ["object": "list", "data": .array(b.errors)],
+            "input_file_id": .string(b.inputFileID),
+            "completion_window": .string(b.completionWindow),
+            "status": .string(v.status),
+            "output_file_id": b.outputFileID.map(JSONValue.string) ?? .null,
+            "error_file_id": b.errorFileID.map(JSONValue.string) ?? .null,
+            "created_at": .int(b.createdAt),
+            "in_progress_at": ts(v.inProgressAt),
+            "expires_at": .int(b.createdAt + Int((expiry ?? .seconds(86_400)).seconds)),
+            "finalizing_at": ts(v.finalizingAt),
+            "completed_at": ts(v.completedAt),
+            "failed_at": ts(v.failedAt),
+            "expired_at": ts(v.expiredAt),
+            "cancelling_at": ts(v.cancellingAt),
+            "cancelled_at": ts(v.cancelledAt),
+            "request_counts": [
+                "total": .int(validating ? 0 : b.total), "completed": .int(validating ? 0 : okFinished),
+                "failed": .int(validating ? 0 : failed),
+            ],
+            "usage": [
+                "input_tokens": .int(validating ? 0 : inputTokens), "input_tokens_details": ["cached_tokens": 0],
+                "output_tokens": .int(validating ? 0 : outputTokens), "output_tokens_details": ["reasoning_tokens": 0],
+                "total_tokens": .int(validating ? 0 : inputTokens + outputTokens),
+            ],
+            "metadata": b.metadata,
+        ]
+    }
+
+    // MARK: - Output and error files
+
+    /// Writes the output and error files of a batch that has just become terminal (§1.5):
+    /// successes to the output file, non-2xx answers and `batch_expired` / `batch_cancelled`
+    /// lines to the error file. Applies the batch-level faults.
+    func openAIWriteResults(_ s: inout OpenAIEmulatorState, _ b: inout OpenAIBatchRecord, _ v: OpenAIBatchView) {
+        b.materialized = true
+        let endpoint = Self.openAINormalizedEndpoint(b.endpoint)
+        let created = unixNow
+        var output = [UInt8]()
+        var errorsOut = [UInt8]()
+        var malformedLeft = 0
+        if case .malformedResultLines(let n)? = b.fault { malformedLeft = n }
+        var index = 0
+        let unfinished: (code: String, message: String)? =
+            v.status == "expired"
+            ? ("batch_expired", "This request could not be executed before the completion window expired.")
+            : v.status == "cancelled" ? ("batch_cancelled", "This request was not executed because the batch was cancelled.") : nil
+
+        func line(_ customID: String, response: JSONValue, error: JSONValue) -> JSONValue {
+            ["id": .string(newID("batch_req_", hexDigits: 32)), "custom_id": .string(customID), "response": response, "error": error]
+        }
+        func httpResponse(_ status: Int, _ body: JSONValue) -> JSONValue {
+            ["status_code": .int(status), "request_id": .string(newID("req_", hexDigits: 32)), "body": body]
+        }
+        JSONLReader.forEachLine(in: b.inputData) { buf, _ in
+            guard let json = try? JSONValue(parsing: buf), let customID = json["custom_id"]?.stringValue else { return }
+            defer { index += 1 }
+            if index >= v.finished {
+                if let unfinished {
+                    line(customID, response: .null, error: ["code": .string(unfinished.code), "message": .string(unfinished.message)])
+                        .write(into: &errorsOut)
+                    errorsOut.append(0x0A)
+                }
+                return
+            }
+            if b.fault == .errorFileOnly {
+                let body = Self.openAIErrorBody("The server had an error while processing your request. Sorry about that!", type: "server_error")
+                line(customID, response: httpResponse(500, body), error: .null).write(into: &errorsOut)
+                errorsOut.append(0x0A)
+                return
+            }
+            let outcome = openAIOutcome(endpoint: endpoint, body: json["body"], deployment: nil, created: created)
+            if outcome.isSuccess {
+                if malformedLeft > 0 {
+                    malformedLeft -= 1
+                    output.append(contentsOf: "@@ garbled result line \(index) {\"custom_id\": \"\(customID)\", \"response\": ".utf8)
+                } else {
+                    line(customID, response: httpResponse(outcome.status, outcome.body), error: .null).write(into: &output)
+                }
+                output.append(0x0A)
+            } else {
+                line(customID, response: httpResponse(outcome.status, outcome.body), error: .null).write(into: &errorsOut)
+                errorsOut.append(0x0A)
+            }
+        }
+        if !output.isEmpty {
+            b.outputFileID = openAIStoreFile(&s, filename: "batch_\(b.id)_output.jsonl", purpose: "batch_output", data: Data(output))
+        }
+        if !errorsOut.isEmpty {
+            b.errorFileID = openAIStoreFile(&s, filename: "batch_\(b.id)_error.jsonl", purpose: "batch_output", data: Data(errorsOut))
+        }
+    }
+}

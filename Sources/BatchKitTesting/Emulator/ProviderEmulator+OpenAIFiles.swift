@@ -1,0 +1,211 @@
+import BatchKit
+import Foundation
+
+/// One stored file of the emulated Files API.
+struct OpenAIFileRecord {
+    var id: String
+    var filename: String
+    var purpose: String
+    var createdAt: Int
+    var expiresAt: Int?
+    var data: Data
+
+    var json: JSONValue {
+        [
+            "id": .string(id), "object": "file", "bytes": .int(data.count), "created_at": .int(createdAt),
+            "expires_at": expiresAt.map(JSONValue.int) ?? .null, "filename": .string(filename), "purpose": .string(purpose),
+            "status": "processed", "status_details": nil,
+        ]
+    }
+}
+
+extension ProviderEmulator {
+    /// Largest batch input file OpenAI accepts.
+    static let openAIMaxBatchFileBytes = 200 * 1024 * 1024
+    static let openAIPurposes: Set<String> = ["assistants", "batch", "fine-tune", "vision", "user_data", "evals"]
+
+    /// `POST /v1/files` (multipart: `file`, `purpose`, optional `expires_after[anchor]`/`[seconds]`).
+    func openAIUploadFile(_ request: EmulatorRequest, route: OpenAIRoute) -> EmulatorResponse {
+        let parts: [OpenAIFormPart]
+        do {
+            parts = try Self.parseMultipart(body: request.body, contentType: request.headers["Content-Type"] ?? "")
+        } catch {
+            return openAIError(status: 400, message: "Invalid multipart/form-data body: \(error)")
+        }
+        guard let purposePart = parts.first(where: { $0.name == "purpose" }) else {
+            return openAIError(status: 400, message: "Missing required parameter: 'purpose'.", param: "purpose",
+                                 code: "missing_required_parameter")
+        }
+        let purpose = String(decoding: purposePart.data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard Self.openAIPurposes.contains(purpose) else {
+            return openAIError(status: 400,
+                message: "'\(purpose)' is not one of ['fine-tune', 'assistants', 'batch', 'user_data', 'vision', 'evals'] - 'purpose'",
+                param: "purpose")
+        }
+        guard let file = parts.first(where: { $0.name == "file" }) else {
+            return openAIError(status: 400, message: "Missing required parameter: 'file'.", param: "file",
+                                 code: "missing_required_parameter")
+        }
+        let filename = file.filename ?? "upload"
+        if purpose == "batch" {
+            guard filename.lowercased().hasSuffix(".jsonl") else {
+                return openAIError(status: 400, message: "Invalid file format for Batch API. Must be .jsonl")
+            }
+            guard file.data.count <= Self.openAIMaxBatchFileBytes else {
+                return openAIError(status: 400, message: "File is too large.")
+            }
+        }
+        let created = unixNow
+        var expires: Int? = purpose == "batch" ? created + 30 * 86_400 : nil
+        if let seconds = parts.first(where: { $0.name == "expires_after[seconds]" }).flatMap({ Int(String(decoding: $0.data, as: UTF8.self)) }) {
+            guard (3600...2_592_000).contains(seconds) else {
+                return openAIError(status: 400,
+                    message: "Invalid 'expires_after.seconds': expected a value between 3600 and 2592000.", param: "expires_after.seconds")
+            }
+            expires = created + seconds
+        }
+        let record = OpenAIFileRecord(
+            id: newID("file-", hexDigits: 22), filename: filename, purpose: purpose, createdAt: created, expiresAt: expires,
+            data: file.data)
+        openAIState.withLock { s in
+            s.files[record.id] = record
+            s.fileOrder.append(record.id)
+        }
+        return .json(200, record.json, headers: openAIHeaders())
+    }
+
+    /// Stores a file the emulator wrote itself (batch output and error files).
+    func openAIStoreFile(_ s: inout OpenAIEmulatorState, filename: String, purpose: String, data: Data) -> String {
+        let created = unixNow
+        let record = OpenAIFileRecord(
+            id: newID("file-", hexDigits: 22), filename: filename, purpose: purpose, createdAt: created,
+            expiresAt: created + 30 * 86_400, data: data)
+        s.files[record.id] = record
+        s.fileOrder.append(record.id)
+        return record.id
+    }
+
+    func openAINoSuchFile(_ id: String) -> EmulatorResponse {
+        openAIError(status: 404, message: "No such File object: \(id)", param: "id")
+    }
+
+    /// `GET /v1/files?purpose=&limit=&order=&after=`.
+    func openAIListFiles(_ request: EmulatorRequest) -> EmulatorResponse {
+        let limit = request.query["limit"].flatMap(Int.init) ?? 10_000
+        guard (1...10_000).contains(limit) else {
+            return openAIError(status: 400, message: "Invalid 'limit': expected a value between 1 and 10000.", param: "limit")
+        }
+        let order = request.query["order"] ?? "desc"
+        guard order == "asc" || order == "desc" else {
+            return openAIError(status: 400, message: "Invalid value: '\(order)'. Supported values are: 'asc' and 'desc'.", param: "order")
+        }
+        let purpose = request.query["purpose"]
+        let all: [OpenAIFileRecord] = openAIState.withLock { s in
+            let ids = order == "desc" ? Array(s.fileOrder.reversed()) : s.fileOrder
+            return ids.compactMap { s.files[$0] }.filter { purpose == nil || $0.purpose == purpose }
+        }
+        return .json(200, Self.openAIPage(all, after: request.query["after"], limit: limit, id: \.id, json: \.json), headers: openAIHeaders())
+    }
+
+    /// A cursor page: the items after `after` (by id), at most `limit`, with `first_id`,
+    /// `last_id` and `has_more`.
+    static func openAIPage<T>(_ items: [T], after: String?, limit: Int, id: (T) -> String, json: (T) -> JSONValue) -> JSONValue {
+        var start = 0
+        if let after, let i = items.firstIndex(where: { id($0) == after }) { start = i + 1 }
+        let page = items[start...].prefix(limit)
+        return [
+            "object": "list", "data": .array(page.map(json)),
+            "first_id": page.first.map { .string(id($0)) } ?? .null, "last_id": page.last.map { .string(id($0)) } ?? .null,
+            "has_more": .bool(start + page.count < items.count),
+        ]
+    }
+
+    /// `GET /v1/files/{id}`.
+    func openAIRetrieveFile(_ id: String) -> EmulatorResponse {
+        guard let record = openAIState.withLock({ $0.files[id] }) else { return openAINoSuchFile(id) }
+        return .json(200, record.json, headers: openAIHeaders())
+    }
+
+    /// `GET /v1/files/{id}/content`: the bytes.
+    func openAIFileContent(_ id: String) -> EmulatorResponse {
+        guard let data = openAIState.withLock({ $0.files[id]?.data }) else { return openAINoSuchFile(id) }
+        return .bytes(data, contentType: "application/octet-stream", headers: openAIHeaders())
+    }
+
+    /// `DELETE /v1/files/{id}`.
+    func openAIDeleteFile(_ id: String) -> EmulatorResponse {
+        let existed = openAIState.withLock { s -> Bool in
+            guard s.files.removeValue(forKey: id) != nil else { return false }
+            s.fileOrder.removeAll { $0 == id }
+            return true
+        }
+        guard existed else { return openAINoSuchFile(id) }
+        return .json(200, ["id": .string(id), "object": "file", "deleted": true], headers: openAIHeaders())
+    }
+
+    /// Whether a file exists (tests use it to check that deletes happened).
+    public func openAIFileExists(_ id: String) -> Bool { openAIState.withLock { $0.files[id] != nil } }
+
+    /// Ids of every stored OpenAI file, oldest first.
+    public var openAIFileIDs: [String] { openAIState.withLock { $0.fileOrder } }
+}
+
+// MARK: - multipart/form-data
+
+/// One part of a `multipart/form-data` body.
+struct OpenAIFormPart {
+    var name: String
+    var filename: String?
+    var data: Data
+}
+
+extension ProviderEmulator {
+    /// A minimal `multipart/form-data` parser (RFC 7578) for the Files upload.
+    static func parseMultipart(body: Data, contentType: String) throws -> [OpenAIFormPart] {
+        guard contentType.lowercased().hasPrefix("multipart/form-data"),
+            let b = contentType.range(of: "boundary=", options: .caseInsensitive)
+        else { throw OpenAIFormError("the Content-Type is not multipart/form-data with a boundary") }
+        var boundary = String(contentType[b.upperBound...])
+        if let semi = boundary.firstIndex(of: ";") { boundary = String(boundary[..<semi]) }
+        boundary = boundary.trimmingCharacters(in: CharacterSet(charactersIn: "\" "))
+        let delimiter = Data("--\(boundary)".utf8)
+        guard var cursor = body.range(of: delimiter)?.upperBound else { throw OpenAIFormError("no opening boundary") }
+        let separator = Data("\r\n--\(boundary)".utf8)
+        var parts: [OpenAIFormPart] = []
+        while true {
+            if body[cursor...].starts(with: Data("--".utf8)) { return parts }
+            guard body[cursor...].starts(with: Data("\r\n".utf8)) else { throw OpenAIFormError("malformed boundary line") }
+            cursor += 2
+            guard let headerEnd = body.range(of: Data("\r\n\r\n".utf8), in: cursor..<body.endIndex) else {
+                throw OpenAIFormError("a part has no header end")
+            }
+            guard let next = body.range(of: separator, in: headerEnd.upperBound..<body.endIndex) else {
+                throw OpenAIFormError("no closing boundary")
+            }
+            let headers = String(decoding: body[cursor..<headerEnd.lowerBound], as: UTF8.self)
+            var name: String?
+            var filename: String?
+            for line in headers.components(separatedBy: "\r\n") where line.lowercased().hasPrefix("content-disposition:") {
+                name = Self.dispositionParameter("name", in: line)
+                filename = Self.dispositionParameter("filename", in: line)
+            }
+            guard let name else { throw OpenAIFormError("a part has no name") }
+            parts.append(OpenAIFormPart(name: name, filename: filename, data: Data(body[headerEnd.upperBound..<next.lowerBound])))
+            cursor = next.upperBound
+        }
+    }
+
+    static func dispositionParameter(_ key: String, in line: String) -> String? {
+        for piece in line.split(separator: ";") {
+            let kv = piece.trimmingCharacters(in: .whitespaces)
+            guard kv.lowercased().hasPrefix(key + "=") else { continue }
+            return String(kv.dropFirst(key.count + 1)).trimmingCharacters(in: CharacterSet(charactersIn: "\""))
+        }
+        return nil
+    }
+}
+
+struct OpenAIFormError: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
+}

@@ -1,0 +1,386 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import BatchKit
+import Dispatch
+import Foundation
+import Synchronization
+
+/// A loopback HTTP/1.1 server in front of a ``ProviderEmulator`` (or any handler), with no
+/// dependencies: POSIX sockets and one thread per open connection.
+///
+/// ```swift
+/// let emulator = ProviderEmulator()
+/// let server = try await EmulatorServer.start(emulator: emulator)
+/// let client = OpenAIClient(apiKey: "sk-test", baseURL: server.baseURL.appendingPathComponent("v1"))
+/// ...
+/// await server.shutdown()
+/// ```
+///
+/// It supports keep-alive, `Content-Length` and chunked request bodies of any size (read straight
+/// into one buffer), `Expect: 100-continue`, and applies the emulator's wire faults: a reset
+/// closes the socket with a TCP RST, a truncated body is cut after its `Content-Length` header
+/// promised more, a slow body is dribbled out. Call ``shutdown()`` when done: it closes the
+/// listener and every connection, cancels requests in flight and returns once every server
+/// thread has ended.
+public final class EmulatorServer: Sendable {
+    /// Answers one request: the server calls it once per request, concurrently.
+    public typealias Handler = @Sendable (EmulatorRequest) async -> EmulatorResponse
+
+    /// The address the server listens on (`127.0.0.1`).
+    public let host: String
+    /// The bound TCP port (the ephemeral one chosen by the system when started with port 0).
+    public let port: Int
+    let handler: Handler
+    let listenFD: Int32
+    /// A pipe whose write end wakes the accept thread at shutdown.
+    let wakeFDs: (read: Int32, write: Int32)
+    let state = Mutex(State())
+
+    struct Connection {
+        var fd: Int32
+        /// The handler task for the request being answered, cancelled at shutdown.
+        var inFlight: Task<Void, Never>?
+    }
+
+    struct State {
+        var closing = false
+        var nextID: UInt64 = 0
+        var connections: [UInt64: Connection] = [:]
+        var liveThreads = 0
+        var drainWaiters: [CheckedContinuation<Void, Never>] = []
+        var requestsServed = 0
+    }
+
+    /// `http://HOST:PORT` (for a wildcard host, `http://127.0.0.1:PORT`).
+    public var baseURL: URL {
+        let visible = host == "0.0.0.0" ? "127.0.0.1" : host
+        return URL(string: "http://\(visible):\(port)")!
+    }
+
+    /// Connections currently open.
+    public var connectionCount: Int { state.withLock { $0.connections.count } }
+
+    /// Requests answered so far (faulted answers included).
+    public var requestsServed: Int { state.withLock { $0.requestsServed } }
+
+    private init(host: String, port: Int, listenFD: Int32, wakeFDs: (Int32, Int32), handler: @escaping Handler) {
+        self.host = host
+        self.port = port
+        self.listenFD = listenFD
+        self.wakeFDs = wakeFDs
+        self.handler = handler
+    }
+
+    /// Starts serving `emulator` on `host:port` (port 0: an ephemeral port) and points the
+    /// emulator's `publicBaseURL` at the server, so URLs it hands out (Anthropic `results_url`,
+    /// Gemini upload URLs) lead back here.
+    public static func start(emulator: ProviderEmulator, host: String = "127.0.0.1", port: Int = 0) async throws
+        -> EmulatorServer
+    {
+        let server = try await start(host: host, port: port) { await emulator.handle($0) }
+        let base = server.baseURL
+        emulator.update { $0.publicBaseURL = base }
+        return server
+    }
+
+    /// Starts serving an arbitrary handler: for tests of HTTP clients (redirects, stalls...).
+    public static func start(host: String = "127.0.0.1", port: Int = 0, handler: @escaping Handler) async throws
+        -> EmulatorServer
+    {
+        let (fd, boundPort) = try Socket.listen(host: host, port: port)
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        var pipeFDs: [Int32] = [0, 0]
+        guard pipe(&pipeFDs) == 0 else {
+            let error = EmulatorServerError.posix("pipe")
+            _ = close(fd)
+            throw error
+        }
+        let server = EmulatorServer(
+            host: host, port: boundPort, listenFD: fd, wakeFDs: (pipeFDs[0], pipeFDs[1]), handler: handler)
+        server.spawn(name: "EmulatorServer.accept") { server.acceptLoop() }
+        return server
+    }
+
+    /// Stops the server: closes the listener and every connection, cancels the requests in
+    /// flight, and returns when every server thread has ended. Calling it again just waits.
+    public func shutdown() async {
+        let (first, tasks) = state.withLock { s -> (Bool, [Task<Void, Never>]) in
+            let first = !s.closing
+            s.closing = true
+            // Wake the connection threads while their descriptors are still registered (a
+            // thread unregisters before it closes, so these descriptors cannot be reused yet).
+            for connection in s.connections.values { Socket.shutdownBoth(connection.fd) }
+            return (first, s.connections.values.compactMap(\.inFlight))
+        }
+        if first {
+            var byte: UInt8 = 1
+            _ = write(wakeFDs.write, &byte, 1)
+        }
+        for task in tasks { task.cancel() }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let done = state.withLock { s -> Bool in
+                if s.liveThreads == 0 { return true }
+                s.drainWaiters.append(continuation)
+                return false
+            }
+            if done { continuation.resume() }
+        }
+    }
+
+    // MARK: - Threads
+
+    private func spawn(name: String, _ body: @escaping @Sendable () -> Void) {
+        state.withLock { $0.liveThreads += 1 }
+        let thread = Thread { [self] in
+            body()
+            threadEnded()
+        }
+        thread.name = name
+        thread.stackSize = 512 * 1024
+        thread.start()
+    }
+
+    private func threadEnded() {
+        let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+            s.liveThreads -= 1
+            guard s.liveThreads == 0, s.closing else { return [] }
+            defer { s.drainWaiters = [] }
+            return s.drainWaiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    private func acceptLoop() {
+        defer {
+            _ = close(listenFD)
+            _ = close(wakeFDs.read)
+            _ = close(wakeFDs.write)
+        }
+        var fds = [
+            pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0),
+            pollfd(fd: wakeFDs.read, events: Int16(POLLIN), revents: 0),
+        ]
+        while true {
+            fds[0].revents = 0
+            fds[1].revents = 0
+            let ready = poll(&fds, 2, -1)
+            if ready < 0 {
+                if errno == EINTR { continue }
+                return
+            }
+            if fds[1].revents != 0 || state.withLock({ $0.closing }) { return }
+            // Accept everything pending (a burst of hundreds of clients arrives at once).
+            while true {
+                let fd = accept(listenFD, nil, nil)
+                if fd < 0 {
+                    if errno == EINTR || errno == ECONNABORTED { continue }
+                    if errno == EMFILE || errno == ENFILE { usleep(10_000) }
+                    break
+                }
+                // Accepted sockets inherit O_NONBLOCK on some systems; connections block.
+                _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
+                Socket.setNoDelay(fd)
+                let id = state.withLock { s -> UInt64? in
+                    guard !s.closing else { return nil }
+                    s.nextID += 1
+                    s.connections[s.nextID] = Connection(fd: fd)
+                    return s.nextID
+                }
+                guard let id else {
+                    _ = close(fd)
+                    return
+                }
+                spawn(name: "EmulatorServer.connection") { [self] in serve(connection: id, fd: fd) }
+            }
+        }
+    }
+
+    // MARK: - One connection
+
+    /// How a connection ends.
+    private enum Ending {
+        case keepOpen
+        case close
+        case reset
+    }
+
+    private func serve(connection id: UInt64, fd: Int32) {
+        let reader = HTTPRequestReader(fd: fd)
+        var ending = Ending.close
+        defer {
+            state.withLock { _ = $0.connections.removeValue(forKey: id) }
+            if ending == .reset { Socket.setAbortiveClose(fd) }
+            _ = close(fd)
+        }
+        while true {
+            let head: HTTPRequestHead
+            let body: Data
+            do {
+                guard let h = try reader.readHead() else { return }
+                head = h
+                let framing = try head.framing()
+                if framing != .none && head.expectsContinue {
+                    guard Socket.sendAll(fd, Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)) else { return }
+                }
+                switch framing {
+                case .none: body = Data()
+                case .length(let n): body = try reader.readBody(length: n)
+                case .chunked: body = try reader.readChunkedBody()
+                }
+            } catch {
+                if error != .connectionLost { writeError(fd, status: error.status) }
+                return
+            }
+            let (path, query) = head.pathAndQuery()
+            let request = EmulatorRequest(
+                method: head.method.uppercased(), path: path, query: query, headers: head.headers, body: body)
+            guard let response = answer(request, connection: id) else { return }
+            ending = writeAnswer(response, fd: fd, head: head)
+            state.withLock { $0.requestsServed += 1 }
+            if ending != .keepOpen { return }
+        }
+    }
+
+    /// Runs the handler on the Swift concurrency pool and blocks this (server-owned) thread until
+    /// it answers. `nil` when the server is shutting down.
+    private func answer(_ request: EmulatorRequest, connection id: UInt64) -> EmulatorResponse? {
+        let slot = AnswerSlot()
+        let handler = self.handler
+        let task = Task {
+            slot.fulfil(await handler(request))
+        }
+        let registered = state.withLock { s -> Bool in
+            guard !s.closing, s.connections[id] != nil else { return false }
+            s.connections[id]?.inFlight = task
+            return true
+        }
+        if !registered { task.cancel() }
+        let response = slot.wait()
+        state.withLock { $0.connections[id]?.inFlight = nil }
+        return registered ? response : nil
+    }
+
+    private func writeError(_ fd: Int32, status: Int) {
+        let head = "HTTP/1.1 \(status) \(Self.reason(status))\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        Socket.sendAll(fd, Array(head.utf8))
+    }
+
+    /// Writes an answer, applying its wire fault. Returns how the connection continues.
+    private func writeAnswer(_ response: EmulatorResponse, fd: Int32, head: HTTPRequestHead) -> Ending {
+        if response.fault == .resetConnection { return .reset }
+        let keepAlive = head.keepAlive && !state.withLock { $0.closing }
+        let body = head.method == "HEAD" ? Data() : response.body
+        var text = "HTTP/1.1 \(response.status) \(Self.reason(response.status))\r\n"
+        for field in response.headers {
+            switch field.name.lowercased() {
+            case "content-length", "transfer-encoding", "connection": continue
+            default: text += "\(field.name): \(field.value)\r\n"
+            }
+        }
+        text += "Content-Length: \(response.body.count)\r\n"
+        text += keepAlive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n"
+        var headBytes = Array(text.utf8)
+        switch response.fault {
+        case .truncateBody(let bytes):
+            headBytes += body.prefix(max(0, bytes))
+            Socket.sendAll(fd, headBytes)
+            return .close
+        case .slowBody(let duration):
+            guard Socket.sendAll(fd, headBytes) else { return .close }
+            return dribble(body, over: duration, fd: fd) && keepAlive ? .keepOpen : .close
+        default:
+            let sent: Bool
+            if body.count <= 64 * 1024 {
+                headBytes += body
+                sent = Socket.sendAll(fd, headBytes)
+            } else {
+                sent = Socket.sendAll(fd, headBytes) && Socket.sendAll(fd, body)
+            }
+            return sent && keepAlive ? .keepOpen : .close
+        }
+    }
+
+    /// Sends `body` in up to 20 pieces spread evenly over `duration` (real time, cut short by shutdown).
+    private func dribble(_ body: Data, over duration: Duration, fd: Int32) -> Bool {
+        let pieces = max(1, min(20, body.count))
+        let pause = duration / pieces
+        let size = (body.count + pieces - 1) / max(1, pieces)
+        var offset = body.startIndex
+        while offset < body.endIndex {
+            let next = min(body.endIndex, offset + size)
+            guard Socket.sendAll(fd, body[offset..<next]) else { return false }
+            offset = next
+            if offset < body.endIndex && !pauseUnlessClosing(pause) { return false }
+        }
+        return true
+    }
+
+    /// Sleeps this server thread for `duration` in short slices; `false` if shutdown began.
+    private func pauseUnlessClosing(_ duration: Duration) -> Bool {
+        var remaining = duration
+        while remaining > .zero {
+            if state.withLock({ $0.closing }) { return false }
+            let slice = min(remaining, .milliseconds(20))
+            let c = slice.components
+            usleep(UInt32(c.seconds * 1_000_000 + c.attoseconds / 1_000_000_000_000))
+            remaining -= slice
+        }
+        return !state.withLock { $0.closing }
+    }
+
+    static func reason(_ status: Int) -> String {
+        switch status {
+        case 100: return "Continue"
+        case 200: return "OK"
+        case 201: return "Created"
+        case 202: return "Accepted"
+        case 204: return "No Content"
+        case 301: return "Moved Permanently"
+        case 302: return "Found"
+        case 303: return "See Other"
+        case 307: return "Temporary Redirect"
+        case 308: return "Permanent Redirect"
+        case 400: return "Bad Request"
+        case 401: return "Unauthorized"
+        case 403: return "Forbidden"
+        case 404: return "Not Found"
+        case 405: return "Method Not Allowed"
+        case 408: return "Request Timeout"
+        case 409: return "Conflict"
+        case 413: return "Content Too Large"
+        case 422: return "Unprocessable Content"
+        case 429: return "Too Many Requests"
+        case 431: return "Request Header Fields Too Large"
+        case 500: return "Internal Server Error"
+        case 501: return "Not Implemented"
+        case 502: return "Bad Gateway"
+        case 503: return "Service Unavailable"
+        case 504: return "Gateway Timeout"
+        case 529: return "Site Overloaded"
+        default: return "Status \(status)"
+        }
+    }
+}
+
+/// Hands a handler's answer from a Swift task to the server thread blocked waiting for it.
+/// `Sendable` without `@unchecked`: the value is behind a `Mutex`, the semaphore orders the hand-off.
+final class AnswerSlot: Sendable {
+    private let value = Mutex<EmulatorResponse?>(nil)
+    private let semaphore = DispatchSemaphore(value: 0)
+
+    func fulfil(_ response: EmulatorResponse) {
+        value.withLock { $0 = response }
+        semaphore.signal()
+    }
+
+    /// Blocks the calling thread (never a Swift concurrency thread) until ``fulfil(_:)``.
+    func wait() -> EmulatorResponse {
+        semaphore.wait()
+        return value.withLock { $0! }
+    }
+}

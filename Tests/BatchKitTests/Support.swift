@@ -1,0 +1,136 @@
+@testable import BatchKit
+import BatchKitTesting
+import Foundation
+import Synchronization
+
+/// Thread-safe counters shared between a test and the clients it builds.
+final class Probe: Sendable {
+    private struct State {
+        var calls = 0
+        var active = 0
+        var maxActive = 0
+        var cancelled = 0
+        var pulled = 0
+        var ids: [String] = []
+    }
+
+    private let state = Mutex(State())
+
+    var calls: Int { state.withLock { $0.calls } }
+    var maxActive: Int { state.withLock { $0.maxActive } }
+    var active: Int { state.withLock { $0.active } }
+    var cancelled: Int { state.withLock { $0.cancelled } }
+    var pulled: Int { state.withLock { $0.pulled } }
+    var ids: [String] { state.withLock { $0.ids } }
+
+    @discardableResult
+    func enter(_ id: String) -> Int {
+        state.withLock { s in
+            s.calls += 1
+            s.active += 1
+            s.maxActive = max(s.maxActive, s.active)
+            s.ids.append(id)
+            return s.active
+        }
+    }
+
+    func leave() { state.withLock { $0.active -= 1 } }
+    func markCancelled() { state.withLock { $0.cancelled += 1 } }
+    func markPulled() { state.withLock { $0.pulled += 1 } }
+}
+
+/// Spins (yielding, never sleeping) until `condition` holds.
+func eventually(_ condition: () -> Bool) async {
+    while !condition() { await Task.yield() }
+}
+
+/// Suspends until cancelled.
+func waitForCancellation() async {
+    let stream = AsyncStream<Never> { _ in }
+    for await _ in stream {}
+}
+
+/// A lazily generated input that counts how far it was read.
+struct CountingRequests: AsyncSequence, Sendable {
+    typealias Failure = Never
+    let count: Int
+    let probe: Probe
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        let count: Int
+        let probe: Probe
+        var i = 0
+        mutating func next() async -> BatchRequest? { step() }
+        mutating func next(isolation actor: isolated (any Actor)?) async throws(Never) -> BatchRequest? { step() }
+        mutating func step() -> BatchRequest? {
+            guard i < count else { return nil }
+            i += 1
+            probe.markPulled()
+            return chatRequest("r\(i)")
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(count: count, probe: probe) }
+}
+
+func chatRequest(_ id: String, text: String = "hello", maxTokens: Int? = 10, model: String = "test-model") -> BatchRequest {
+    BatchRequest(id: id, chat: ChatRequest(model: model, messages: [.user(text)], maxTokens: maxTokens))
+}
+
+func okResponse(_ text: String = "ok", input: Int = 3, output: Int = 2, model: String = "test-model") -> ModelResponse {
+    ModelResponse(text: text, finishReason: .stop, usage: Usage(inputTokens: input, outputTokens: output), model: model)
+}
+
+/// Collects every event of a stream.
+func collect(_ stream: BatchEventStream) async -> [BatchEvent] {
+    var events: [BatchEvent] = []
+    for await e in stream { events.append(e) }
+    return events
+}
+
+extension Array where Element == BatchEvent {
+    var items: [BatchResult] { compactMap { if case .item(let r) = $0 { return r } else { return nil } } }
+    var summary: BatchSummary? {
+        for e in self { if case .completed(let s) = e { return s } }
+        return nil
+    }
+    var retryEvents: [(String, Int, Duration, BatchError)] {
+        compactMap { if case .retrying(let id, let a, let d, let e) = $0 { return (id, a, d, e) } else { return nil } }
+    }
+    var terminalCount: Int {
+        filter {
+            switch $0 {
+            case .completed, .failed: return true
+            default: return false
+            }
+        }.count
+    }
+}
+
+/// A thread-safe Boolean.
+final class Flag: Sendable {
+    private let value = Atomic<Bool>(false)
+    var isSet: Bool { value.load(ordering: .acquiring) }
+    func set() { value.store(true, ordering: .releasing) }
+}
+
+/// Drives a `ManualClock` until `done` is set: whenever someone sleeps, jump to the next deadline.
+func driveClock(_ clock: ManualClock, until done: Flag) async {
+    while !done.isSet {
+        if clock.sleeperCount > 0 {
+            clock.advanceToNextDeadline()
+        }
+        await Task.yield()
+    }
+}
+
+extension BatchEventStream.AsyncIterator {
+    /// The next event that is not `.progress`.
+    mutating func nextSkippingProgress() async -> BatchEvent? {
+        while let e = await next() {
+            if case .progress = e { continue }
+            return e
+        }
+        return nil
+    }
+}

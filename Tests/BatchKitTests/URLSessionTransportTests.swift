@@ -1,0 +1,178 @@
+import BatchKit
+import BatchKitTesting
+import Foundation
+import Testing
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// A handler that signals when a request arrives and then answers only when cancelled (the
+/// server cancels it at shutdown). Tests wait on `entered` instead of sleeping.
+struct StallingHandler: Sendable {
+    let entered: AsyncStream<Void>
+    private let enteredContinuation: AsyncStream<Void>.Continuation
+
+    init() { (entered, enteredContinuation) = AsyncStream<Void>.makeStream() }
+
+    var handler: EmulatorServer.Handler {
+        { [enteredContinuation] _ in
+            enteredContinuation.yield()
+            let (never, _) = AsyncStream<Void>.makeStream()
+            for await _ in never {}
+            return EmulatorResponse(status: 204)
+        }
+    }
+}
+
+/// Echoes the credentials and query a request arrived with.
+let credentialEcho: EmulatorServer.Handler = { request in
+    var seen: [String: JSONValue] = [:]
+    for name in ["authorization", "x-api-key", "api-key", "x-goog-api-key", "x-other"] {
+        if let v = request.headers[name] { seen[name] = .string(v) }
+    }
+    for (k, v) in request.query { seen["query." + k] = .string(v) }
+    seen["path"] = .string(request.path)
+    return .json(200, .object(seen))
+}
+
+@Suite("URLSessionTransport", .timeLimit(.minutes(1)))
+struct URLSessionTransportTests {
+    @Test func sendsAndReceivesJSON() async throws {
+        let server = try await EmulatorServer.start(handler: credentialEcho)
+        let transport = URLSessionTransport()
+        let response = try await transport.send(
+            HTTPRequest(method: "POST", url: server.baseURL.appendingPathComponent("v1/x"),
+                headers: ["Authorization": "Bearer sk-1", "Content-Type": "application/json"], body: .data(Data("{}".utf8))))
+        #expect(response.status == 200)
+        #expect(response.headers["content-type"] == "application/json")
+        let seen = try JSONValue(parsing: response.body)
+        #expect(seen["authorization"]?.stringValue == "Bearer sk-1")
+        await server.shutdown()
+    }
+
+    @Test func timesOutTheWholeExchange() async throws {
+        let stall = StallingHandler()
+        let server = try await EmulatorServer.start(handler: stall.handler)
+        let transport = URLSessionTransport()
+        let started = ContinuousClock.now
+        do {
+            _ = try await transport.send(HTTPRequest(url: server.baseURL, timeout: .milliseconds(300)))
+            Issue.record("expected a timeout")
+        } catch let error as URLError {
+            #expect(error.code == .timedOut)
+            #expect(BatchError(wrapping: error).code == .timeout)
+        }
+        #expect(ContinuousClock.now - started < .seconds(10))
+        await server.shutdown()
+    }
+
+    @Test func usesTheDefaultTimeoutWhenTheRequestHasNone() async throws {
+        let stall = StallingHandler()
+        let server = try await EmulatorServer.start(handler: stall.handler)
+        let transport = URLSessionTransport(configuration: .init(defaultTimeout: .milliseconds(200)))
+        await #expect(throws: URLError(.timedOut)) { _ = try await transport.send(HTTPRequest(url: server.baseURL)) }
+        await server.shutdown()
+    }
+
+    @Test func cancellingTheCallerCancelsTheRequest() async throws {
+        let stall = StallingHandler()
+        let server = try await EmulatorServer.start(handler: stall.handler)
+        let transport = URLSessionTransport()
+        let url = server.baseURL
+        let call = Task { try await transport.send(HTTPRequest(url: url)) }
+        var arrivals = stall.entered.makeAsyncIterator()
+        await arrivals.next()  // the request reached the server
+        call.cancel()
+        await #expect(throws: CancellationError.self) { _ = try await call.value }
+        await server.shutdown()
+    }
+
+    @Test func aCancelledCallerSendsNothing() async throws {
+        let server = try await EmulatorServer.start(handler: credentialEcho)
+        let transport = URLSessionTransport()
+        let url = server.baseURL
+        let call = Task {
+            withUnsafeCurrentTask { $0?.cancel() }
+            return try await transport.send(HTTPRequest(url: url))
+        }
+        await #expect(throws: CancellationError.self) { _ = try await call.value }
+        #expect(server.requestsServed == 0)
+        await server.shutdown()
+    }
+
+    @Test func uploadsAFileBody() async throws {
+        let server = try await EmulatorServer.start { request in
+            EmulatorResponse.bytes(request.body)
+        }
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("upload-\(UUID().uuidString).jsonl")
+        defer { try? FileManager.default.removeItem(at: file) }
+        let content = Data((0..<(3 * 1024 * 1024)).map { UInt8(truncatingIfNeeded: $0 &* 31) })
+        try content.write(to: file)
+        let response = try await URLSessionTransport().send(
+            HTTPRequest(method: "POST", url: server.baseURL.appendingPathComponent("upload"), body: .file(file)))
+        #expect(response.status == 200)
+        #expect(response.body == content)
+        await server.shutdown()
+    }
+
+    @Test func downloadsToAFileTheCallerOwns() async throws {
+        let content = Data((0..<(2 * 1024 * 1024 + 17)).map { UInt8(truncatingIfNeeded: $0 &* 7) })
+        let server = try await EmulatorServer.start { _ in EmulatorResponse.bytes(content) }
+        let response = try await URLSessionTransport().send(
+            HTTPRequest(url: server.baseURL.appendingPathComponent("results.jsonl"), downloadsToFile: true))
+        let file = try #require(response.bodyFile)
+        defer { try? FileManager.default.removeItem(at: file) }
+        #expect(response.status == 200)
+        #expect(response.body.isEmpty)
+        #expect(try Data(contentsOf: file) == content)
+        #expect(try response.bodyData() == content)
+        await server.shutdown()
+    }
+
+    @Test func aRedirectToAnotherHostDropsTheKey() async throws {
+        let other = try await EmulatorServer.start(handler: credentialEcho)
+        let target = other.baseURL.absoluteString + "/landing?key=sk-secret&page=2"
+        let origin = try await EmulatorServer.start { request in
+            if request.path == "/same" {
+                return EmulatorResponse(status: 302, headers: ["Location": "/echo"])
+            }
+            if request.path == "/echo" { return await credentialEcho(request) }
+            return EmulatorResponse(status: 307, headers: ["Location": target])
+        }
+        let headers: HTTPHeaders = [
+            "Authorization": "Bearer sk-secret", "x-api-key": "sk-secret", "api-key": "sk-secret",
+            "x-goog-api-key": "sk-secret", "x-other": "kept",
+        ]
+        let transport = URLSessionTransport()
+        let crossed = try await transport.send(
+            HTTPRequest(url: origin.baseURL.appendingPathComponent("start"), headers: headers))
+        #expect(crossed.status == 200)
+        let seen = try JSONValue(parsing: crossed.body)
+        #expect(seen["path"]?.stringValue == "/landing")
+        #expect(seen["x-other"]?.stringValue == "kept")
+        #expect(seen["query.page"]?.stringValue == "2")
+        #expect(!String(decoding: crossed.body, as: UTF8.self).contains("sk-secret"))
+
+        // Within one origin the key stays.
+        let same = try await transport.send(HTTPRequest(url: origin.baseURL.appendingPathComponent("same"), headers: headers))
+        #expect(try JSONValue(parsing: same.body)["authorization"]?.stringValue == "Bearer sk-secret")
+        await origin.shutdown()
+        await other.shutdown()
+    }
+
+    @Test func errorsNeverCarryTheKey() async throws {
+        let server = try await EmulatorServer.start(handler: credentialEcho)
+        let url = URL(string: server.baseURL.absoluteString + "/v1beta/models/x:generateContent?key=AIza-secret")!
+        await server.shutdown()  // nothing listens any more
+        do {
+            _ = try await URLSessionTransport().send(HTTPRequest(url: url, headers: ["x-goog-api-key": "AIza-secret"]))
+            Issue.record("expected a connection error")
+        } catch {
+            let texts = [String(describing: error), String(reflecting: error), error.localizedDescription,
+                         String(describing: BatchError(wrapping: error))]
+            for text in texts { #expect(!text.contains("AIza-secret"), "\(text)") }
+            #expect(error is URLError)
+        }
+    }
+}
