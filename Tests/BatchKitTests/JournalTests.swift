@@ -1,3 +1,4 @@
+import BatchKitTesting
 import Foundation
 import Synchronization
 import Testing
@@ -586,5 +587,37 @@ private func lines(_ url: URL) throws -> [String] {
             try BatchResult(openAIOutputLine: ["custom_id": "a", "response": ["body": [:]]])
         }
         #expect(e?.field == "response.status_code")
+    }
+}
+
+@Suite(.timeLimit(.minutes(1)))
+struct JournalNativeTests {
+    @Test func nativeRerunSubmitsOnlyWhatIsNotFinished() async throws {
+        let url = temporaryJournalURL()
+        defer { try? FileManager.default.removeItem(at: url) }
+        let requests = (0..<12).map { chatRequest("j\($0)") }
+        do {
+            let clock = ManualClock()
+            let backend = FakeBackend(failing: { $0 == "j3" || $0 == "j8" })
+            let journal = try Journal(url: url)
+            let events = await runNative(
+                NativeBatchProcessor(backend: backend, clock: clock).journaled(journal).processAsync(requests), clock: clock)
+            #expect(backend.submitted.flatMap { $0 }.count == 12)
+            #expect(events.items.count == 12)
+            #expect(journal.count == 12)
+            journal.close()
+        }
+        let clock = ManualClock()
+        let backend = FakeBackend()
+        let journal = try Journal(url: url)
+        let events = await runNative(
+            NativeBatchProcessor(backend: backend, clock: clock).journaled(journal).processAsync(requests), clock: clock)
+        // Only the two failures are submitted again; the batch route and usage are journaled.
+        #expect(backend.submitted.flatMap { $0 }.sorted() == ["j3", "j8"])
+        #expect(events.items.map(\.id).sorted() == ["j3", "j8"])
+        #expect(journal.finishedIDs.count == 12)
+        let restored = try #require(try journal.result(for: "j0"))
+        #expect(restored.route == .batch)
+        #expect(restored.usage.batchInputTokens == 10)
     }
 }
