@@ -82,6 +82,11 @@ public final class Journal: Sendable {
         public var failed: Int
         /// Tokens consumed by those results (failures usually count zero).
         public var usage: Usage
+        /// Their cost in US dollars, over the results a price table could price (see
+        /// ``Journal/totals(prices:model:)``); `nil` from ``Journal/totals``.
+        public var cost: Double?
+        /// Results with usage that the price table could not price.
+        public var unpriced: Int = 0
     }
 
     private struct State {
@@ -180,12 +185,24 @@ public final class Journal: Sendable {
     }
 
     /// Totals over the last line of every id: what the journal holds, across every run.
-    public var totals: Totals {
+    public var totals: Totals { totals(prices: nil) }
+
+    /// Totals over the last line of every id, with their cost: each result is priced by the model
+    /// that answered (as its body names it), else by `model`.
+    public func totals(prices: PriceTable?, model: String? = nil) -> Totals {
         state.withLock { s in
-            var t = Totals(succeeded: 0, failed: 0, usage: .zero)
+            var t = Totals(succeeded: 0, failed: 0, usage: .zero, cost: prices == nil ? nil : 0)
             for e in s.entries.values {
                 if e.isSuccess { t.succeeded += 1 } else { t.failed += 1 }
                 t.usage += e.usage
+                guard let prices, e.usage.totalTokens > 0 else { continue }
+                if let c = (e.model ?? model).flatMap({ prices.cost(of: e.usage, model: $0) })
+                    ?? model.flatMap({ prices.cost(of: e.usage, model: $0) })
+                {
+                    t.cost! += c
+                } else {
+                    t.unpriced += 1
+                }
             }
             return t
         }
