@@ -1,0 +1,237 @@
+import Foundation
+import Synchronization
+
+/// Batch first, real time for what misses the deadline: the discount of a native batch with a
+/// bound on how long the slowest request can take.
+///
+/// ```swift
+/// let hybrid = HybridProcessor(
+///     batch: NativeBatchProcessor(backend: OpenAIBatchBackend(apiKey: key)),
+///     realtime: ConcurrentProcessor(client: OpenAIClient(apiKey: key), configuration: .init(maxConcurrency: 32)),
+///     deadline: .seconds(2 * 3600))
+/// ```
+///
+/// The requests go to the native batch. Items that finish there are reported as they arrive. At
+/// the deadline the remote jobs are cancelled; every result that finished remotely before the
+/// cancellation took effect is collected (for at most `cancellationGrace`), and every request
+/// still without a result runs through the real-time processor. Requests whose job expired or
+/// failed, or whose batch item failed with a retryable error, run in real time too (without
+/// waiting for the deadline). Each request still yields exactly one item, and no request is sent
+/// to the real-time path after it finished in the batch.
+public struct HybridProcessor<C: Clock>: Processor where C.Duration == Duration {
+    public let batch: NativeBatchProcessor<C>
+    public let realtime: ConcurrentProcessor<C>
+    /// How long the batch may take before the rest runs in real time.
+    public var deadline: Duration
+    /// How long to wait, after cancelling at the deadline, for results that finished remotely.
+    public var cancellationGrace: Duration
+    /// Prices for the summary's cost (batch items are billed at the batch discount).
+    public var priceTable: PriceTable?
+    let clock: C
+
+    public init(
+        batch: NativeBatchProcessor<C>, realtime: ConcurrentProcessor<C>, deadline: Duration,
+        cancellationGrace: Duration = .seconds(600), priceTable: PriceTable? = nil, clock: C
+    ) {
+        self.batch = batch
+        self.realtime = realtime
+        self.deadline = deadline
+        self.cancellationGrace = cancellationGrace
+        self.priceTable = priceTable
+        self.clock = clock
+    }
+
+    public func processAsync(_ requests: some AsyncSequence<BatchRequest, Never> & Sendable) -> BatchEventStream {
+        let me = self
+        return BatchEventStream(bufferSize: batch.configuration.eventBufferSize) { sink in
+            await me.run(requests, sink: sink)
+        }
+    }
+
+    func run(_ requests: some AsyncSequence<BatchRequest, Never> & Sendable, sink: EventSink) async -> BatchRunOutcome {
+        let start = clock.now
+        // The originals are kept: what misses the deadline is sent again as real-time requests.
+        var collected: [BatchRequest] = []
+        for await r in requests { collected.append(r) }
+        let all = collected
+        let book = HybridBook(requests: all, priceTable: priceTable)
+
+        // Phase 1: the native batch, until it ends or the deadline passes.
+        let batch = self.batch
+        let clock = self.clock
+        let deadline = self.deadline
+        let hitDeadline: Bool = await withTaskGroup(of: Bool?.self) { group in
+            group.addTask {
+                for await event in batch.processAsync(all) {
+                    if await !book.forwardBatchEvent(event, sink: sink) { return false }
+                }
+                return false
+            }
+            group.addTask {
+                do {
+                    try await clock.sleep(until: start.advanced(by: deadline), tolerance: nil)
+                    return true
+                } catch {
+                    return nil
+                }
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            // Ending the batch consumer cancels the native run, which cancels its remote jobs.
+            while await group.next() != nil {}
+            return first == true
+        }
+        if sink.isCancelled || Task.isCancelled { return .failed(.cancelled("the run was cancelled")) }
+
+        // Phase 2: after a deadline, collect what finished remotely before the cancellation.
+        if hitDeadline, !book.jobIDs.isEmpty, book.pendingCount > 0 {
+            for id in book.jobIDs { _ = try? await batch.cancel(id) }
+            var graceConfig = batch.configuration
+            graceConfig.maxWait = cancellationGrace
+            graceConfig.resubmit = .none
+            let collector = NativeBatchProcessor(backend: batch.backend, configuration: graceConfig, clock: clock)
+            for await event in collector.attach(book.jobIDs) {
+                if case .item(let r) = event, r.isSuccess {
+                    if await !book.forwardLateBatchResult(r, sink: sink) { return .failed(.cancelled()) }
+                }
+            }
+        }
+
+        // Phase 3: everything without a result runs in real time.
+        let rest = book.takePending()
+        if !rest.isEmpty {
+            for await event in realtime.processAsync(rest) {
+                switch event {
+                case .item(let r):
+                    if await !book.forwardRealtime(r, sink: sink) { return .failed(.cancelled()) }
+                case .retrying, .progress:
+                    if !(await sink.emit(event)) { return .failed(.cancelled()) }
+                case .completed(let s):
+                    book.addRetries(s.retries, rateLimited: s.rateLimited)
+                case .failed(let e):
+                    if e.code == .cancelled { return .failed(e) }
+                default:
+                    break
+                }
+            }
+        }
+        if sink.isCancelled || Task.isCancelled { return .failed(.cancelled("the run was cancelled")) }
+        return .completed(book.summary(duration: start.duration(to: clock.now)))
+    }
+}
+
+extension HybridProcessor where C == ContinuousClock {
+    /// A hybrid processor on the continuous clock.
+    public init(
+        batch: NativeBatchProcessor<C>, realtime: ConcurrentProcessor<C>, deadline: Duration,
+        cancellationGrace: Duration = .seconds(600), priceTable: PriceTable? = nil
+    ) {
+        self.init(batch: batch, realtime: realtime, deadline: deadline, cancellationGrace: cancellationGrace, priceTable: priceTable, clock: ContinuousClock())
+    }
+}
+
+/// Which requests still need a result, and the totals.
+final class HybridBook: Sendable {
+    private struct State {
+        var pending: [String: BatchRequest] = [:]
+        var order: [String] = []
+        var finished = Set<String>()
+        var succeeded = 0
+        var failed = 0
+        var usage = Usage.zero
+        var cost: Double = 0
+        var costKnown = true
+        var retries = 0
+        var rateLimited = 0
+        var jobs: [BatchJob] = []
+        var sentToRealtime = false
+    }
+
+    private let state: Mutex<State>
+    private let priceTable: PriceTable?
+
+    init(requests: [BatchRequest], priceTable: PriceTable?) {
+        var s = State()
+        for r in requests where s.pending[r.id] == nil {
+            s.pending[r.id] = r
+            s.order.append(r.id)
+        }
+        state = Mutex(s)
+        self.priceTable = priceTable
+    }
+
+    var jobIDs: [String] { state.withLock { $0.jobs.map(\.id) } }
+    var pendingCount: Int { state.withLock { $0.pending.count } }
+
+    /// Handles an event of the native run. Returns `false` when the consumer went away.
+    func forwardBatchEvent(_ event: BatchEvent, sink: EventSink) async -> Bool {
+        switch event {
+        case .submitted(let job):
+            state.withLock { $0.jobs.append(job) }
+            return await sink.emit(event)
+        case .item(let r):
+            // Failures worth another try (expired, cancelled, retryable) go to real time instead.
+            let retryLater = !r.isSuccess && (r.error?.isRetryable == true || r.error?.code == .expired || r.error?.code == .cancelled)
+            if retryLater { return true }
+            return await report(r, sink: sink)
+        case .progress:
+            sink.offer(event)
+            return true
+        case .completed(let s):
+            state.withLock { st in
+                for job in s.jobs where !st.jobs.contains(where: { $0.id == job.id }) { st.jobs.append(job) }
+                for job in s.jobs { if let i = st.jobs.firstIndex(where: { $0.id == job.id }) { st.jobs[i] = job } }
+            }
+            return true
+        case .failed, .started, .retrying:
+            return true
+        }
+    }
+
+    /// A success collected after the deadline.
+    func forwardLateBatchResult(_ r: BatchResult, sink: EventSink) async -> Bool {
+        await report(r, sink: sink)
+    }
+
+    func forwardRealtime(_ r: BatchResult, sink: EventSink) async -> Bool {
+        await report(r, sink: sink)
+    }
+
+    /// Reports a result once per id; results for ids already reported are dropped.
+    private func report(_ r: BatchResult, sink: EventSink) async -> Bool {
+        let model = r.response?.model
+        let cost = model.flatMap { m in priceTable?.cost(of: r.usage, model: m) }
+        let fresh = state.withLock { s -> Bool in
+            guard s.pending.removeValue(forKey: r.id) != nil, s.finished.insert(r.id).inserted else { return false }
+            if r.isSuccess { s.succeeded += 1 } else { s.failed += 1 }
+            s.usage += r.usage
+            if let cost { s.cost += cost } else if priceTable != nil, r.usage != .zero { s.costKnown = false }
+            return true
+        }
+        guard fresh else { return true }
+        return await sink.emit(.item(r))
+    }
+
+    /// The requests still without a result, in input order; they are now the real-time path's.
+    func takePending() -> [BatchRequest] {
+        state.withLock { s in
+            s.sentToRealtime = true
+            return s.order.compactMap { s.pending[$0] }
+        }
+    }
+
+    func addRetries(_ retries: Int, rateLimited: Int) {
+        state.withLock { s in
+            s.retries += retries
+            s.rateLimited += rateLimited
+        }
+    }
+
+    func summary(duration: Duration) -> BatchSummary {
+        state.withLock { s in
+            BatchSummary(
+                succeeded: s.succeeded, failed: s.failed, usage: s.usage, cost: priceTable != nil && s.costKnown ? s.cost : nil,
+                duration: duration, retries: s.retries, rateLimited: s.rateLimited, jobs: s.jobs)
+        }
+    }
+}

@@ -1,0 +1,86 @@
+import BatchKit
+import BatchKitTesting
+import Foundation
+import Testing
+
+@testable import BatchKit
+
+@Suite(.timeLimit(.minutes(1)))
+struct HybridProcessorTests {
+    func realtime(_ probe: Probe, clock: ManualClock) -> ConcurrentProcessor<ManualClock> {
+        let client = ClosureClient { r in
+            probe.enter(r.id)
+            probe.leave()
+            return okResponse("realtime \(r.id)")
+        }
+        return ConcurrentProcessor(client: client, configuration: .init(maxConcurrency: 4), clock: clock)
+    }
+
+    /// Runs the stream in a task while the test moves time: whenever `sleepers` tasks sleep (the
+    /// deadline timer and the poll timer), it jumps to the next deadline, until `until`.
+    func run(_ stream: BatchEventStream, clock: ManualClock, sleepers: Int, until: Duration) async -> [BatchEvent] {
+        let consumer = Task { await collect(stream) }
+        while clock.now.offset < until {
+            await clock.sleepers(atLeast: sleepers)
+            clock.advanceToNextDeadline()
+        }
+        return await consumer.value
+    }
+
+    @Test func deadlineCancelsTheBatchKeepsFinishedResultsAndRunsTheRestInRealTime() async {
+        let clock = ManualClock()
+        let backend = FakeBackend(pollsToFinish: 10_000)  // never finishes on its own
+        let probe = Probe()
+        let hybrid = HybridProcessor(
+            batch: NativeBatchProcessor(backend: backend, configuration: .init(pollInterval: .seconds(60)), clock: clock),
+            realtime: realtime(probe, clock: clock), deadline: .seconds(3600), clock: clock)
+        let requests = (0..<8).map { chatRequest("h\($0)") }
+        let events = await run(hybrid.processAsync(requests), clock: clock, sleepers: 2, until: .seconds(3600))
+        #expect(clock.now.offset == .seconds(3600))
+        #expect(backend.cancelledJobs.contains("job-1"))
+        let items = events.items
+        #expect(items.count == 8)
+        #expect(Set(items.map(\.id)) == Set(requests.map(\.id)))
+        // The fake keeps the first half of a cancelled job's results: those came from the batch...
+        let fromBatch = Set(items.filter { $0.route == .batch }.map(\.id))
+        #expect(fromBatch == ["h0", "h1", "h2", "h3"])
+        // ...and only the rest was sent in real time.
+        #expect(Set(probe.ids) == ["h4", "h5", "h6", "h7"])
+        #expect(probe.calls == 4)
+        #expect(items.allSatisfy { $0.isSuccess })
+        #expect(events.summary?.succeeded == 8)
+        #expect(events.summary?.jobs.map(\.id) == ["job-1"])
+        #expect(events.terminalCount == 1)
+    }
+
+    @Test func finishedBatchNeedsNoRealTime() async {
+        let clock = ManualClock()
+        let backend = FakeBackend(pollsToFinish: 2)
+        let probe = Probe()
+        let hybrid = HybridProcessor(
+            batch: NativeBatchProcessor(backend: backend, configuration: .init(pollInterval: .seconds(60)), clock: clock),
+            realtime: realtime(probe, clock: clock), deadline: .seconds(3600), clock: clock)
+        // One poll interval: the job ends at its second poll, long before the deadline.
+        let events = await run(hybrid.processAsync((0..<5).map { chatRequest("f\($0)") }), clock: clock, sleepers: 2, until: .seconds(60))
+        #expect(events.items.count == 5)
+        #expect(events.items.allSatisfy { $0.route == .batch })
+        #expect(probe.calls == 0)
+        #expect(backend.cancelledJobs.isEmpty)
+        #expect(clock.now.offset == .seconds(60))
+    }
+
+    @Test func expiredItemsRunInRealTimeWithoutWaitingForTheDeadline() async {
+        let clock = ManualClock()
+        let backend = FakeBackend(pollsToFinish: 2, ending: { _ in .expired }, failing: { $0 == "x1" })
+        let probe = Probe()
+        let hybrid = HybridProcessor(
+            batch: NativeBatchProcessor(backend: backend, configuration: .init(pollInterval: .seconds(60)), clock: clock),
+            realtime: realtime(probe, clock: clock), deadline: .seconds(86_400), clock: clock)
+        let events = await run(hybrid.processAsync((0..<6).map { chatRequest("x\($0)") }), clock: clock, sleepers: 2, until: .seconds(60))
+        #expect(events.items.count == 6)
+        // x0 and x2 finished in the batch; x1 failed there with a retryable error; x3–x5 expired.
+        #expect(Set(probe.ids) == ["x1", "x3", "x4", "x5"])
+        #expect(events.items.allSatisfy { $0.isSuccess })
+        #expect(clock.now.offset == .seconds(60))
+    }
+}
