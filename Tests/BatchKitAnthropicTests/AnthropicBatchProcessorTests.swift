@@ -9,7 +9,7 @@ import Testing
 extension AnthropicFixture {
     func processor(
         _ configuration: NativeBatchProcessor<ManualClock>.Configuration = .init(), backend: AnthropicBatchBackend? = nil
-    ) -> AnthropicBatchProcessor<ManualClock> {
+    ) -> NativeBatchProcessor<ManualClock> {
         AnthropicBatchProcessor(backend: backend ?? self.backend(), configuration: configuration, clock: clock)
     }
 }
@@ -25,7 +25,7 @@ struct RunRecord {
 }
 
 /// Runs `requests` with the clock driven, and records the events.
-func record(_ processor: AnthropicBatchProcessor<ManualClock>, _ clock: ManualClock, _ requests: [BatchRequest]) async -> RunRecord {
+func record(_ processor: NativeBatchProcessor<ManualClock>, _ clock: ManualClock, _ requests: [BatchRequest]) async -> RunRecord {
     let driver = drive(clock)
     defer { driver.cancel() }
     return await record(processor.processAsync(requests))
@@ -241,7 +241,7 @@ struct DroppingTransport: HTTPTransport {
 
     @Test func factoryDefaults() {
         let p = AnthropicBatchProcessor(apiKey: "k", baseURL: emulatorURL, transport: ClosureTransport { _ in HTTPResponse(status: 500) })
-        #expect(p.native.limits == AnthropicBatchBackend.defaultLimits)
+        #expect(p.limits == AnthropicBatchBackend.defaultLimits)
         #expect(p.backend.provider == "anthropic")
     }
 }
@@ -253,7 +253,7 @@ struct DroppingTransport: HTTPTransport {
         // poll interval or two, which moves a few percent of the items, never all of them.
         try await withFixture(wire, .init(batchDuration: .seconds(10_000))) { f in
             let hybrid = HybridProcessor(
-                batch: f.processor().native,
+                batch: f.processor(),
                 realtime: ConcurrentProcessor(client: f.client(), configuration: .init(maxConcurrency: 4), clock: f.clock),
                 deadline: .seconds(3_000), cancellationGrace: .seconds(60), clock: f.clock)
             let reqs = requests(10)

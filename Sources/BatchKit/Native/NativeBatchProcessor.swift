@@ -178,6 +178,9 @@ public struct NativeBatchProcessor<C: Clock>: Processor where C.Duration == Dura
 
     /// Jobs known to the provider, newest first.
     public func list(limit: Int = 20) async throws -> [BatchJob] { try await backend.list(limit: limit) }
+
+    /// Deletes a job (and its files, where the provider keeps them), where the provider supports it.
+    public func delete(_ jobID: String) async throws { try await backend.delete(jobID: jobID) }
 }
 
 extension NativeBatchProcessor where C == ContinuousClock {
