@@ -129,8 +129,8 @@ public enum DuplicateIDCheck: Sendable, Hashable {
     case never
 }
 
-/// What a child task reports back to the run loop.
-struct ChildOutcome: Sendable {
+/// What running one request (with its retries) reports to its worker.
+struct RequestOutcome: Sendable {
     var result: BatchResult
     var model: String?
     var retries: Int
@@ -265,7 +265,7 @@ final class ConcurrentRun<C: Clock>: Sendable where C.Duration == Duration {
     }
 
     /// One request, with its retries.
-    func execute(_ request: BatchRequest, sink: EventSink) async -> ChildOutcome {
+    func execute(_ request: BatchRequest, sink: EventSink) async -> RequestOutcome {
         let input = TokenEstimator.inputTokens(request)
         let cost = RateLimiter<C>.Cost(
             requests: 1, inputTokens: input, outputTokens: TokenEstimator.outputTokens(request, default: configuration.defaultMaxOutputTokens))
@@ -318,8 +318,8 @@ final class ConcurrentRun<C: Clock>: Sendable where C.Duration == Duration {
         }
     }
 
-    func finish(_ request: BatchRequest, _ outcome: Result<ModelResponse, BatchError>, attempt: Int, started: C.Instant, rateLimited: Int) -> ChildOutcome {
-        ChildOutcome(
+    func finish(_ request: BatchRequest, _ outcome: Result<ModelResponse, BatchError>, attempt: Int, started: C.Instant, rateLimited: Int) -> RequestOutcome {
+        RequestOutcome(
             result: BatchResult(id: request.id, outcome: outcome, attempts: attempt, latency: started.duration(to: clock.now), route: attempt > 0 ? .realtime : .none),
             model: request.model, retries: max(0, attempt - 1), rateLimited: rateLimited)
     }
