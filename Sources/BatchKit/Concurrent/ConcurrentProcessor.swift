@@ -137,8 +137,8 @@ struct RequestOutcome: Sendable {
     var rateLimited: Int
 }
 
-/// The state of one run. The counters live in the run loop (one task); what children share is
-/// behind the rate limiter's and the adaptive limit's own locks.
+/// The state of one run, shared by its workers: the counters are in the ``RunBook`` (behind its
+/// lock), the budgets behind the rate limiter's and the concurrency gate's own locks.
 final class ConcurrentRun<C: Clock>: Sendable where C.Duration == Duration {
     let client: any ModelClient
     let configuration: ConcurrentProcessor<C>.Configuration
