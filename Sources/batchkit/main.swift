@@ -4,6 +4,14 @@ import Foundation
 enum BatchKitTool {
     /// Every subcommand; add new ones here.
     static let subcommands: [any Subcommand.Type] = [
+        RunCommand.self,
+        SubmitCommand.self,
+        StatusCommand.self,
+        ResultsCommand.self,
+        CancelCommand.self,
+        ListCommand.self,
+        EstimateCommand.self,
+        DemoCommand.self,
         EmulatorCommand.self,
     ]
 

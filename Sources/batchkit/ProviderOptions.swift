@@ -1,0 +1,208 @@
+import BatchKit
+import BatchKitAnthropic
+import BatchKitGemini
+import BatchKitOpenAI
+import Foundation
+
+/// A failure of a command that is not a usage mistake (bad input file, no key, a run that could not
+/// go on): printed as one line on stderr, exit code 1.
+struct CommandFailure: Error, CustomStringConvertible {
+    var message: String
+    var exitCode: Int32
+    init(_ message: String, exitCode: Int32 = 1) {
+        self.message = message
+        self.exitCode = exitCode
+    }
+    var description: String { message }
+
+    /// A library error as a one-line failure (the message already names file, line and field).
+    init(_ error: BatchError) { self.init(error.message) }
+}
+
+/// The providers the tool speaks to.
+enum ProviderName: String, CaseIterable, Sendable {
+    case openai, anthropic, gemini
+
+    /// The environment variable holding the key by default.
+    var keyVariable: String {
+        switch self {
+        case .openai: return "OPENAI_API_KEY"
+        case .anthropic: return "ANTHROPIC_API_KEY"
+        case .gemini: return "GEMINI_API_KEY"
+        }
+    }
+
+    /// The provider's public API base.
+    var defaultBaseURL: URL {
+        switch self {
+        case .openai: return URL(string: "https://api.openai.com/v1")!
+        case .anthropic: return URL(string: "https://api.anthropic.com")!
+        case .gemini: return URL(string: "https://generativelanguage.googleapis.com")!
+        }
+    }
+
+    /// Parses `--provider`.
+    init(option: String?) throws {
+        guard let option else {
+            self = .openai
+            return
+        }
+        guard let p = ProviderName(rawValue: option.lowercased()) else {
+            throw UsageError(
+                "unknown provider '\(option)' (expected \(ProviderName.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        self = p
+    }
+}
+
+/// `--provider`, `--base-url` and `--api-key-env`, resolved to a key, a base URL and a transport,
+/// and from them the real-time client and the batch backend.
+///
+/// The key is never printed: errors name the variable, not its value.
+struct ProviderOptions: Sendable {
+    /// The options every provider-facing subcommand accepts.
+    static let optionNames: Set<String> = ["provider", "base-url", "api-key-env"]
+
+    static let helpText = """
+          --provider P         openai (default), anthropic or gemini
+          --base-url URL       API base (OpenAI: including /v1; a bare host gets /v1 added)
+          --api-key-env NAME   read the key from NAME instead of OPENAI_API_KEY /
+                               ANTHROPIC_API_KEY / GEMINI_API_KEY
+        """
+
+    let provider: ProviderName
+    let apiKey: String
+    let baseURL: URL
+    let transport: any HTTPTransport
+
+    init(provider: ProviderName, apiKey: String, baseURL: URL, transport: any HTTPTransport) {
+        self.provider = provider
+        self.apiKey = apiKey
+        self.baseURL = baseURL
+        self.transport = transport
+    }
+
+    /// Resolves the options; the key comes from the environment.
+    ///
+    /// - Throws: ``UsageError`` for an unknown provider or a bad URL, ``CommandFailure`` when no
+    ///   key is set.
+    init(_ arguments: Arguments, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
+        let provider = try ProviderName(option: arguments.string("provider"))
+        var base = provider.defaultBaseURL
+        if let text = arguments.string("base-url") {
+            guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https",
+                url.host != nil
+            else { throw UsageError("option '--base-url' needs an http(s) URL, got '\(text)'") }
+            base = url
+            if provider == .openai, url.path.isEmpty || url.path == "/" {
+                base = URL(string: text.hasSuffix("/") ? text + "v1" : text + "/v1")!
+            }
+        }
+        let variable = arguments.string("api-key-env") ?? provider.keyVariable
+        var key = environment[variable]
+        if key?.isEmpty ?? true, arguments.string("api-key-env") == nil, provider == .gemini {
+            key = environment["GOOGLE_API_KEY"]
+        }
+        guard let key, !key.isEmpty else {
+            throw CommandFailure("no API key: set \(variable) (or name another variable with --api-key-env)")
+        }
+        self.init(provider: provider, apiKey: key, baseURL: base, transport: URLSessionTransport())
+    }
+
+    /// The real-time client.
+    func client() -> any ModelClient {
+        switch provider {
+        case .openai: return OpenAIClient(apiKey: apiKey, baseURL: baseURL, transport: transport)
+        case .anthropic: return AnthropicClient(apiKey: apiKey, baseURL: baseURL, transport: transport)
+        case .gemini: return GeminiClient(apiKey: apiKey, baseURL: baseURL, transport: transport)
+        }
+    }
+
+    /// The native batch backend.
+    func backend() -> any BatchBackend {
+        switch provider {
+        case .openai: return OpenAIBatchBackend(apiKey: apiKey, baseURL: baseURL, transport: transport)
+        case .anthropic: return AnthropicBatchBackend(apiKey: apiKey, baseURL: baseURL, transport: transport)
+        case .gemini: return GeminiBatchBackend(apiKey: apiKey, baseURL: baseURL, transport: transport)
+        }
+    }
+}
+
+extension Arguments {
+    /// A duration option such as `90s`, `30m`, `2h`, `1d`, `250ms` (a bare number is seconds).
+    func duration(_ name: String) throws -> Duration? {
+        guard let text = string(name) else { return nil }
+        guard let d = parseDuration(text), d > .zero else {
+            throw UsageError("option '--\(name)' needs a duration such as 90s, 30m or 2h, got '\(text)'")
+        }
+        return d
+    }
+
+    /// A shard option `i/n`.
+    func shard(_ name: String) throws -> BatchShard? {
+        guard let text = string(name) else { return nil }
+        do throws(BatchError) { return try BatchShard(parsing: text) } catch {
+            throw UsageError("option '--\(name)': \(error.message)")
+        }
+    }
+
+    /// The single positional argument a command needs, or a usage error naming it.
+    func requiredPositional(_ what: String) throws -> String {
+        guard let first = positional.first else { throw UsageError("missing \(what)") }
+        return first
+    }
+}
+
+/// Parses `90s`, `30m`, `2h`, `1d`, `250ms`, `1.5h`; a bare number is seconds.
+func parseDuration(_ text: String) -> Duration? {
+    let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400)]
+    let t = text.trimmingCharacters(in: .whitespaces).lowercased()
+    for (suffix, scale) in units where t.hasSuffix(suffix) {
+        guard let n = Double(t.dropLast(suffix.count)), n.isFinite, n >= 0 else { continue }
+        return .milliseconds(Int64((n * scale * 1000).rounded()))
+    }
+    guard let n = Double(t), n.isFinite, n >= 0 else { return nil }
+    return .milliseconds(Int64((n * 1000).rounded()))
+}
+
+/// Formats a duration as `1.2s`, `3m 05s`, `2h 10m`.
+func formatDuration(_ d: Duration) -> String {
+    let seconds = Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+    if seconds < 60 { return String(format: "%.1fs", seconds) }
+    let s = Int(seconds.rounded())
+    if s < 3600 { return String(format: "%dm %02ds", s / 60, s % 60) }
+    return String(format: "%dh %02dm", s / 3600, (s % 3600) / 60)
+}
+
+/// `$0.0123`, or `-` when unknown.
+func formatDollars(_ value: Double?) -> String {
+    guard let value else { return "-" }
+    if value == 0 { return "$0" }
+    if value < 0.01 { return String(format: "$%.5f", value) }
+    if value < 100 { return String(format: "$%.4f", value) }
+    return String(format: "$%.2f", value)
+}
+
+/// `12,345`.
+func formatCount(_ n: Int) -> String {
+    let digits = String(n.magnitude)
+    var out = ""
+    for (i, c) in digits.enumerated() {
+        if i > 0, (digits.count - i) % 3 == 0 { out.append(",") }
+        out.append(c)
+    }
+    return n < 0 ? "-" + out : out
+}
+
+/// Left-aligned text columns separated by two spaces.
+func formatTable(_ rows: [[String]], rightAligned: Set<Int> = []) -> String {
+    guard let columns = rows.map(\.count).max() else { return "" }
+    var widths = [Int](repeating: 0, count: columns)
+    for row in rows { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) } }
+    return rows.map { row in
+        row.enumerated().map { i, cell in
+            let pad = String(repeating: " ", count: widths[i] - cell.count)
+            return rightAligned.contains(i) ? pad + cell : (i == row.count - 1 ? cell : cell + pad)
+        }.joined(separator: "  ")
+    }.joined(separator: "\n")
+}

@@ -1,0 +1,254 @@
+import BatchKit
+import Foundation
+import Synchronization
+
+/// `batchkit run`: an OpenAI batch JSONL file in, OpenAI batch output JSONL out, in real time,
+/// through the provider's batch API, or both (hybrid). The output is also the journal: rerunning
+/// the same command resumes.
+enum RunCommand: Subcommand {
+    static let name = "run"
+    static let summary = "run a JSONL file of requests (real-time, native batch or hybrid); rerun to resume"
+    static let usage = """
+        usage: batchkit run INPUT.jsonl --output OUT.jsonl [--mode realtime|native|hybrid]
+                            [--provider openai|anthropic|gemini] [--base-url URL] [--model M]
+                            [--concurrency N] [--rpm N] [--tpm N] [--deadline 2h] [--shard i/n]
+                            [--api-key-env NAME] [--retry-failed]
+
+        Reads OpenAI batch input lines ({"custom_id","method","url","body"}), lazily, and writes one
+        OpenAI batch output line per request to OUT.jsonl as each finishes. OUT.jsonl is also the
+        journal: run the same command again (after a crash or kill -9 too) and the ids already in it
+        are skipped. In native mode the submitted jobs are kept in OUT.jsonl.jobs.json and a rerun
+        re-attaches to them instead of submitting again. For Anthropic and Gemini the chat bodies are
+        translated.
+
+          --output FILE        where results go (required)
+          --mode M             realtime (default), native (the provider's batch API, half price)
+                               or hybrid (batch first; real time for what misses --deadline)
+        \(ProviderOptions.helpText)
+          --model M            use model M for every line
+          --concurrency N      requests in flight at once (realtime/hybrid, default 16)
+          --rpm N              requests per minute (default: learnt from the server's headers)
+          --tpm N              tokens per minute
+          --deadline D         native: stop waiting after D (jobs keep running; rerun to collect);
+                               hybrid: switch what is unfinished to real time after D (default 1h)
+          --shard i/n          only the lines whose custom_id hashes to shard i of n (0 <= i < n);
+                               --rpm and --tpm are divided by n
+          --poll-interval D    native: first wait between status polls (default 10s)
+          --prices FILE        JSON price table merged over the built-in prices
+          --retry-failed       run again the ids whose last result in OUT.jsonl failed
+          --progress-interval D
+                               between progress lines when stderr is not a terminal (default 5s)
+
+        Durations: 250ms, 90s, 30m, 2h, 1d. Exit status: 0 when every request succeeded, 3 when the
+        run finished but some requests failed, 1 on an error, 2 on a usage mistake.
+        """
+    static let spec = ArgumentSpec(
+        options: ProviderOptions.optionNames.union([
+            "output", "mode", "model", "concurrency", "rpm", "tpm", "deadline", "shard", "poll-interval", "prices",
+            "progress-interval",
+        ]),
+        flags: ["retry-failed"], maxPositional: 1)
+
+    enum Mode: String, CaseIterable {
+        case realtime, native, hybrid
+    }
+
+    static func run(_ arguments: Arguments) async throws -> Int32 {
+        let inputPath = try arguments.requiredPositional("INPUT.jsonl")
+        guard let outputPath = arguments.string("output") else { throw UsageError("missing --output OUT.jsonl") }
+        let modeText = arguments.string("mode") ?? "realtime"
+        guard let mode = Mode(rawValue: modeText) else {
+            throw UsageError("unknown mode '\(modeText)' (expected realtime, native or hybrid)")
+        }
+        let shard = try arguments.shard("shard")
+        let shardCount = shard?.count ?? 1
+        let concurrency = try arguments.int("concurrency", in: 1...100_000) ?? 16
+        let rpm = try arguments.int("rpm", in: 1...Int.max).map { max(1, $0 / shardCount) }
+        let tpm = try arguments.int("tpm", in: 1...Int.max).map { max(1, $0 / shardCount) }
+        let deadline = try arguments.duration("deadline")
+        if deadline != nil, mode == .realtime { throw UsageError("--deadline applies to --mode native or hybrid") }
+        let pollInterval = try arguments.duration("poll-interval") ?? .seconds(10)
+        let progressInterval = try arguments.duration("progress-interval") ?? .seconds(5)
+        let model = arguments.string("model")
+        if let model, model.isEmpty { throw UsageError("option '--model' needs a non-empty value") }
+        let prices = try loadPrices(arguments)
+        let provider = try ProviderOptions(arguments)
+
+        // 1. Check the whole input before anything is sent or written.
+        let inputURL = URL(fileURLWithPath: inputPath)
+        let outputURL = URL(fileURLWithPath: outputPath)
+        guard inputURL.standardizedFileURL.path != outputURL.standardizedFileURL.path else {
+            throw UsageError("--output must not be the input file")
+        }
+        let reader = BatchRequestFileReader(url: inputURL, displayName: inputPath)
+        var shardIDs = 0
+        do throws(BatchError) {
+            try reader.validate { line in if shard?.contains(line.request.id) ?? true { shardIDs += 1 } }
+        } catch {
+            throw CommandFailure(error)
+        }
+
+        // 2. Open the output (the journal), repairing a line cut by a crash.
+        let journal: Journal
+        do throws(BatchError) {
+            journal = try Journal(url: outputURL, retryFailed: arguments.flag("retry-failed"))
+        } catch {
+            throw CommandFailure(error)
+        }
+        if let repair = journal.repair {
+            printError("batchkit run: \(outputPath):\(repair.line): repaired (\(repair.reason))")
+        }
+        let alreadyDone = journal.finishedIDs.lazy.filter { shard?.contains($0) ?? true }.count
+        let pending = max(0, shardIDs - alreadyDone)
+
+        let transform: @Sendable (BatchRequest) -> BatchRequest? = { request in
+            guard shard?.contains(request.id) ?? true else { return nil }
+            guard let model else { return request }
+            return request.withModel(model)
+        }
+        let readError = Mutex<BatchError?>(nil)
+        let requests = reader.requests(transform: transform, onError: { e in readError.withLock { $0 = e } })
+
+        let display = ProgressDisplay(total: pending, interval: progressInterval, prices: prices)
+        var stats = RunStats()
+        var failure: BatchError?
+        let defaultModel = model
+
+        let runStart = ContinuousClock.now
+        switch mode {
+        case .realtime:
+            let processor = ConcurrentProcessor(
+                client: provider.client(),
+                configuration: .init(
+                    maxConcurrency: concurrency, requestsPerMinute: rpm, tokensPerMinute: tpm, priceTable: prices))
+            failure = await drain(processor.journaled(journal).processAsync(requests), stats: &stats, display: display, model: defaultModel)
+
+        case .native, .hybrid:
+            let jobFile = try JobFile(url: URL(fileURLWithPath: outputPath + ".jobs.json"), provider: provider.provider.rawValue)
+            let backend = RecordingBackend(base: provider.backend(), jobFile: jobFile)
+            let native = NativeBatchProcessor(
+                backend: backend,
+                configuration: .init(
+                    pollInterval: pollInterval, maxWait: mode == .native ? deadline : nil,
+                    cancelsRemoteJobsOnCancellation: mode == .hybrid, priceTable: prices))
+
+            // Re-attach to jobs of an earlier run that hold ids never recorded in the output.
+            let unfinished = jobFile.entries.filter { entry in entry.customIDs.contains { journal.entry(for: $0) == nil } }
+            if !unfinished.isEmpty {
+                printError(
+                    "batchkit run: re-attaching to \(unfinished.count) job(s) of an earlier run: "
+                        + unfinished.map(\.id).joined(separator: ", "))
+                let expecting = Dictionary(unfinished.map { ($0.id, $0.customIDs) }, uniquingKeysWith: { a, _ in a })
+                failure = await drainAttached(
+                    native.attach(unfinished.map(\.id), expecting: expecting), journal: journal, stats: &stats,
+                    display: display, model: defaultModel)
+            }
+            if failure == nil {
+                if mode == .native {
+                    failure = await drain(native.journaled(journal).processAsync(requests), stats: &stats, display: display, model: defaultModel)
+                } else {
+                    failure = try await runHybrid(
+                        native: native, provider: provider, deadline: deadline ?? .seconds(3600), concurrency: concurrency,
+                        rpm: rpm, tpm: tpm, prices: prices, journal: journal, requests: requests, stats: &stats,
+                        display: display, model: defaultModel)
+                }
+            }
+        }
+        display.finish(stats)
+        let skipped = journal.skippedCount
+        journal.close()
+
+        if failure == nil, let e = readError.withLock({ $0 }) { failure = e }
+        let duration = runStart.duration(to: .now)
+        printLine(
+            ProgressDisplay.summary(
+                stats, skipped: skipped, duration: duration, prices: prices,
+                mode: mode.rawValue + (shard.map { " (shard \($0))" } ?? ""), output: outputPath))
+        if let failure {
+            throw CommandFailure("the run stopped: \(failure.message)")
+        }
+        if stats.failed > 0 {
+            printError("batchkit run: \(stats.failed) request(s) failed; their errors are in \(outputPath) (rerun with --retry-failed to try them again)")
+            return 3
+        }
+        return 0
+    }
+
+    /// Reads `--prices`.
+    static func loadPrices(_ arguments: Arguments) throws -> PriceTable {
+        guard let path = arguments.string("prices") else { return .defaults }
+        do throws(BatchError) {
+            return PriceTable.defaults.merging(try PriceTable(contentsOf: URL(fileURLWithPath: path)))
+        } catch {
+            throw CommandFailure(error)
+        }
+    }
+
+    /// Consumes a journaled run's events. Returns the run's error when it failed.
+    static func drain(
+        _ stream: BatchEventStream, stats: inout RunStats, display: ProgressDisplay, model: String?
+    ) async -> BatchError? {
+        var failure: BatchError?
+        for await event in stream {
+            stats.record(event, defaultModel: model)
+            switch event {
+            case .submitted(let job):
+                display.clearLine()
+                printError("batchkit run: submitted job \(job.id) (\(job.requestCount) requests)")
+            case .failed(let e): failure = e
+            default: break
+            }
+            display.update(stats)
+        }
+        return failure
+    }
+
+    /// Consumes `attach` events, recording in the journal each result it does not hold yet.
+    static func drainAttached(
+        _ stream: BatchEventStream, journal: Journal, stats: inout RunStats, display: ProgressDisplay, model: String?
+    ) async -> BatchError? {
+        for await event in stream {
+            switch event {
+            case .item(let result):
+                guard journal.entry(for: result.id) == nil else { continue }
+                do throws(BatchError) { try journal.append(result) } catch { return error }
+                stats.record(event, defaultModel: model)
+            case .failed(let e):
+                return e
+            default:
+                stats.record(event, defaultModel: model)
+            }
+            display.update(stats)
+        }
+        return nil
+    }
+}
+
+extension ProgressDisplay {
+    /// Clears the in-place line before another message is printed.
+    func clearLine() {
+        if isTerminal { FileHandle.standardError.write(Data("\r\u{1B}[2K".utf8)) }
+    }
+}
+
+extension BatchRequest {
+    /// The same request for another model.
+    func withModel(_ model: String) -> BatchRequest {
+        var r = self
+        switch r.body {
+        case .chat(var chat):
+            chat.model = model
+            r.body = .chat(chat)
+        case .embedding(var e):
+            e.model = model
+            r.body = .embedding(e)
+        case .raw(var raw):
+            if case .object(var o) = raw.body {
+                o["model"] = .string(model)
+                raw.body = .object(o)
+            }
+            r.body = .raw(raw)
+        }
+        return r
+    }
+}

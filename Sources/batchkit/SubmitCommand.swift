@@ -1,0 +1,45 @@
+import BatchKit
+import Foundation
+
+/// `batchkit submit`: creates native batch jobs from a JSONL file and prints their ids, without
+/// waiting for them.
+enum SubmitCommand: Subcommand {
+    static let name = "submit"
+    static let summary = "submit a JSONL file as native batch job(s) and print the job ids"
+    static let usage = """
+        usage: batchkit submit INPUT.jsonl [--provider P] [--base-url URL] [--model M] [--shard i/n]
+
+        Validates INPUT.jsonl, splits it over the provider's job limits, submits the jobs and prints
+        one job id per line. Collect them later with 'batchkit status' and 'batchkit results'.
+
+        \(ProviderOptions.helpText)
+          --model M            use model M for every line
+          --shard i/n          only the lines whose custom_id hashes to shard i of n
+        """
+    static let spec = ArgumentSpec(options: ProviderOptions.optionNames.union(["model", "shard"]), flags: [], maxPositional: 1)
+
+    static func run(_ arguments: Arguments) async throws -> Int32 {
+        let inputPath = try arguments.requiredPositional("INPUT.jsonl")
+        let shard = try arguments.shard("shard")
+        let model = arguments.string("model")
+        let provider = try ProviderOptions(arguments)
+        let reader = BatchRequestFileReader(url: URL(fileURLWithPath: inputPath), displayName: inputPath)
+        var requests: [BatchRequest] = []
+        do throws(BatchError) {
+            try reader.validate { line in
+                guard shard?.contains(line.request.id) ?? true else { return }
+                requests.append(model.map { line.request.withModel($0) } ?? line.request)
+            }
+        } catch {
+            throw CommandFailure(error)
+        }
+        let native = NativeBatchProcessor(backend: provider.backend())
+        let (jobs, rejected) = try await native.submit(requests)
+        for r in rejected {
+            printError("batchkit submit: \(inputPath): \(r.id): \(r.error?.message ?? "rejected")")
+        }
+        for job in jobs { printLine(job.id) }
+        printError("batchkit submit: \(jobs.count) job(s), \(requests.count - rejected.count) request(s) submitted")
+        return rejected.isEmpty ? 0 : 3
+    }
+}

@@ -1,0 +1,229 @@
+import BatchKit
+import BatchKitTesting
+import Foundation
+import Testing
+
+/// Starts a loopback emulator for the body and shuts it down afterwards.
+func withEmulator<T>(
+    _ configuration: EmulatorConfiguration = .init(), clock: ManualClock? = nil,
+    _ body: (ProviderEmulator, String) async throws -> T
+) async throws -> T {
+    let emulator = clock.map { ProviderEmulator(configuration: configuration, clock: $0) } ?? ProviderEmulator(configuration: configuration)
+    let server = try await EmulatorServer.start(emulator: emulator)
+    do {
+        let result = try await body(emulator, server.baseURL.absoluteString)
+        await server.shutdown()
+        return result
+    } catch {
+        await server.shutdown()
+        throw error
+    }
+}
+
+/// `batchkit run` and the job commands, end to end: the built executable as a child process
+/// against a loopback `EmulatorServer` in the test process.
+@Suite struct CLIRunTests {
+    static let key = "sk-cli-test-key-0001"
+
+    @Test func realtimeRunWritesEveryIDOnceAndNeverPrintsTheKey() async throws {
+        let dir = try TempDir()
+        try dir.write("in.jsonl", Fixtures.chatLines(40))
+        try await withEmulator { emulator, url in
+            let result = try await CLI.run(["run", "in.jsonl", "--output", "out.jsonl", "--base-url", url], in: dir.url)
+            #expect(result.status == 0, "\(result.stderr)")
+            let ids = try Fixtures.outputIDs(dir.file("out.jsonl"))
+            #expect(ids.count == 40)
+            #expect(Set(ids) == Set((0..<40).map { "r\($0)" }))
+            #expect(emulator.sentCounts.count == 40)
+            #expect(emulator.sentCounts.values.allSatisfy { $0 == 1 })
+            let lines = try Fixtures.outputLines(dir.file("out.jsonl"))
+            #expect(lines.allSatisfy { $0["response"]?["status_code"]?.intValue == 200 })
+            #expect(result.stdout.contains("succeeded") && result.stdout.contains("40"))
+            #expect(!result.stdout.contains(Self.key) && !result.stderr.contains(Self.key))
+
+            // A rerun of the same command sends nothing.
+            let again = try await CLI.run(["run", "in.jsonl", "--output", "out.jsonl", "--base-url", url], in: dir.url)
+            #expect(again.status == 0, "\(again.stderr)")
+            #expect(again.stdout.contains("skipped"))
+            #expect(try Fixtures.outputIDs(dir.file("out.jsonl")).count == 40)
+            #expect(emulator.sentCounts.values.allSatisfy { $0 == 1 })
+        }
+    }
+
+    @Test func modelOverrideReachesTheServer() async throws {
+        let dir = try TempDir()
+        try dir.write("in.jsonl", Fixtures.chatLines(3))
+        try await withEmulator { _, url in
+            let result = try await CLI.run(
+                ["run", "in.jsonl", "--output", "out.jsonl", "--base-url", url, "--model", "gpt-4.1-nano"], in: dir.url)
+            #expect(result.status == 0, "\(result.stderr)")
+            let models = try Fixtures.outputLines(dir.file("out.jsonl")).compactMap { $0["response"]?["body"]?["model"]?.stringValue }
+            #expect(models.count == 3)
+            #expect(models.allSatisfy { $0.hasPrefix("gpt-4.1-nano") })
+        }
+    }
+
+    @Test func nativeRunSubmitsOnceAndKeepsTheJobIDs() async throws {
+        let dir = try TempDir()
+        try dir.write("in.jsonl", Fixtures.chatLines(30))
+        try await withEmulator { emulator, url in
+            let result = try await CLI.run(
+                ["run", "in.jsonl", "--output", "out.jsonl", "--mode", "native", "--poll-interval", "50ms", "--base-url", url],
+                in: dir.url)
+            #expect(result.status == 0, "\(result.stderr)")
+            let ids = try Fixtures.outputIDs(dir.file("out.jsonl"))
+            #expect(ids.count == 30 && Set(ids).count == 30)
+            #expect(emulator.sentCounts.count == 30 && emulator.sentCounts.values.allSatisfy { $0 == 1 })
+            let jobs = try JSONValue(parsing: Data(contentsOf: dir.file("out.jsonl.jobs.json")))
+            let job = try #require(jobs["jobs"]?[0])
+            #expect(job["id"]?.stringValue?.hasPrefix("batch_") == true)
+            #expect(job["custom_ids"]?.arrayValue?.count == 30)
+            #expect(jobs["provider"]?.stringValue == "openai")
+            // Batch lines carry the batch route, so the cost is the discounted one.
+            let first = try #require(try Fixtures.outputLines(dir.file("out.jsonl")).first)
+            #expect(first["batchkit"]?["route"]?.stringValue == "batch")
+        }
+    }
+
+    @Test func runKilledWithSIGKILLResumesWithoutResendingFinishedIDs() async throws {
+        let dir = try TempDir()
+        let total = 120
+        try dir.write("in.jsonl", Fixtures.chatLines(total))
+        try await withEmulator(EmulatorConfiguration(latency: .milliseconds(40))) { emulator, url in
+            let arguments = [
+                "run", "in.jsonl", "--output", "out.jsonl", "--base-url", url, "--concurrency", "2", "--progress-interval", "1ms",
+            ]
+            let child = try CLI.start(arguments, in: dir.url)
+            // Progress lines read "progress: N/120 (…)": wait until at least 10 are done.
+            let reached = await child.waitForStderrLine { line in
+                guard line.hasPrefix("progress: "), let n = Int(line.dropFirst(10).prefix { $0.isNumber }) else { return false }
+                return n >= 10
+            }
+            #expect(reached, "the run never reported 10 finished requests")
+            child.kill9()
+            let killed = await child.finish()
+            #expect(killed.status != 0)
+
+            let before = try Fixtures.outputIDs(dir.file("out.jsonl"))
+            #expect(before.count >= 10)
+            #expect(before.count < total, "the run finished before it was killed; nothing to resume")
+            let finished = Set(before)
+            #expect(finished.allSatisfy { emulator.sentCount(customID: $0) == 1 })
+
+            let rerun = try await CLI.run(arguments, in: dir.url)
+            #expect(rerun.status == 0, "\(rerun.stderr)")
+            let after = try Fixtures.outputIDs(dir.file("out.jsonl"))
+            #expect(after.count == total, "every id exactly once")
+            #expect(Set(after) == Set((0..<total).map { "r\($0)" }))
+            // Finished ids were not sent again; the others were sent at least once.
+            for id in finished { #expect(emulator.sentCount(customID: id) == 1, "\(id) was sent again") }
+            #expect(emulator.sentCounts.count == total)
+        }
+    }
+
+    @Test func nativeRerunReattachesInsteadOfResubmitting() async throws {
+        let dir = try TempDir()
+        try dir.write("in.jsonl", Fixtures.chatLines(25))
+        let clock = ManualClock()
+        // Batches take an hour of the emulator's (manual) clock: the first run cannot finish.
+        try await withEmulator(EmulatorConfiguration(batchDuration: .seconds(3600)), clock: clock) { emulator, url in
+            let arguments = ["run", "in.jsonl", "--output", "out.jsonl", "--mode", "native", "--poll-interval", "50ms", "--base-url", url]
+            let child = try CLI.start(arguments, in: dir.url)
+            let submitted = await child.waitForStderrLine { $0.contains("submitted job batch_") }
+            #expect(submitted)
+            child.kill9()
+            _ = await child.finish()
+            #expect(try Fixtures.outputIDs(dir.file("out.jsonl")).isEmpty)
+            #expect(emulator.sentCounts.count == 25)
+
+            clock.advance(by: .seconds(3601))
+            let rerun = try await CLI.run(arguments, in: dir.url)
+            #expect(rerun.status == 0, "\(rerun.stderr)")
+            #expect(rerun.stderr.contains("re-attaching to 1 job"))
+            #expect(!rerun.stderr.contains("submitted job"))
+            let ids = try Fixtures.outputIDs(dir.file("out.jsonl"))
+            #expect(ids.count == 25 && Set(ids).count == 25)
+            #expect(emulator.sentCounts.values.allSatisfy { $0 == 1 }, "no id was submitted twice")
+        }
+    }
+
+    @Test func shardsSplitDeterministicallyAndCoverTheInput() async throws {
+        let dir = try TempDir()
+        let total = 60
+        try dir.write("in.jsonl", Fixtures.chatLines(total))
+        try await withEmulator { emulator, url in
+            var union: [String] = []
+            for i in 0..<3 {
+                let result = try await CLI.run(
+                    ["run", "in.jsonl", "--output", "out\(i).jsonl", "--shard", "\(i)/3", "--rpm", "60000", "--base-url", url],
+                    in: dir.url)
+                #expect(result.status == 0, "\(result.stderr)")
+                let ids = try Fixtures.outputIDs(dir.file("out\(i).jsonl"))
+                let shard = try BatchShard(index: i, count: 3)
+                #expect(Set(ids) == Set((0..<total).map { "r\($0)" }.filter { shard.contains($0) }))
+                #expect(!ids.isEmpty)
+                union += ids
+            }
+            #expect(union.count == total)
+            #expect(Set(union) == Set((0..<total).map { "r\($0)" }))
+            #expect(emulator.sentCounts.values.allSatisfy { $0 == 1 })
+        }
+        // The hash is FNV-1a, stable across processes and releases.
+        #expect(BatchShard.fnv1a("a") == 0xaf63_dc4c_8601_ec8c)
+        #expect(BatchShard.fnv1a("") == 0xcbf2_9ce4_8422_2325)
+    }
+
+    @Test func jobCommandsSubmitStatusResultsListCancel() async throws {
+        let dir = try TempDir()
+        try dir.write("in.jsonl", Fixtures.chatLines(12))
+        let clock = ManualClock()
+        try await withEmulator(EmulatorConfiguration(batchDuration: .seconds(60)), clock: clock) { emulator, url in
+            let submit = try await CLI.run(["submit", "in.jsonl", "--base-url", url], in: dir.url)
+            #expect(submit.status == 0, "\(submit.stderr)")
+            let jobID = submit.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(jobID.hasPrefix("batch_"))
+            #expect(emulator.sentCounts.count == 12)
+
+            let running = try await CLI.run(["status", jobID, "--base-url", url], in: dir.url)
+            #expect(running.status == 0)
+            #expect(running.stdout.contains(jobID) && running.stdout.contains("inProgress"))
+
+            let early = try await CLI.run(["results", jobID, "--output", "res.jsonl", "--base-url", url], in: dir.url)
+            #expect(early.status == 1)
+            #expect(early.stderr.contains("not finished yet"))
+
+            clock.advance(by: .seconds(61))
+            let results = try await CLI.run(["results", jobID, "--output", "res.jsonl", "--base-url", url], in: dir.url)
+            #expect(results.status == 0, "\(results.stderr)")
+            #expect(Set(try Fixtures.outputIDs(dir.file("res.jsonl"))) == Set((0..<12).map { "r\($0)" }))
+
+            let list = try await CLI.run(["list", "--base-url", url], in: dir.url)
+            #expect(list.status == 0 && list.stdout.contains(jobID))
+
+            let second = try await CLI.run(["submit", "in.jsonl", "--base-url", url], in: dir.url)
+            let secondID = second.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            let cancel = try await CLI.run(["cancel", secondID, "--base-url", url], in: dir.url)
+            #expect(cancel.status == 0, "\(cancel.stderr)")
+            #expect(cancel.stdout.contains(secondID) && (cancel.stdout.contains("cancel")))
+        }
+    }
+
+    @Test func estimatePricesRealtimeAndBatch() async throws {
+        let dir = try TempDir()
+        try dir.write("in.jsonl", Fixtures.chatLines(10))
+        let result = try await CLI.run(["estimate", "in.jsonl"], in: dir.url, environment: [:])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("gpt-4o-mini"))
+        #expect(result.stdout.contains("batch saves $"))
+    }
+
+    @Test func demoRunsAgainstTheInProcessEmulator() async throws {
+        let dir = try TempDir()
+        let result = try await CLI.run(["demo", "--requests", "200", "--batch-seconds", "0.2"], in: dir.url, environment: [:])
+        #expect(result.status == 0, "\(result.stdout)\n\(result.stderr)")
+        #expect(result.stdout.contains("1. real time"))
+        #expect(result.stdout.contains("2. native batch"))
+        #expect(result.stdout.contains("succeeded     200") || result.stdout.contains("succeeded  200"))
+        #expect(result.stdout.contains("50% less"))
+    }
+}

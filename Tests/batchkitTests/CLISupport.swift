@@ -1,0 +1,275 @@
+import BatchKit
+import BatchKitTesting
+import Foundation
+import Synchronization
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// What a finished `batchkit` process printed and returned.
+struct CLIResult: Sendable {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+
+    /// The non-empty lines of stderr that are not progress lines.
+    var errorLines: [String] {
+        stderr.split(separator: "\n").map(String.init).filter { !$0.isEmpty && !$0.hasPrefix("progress:") }
+    }
+}
+
+/// Runs the built `batchkit` executable as a child process.
+enum CLI {
+    /// The `batchkit` executable next to the test bundle (same build directory).
+    static let binary: URL? = {
+        if let path = ProcessInfo.processInfo.environment["BATCHKIT_BIN"] { return URL(fileURLWithPath: path) }
+        var dir = Bundle.main.bundleURL
+        let fm = FileManager.default
+        // Linux: .build/debug/batchkitPackageTests.xctest is the runner; macOS: a bundle inside debug/.
+        for _ in 0..<5 {
+            let candidate = dir.appendingPathComponent("batchkit")
+            var isDir: ObjCBool = false
+            if fm.fileExists(atPath: candidate.path, isDirectory: &isDir), !isDir.boolValue, fm.isExecutableFile(atPath: candidate.path) {
+                return candidate
+            }
+            dir.deleteLastPathComponent()
+        }
+        let argv0 = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("batchkit")
+        return fm.isExecutableFile(atPath: argv0.path) ? argv0 : nil
+    }()
+
+    /// The environment children get: no provider keys unless given.
+    static func environment(_ extra: [String: String]) -> [String: String] {
+        var env: [String: String] = [:]
+        let parent = ProcessInfo.processInfo.environment
+        for name in ["PATH", "HOME", "TMPDIR", "LANG"] { env[name] = parent[name] }
+        for (k, v) in extra { env[k] = v }
+        return env
+    }
+
+    /// Starts `batchkit ARGS` in `directory`.
+    static func start(
+        _ arguments: [String], in directory: URL, environment extra: [String: String] = ["OPENAI_API_KEY": "sk-cli-test-key-0001"]
+    ) throws -> RunningCLI {
+        let binary = try #require(CLI.binary, "the batchkit executable was not found next to the test bundle; build it first")
+        return try RunningCLI(binary: binary, arguments: arguments, directory: directory, environment: environment(extra))
+    }
+
+    /// Runs `batchkit ARGS` to completion (killed after `timeout`, which fails the test).
+    static func run(
+        _ arguments: [String], in directory: URL,
+        environment extra: [String: String] = ["OPENAI_API_KEY": "sk-cli-test-key-0001"], timeout: Duration = .seconds(60)
+    ) async throws -> CLIResult {
+        let child = try start(arguments, in: directory, environment: extra)
+        return await child.finish(timeout: timeout)
+    }
+}
+
+/// A running child process whose stdout and stderr are collected as they arrive.
+final class RunningCLI: Sendable {
+    /// `Process` is not `Sendable`; it is only touched here to start it, read its pid and wait
+    /// (all thread-safe), and the rest of the state is in `Mutex`es.
+    private struct ProcessBox: @unchecked Sendable { let process: Process }
+
+    private struct State {
+        var stdout = Data()
+        var stderr = Data()
+        var status: Int32?
+        var exitWaiters: [CheckedContinuation<Int32, Never>] = []
+        var lineWaiters: [(id: Int, predicate: @Sendable (String) -> Bool, continuation: CheckedContinuation<Bool, Never>)] = []
+        var nextWaiter = 0
+        var stderrClosed = false
+    }
+
+    private let box: ProcessBox
+    private let state = Mutex(State())
+
+    init(binary: URL, arguments: [String], directory: URL, environment: [String: String]) throws {
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        process.currentDirectoryURL = directory
+        process.environment = environment
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = FileHandle.nullDevice
+        box = ProcessBox(process: process)
+        out.fileHandleForReading.readabilityHandler = { [weak self] handle in
+            let data = handle.availableData
+            if data.isEmpty { handle.readabilityHandler = nil; return }
+            self?.state.withLock { $0.stdout.append(data) }
+        }
+        err.fileHandleForReading.readabilityHandler = { [weak self] handle in
+            let data = handle.availableData
+            if data.isEmpty { handle.readabilityHandler = nil }
+            self?.stderrArrived(data)
+        }
+        process.terminationHandler = { [weak self] p in
+            self?.exited(p.terminationStatus)
+        }
+        try process.run()
+    }
+
+    var pid: Int32 { box.process.processIdentifier }
+
+    private func stderrArrived(_ data: Data) {
+        let ready: [(CheckedContinuation<Bool, Never>, Bool)] = state.withLock { s in
+            if data.isEmpty { s.stderrClosed = true } else { s.stderr.append(data) }
+            guard !s.lineWaiters.isEmpty else { return [] }
+            let lines = String(decoding: s.stderr, as: UTF8.self).split(separator: "\n").map(String.init)
+            var ready: [(CheckedContinuation<Bool, Never>, Bool)] = []
+            s.lineWaiters.removeAll { w in
+                if lines.contains(where: w.predicate) { ready.append((w.continuation, true)); return true }
+                if s.stderrClosed { ready.append((w.continuation, false)); return true }
+                return false
+            }
+            return ready
+        }
+        for (c, value) in ready { c.resume(returning: value) }
+    }
+
+    private func exited(_ status: Int32) {
+        let waiters = state.withLock { s in
+            s.status = status
+            defer { s.exitWaiters = [] }
+            return s.exitWaiters
+        }
+        for w in waiters { w.resume(returning: status) }
+    }
+
+    /// Waits until a stderr line satisfies `predicate` (true), the child closes stderr, or
+    /// `timeout` passes (false).
+    func waitForStderrLine(timeout: Duration = .seconds(30), where predicate: @escaping @Sendable (String) -> Bool) async -> Bool {
+        let id = state.withLock { s -> Int in s.nextWaiter += 1; return s.nextWaiter }
+        return await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
+                    let resumeNow: Bool? = self.state.withLock { s in
+                        let lines = String(decoding: s.stderr, as: UTF8.self).split(separator: "\n").map(String.init)
+                        if lines.contains(where: predicate) { return true }
+                        if s.stderrClosed { return false }
+                        s.lineWaiters.append((id, predicate, c))
+                        return nil
+                    }
+                    if let resumeNow { c.resume(returning: resumeNow) }
+                }
+            }
+            group.addTask {
+                try? await Task.sleep(for: timeout)  // a safety net only: the line normally comes first
+                return false
+            }
+            let first = await group.next() ?? false
+            // Release the other waiter.
+            let stale = self.state.withLock { s -> CheckedContinuation<Bool, Never>? in
+                guard let i = s.lineWaiters.firstIndex(where: { $0.id == id }) else { return nil }
+                return s.lineWaiters.remove(at: i).continuation
+            }
+            stale?.resume(returning: false)
+            group.cancelAll()
+            return first && self.stderrMatches(predicate)
+        }
+    }
+
+    private func stderrMatches(_ predicate: (String) -> Bool) -> Bool {
+        state.withLock { s in String(decoding: s.stderr, as: UTF8.self).split(separator: "\n").map(String.init).contains(where: predicate) }
+    }
+
+    /// Sends SIGKILL.
+    func kill9() { _ = kill(pid, SIGKILL) }
+
+    /// Waits for the exit (SIGKILL after `timeout`, recorded as a test failure) and returns what
+    /// the child printed.
+    func finish(timeout: Duration = .seconds(60)) async -> CLIResult {
+        let status = await withTaskGroup(of: Int32?.self) { group in
+            group.addTask { await self.exitStatus() }
+            group.addTask {
+                try? await Task.sleep(for: timeout)  // a safety net only
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+        var final = status
+        if final == nil {
+            Issue.record("batchkit did not finish within \(timeout); killed")
+            kill9()
+            final = await exitStatus()
+        }
+        // The pipes may deliver their last bytes just after the exit.
+        box.process.waitUntilExit()
+        let (out, err) = await drainedOutput()
+        return CLIResult(status: final ?? -1, stdout: out, stderr: err)
+    }
+
+    private func exitStatus() async -> Int32 {
+        await withCheckedContinuation { (c: CheckedContinuation<Int32, Never>) in
+            let done: Int32? = state.withLock { s in
+                if let st = s.status { return st }
+                s.exitWaiters.append(c)
+                return nil
+            }
+            if let done { c.resume(returning: done) }
+        }
+    }
+
+    /// stdout and stderr once stderr has closed (bounded: a second at most after the exit).
+    private func drainedOutput() async -> (String, String) {
+        for _ in 0..<1000 {
+            if state.withLock({ $0.stderrClosed }) { break }
+            await Task.yield()
+        }
+        return state.withLock { s in (String(decoding: s.stdout, as: UTF8.self), String(decoding: s.stderr, as: UTF8.self)) }
+    }
+}
+
+/// A temporary directory for one test, removed at the end.
+final class TempDir: Sendable {
+    let url: URL
+
+    init() throws {
+        url = FileManager.default.temporaryDirectory.appendingPathComponent("batchkit-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+
+    deinit { try? FileManager.default.removeItem(at: url) }
+
+    func file(_ name: String) -> URL { url.appendingPathComponent(name) }
+
+    func write(_ name: String, _ text: String) throws {
+        try Data(text.utf8).write(to: file(name))
+    }
+}
+
+/// Input files and output checks.
+enum Fixtures {
+    /// `count` chat lines with ids `r0`… (OpenAI batch input JSONL).
+    static func chatLines(_ count: Int, prefix: String = "r", model: String = "gpt-4o-mini") -> String {
+        (0..<count).map { i in
+            #"{"custom_id":"\#(prefix)\#(i)","method":"POST","url":"/v1/chat/completions","body":{"model":"\#(model)","messages":[{"role":"user","content":"Classify ticket \#(i)"}],"max_tokens":8}}"#
+        }.joined(separator: "\n") + "\n"
+    }
+
+    /// The custom ids of the complete lines of an output file, in order (repeats kept).
+    static func outputIDs(_ url: URL) throws -> [String] {
+        guard FileManager.default.fileExists(atPath: url.path) else { return [] }
+        let text = String(decoding: try Data(contentsOf: url), as: UTF8.self)
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        if !text.hasSuffix("\n") { lines.removeLast() }  // a line cut by a kill
+        return lines.filter { !$0.isEmpty }.compactMap { line in
+            (try? JSONValue(parsing: String(line)))?["custom_id"]?.stringValue
+        }
+    }
+
+    /// The output lines as JSON.
+    static func outputLines(_ url: URL) throws -> [JSONValue] {
+        let text = String(decoding: try Data(contentsOf: url), as: UTF8.self)
+        return try text.split(separator: "\n").map { try JSONValue(parsing: String($0)) }
+    }
+}
