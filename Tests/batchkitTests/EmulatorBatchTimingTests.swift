@@ -13,7 +13,8 @@ import Darwin
 struct EmulatorBatchTimingTests {
     @Test func batchWithTwoHundredRequestsIsStillRunningHalfASecondLater() async throws {
         let process = Process()
-        process.executableURL = try #require(batchkitBinary)
+        let binary: URL = try #require(batchkitBinary)
+        process.executableURL = binary
         process.arguments = ["emulator", "--port", "0", "--batch-seconds", "2"]
         let out = Pipe()
         process.standardOutput = out
