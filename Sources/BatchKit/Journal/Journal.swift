@@ -122,7 +122,16 @@ public final class Journal: Sendable {
         let path = url.path
         let fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw Journal.ioError(path, "cannot open", errno) }
-        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+        // A process being spawned shares our open files until its exec closes them (O_CLOEXEC),
+        // so a lock just released may still look held for a moment: try a few times, briefly.
+        var locked = flock(fd, LOCK_EX | LOCK_NB) == 0
+        var tries = 0
+        while !locked, errno == EWOULDBLOCK, tries < 20 {
+            tries += 1
+            usleep(10_000)
+            locked = flock(fd, LOCK_EX | LOCK_NB) == 0
+        }
+        guard locked else {
             let e = errno
             _ = posixClose(fd)
             if e == EWOULDBLOCK { throw BatchError(.io, "\(path): the journal is in use by another process") }
