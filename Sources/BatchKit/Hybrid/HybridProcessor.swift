@@ -150,13 +150,7 @@ final class HybridBook: Sendable {
         var pending: [String: BatchRequest] = [:]
         var order: [String] = []
         var finished = Set<String>()
-        var succeeded = 0
-        var failed = 0
-        var usage = Usage.zero
-        var cost: Double = 0
-        var costKnown = true
-        var retries = 0
-        var rateLimited = 0
+        var totals = RunTotals()
         var jobs: [BatchJob] = []
         var sentToRealtime = false
     }
@@ -182,7 +176,7 @@ final class HybridBook: Sendable {
     /// that id is still pending); any other refusal settles the id.
     func reportRejected(_ r: BatchResult, duplicate: Bool, sink: EventSink) async -> Bool {
         if !duplicate { return await report(r, sink: sink) }
-        state.withLock { $0.failed += 1 }
+        state.withLock { $0.totals.add(r, prices: priceTable) }
         return await sink.emit(.item(r))
     }
     var pendingCount: Int { state.withLock { $0.pending.count } }
@@ -222,13 +216,9 @@ final class HybridBook: Sendable {
 
     /// Reports a result once per id; results for ids already reported are dropped.
     private func report(_ r: BatchResult, sink: EventSink) async -> Bool {
-        let model = r.response?.model
-        let cost = model.flatMap { m in priceTable?.cost(of: r.usage, model: m) }
         let fresh = state.withLock { s -> Bool in
-            guard s.pending.removeValue(forKey: r.id) != nil, s.finished.insert(r.id).inserted else { return false }
-            if r.isSuccess { s.succeeded += 1 } else { s.failed += 1 }
-            s.usage += r.usage
-            if let cost { s.cost += cost } else if priceTable != nil, r.usage != .zero { s.costKnown = false }
+            guard let request = s.pending.removeValue(forKey: r.id), s.finished.insert(r.id).inserted else { return false }
+            s.totals.add(r, model: request.model, prices: priceTable)
             return true
         }
         guard fresh else { return true }
@@ -245,16 +235,12 @@ final class HybridBook: Sendable {
 
     func addRetries(_ retries: Int, rateLimited: Int) {
         state.withLock { s in
-            s.retries += retries
-            s.rateLimited += rateLimited
+            s.totals.retries += retries
+            s.totals.rateLimited += rateLimited
         }
     }
 
     func summary(duration: Duration) -> BatchSummary {
-        state.withLock { s in
-            BatchSummary(
-                succeeded: s.succeeded, failed: s.failed, usage: s.usage, cost: priceTable != nil && s.costKnown ? s.cost : nil,
-                duration: duration, retries: s.retries, rateLimited: s.rateLimited, jobs: s.jobs)
-        }
+        state.withLock { $0.totals.summary(duration: duration, priced: priceTable != nil, jobs: $0.jobs) }
     }
 }
