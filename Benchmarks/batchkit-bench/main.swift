@@ -4,7 +4,7 @@ import Foundation
 // prints one JSON line on stdout, chatter goes to stderr. Add a scenario as a file with one
 // `func run...Benchmark() async` and a case here.
 
-let scenarios = ["executor", "memory", "emulator"]
+let scenarios = ["executor", "memory", "emulator", "makespan", "ratelimit", "native", "jsonl"]
 let wanted = CommandLine.arguments.count > 1
     ? Array(CommandLine.arguments.dropFirst().prefix { !$0.hasPrefix("--") }) : scenarios
 for name in wanted {
@@ -16,6 +16,18 @@ for name in wanted {
             try await runEmulatorBenchmark()
         } catch {
             FileHandle.standardError.write(Data("emulator benchmark failed: \(error)\n".utf8))
+            exit(1)
+        }
+    case "makespan", "ratelimit", "native", "jsonl":
+        do {
+            switch name {
+            case "makespan": try await runMakespanBenchmark()
+            case "ratelimit": try await runRateLimitBenchmark()
+            case "jsonl": try await runJSONLBenchmark()
+            default: try await runNativeBenchmark()
+            }
+        } catch {
+            FileHandle.standardError.write(Data("\(name) benchmark failed: \(error)\n".utf8))
             exit(1)
         }
     default:

@@ -6,7 +6,7 @@ import Synchronization
 /// requests in the create body, results as JSONL at the batch's `results_url`.
 ///
 /// ```swift
-/// let backend = AnthropicBatchBackend(transport: URLSessionTransport())   // key from ANTHROPIC_API_KEY
+/// let backend = AnthropicBatchBackend()   // key from ANTHROPIC_API_KEY, URLSessionTransport
 /// let items = try requests.map { try backend.encode($0) }
 /// let job = try await backend.submit(items, metadata: [:])
 /// ```
@@ -60,13 +60,13 @@ public struct AnthropicBatchBackend: BatchBackend, CustomStringConvertible {
     ///   - structuredOutput: how JSON response formats are expressed.
     ///   - limits: per-job limits (smaller ones make tests split).
     ///   - extraHeaders: added to every request.
-    ///   - transport: the HTTP transport.
+    ///   - transport: the HTTP transport (a new ``URLSessionTransport`` by default).
     ///   - timeout: per-request timeout.
     public init(
         apiKey: String? = nil, baseURL: URL = URL(string: "https://api.anthropic.com")!, version: String = "2023-06-01",
         defaultMaxTokens: Int = AnthropicWire.defaultMaxTokens, structuredOutput: AnthropicStructuredOutput = .forcedTool,
         limits: BatchLimits = AnthropicBatchBackend.defaultLimits, extraHeaders: HTTPHeaders = [:],
-        transport: any HTTPTransport, timeout: Duration? = nil
+        transport: any HTTPTransport = URLSessionTransport(), timeout: Duration? = nil
     ) {
         self.connection = AnthropicConnection(
             apiKey: apiKey, baseURL: baseURL, version: version, extraHeaders: extraHeaders, transport: transport, timeout: timeout)

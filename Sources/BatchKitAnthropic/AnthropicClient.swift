@@ -4,7 +4,7 @@ import Foundation
 /// A ``ModelClient`` for Anthropic's Messages API (`POST /v1/messages`).
 ///
 /// ```swift
-/// let client = AnthropicClient(transport: URLSessionTransport())          // key from ANTHROPIC_API_KEY
+/// let client = AnthropicClient()          // key from ANTHROPIC_API_KEY, URLSessionTransport
 /// let processor = ConcurrentProcessor(client: client, configuration: .init(maxConcurrency: 32))
 /// ```
 ///
@@ -27,12 +27,12 @@ public struct AnthropicClient: ModelClient, CustomStringConvertible {
     ///   - defaultMaxTokens: `max_tokens` when a request sets none.
     ///   - structuredOutput: how JSON response formats are expressed (a forced tool by default).
     ///   - extraHeaders: added to every request (`anthropic-beta`, `anthropic-workspace-id`...).
-    ///   - transport: the HTTP transport.
+    ///   - transport: the HTTP transport (a new ``URLSessionTransport`` by default).
     ///   - timeout: per-request timeout; `nil` uses the transport's.
     public init(
         apiKey: String? = nil, baseURL: URL = URL(string: "https://api.anthropic.com")!, version: String = "2023-06-01",
         defaultMaxTokens: Int = AnthropicWire.defaultMaxTokens, structuredOutput: AnthropicStructuredOutput = .forcedTool,
-        extraHeaders: HTTPHeaders = [:], transport: any HTTPTransport, timeout: Duration? = nil
+        extraHeaders: HTTPHeaders = [:], transport: any HTTPTransport = URLSessionTransport(), timeout: Duration? = nil
     ) {
         self.connection = AnthropicConnection(
             apiKey: apiKey, baseURL: baseURL, version: version, extraHeaders: extraHeaders, transport: transport, timeout: timeout)

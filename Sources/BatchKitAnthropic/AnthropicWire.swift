@@ -287,7 +287,8 @@ public enum AnthropicWire {
     ///   timeout, `overloaded_error` (and any 529) → overloaded, `conflict_error` → server (the
     ///   SDK retries 409).
     /// - `retryAfter`: `retry-after-ms`, else `retry-after` (seconds or HTTP date), else for a 429
-    ///   the latest `anthropic-ratelimit-*-reset` among the budgets with nothing remaining.
+    ///   the latest `anthropic-ratelimit-*-reset` among the budgets with nothing remaining (or, when
+    ///   none reports 0, the reset of the budget with the smallest share left).
     /// - A 429 for a spend limit (`details.error_code == "enforced_spend_limit_reached"`, or a
     ///   message about a spend/usage limit, with no `retry-after`) is not retryable.
     /// - `x-should-retry: true|false` overrides retryability, as in the official SDK.
@@ -302,8 +303,19 @@ public enum AnthropicWire {
         let rateLimit = RateLimitInfo(headers: headers, now: now)
         var retryAfter = RateLimitHeaderParsing.retryAfter(headers, now: now)
         if retryAfter == nil, code == .rateLimited, let info = rateLimit {
-            let exhausted = [info.requests, info.tokens, info.inputTokens, info.outputTokens].filter { $0.remaining == 0 }
-            retryAfter = exhausted.compactMap(\.resetAfter).max()
+            // The budget that ran out: those with nothing remaining, else the one with the least
+            // left relative to its limit (token remainders are rounded to thousands).
+            let budgets = [info.requests, info.tokens, info.inputTokens, info.outputTokens].filter { $0.resetAfter != nil }
+            let exhausted = budgets.filter { $0.remaining == 0 }
+            if !exhausted.isEmpty {
+                retryAfter = exhausted.compactMap(\.resetAfter).max()
+            } else {
+                func share(_ b: RateLimitInfo.Budget) -> Double {
+                    guard let r = b.remaining, let l = b.limit, l > 0 else { return 1 }
+                    return Double(r) / Double(l)
+                }
+                retryAfter = budgets.min { share($0) < share($1) }?.resetAfter
+            }
         }
         var retryable = code.isRetryableByDefault
         if code == .rateLimited, headers["retry-after"] == nil, headers["retry-after-ms"] == nil {

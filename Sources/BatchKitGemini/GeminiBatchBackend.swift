@@ -19,10 +19,10 @@ import Foundation
 /// **Job ids** are the operation names, `batches/<id>` (a bare `<id>` is accepted too).
 ///
 /// ```swift
-/// let backend = GeminiBatchBackend(transport: URLSessionTransport())   // key from GEMINI_API_KEY
+/// let backend = GeminiBatchBackend()                            // key from GEMINI_API_KEY, URLSession
 /// let job = try await backend.submit([try backend.encode(request)], metadata: [:])
 /// ```
-public struct GeminiBatchBackend: BatchBackend, CustomStringConvertible {
+public struct GeminiBatchBackend: BatchBackend, CustomStringConvertible, CustomReflectable {
     /// `gemini`.
     public let provider = "gemini"
     /// Limits of one job: by default 100,000 requests and just under 2 GB (the input-file cap).
@@ -39,7 +39,7 @@ public struct GeminiBatchBackend: BatchBackend, CustomStringConvertible {
     ///   - baseURL: `https://generativelanguage.googleapis.com` (or an emulator's URL).
     ///   - apiVersion: `v1beta` (default) or `v1`.
     ///   - extraHeaders: added to every request.
-    ///   - transport: how requests are sent.
+    ///   - transport: how requests are sent (URLSession by default).
     ///   - timeout: per HTTP request (uploads and downloads included).
     ///   - limits: per-job limits the processor splits by.
     ///   - inlineByteLimit: see ``inlineByteLimit``.
@@ -48,7 +48,7 @@ public struct GeminiBatchBackend: BatchBackend, CustomStringConvertible {
         baseURL: URL = URL(string: "https://generativelanguage.googleapis.com")!,
         apiVersion: String = "v1beta",
         extraHeaders: HTTPHeaders = [:],
-        transport: any HTTPTransport,
+        transport: any HTTPTransport = URLSessionTransport(),
         timeout: Duration? = .seconds(600),
         limits: BatchLimits = BatchLimits(maxRequests: 100_000, maxBytes: 2_000_000_000 - (1 << 20)),
         inlineByteLimit: Int = 20_000_000 - (64 << 10)
@@ -59,6 +59,9 @@ public struct GeminiBatchBackend: BatchBackend, CustomStringConvertible {
         self.limits = limits
         self.inlineByteLimit = inlineByteLimit
     }
+
+    /// What `dump` and debuggers show: the base URL and version, never the key.
+    public var customMirror: Mirror { Mirror(self, children: ["http": http]) }
 
     /// The base URL and version; never the key.
     public var description: String { "GeminiBatchBackend(\(http.base)/\(http.apiVersion))" }
@@ -284,9 +287,16 @@ public struct GeminiBatchBackend: BatchBackend, CustomStringConvertible {
 
     func downloadResults(file: String, handler: (BatchResult) async throws -> Void) async throws {
         let name = file.hasPrefix("files/") ? file : "files/" + file
-        let response = try await http.send(
-            "GET", http.url(prefix: "download/", name + ":download", query: [("alt", "media")]), json: false,
-            downloadsToFile: true)
+        let response: HTTPResponse
+        do {
+            // The guide's form; the python SDK uses the same path without `/download`.
+            response = try await http.send(
+                "GET", http.url(prefix: "download/", name + ":download", query: [("alt", "media")]), json: false,
+                downloadsToFile: true)
+        } catch let e as BatchError where e.code == .notFound {
+            response = try await http.send(
+                "GET", http.url(name + ":download", query: [("alt", "media")]), json: false, downloadsToFile: true)
+        }
         let url: URL
         if let f = response.bodyFile {
             url = f
@@ -339,9 +349,16 @@ public struct GeminiBatchBackend: BatchBackend, CustomStringConvertible {
 
     // MARK: - Cancel, list, delete
 
-    /// `POST batches/{id}:cancel`, then the job's state.
+    /// `POST batches/{id}:cancel`, then the job's state. Cancelling a job that has already ended
+    /// (refused with 400 `FAILED_PRECONDITION` by some deployments) returns its final state.
     public func cancel(jobID: String) async throws -> BatchJob {
-        _ = try await http.send("POST", http.url(Self.batchName(jobID) + ":cancel"), body: .data(Data("{}".utf8)))
+        do {
+            _ = try await http.send("POST", http.url(Self.batchName(jobID) + ":cancel"), body: .data(Data("{}".utf8)))
+        } catch let e as BatchError where e.code == .invalidRequest {
+            let job = try await status(of: jobID)
+            guard job.status.isTerminal else { throw e }
+            return job
+        }
         return try await status(of: jobID)
     }
 
@@ -353,8 +370,9 @@ public struct GeminiBatchBackend: BatchBackend, CustomStringConvertible {
             var query = [("pageSize", String(min(listPageSize, max(1, limit - jobs.count))))]
             if let token { query.append(("pageToken", token)) }
             let page = try await http.sendJSON("GET", http.url("batches", query: query))
+            // An entry that cannot be read is skipped rather than failing the whole list.
             for op in page["operations"]?.arrayValue ?? [] where jobs.count < limit {
-                jobs.append(try Self.job(from: op))
+                if let job = try? Self.job(from: op) { jobs.append(job) }
             }
             token = page["nextPageToken"]?.stringValue
             if token?.isEmpty == true { token = nil }

@@ -11,10 +11,10 @@ import Foundation
 /// headers; a 429's `RetryInfo.retryDelay` becomes ``BatchError/retryAfter``.
 ///
 /// ```swift
-/// let client = GeminiClient(transport: URLSessionTransport())          // key from GEMINI_API_KEY
+/// let client = GeminiClient()                                   // key from GEMINI_API_KEY, URLSession
 /// let processor = ConcurrentProcessor(client: client, configuration: .init(maxConcurrency: 32))
 /// ```
-public struct GeminiClient: ModelClient, CustomStringConvertible {
+public struct GeminiClient: ModelClient, CustomStringConvertible, CustomReflectable {
     let http: GeminiHTTP
 
     /// - Parameters:
@@ -22,20 +22,23 @@ public struct GeminiClient: ModelClient, CustomStringConvertible {
     ///   - baseURL: `https://generativelanguage.googleapis.com` (or an emulator's URL).
     ///   - apiVersion: the path version, `v1beta` (default) or `v1`.
     ///   - extraHeaders: added to every request.
-    ///   - transport: how requests are sent.
+    ///   - transport: how requests are sent (URLSession by default).
     ///   - timeout: per request; `nil` uses the transport's default.
     public init(
         apiKey: String? = nil,
         baseURL: URL = URL(string: "https://generativelanguage.googleapis.com")!,
         apiVersion: String = "v1beta",
         extraHeaders: HTTPHeaders = [:],
-        transport: any HTTPTransport,
+        transport: any HTTPTransport = URLSessionTransport(),
         timeout: Duration? = .seconds(600)
     ) {
         self.http = GeminiHTTP(
             apiKey: apiKey, baseURL: baseURL, apiVersion: apiVersion, extraHeaders: extraHeaders, transport: transport,
             timeout: timeout)
     }
+
+    /// What `dump` and debuggers show: the base URL and version, never the key.
+    public var customMirror: Mirror { Mirror(self, children: ["http": http]) }
 
     /// The base URL and version; never the key.
     public var description: String { "GeminiClient(\(http.base)/\(http.apiVersion))" }

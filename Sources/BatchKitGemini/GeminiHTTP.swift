@@ -4,7 +4,7 @@ import Foundation
 /// The HTTP plumbing shared by ``GeminiClient`` and ``GeminiBatchBackend``: URLs, the
 /// `x-goog-api-key` header (never the `?key=` query), error translation, and redaction of the
 /// key from anything that could be printed.
-struct GeminiHTTP: Sendable {
+struct GeminiHTTP: Sendable, CustomReflectable {
     let apiKey: String?
     /// The base URL without a trailing slash.
     let base: String
@@ -70,7 +70,14 @@ struct GeminiHTTP: Sendable {
         _ method: String, _ url: URL, body: HTTPBody? = nil, json: Bool = true, authenticated: Bool = true,
         headers extra: HTTPHeaders = [:], downloadsToFile: Bool = false
     ) async throws -> HTTPResponse {
-        var h = authenticated ? try headers(json: json && body != nil) : extraHeaders
+        var h: HTTPHeaders
+        if authenticated {
+            h = try headers(json: json && body != nil)
+        } else {
+            // Unauthenticated calls (the resumable-upload URL) carry no credential at all, not
+            // even one a caller put among the extra headers.
+            h = HTTPHeaders(extraHeaders.fields.filter { !HTTPHeaders.sensitiveNames.contains($0.name.lowercased()) }.map { ($0.name, $0.value) })
+        }
         for f in extra { h[f.name] = f.value }
         let request = HTTPRequest(method: method, url: url, headers: h, body: body, timeout: timeout, downloadsToFile: downloadsToFile)
         let response: HTTPResponse
@@ -106,6 +113,11 @@ struct GeminiHTTP: Sendable {
             // A cut or garbled body is a transport accident more often than a server bug.
             throw BatchError(.invalidResponse, "the Gemini answer is not valid JSON (\(error))", isRetryable: true)
         }
+    }
+
+    /// Mirrors (`dump`, debuggers) show where calls go, never the key.
+    var customMirror: Mirror {
+        Mirror(self, children: ["base": base, "apiVersion": apiVersion, "apiKey": apiKey == nil ? "<none>" : "<redacted>"])
     }
 
     func redact(_ e: BatchError) -> BatchError {

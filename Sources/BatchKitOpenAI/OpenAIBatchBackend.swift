@@ -9,7 +9,7 @@ import Foundation
 ///   (`POST /files`, `purpose=batch`) streaming from disk, then `POST /batches` with
 ///   `completion_window: "24h"` and the metadata.
 /// - **status**: the Batch object, its status and counts; `input_file_id`, `output_file_id`,
-///   `error_file_id`, `endpoint` and `model` in ``BatchJob/metadata`` (`errors` too, when
+///   `error_file_id`, `endpoint` and `model` in ``BatchJob/metadata`` (`error` too, when
 ///   validation failed).
 /// - **results**: downloads the output and error files to temporary files and parses them line by
 ///   line. A malformed line is skipped (its id then counts as missing, which the processor
@@ -47,14 +47,14 @@ public struct OpenAIBatchBackend: BatchBackend, CustomStringConvertible, CustomR
     ///   - limits: job limits (small ones make tests split).
     public init(
         apiKey: String? = nil, baseURL: URL = URL(string: "https://api.openai.com/v1")!, organization: String? = nil,
-        project: String? = nil, extraHeaders: HTTPHeaders = [:], transport: (any HTTPTransport)? = nil,
+        project: String? = nil, extraHeaders: HTTPHeaders = [:], transport: any HTTPTransport = URLSessionTransport(),
         timeout: Duration? = .seconds(120), uploadTimeout: Duration = .seconds(3600), limits: BatchLimits = OpenAIBatchBackend.defaultLimits
     ) {
         self.init(
             connection: OpenAIConnection(
                 baseURL: baseURL, key: APIKey(apiKey ?? OpenAIConnection.environmentKey("OPENAI_API_KEY")),
                 organization: organization, project: project, extraHeaders: extraHeaders,
-                transport: transport ?? OpenAIConnection.defaultTransport, timeout: timeout, flavor: .openAI),
+                transport: transport, timeout: timeout, flavor: .openAI),
             uploadTimeout: uploadTimeout, limits: limits)
     }
 
@@ -74,14 +74,14 @@ public struct OpenAIBatchBackend: BatchBackend, CustomStringConvertible, CustomR
     /// as `model`, and the batch is created for that endpoint.
     public static func azure(
         endpoint: URL, apiKey: String? = nil, apiVersion: String = "2024-10-21", deployment: (@Sendable (String) -> String)? = nil,
-        extraHeaders: HTTPHeaders = [:], transport: (any HTTPTransport)? = nil, timeout: Duration? = .seconds(120),
+        extraHeaders: HTTPHeaders = [:], transport: any HTTPTransport = URLSessionTransport(), timeout: Duration? = .seconds(120),
         limits: BatchLimits = OpenAIBatchBackend.defaultLimits
     ) -> OpenAIBatchBackend {
         OpenAIBatchBackend(
             connection: OpenAIConnection(
                 baseURL: endpoint, key: APIKey(apiKey ?? OpenAIConnection.environmentKey("AZURE_OPENAI_API_KEY")),
                 organization: nil, project: nil, extraHeaders: extraHeaders,
-                transport: transport ?? OpenAIConnection.defaultTransport, timeout: timeout,
+                transport: transport, timeout: timeout,
                 flavor: .azure(apiVersion: apiVersion, deployment: deployment ?? { $0 })),
             uploadTimeout: .seconds(3600), limits: limits)
     }
@@ -293,7 +293,7 @@ public struct OpenAIBatchBackend: BatchBackend, CustomStringConvertible, CustomR
             if let v = json[key]?.stringValue, !v.isEmpty { metadata[key] = v }
         }
         if case .array(let errors)? = json["errors"]?["data"], !errors.isEmpty {
-            metadata["errors"] = errors.prefix(20).map { e in
+            metadata["error"] = errors.prefix(20).map { e in
                 let line = e["line"]?.intValue.map { "line \($0): " } ?? ""
                 return line + (e["code"]?.stringValue.map { "\($0): " } ?? "") + (e["message"]?.stringValue ?? "")
             }.joined(separator: "; ")
@@ -379,8 +379,10 @@ public struct OpenAIBatchBackend: BatchBackend, CustomStringConvertible, CustomR
         return url
     }
 
-    /// One output or error line as a result; `nil` when the line is malformed.
-    static func result(line: ArraySlice<UInt8>, endpoint: String) -> BatchResult? {
+    /// One line of an output or error file as a result (`route: .batch`, batch usage), parsed
+    /// for `endpoint`; `nil` when the line is malformed (not JSON, no `custom_id`, neither a
+    /// `response` nor an `error`).
+    public static func result(line: ArraySlice<UInt8>, endpoint: String = OpenAIWire.chatEndpoint) -> BatchResult? {
         guard let json = try? JSONValue(parsing: line), let id = json["custom_id"]?.stringValue else { return nil }
         if let response = json["response"], case .object = response {
             guard let status = response["status_code"]?.intValue else { return nil }

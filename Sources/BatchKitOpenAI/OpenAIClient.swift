@@ -33,13 +33,13 @@ public struct OpenAIClient: ModelClient, CustomStringConvertible, CustomReflecta
     ///   - timeout: time allowed per request; `nil` uses the transport's default.
     public init(
         apiKey: String? = nil, baseURL: URL = URL(string: "https://api.openai.com/v1")!, organization: String? = nil,
-        project: String? = nil, extraHeaders: HTTPHeaders = [:], transport: (any HTTPTransport)? = nil,
+        project: String? = nil, extraHeaders: HTTPHeaders = [:], transport: any HTTPTransport = URLSessionTransport(),
         timeout: Duration? = .seconds(600)
     ) {
         self.connection = OpenAIConnection(
             baseURL: baseURL, key: APIKey(apiKey ?? OpenAIConnection.environmentKey("OPENAI_API_KEY")),
             organization: organization, project: project, extraHeaders: extraHeaders,
-            transport: transport ?? OpenAIConnection.defaultTransport, timeout: timeout, flavor: .openAI)
+            transport: transport, timeout: timeout, flavor: .openAI)
     }
 
     init(connection: OpenAIConnection) { self.connection = connection }
@@ -60,12 +60,12 @@ public struct OpenAIClient: ModelClient, CustomStringConvertible, CustomReflecta
     public static func azure(
         endpoint: URL, apiKey: String? = nil, apiVersion: String = "2024-10-21",
         deployment: (@Sendable (String) -> String)? = nil, extraHeaders: HTTPHeaders = [:],
-        transport: (any HTTPTransport)? = nil, timeout: Duration? = .seconds(600)
+        transport: any HTTPTransport = URLSessionTransport(), timeout: Duration? = .seconds(600)
     ) -> OpenAIClient {
         OpenAIClient(connection: OpenAIConnection(
             baseURL: endpoint, key: APIKey(apiKey ?? OpenAIConnection.environmentKey("AZURE_OPENAI_API_KEY")),
             organization: nil, project: nil, extraHeaders: extraHeaders,
-            transport: transport ?? OpenAIConnection.defaultTransport, timeout: timeout,
+            transport: transport, timeout: timeout,
             flavor: .azure(apiVersion: apiVersion, deployment: deployment ?? { $0 })))
     }
 

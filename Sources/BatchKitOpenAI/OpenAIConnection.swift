@@ -149,14 +149,6 @@ struct OpenAIConnection: Sendable, CustomStringConvertible {
 }
 
 extension OpenAIConnection {
-    /// The transport used when none is given.
-    static var defaultTransport: any HTTPTransport {
-        // Placeholder until URLSessionTransport lands on main.
-        ClosureTransport { _ in
-            throw BatchError(.network, "no HTTP transport: pass `transport:` (URLSessionTransport is not available yet)", isRetryable: false)
-        }
-    }
-
     /// `https://api.openai.com/v1`.
     static let defaultBaseURL = URL(string: "https://api.openai.com/v1")!
 

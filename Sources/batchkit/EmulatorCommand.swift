@@ -44,16 +44,8 @@ enum EmulatorCommand: Subcommand {
             configuration.requiredAPIKey = key
         }
 
-        // Route SIGINT/SIGTERM to dispatch sources before anything can be interrupted.
-        let (signals, signalContinuation) = AsyncStream<Int32>.makeStream()
-        let queue = DispatchQueue(label: "batchkit.emulator.signals")
-        let sources = [SIGINT, SIGTERM].map { number -> any DispatchSourceSignal in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
-            source.setEventHandler { signalContinuation.yield(number) }
-            source.resume()
-            return source
-        }
+        // Route SIGINT/SIGTERM to a stream before anything can be interrupted.
+        let signals = SignalPipe.install([SIGINT, SIGTERM])
 
         let emulator = ProviderEmulator(configuration: configuration)
         let server = try await EmulatorServer.start(emulator: emulator, host: host, port: port)
@@ -63,7 +55,44 @@ enum EmulatorCommand: Subcommand {
         let received = await iterator.next()
         printError("batchkit emulator: \(received == SIGTERM ? "SIGTERM" : "SIGINT") received, shutting down")
         await server.shutdown()
-        for source in sources { source.cancel() }
         return 0
+    }
+}
+
+/// The write end of the self-pipe the signal handler writes to. Set once by
+/// ``SignalPipe/install(_:)`` before any handler is installed, then only read — by the handler,
+/// which may run on any thread; that ordering is what makes the unsynchronised access safe.
+nonisolated(unsafe) private var signalPipeWriteEnd: Int32 = -1
+
+/// Delivers signals as an `AsyncStream`, reliably.
+///
+/// A `DispatchSource` signal source sets the signal to `SIG_IGN` and relies on the signal being
+/// delivered where libdispatch watches for it; a signal the kernel hands to another thread is
+/// then discarded, which lost an occasional SIGTERM. A real handler runs on whichever thread gets
+/// the signal and only writes the signal number to a pipe (`write` is async-signal-safe); a
+/// thread reads the pipe and yields to the stream.
+enum SignalPipe {
+    static func install(_ numbers: [Int32]) -> AsyncStream<Int32> {
+        var fds: [Int32] = [-1, -1]
+        guard pipe(&fds) == 0 else { return AsyncStream { $0.finish() } }
+        signalPipeWriteEnd = fds[1]
+        let readEnd = fds[0]
+        let (stream, continuation) = AsyncStream<Int32>.makeStream()
+        let reader = Thread {
+            var byte: UInt8 = 0
+            while true {
+                let n = read(readEnd, &byte, 1)
+                if n == 1 { continuation.yield(Int32(byte)) } else if n < 0 && errno == EINTR { continue } else { break }
+            }
+            continuation.finish()
+        }
+        reader.start()
+        for number in numbers {
+            _ = signal(number) { received in
+                var byte = UInt8(truncatingIfNeeded: received)
+                _ = write(signalPipeWriteEnd, &byte, 1)
+            }
+        }
+        return stream
     }
 }

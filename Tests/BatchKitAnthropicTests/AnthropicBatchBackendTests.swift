@@ -77,7 +77,7 @@ func requests(_ n: Int, prefix: String = "q") -> [BatchRequest] {
             #expect(done.status == .completed)
             #expect(done.remoteStatus == "ended")
             #expect(done.succeededCount == 10)
-            #expect(done.metadata["results_url"] == "http://emulator.invalid/v1/messages/batches/\(job.id)/results")
+            #expect(done.metadata["results_url"] == f.baseURL.absoluteString + "/v1/messages/batches/\(job.id)/results")
             let results = try await collect(backend, done)
             #expect(Set(results.keys) == Set(reqs.map(\.id)))
             for r in results.values {

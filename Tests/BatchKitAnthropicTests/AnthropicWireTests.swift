@@ -224,6 +224,20 @@ import Testing
         #expect(reset.isRetryable)
     }
 
+    @Test func retryAfterFromTheTightestBudgetWhenNoneIsAtZero() {
+        let now = Date(timeIntervalSince1970: 1_736_951_000)  // 2025-01-15T14:23:20Z
+        let e = AnthropicWire.error(
+            status: 429,
+            headers: [
+                "anthropic-ratelimit-requests-limit": "50", "anthropic-ratelimit-requests-remaining": "40",
+                "anthropic-ratelimit-requests-reset": "2025-01-15T14:23:30Z",
+                "anthropic-ratelimit-input-tokens-limit": "40000", "anthropic-ratelimit-input-tokens-remaining": "1000",
+                "anthropic-ratelimit-input-tokens-reset": "2025-01-15T14:24:20Z",
+            ],
+            body: Self.envelope("rate_limit_error"), now: now)
+        #expect(e.retryAfter == .seconds(60))
+    }
+
     @Test func spendLimitIsNotRetryable() {
         let body = JSONValue.object([
             "type": "error",

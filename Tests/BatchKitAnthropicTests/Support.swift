@@ -14,6 +14,7 @@ let emulatorURL = URL(string: "http://emulator.invalid")!
 /// loopback `EmulatorServer`.
 enum Wire: String, CaseIterable, Sendable {
     case inProcess
+    case loopback
 }
 
 /// Runs `body` with a fixture reached over `wire`, and stops the loopback server afterwards.
@@ -38,19 +39,26 @@ struct AnthropicFixture {
     var baseURL = emulatorURL
     /// The transport to the loopback server, when the fixture uses one.
     var wireTransport: (any HTTPTransport)?
+    var server: EmulatorServer?
 
     init(_ configuration: EmulatorConfiguration = .init()) {
         emulator = ProviderEmulator(configuration: configuration, clock: clock)
     }
 
     static func make(_ configuration: EmulatorConfiguration, _ wire: Wire) async throws -> AnthropicFixture {
-        let f = AnthropicFixture(configuration)
+        var f = AnthropicFixture(configuration)
         switch wire {
         case .inProcess: return f
+        case .loopback:
+            let server = try await EmulatorServer.start(emulator: f.emulator)
+            f.server = server
+            f.baseURL = server.baseURL
+            f.wireTransport = URLSessionTransport(configuration: .init(defaultTimeout: .seconds(30)))
+            return f
         }
     }
 
-    func shutdown() async {}
+    func shutdown() async { await server?.shutdown() }
 
     /// The transport to the emulator, recording every request it carries.
     var transport: any HTTPTransport {

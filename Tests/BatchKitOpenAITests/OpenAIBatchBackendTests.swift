@@ -67,8 +67,9 @@ import Testing
         }
     }
 
-    @Test func resultsOfAStaleJobRefetchStatus() async throws {
-        try await withHarness { h in
+    @Test(arguments: Wire.allCases)
+    func resultsOfAStaleJobRefetchStatus(_ wire: Wire) async throws {
+        try await withHarness(wire) { h in
             let backend = h.backend()
             let job = try await backend.submit(try encodeAll(backend, [chat("a", "x")]), metadata: [:])
             var n = 0
@@ -77,8 +78,9 @@ import Testing
         }
     }
 
-    @Test func mixedSuccessAndFailure() async throws {
-        try await withHarness { h in
+    @Test(arguments: Wire.allCases)
+    func mixedSuccessAndFailure(_ wire: Wire) async throws {
+        try await withHarness(wire) { h in
             let backend = h.backend()
             let requests = [chat("good", "x"), chat("too-long", "y", maxTokens: 1_000_000), chat("good2", "z")]
             let job = try await backend.submit(try encodeAll(backend, requests), metadata: [:])
@@ -97,8 +99,9 @@ import Testing
         }
     }
 
-    @Test func embeddingsAndRawEndpoints() async throws {
-        try await withHarness { h in
+    @Test(arguments: Wire.allCases)
+    func embeddingsAndRawEndpoints(_ wire: Wire) async throws {
+        try await withHarness(wire) { h in
             let backend = h.backend()
             let emb = [BatchRequest(id: "e1", embedding: EmbeddingRequest(model: "text-embedding-3-small", inputs: ["a", "b"], dimensions: 4)),
                        BatchRequest(id: "e2", embedding: EmbeddingRequest(model: "text-embedding-3-small", input: "c", dimensions: 4))]
@@ -133,8 +136,9 @@ import Testing
         #expect(backend.provider == "openai")
     }
 
-    @Test func cancelMidway() async throws {
-        try await withHarness(.inProcess, EmulatorConfiguration(batchDuration: .seconds(100))) { h in
+    @Test(arguments: Wire.allCases)
+    func cancelMidway(_ wire: Wire) async throws {
+        try await withHarness(wire, EmulatorConfiguration(batchDuration: .seconds(100))) { h in
             let backend = h.backend()
             let job = try await backend.submit(try encodeAll(backend, (0..<10).map { chat("c\($0)", "q\($0)") }), metadata: [:])
             h.clock.advance(by: .seconds(27))
@@ -153,8 +157,9 @@ import Testing
         }
     }
 
-    @Test func expiry() async throws {
-        try await withHarness(.inProcess, EmulatorConfiguration(batchDuration: .seconds(100), batchExpiry: .seconds(45))) { h in
+    @Test(arguments: Wire.allCases)
+    func expiry(_ wire: Wire) async throws {
+        try await withHarness(wire, EmulatorConfiguration(batchDuration: .seconds(100), batchExpiry: .seconds(45))) { h in
             let backend = h.backend()
             let job = try await backend.submit(try encodeAll(backend, (0..<10).map { chat("x\($0)", "q\($0)") }), metadata: [:])
             h.clock.advance(by: .seconds(50))
@@ -168,8 +173,9 @@ import Testing
         }
     }
 
-    @Test func malformedLinesAreSkippedAndCounted() async throws {
-        try await withHarness(.inProcess, EmulatorConfiguration(faults: [EmulatorFault(.malformedResultLines(2), on: .provider(.openAI))])) { h in
+    @Test(arguments: Wire.allCases)
+    func malformedLinesAreSkippedAndCounted(_ wire: Wire) async throws {
+        try await withHarness(wire, EmulatorConfiguration(faults: [EmulatorFault(.malformedResultLines(2), on: .provider(.openAI))])) { h in
             let backend = h.backend()
             let job = try await backend.submit(try encodeAll(backend, (0..<5).map { chat("m\($0)", "q\($0)") }), metadata: [:])
             let (results, summary) = try await collect(backend, try await backend.status(of: job.id))
@@ -180,8 +186,9 @@ import Testing
         }
     }
 
-    @Test func errorFileOnly() async throws {
-        try await withHarness(.inProcess, EmulatorConfiguration(faults: [EmulatorFault(.errorFileOnly)])) { h in
+    @Test(arguments: Wire.allCases)
+    func errorFileOnly(_ wire: Wire) async throws {
+        try await withHarness(wire, EmulatorConfiguration(faults: [EmulatorFault(.errorFileOnly)])) { h in
             let backend = h.backend()
             let job = try await backend.submit(try encodeAll(backend, (0..<4).map { chat("f\($0)", "q\($0)") }), metadata: [:])
             let done = try await backend.status(of: job.id)
@@ -193,22 +200,24 @@ import Testing
         }
     }
 
-    @Test func validationFailureIsReportedOnTheJob() async throws {
-        try await withHarness { h in
+    @Test(arguments: Wire.allCases)
+    func validationFailureIsReportedOnTheJob(_ wire: Wire) async throws {
+        try await withHarness(wire) { h in
             let backend = h.backend()
             // Two items with the same id: the emulator fails the batch during validation.
             let job = try await backend.submit(try encodeAll(backend, [chat("same", "a"), chat("same", "b")]), metadata: [:])
             let failed = try await backend.status(of: job.id)
             #expect(failed.status == .failed)
-            #expect(failed.metadata["errors"]?.contains("line 2: duplicate_custom_id") == true)
+            #expect(failed.metadata["error"]?.contains("line 2: duplicate_custom_id") == true)
             var n = 0
             try await backend.results(of: failed) { _ in n += 1 }
             #expect(n == 0)
         }
     }
 
-    @Test func listPagingAndDelete() async throws {
-        try await withHarness { h in
+    @Test(arguments: Wire.allCases)
+    func listPagingAndDelete(_ wire: Wire) async throws {
+        try await withHarness(wire) { h in
             let backend = h.backend()
             var ids: [String] = []
             for i in 0..<5 { ids.append(try await backend.submit(try encodeAll(backend, [chat("l\(i)", "x")]), metadata: [:]).id) }
@@ -230,8 +239,9 @@ import Testing
         }
     }
 
-    @Test func listPagingAcrossPages() async throws {
-        try await withHarness { h in
+    @Test(arguments: Wire.allCases)
+    func listPagingAcrossPages(_ wire: Wire) async throws {
+        try await withHarness(wire) { h in
             let backend = h.backend()
             for i in 0..<3 { _ = try await backend.submit(try encodeAll(backend, [chat("p\(i)", "x")]), metadata: [:]) }
             // A page size of 1 forces `after` cursors.
@@ -248,8 +258,9 @@ import Testing
         }
     }
 
-    @Test func failedPollIsARetryableError() async throws {
-        try await withHarness(.inProcess, EmulatorConfiguration(faults: [EmulatorFault(.status(500), on: .batchPoll(.openAI), firstTimes: 1)])) { h in
+    @Test(arguments: Wire.allCases)
+    func failedPollIsARetryableError(_ wire: Wire) async throws {
+        try await withHarness(wire, EmulatorConfiguration(faults: [EmulatorFault(.status(500), on: .batchPoll(.openAI), firstTimes: 1)])) { h in
             let backend = h.backend()
             let job = try await backend.submit(try encodeAll(backend, [chat("a", "x")]), metadata: [:])
             let error = await #expect(throws: BatchError.self) { try await backend.status(of: job.id) }
@@ -259,8 +270,9 @@ import Testing
         }
     }
 
-    @Test func uploadErrorsAreClassified() async throws {
-        try await withHarness(.inProcess, EmulatorConfiguration(requiredAPIKey: "other")) { h in
+    @Test(arguments: Wire.allCases)
+    func uploadErrorsAreClassified(_ wire: Wire) async throws {
+        try await withHarness(wire, EmulatorConfiguration(requiredAPIKey: "other")) { h in
             let backend = h.backend()
             let error = await #expect(throws: BatchError.self) { try await backend.submit(try encodeAll(backend, [chat("a", "x")]), metadata: [:]) }
             #expect(error?.code == .authentication)
@@ -268,8 +280,9 @@ import Testing
         }
     }
 
-    @Test func azureLifecycle() async throws {
-        try await withHarness(.inProcess, EmulatorConfiguration(requiredAPIKey: "azure-key")) { h in
+    @Test(arguments: Wire.allCases)
+    func azureLifecycle(_ wire: Wire) async throws {
+        try await withHarness(wire, EmulatorConfiguration(requiredAPIKey: "azure-key")) { h in
             let backend = OpenAIBatchBackend.azure(endpoint: h.root, apiKey: "azure-key", apiVersion: "2024-10-21",
                                                    deployment: { "batch-\($0)" }, transport: h.transport)
             let item = try backend.encode(chat("z1", "hello"))
@@ -288,8 +301,9 @@ import Testing
         }
     }
 
-    @Test func multipartBodyIsStreamedFromAFile() async throws {
-        try await withHarness { h in
+    @Test(arguments: Wire.allCases)
+    func multipartBodyIsStreamedFromAFile(_ wire: Wire) async throws {
+        try await withHarness(wire) { h in
             let inner = h.transport
             let bodies = BodyKinds()
             let spy = ClosureTransport { request in

@@ -73,16 +73,18 @@ import Testing
         }
     }
 
-    @Test func malformedJSONBody() async throws {
-        try await withHarness { h in
+    @Test(arguments: Wire.allCases)
+    func malformedJSONBody(_ wire: Wire) async throws {
+        try await withHarness(wire) { h in
             let r = try await h.call("POST", "/v1/chat/completions", headers: ["Authorization": "Bearer k", "Content-Type": "application/json"], body: Data("{nope".utf8))
             #expect(r.status == 400)
             #expect(r.json?["error"]?["message"]?.stringValue?.contains("parse the JSON body") == true)
         }
     }
 
-    @Test func authenticationOnEveryEndpoint() async throws {
-        try await withHarness(.inProcess, EmulatorConfiguration(requiredAPIKey: "sk-right")) { h in
+    @Test(arguments: Wire.allCases)
+    func authenticationOnEveryEndpoint(_ wire: Wire) async throws {
+        try await withHarness(wire, EmulatorConfiguration(requiredAPIKey: "sk-right")) { h in
             for (method, path) in [("POST", "/v1/chat/completions"), ("POST", "/v1/embeddings"), ("GET", "/v1/files"), ("GET", "/v1/batches"),
                                    ("POST", "/v1/batches"), ("GET", "/v1/files/file-x/content")] {
                 let missing = try await h.call(method, path, json: method == "POST" ? [:] : nil, headers: [:])
@@ -97,8 +99,9 @@ import Testing
         }
     }
 
-    @Test func embeddingsFloatBase64AndDimensions() async throws {
-        try await withHarness { h in
+    @Test(arguments: Wire.allCases)
+    func embeddingsFloatBase64AndDimensions(_ wire: Wire) async throws {
+        try await withHarness(wire) { h in
             let float = try await h.call("POST", "/v1/embeddings", json: ["model": "text-embedding-3-small", "input": ["a cat", "a dog"]])
             #expect(float.status == 200)
             let data = try #require(float.json?["data"]?.arrayValue)
@@ -127,8 +130,9 @@ import Testing
         }
     }
 
-    @Test func rawEndpoints() async throws {
-        try await withHarness { h in
+    @Test(arguments: Wire.allCases)
+    func rawEndpoints(_ wire: Wire) async throws {
+        try await withHarness(wire) { h in
             let responses = try await h.call("POST", "/v1/responses", json: ["model": "gpt-4.1", "input": "Tell me a joke"])
             #expect(responses.status == 200)
             #expect(responses.json?["object"] == "response")
@@ -141,8 +145,9 @@ import Testing
         }
     }
 
-    @Test func rateLimitHeadersAnd429() async throws {
-        try await withHarness(.inProcess, EmulatorConfiguration(requestsPerMinute: 2, tokensPerMinute: 10_000)) { h in
+    @Test(arguments: Wire.allCases)
+    func rateLimitHeadersAnd429(_ wire: Wire) async throws {
+        try await withHarness(wire, EmulatorConfiguration(requestsPerMinute: 2, tokensPerMinute: 10_000)) { h in
             let body: JSONValue = ["model": "m", "messages": [["role": "user", "content": "hi"]]]
             let first = try await h.call("POST", "/v1/chat/completions", json: body)
             #expect(first.status == 200)
@@ -164,8 +169,9 @@ import Testing
         }
     }
 
-    @Test func clientRequestIDIsCounted() async throws {
-        try await withHarness { h in
+    @Test(arguments: Wire.allCases)
+    func clientRequestIDIsCounted(_ wire: Wire) async throws {
+        try await withHarness(wire) { h in
             let body: JSONValue = ["model": "m", "messages": [["role": "user", "content": "hi"]]]
             _ = try await h.call("POST", "/v1/chat/completions", json: body, headers: ["Authorization": "Bearer k", "x-client-request-id": "item-7"])
             _ = try await h.call("POST", "/v1/embeddings", json: ["model": "e", "input": "x"], headers: ["Authorization": "Bearer k", "x-client-request-id": "item-8"])
@@ -175,8 +181,9 @@ import Testing
         }
     }
 
-    @Test func structuredOutputFollowsSchema() async throws {
-        try await withHarness { h in
+    @Test(arguments: Wire.allCases)
+    func structuredOutputFollowsSchema(_ wire: Wire) async throws {
+        try await withHarness(wire) { h in
             let schema: JSONValue = ["type": "object", "properties": ["name": ["type": "string"], "age": ["type": "integer"],
                                                                       "tags": ["type": "array", "items": ["type": "string"]],
                                                                       "kind": ["type": "string", "enum": ["a", "b"]]],
@@ -196,8 +203,9 @@ import Testing
 
     // MARK: - Files
 
-    @Test func filesLifecycle() async throws {
-        try await withHarness { h in
+    @Test(arguments: Wire.allCases)
+    func filesLifecycle(_ wire: Wire) async throws {
+        try await withHarness(wire) { h in
             let content = Data((chatLine("a", "hi") + "\n").utf8)
             let (body, type) = multipart(purpose: "batch", filename: "batchinput.jsonl", content: content)
             let up = try await h.call("POST", "/v1/files", headers: ["Authorization": "Bearer k", "Content-Type": type], body: body)
@@ -241,8 +249,9 @@ import Testing
         }
     }
 
-    @Test func uploadValidation() async throws {
-        try await withHarness { h in
+    @Test(arguments: Wire.allCases)
+    func uploadValidation(_ wire: Wire) async throws {
+        try await withHarness(wire) { h in
             let (txt, t1) = multipart(purpose: "batch", filename: "input.txt", content: Data("{}".utf8))
             let notJSONL = try await h.call("POST", "/v1/files", headers: ["Authorization": "Bearer k", "Content-Type": t1], body: txt)
             #expect(notJSONL.status == 400)
@@ -259,8 +268,9 @@ import Testing
 
     // MARK: - Batches
 
-    @Test func batchCompletesWithOutputAndErrorFiles() async throws {
-        try await withHarness { h in
+    @Test(arguments: Wire.allCases)
+    func batchCompletesWithOutputAndErrorFiles(_ wire: Wire) async throws {
+        try await withHarness(wire) { h in
             let lines = [
                 chatLine("ok-1", "first"), chatLine("bad", "second", extra: ["max_tokens": 1_000_000]), chatLine("ok-2", "third"),
             ]
@@ -317,8 +327,9 @@ import Testing
         }
     }
 
-    @Test func batchAdvancesOverTime() async throws {
-        try await withHarness(.inProcess, EmulatorConfiguration(batchDuration: .seconds(100))) { h in
+    @Test(arguments: Wire.allCases)
+    func batchAdvancesOverTime(_ wire: Wire) async throws {
+        try await withHarness(wire, EmulatorConfiguration(batchDuration: .seconds(100))) { h in
             let fileID = try await h.uploadBatchFile((0..<10).map { chatLine("r\($0)", "q\($0)") })
             let id = try #require(try await h.createBatch(fileID: fileID)["id"]?.stringValue)
             let start = try #require(try await h.call("GET", "/v1/batches/\(id)").json)
@@ -346,8 +357,9 @@ import Testing
         }
     }
 
-    @Test func batchValidationFailsWithLineErrors() async throws {
-        try await withHarness { h in
+    @Test(arguments: Wire.allCases)
+    func batchValidationFailsWithLineErrors(_ wire: Wire) async throws {
+        try await withHarness(wire) { h in
             let lines = [
                 chatLine("a", "x"),
                 "{not json",
@@ -377,8 +389,9 @@ import Testing
         }
     }
 
-    @Test func batchCreateValidation() async throws {
-        try await withHarness { h in
+    @Test(arguments: Wire.allCases)
+    func batchCreateValidation(_ wire: Wire) async throws {
+        try await withHarness(wire) { h in
             let fileID = try await h.uploadBatchFile([chatLine("a", "x")])
             let noFile = try await h.call("POST", "/v1/batches", json: ["endpoint": "/v1/chat/completions", "completion_window": "24h"])
             #expect(noFile.status == 400)
@@ -397,8 +410,9 @@ import Testing
         }
     }
 
-    @Test func cancelMidway() async throws {
-        try await withHarness(.inProcess, EmulatorConfiguration(batchDuration: .seconds(100))) { h in
+    @Test(arguments: Wire.allCases)
+    func cancelMidway(_ wire: Wire) async throws {
+        try await withHarness(wire, EmulatorConfiguration(batchDuration: .seconds(100))) { h in
             let fileID = try await h.uploadBatchFile((0..<10).map { chatLine("c\($0)", "q\($0)") })
             let id = try #require(try await h.createBatch(fileID: fileID)["id"]?.stringValue)
             h.clock.advance(by: .seconds(27))  // 3 of 10 finished
@@ -424,8 +438,9 @@ import Testing
         }
     }
 
-    @Test func expiryReportsUnfinishedLines() async throws {
-        try await withHarness(.inProcess, EmulatorConfiguration(batchDuration: .seconds(100), batchExpiry: .seconds(45))) { h in
+    @Test(arguments: Wire.allCases)
+    func expiryReportsUnfinishedLines(_ wire: Wire) async throws {
+        try await withHarness(wire, EmulatorConfiguration(batchDuration: .seconds(100), batchExpiry: .seconds(45))) { h in
             let fileID = try await h.uploadBatchFile((0..<10).map { chatLine("e\($0)", "q\($0)") })
             let id = try #require(try await h.createBatch(fileID: fileID)["id"]?.stringValue)
             h.clock.advance(by: .seconds(60))
@@ -440,8 +455,9 @@ import Testing
         }
     }
 
-    @Test func listBatchesNewestFirst() async throws {
-        try await withHarness { h in
+    @Test(arguments: Wire.allCases)
+    func listBatchesNewestFirst(_ wire: Wire) async throws {
+        try await withHarness(wire) { h in
             let fileID = try await h.uploadBatchFile([chatLine("a", "x")])
             var ids: [String] = []
             for _ in 0..<5 { ids.append(try #require(try await h.createBatch(fileID: fileID)["id"]?.stringValue)) }
@@ -461,8 +477,9 @@ import Testing
         }
     }
 
-    @Test func malformedResultLinesFault() async throws {
-        try await withHarness(.inProcess, EmulatorConfiguration(faults: [EmulatorFault(.malformedResultLines(2), on: .provider(.openAI))])) { h in
+    @Test(arguments: Wire.allCases)
+    func malformedResultLinesFault(_ wire: Wire) async throws {
+        try await withHarness(wire, EmulatorConfiguration(faults: [EmulatorFault(.malformedResultLines(2), on: .provider(.openAI))])) { h in
             let fileID = try await h.uploadBatchFile((0..<5).map { chatLine("g\($0)", "q\($0)") })
             let id = try #require(try await h.createBatch(fileID: fileID)["id"]?.stringValue)
             let done = try #require(try await h.call("GET", "/v1/batches/\(id)").json)
@@ -473,8 +490,9 @@ import Testing
         }
     }
 
-    @Test func errorFileOnlyFault() async throws {
-        try await withHarness(.inProcess, EmulatorConfiguration(faults: [EmulatorFault(.errorFileOnly)])) { h in
+    @Test(arguments: Wire.allCases)
+    func errorFileOnlyFault(_ wire: Wire) async throws {
+        try await withHarness(wire, EmulatorConfiguration(faults: [EmulatorFault(.errorFileOnly)])) { h in
             let fileID = try await h.uploadBatchFile((0..<4).map { chatLine("f\($0)", "q\($0)") })
             let id = try #require(try await h.createBatch(fileID: fileID)["id"]?.stringValue)
             let done = try #require(try await h.call("GET", "/v1/batches/\(id)").json)
@@ -488,8 +506,9 @@ import Testing
         }
     }
 
-    @Test func embeddingBatch() async throws {
-        try await withHarness { h in
+    @Test(arguments: Wire.allCases)
+    func embeddingBatch(_ wire: Wire) async throws {
+        try await withHarness(wire) { h in
             let lines = [
                 #"{"custom_id":"e1","method":"POST","url":"/v1/embeddings","body":{"model":"text-embedding-3-small","input":["a","b"],"dimensions":4}}"#,
                 #"{"custom_id":"e2","method":"POST","url":"/v1/embeddings","body":{"model":"text-embedding-3-small","input":"c","dimensions":4}}"#,
@@ -506,8 +525,9 @@ import Testing
 
     // MARK: - Azure
 
-    @Test func azurePaths() async throws {
-        try await withHarness(.inProcess, EmulatorConfiguration(requiredAPIKey: "azure-key")) { h in
+    @Test(arguments: Wire.allCases)
+    func azurePaths(_ wire: Wire) async throws {
+        try await withHarness(wire, EmulatorConfiguration(requiredAPIKey: "azure-key")) { h in
             let body: JSONValue = ["messages": [["role": "user", "content": "hi"]]]
             let ok = try await h.call("POST", "/openai/deployments/gpt4o-prod/chat/completions?api-version=2024-10-21", json: body, headers: ["api-key": "azure-key"])
             #expect(ok.status == 200)

@@ -8,6 +8,8 @@ import Testing
 enum Wire: String, CaseIterable, Sendable, CustomStringConvertible {
     /// The emulator's in-process transport.
     case inProcess
+    /// `URLSessionTransport` to the emulator's loopback HTTP server.
+    case loopback
     var description: String { rawValue }
 }
 
@@ -18,6 +20,7 @@ struct Harness: Sendable {
     let transport: any HTTPTransport
     /// The emulator's root (`http://host:port`), without `/v1`.
     let root: URL
+    let server: EmulatorServer?
 
     var baseURL: URL { root.appendingPathComponent("v1") }
 
@@ -42,7 +45,7 @@ struct Harness: Sendable {
         return (r.status, try? JSONValue(parsing: bytes), r.headers, bytes)
     }
 
-    func shutdown() async {}
+    func shutdown() async { await server?.shutdown() }
 }
 
 func withHarness(
@@ -53,7 +56,10 @@ func withHarness(
     let harness: Harness
     switch wire {
     case .inProcess:
-        harness = Harness(emulator: emulator, clock: clock, transport: emulator.transport, root: URL(string: "http://emulator.invalid")!)
+        harness = Harness(emulator: emulator, clock: clock, transport: emulator.transport, root: URL(string: "http://emulator.invalid")!, server: nil)
+    case .loopback:
+        let server = try await EmulatorServer.start(emulator: emulator)
+        harness = Harness(emulator: emulator, clock: clock, transport: URLSessionTransport(), root: server.baseURL, server: server)
     }
     do {
         try await body(harness)

@@ -38,7 +38,7 @@ struct EmulatorServerTests {
             return answers
         }
         #expect(answers.map(\.status) == [200, 200, 200])
-        #expect(answers.allSatisfy { $0.headers["connection"] == "keep-alive" })
+        #expect(answers.allSatisfy { $0.headers["connection"] == nil })  // HTTP/1.1: open by default
         let last = try json(answers[2].body)
         #expect(last["path"]?.stringValue == "/v1/items/2 x")
         #expect(last["query"]?["limit"]?.stringValue == "2")
@@ -92,6 +92,29 @@ struct EmulatorServerTests {
         #expect(statuses.allSatisfy { $0 == 200 })
         await server.shutdown()
         #expect(server.connectionCount == 0)
+    }
+
+    @Test func honoursHTTP10AndHEAD() async throws {
+        let server = try await EmulatorServer.start(handler: echoHandler)
+        let port = server.port
+        let (head, next, legacy, rest) = try await onThread { () -> (RawResponse, RawResponse, RawResponse, Data) in
+            let c = try RawHTTPConnection(port: port)
+            try c.send("HEAD /h HTTP/1.1\r\nHost: x\r\n\r\n")
+            // A HEAD answer has a Content-Length but no body: the next answer follows at once.
+            var head = try c.readResponseHeadOnly()
+            try c.send(rawGET("/after-head"))
+            let next = try c.readResponse()
+            head.body = Data()
+            let old = try RawHTTPConnection(port: port)
+            try old.send("GET /old HTTP/1.0\r\n\r\n")
+            let legacy = try old.readResponse()
+            return (head, next, legacy, try old.readToEnd())
+        }
+        #expect(head.status == 200 && Int(head.headers["content-length"] ?? "0")! > 0)
+        #expect(try json(next.body)["path"]?.stringValue == "/after-head")
+        #expect(legacy.headers["connection"] == "close")
+        #expect(rest.isEmpty, "an HTTP/1.0 connection closes after the answer")
+        await server.shutdown()
     }
 
     @Test func rejectsMalformedRequests() async throws {

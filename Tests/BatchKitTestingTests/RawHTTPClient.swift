@@ -46,8 +46,13 @@ final class RawHTTPConnection {
         buffer += chunk[0..<n]
     }
 
+    /// Reads one answer's status line and headers only (for HEAD).
+    func readResponseHeadOnly() throws -> RawResponse {
+        try readResponse(bodyExpected: false)
+    }
+
     /// Reads one answer framed by `Content-Length`.
-    func readResponse() throws -> RawResponse {
+    func readResponse(bodyExpected: Bool = true) throws -> RawResponse {
         var headEnd: Int?
         while headEnd == nil {
             if buffer.count >= 4 {
@@ -69,8 +74,8 @@ final class RawHTTPConnection {
             guard let colon = line.firstIndex(of: ":") else { continue }
             headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
         }
-        if status == 100 { return try readResponse() }
-        let length = Int(headers["content-length"] ?? "0") ?? 0
+        if status == 100 { return try readResponse(bodyExpected: bodyExpected) }
+        let length = bodyExpected ? Int(headers["content-length"] ?? "0") ?? 0 : 0
         while buffer.count < length { try fill() }
         let body = Data(buffer[0..<length])
         buffer.removeFirst(length)

@@ -108,6 +108,45 @@ private func close(_ a: Double?, _ b: Double, tolerance: Double = 1e-12) -> Bool
         #expect(guessed.byModel.first { $0.model == "mystery-model" }?.outputTokens == 10)
     }
 
+    @Test func estimateTable() {
+        var estimate = CostEstimate()
+        for i in 0..<1_000 {
+            estimate.add(
+                BatchRequest(id: "t\(i)", chat: ChatRequest(model: "gpt-4o-mini", messages: [.user(String(repeating: "q", count: 204))], maxTokens: 100)),
+                prices: .defaults)
+        }
+        estimate.add(BatchRequest(id: "u", chat: ChatRequest(model: "mystery", messages: [.user("hi")])), prices: .defaults)
+        let text = estimate.description
+        let lines = text.split(separator: "\n").map(String.init)
+        #expect(lines.count == 5)
+        #expect(lines[0].hasPrefix("model"))
+        // 1,000 × (208 bytes → 52 tokens) in, 100,000 out: 0.0078 + 0.06 = 0.0678; batch 0.0339.
+        #expect(lines[1].hasPrefix("gpt-4o-mini") && lines[1].contains("52,000") && lines[1].contains("$0.0678") && lines[1].contains("$0.0339"))
+        #expect(lines[2].hasPrefix("mystery") && lines[2].hasSuffix("-"))
+        #expect(lines[3].hasPrefix("total") && lines[3].contains("1001"))
+        #expect(lines[4] == "no price for: mystery (not in the totals)")
+        #expect(CostEstimate.grouped(1_234_567) == "1,234,567" && CostEstimate.grouped(12) == "12")
+        #expect(CostEstimate.dollars(12.345) == "$12.35" && CostEstimate.dollars(0.5) == "$0.5000")
+    }
+
+    @Test func journalTotalsWithCost() throws {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("journal-cost-\(UUID().uuidString).jsonl")
+        defer { try? FileManager.default.removeItem(at: url) }
+        let journal = try Journal(url: url)
+        let usage = Usage(inputTokens: 1_000_000, outputTokens: 1_000_000)
+        try journal.append(BatchResult(id: "a", outcome: .success(ModelResponse(usage: usage, model: "gpt-4o-mini")), attempts: 1))
+        try journal.append(BatchResult(id: "b", outcome: .success(ModelResponse(usage: usage.asBatch, model: "gpt-4o-mini")), attempts: 1, route: .batch))
+        try journal.append(BatchResult(id: "c", outcome: .success(ModelResponse(usage: usage)), attempts: 1))
+        try journal.append(BatchResult(id: "d", outcome: .failure(BatchError(.server, "x")), attempts: 1))
+        let plain = journal.totals
+        #expect(plain.cost == nil && plain.succeeded == 3 && plain.failed == 1)
+        // a: 0.75, b: 0.375, c has no model: unpriced unless a fallback model is given.
+        let priced = journal.totals(prices: .defaults)
+        #expect(close(priced.cost, 1.125) && priced.unpriced == 1)
+        let fallback = journal.totals(prices: .defaults, model: "gpt-4o")
+        #expect(close(fallback.cost, 1.125 + 12.5) && fallback.unpriced == 0)
+    }
+
     @Test func overrideFileLoads() throws {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("prices-\(UUID().uuidString).json")
         defer { try? FileManager.default.removeItem(at: url) }

@@ -55,7 +55,8 @@ struct HybridProcessorTests {
 
     @Test func finishedBatchNeedsNoRealTime() async {
         let clock = ManualClock()
-        let backend = FakeBackend(pollsToFinish: 2)
+        // Attaching reads the job once, the first poll is the second read: the third ends it.
+        let backend = FakeBackend(pollsToFinish: 3)
         let probe = Probe()
         let hybrid = HybridProcessor(
             batch: NativeBatchProcessor(backend: backend, configuration: .init(pollInterval: .seconds(60)), clock: clock),
@@ -71,7 +72,7 @@ struct HybridProcessorTests {
 
     @Test func expiredItemsRunInRealTimeWithoutWaitingForTheDeadline() async {
         let clock = ManualClock()
-        let backend = FakeBackend(pollsToFinish: 2, ending: { _ in .expired }, failing: { $0 == "x1" })
+        let backend = FakeBackend(pollsToFinish: 3, ending: { _ in .expired }, failing: { $0 == "x1" })
         let probe = Probe()
         let hybrid = HybridProcessor(
             batch: NativeBatchProcessor(backend: backend, configuration: .init(pollInterval: .seconds(60)), clock: clock),

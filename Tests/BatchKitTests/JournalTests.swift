@@ -1,3 +1,4 @@
+import BatchKitTesting
 import Foundation
 import Synchronization
 import Testing
@@ -186,6 +187,30 @@ private func lines(_ url: URL) throws -> [String] {
         #expect(journal.finishedIDs == ["a"])
     }
 
+    @Test func zeroFilledTailIsRepaired() throws {
+        let url = temporaryJournalURL()
+        defer { try? FileManager.default.removeItem(at: url) }
+        do { try Journal(url: url).append(success("a")) }
+        let good = try Data(contentsOf: url)
+        try (good + Data(repeating: 0, count: 300)).write(to: url)
+        let journal = try Journal(url: url)
+        #expect(journal.repair?.removedBytes == 300)
+        #expect(try Data(contentsOf: url) == good)
+    }
+
+    @Test func filesThatAreNotJournalsAreNeverTruncated() throws {
+        let url = temporaryJournalURL()
+        defer { try? FileManager.default.removeItem(at: url) }
+        // An OpenAI batch *input* file passed as the output by mistake: valid JSON, one line.
+        let input = #"{"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":{"model":"gpt-4o-mini","messages":[]}}"#
+        for text in [input, input + "\n", "hello world", "hello\nworld\n"] {
+            try Data(text.utf8).write(to: url)
+            let error = #expect(throws: BatchError.self) { try Journal(url: url) }
+            #expect(error?.message.hasPrefix("\(url.path):1: ") == true, "\(error?.message ?? "")")
+            #expect(try fileText(url) == text)
+        }
+    }
+
     @Test func completeLastLineWithoutNewlineIsKept() throws {
         let url = temporaryJournalURL()
         defer { try? FileManager.default.removeItem(at: url) }
@@ -279,6 +304,24 @@ private func lines(_ url: URL) throws -> [String] {
         #expect(Set(results.map(\.id)) == Set(ids))
         #expect(results.allSatisfy { $0.isSuccess })
         #expect(try lines(url).count == 22)  // r3 and r7 have a failed line and a later success line
+        #expect(journal.lineCount == 22)
+
+        // Compaction leaves each id exactly once in the file, and the journal usable.
+        try journal.compact()
+        let compacted = try lines(url)
+        #expect(compacted.count == 20)
+        let fileIDs = try compacted.map { try #require(try JSONValue(parsing: $0)["custom_id"]?.stringValue) }
+        #expect(fileIDs.count == Set(fileIDs).count && Set(fileIDs) == Set(ids))
+        #expect(try journal.result(for: "r3")?.isSuccess == true)
+        #expect(try journal.results().count == 20)
+        try journal.append(success("extra"))
+        #expect(journal.lineCount == 21)
+        journal.close()
+        let reopened = try Journal(url: url)
+        #expect(reopened.repair == nil && reopened.count == 21 && reopened.lineCount == 21)
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: url.deletingLastPathComponent().path)
+            .filter { $0.contains(url.lastPathComponent + ".compact") }
+        #expect(leftovers.isEmpty)
     }
 
     @Test func failedIDsAreNotRerunWithoutRetryFailed() async throws {
@@ -405,6 +448,27 @@ private func lines(_ url: URL) throws -> [String] {
         #expect(results.allSatisfy { $0.isSuccess })
         #expect(journal.totals.succeeded == 300)
     }
+
+    @Test func replayWithConcurrentProcessorGivesOneItemPerRequest() async throws {
+        let url = temporaryJournalURL()
+        defer { try? FileManager.default.removeItem(at: url) }
+        let requests = (0..<120).map { chat("p\($0)") }
+        let configuration = ConcurrentProcessor<ContinuousClock>.Configuration(maxConcurrency: 4)
+        do {
+            let journal = try Journal(url: url)
+            _ = try await ConcurrentProcessor(client: echoClient(CallCounter()), configuration: configuration)
+                .journaled(journal).process(Array(requests.prefix(70)))
+            journal.close()
+        }
+        let counter = CallCounter()
+        let journal = try Journal(url: url)
+        let response = try await ConcurrentProcessor(client: echoClient(counter), configuration: configuration)
+            .journaled(journal, replayFinished: true).process(requests)
+        #expect(counter.total == 50)
+        #expect(response.results.map(\.id) == requests.map(\.id))
+        #expect(response.results.allSatisfy { $0.response?.text == "echo \($0.id)" })
+        #expect(try lines(url).count == 120)
+    }
 }
 
 @Suite struct OutputLineTests {
@@ -523,5 +587,37 @@ private func lines(_ url: URL) throws -> [String] {
             try BatchResult(openAIOutputLine: ["custom_id": "a", "response": ["body": [:]]])
         }
         #expect(e?.field == "response.status_code")
+    }
+}
+
+@Suite(.timeLimit(.minutes(1)))
+struct JournalNativeTests {
+    @Test func nativeRerunSubmitsOnlyWhatIsNotFinished() async throws {
+        let url = temporaryJournalURL()
+        defer { try? FileManager.default.removeItem(at: url) }
+        let requests = (0..<12).map { chatRequest("j\($0)") }
+        do {
+            let clock = ManualClock()
+            let backend = FakeBackend(failing: { $0 == "j3" || $0 == "j8" })
+            let journal = try Journal(url: url)
+            let events = await runNative(
+                NativeBatchProcessor(backend: backend, clock: clock).journaled(journal).processAsync(requests), clock: clock)
+            #expect(backend.submitted.flatMap { $0 }.count == 12)
+            #expect(events.items.count == 12)
+            #expect(journal.count == 12)
+            journal.close()
+        }
+        let clock = ManualClock()
+        let backend = FakeBackend()
+        let journal = try Journal(url: url)
+        let events = await runNative(
+            NativeBatchProcessor(backend: backend, clock: clock).journaled(journal).processAsync(requests), clock: clock)
+        // Only the two failures are submitted again; the batch route and usage are journaled.
+        #expect(backend.submitted.flatMap { $0 }.sorted() == ["j3", "j8"])
+        #expect(events.items.map(\.id).sorted() == ["j3", "j8"])
+        #expect(journal.finishedIDs.count == 12)
+        let restored = try #require(try journal.result(for: "j0"))
+        #expect(restored.route == .batch)
+        #expect(restored.usage.batchInputTokens == 10)
     }
 }

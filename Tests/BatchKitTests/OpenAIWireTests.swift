@@ -318,6 +318,9 @@ import Testing
 
         let filtered = OpenAIWire.error(status: 400, body: ["error": ["message": "filtered", "type": nil, "param": "prompt", "code": "content_filter"]])
         #expect(filtered.code == .contentFiltered)
+        let flat = OpenAIWire.error(status: 400, body: ["object": "error", "message": "bad prompt", "type": "BadRequestError", "code": 400])
+        #expect(flat.message == "bad prompt")
+        #expect(flat.providerType == "BadRequestError")
         let notFound = OpenAIWire.error(status: 404, headers: [:], body: body("The model `x` does not exist", "invalid_request_error", code: "model_not_found"))
         #expect(notFound.code == .notFound)
     }
@@ -326,5 +329,23 @@ import Testing
         #expect(OpenAIWire.redactKeys("key sk-abc123 and sk-proj-XY_z*** end") == "key sk-<redacted> and sk-<redacted> end")
         #expect(OpenAIWire.redactKeys("task-1 sk-") == "task-1 sk-")
         #expect(OpenAIWire.redactKeys("nothing here") == "nothing here")
+    }
+}
+
+@Suite struct OpenAIWireFastPathTests {
+    @Test(arguments: [
+        ChatRequest(model: "m", messages: [.user("hi \"there\"\n")]),
+        ChatRequest(model: "m", messages: [.user("look", images: [.url("https://x/y.png", detail: "high"), .base64("QUJD", mediaType: "image/png")]),
+                                           .assistant("ok"), Message(role: .tool, content: .text("r"))],
+                    system: "sys", maxTokens: 5, temperature: 0.25, topP: 1, stop: ["a", "b"], seed: -3,
+                    responseFormat: .jsonSchema(JSONSchemaFormat(name: "n", schema: ["type": "object"], description: "d", strict: false))),
+        ChatRequest(model: "m", messages: [], maxTokens: 7, temperature: 2.5, responseFormat: .text, usesLegacyMaxTokens: true),
+        ChatRequest(model: "m", messages: [.user("x")], extra: ["n": 2]),
+        ChatRequest(model: "m", messages: [Message(role: .user, content: .text("x"), extra: ["name": "bob"])]),
+    ])
+    func fastPathMatchesJSONValueSerialisation(_ chat: ChatRequest) throws {
+        let request = BatchRequest(id: "fast-1", chat: chat)
+        #expect(request.openAIBatchLineData() == request.openAIBatchLine().serialized())
+        #expect(try BatchRequest(openAIBatchLine: request.openAIBatchLineData()).openAIBatchLine() == request.openAIBatchLine())
     }
 }

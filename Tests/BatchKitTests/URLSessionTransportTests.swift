@@ -130,6 +130,21 @@ struct URLSessionTransportTests {
         await server.shutdown()
     }
 
+    @Test func uploadsAFileAndDownloadsTheAnswerToAFile() async throws {
+        let server = try await EmulatorServer.start { request in EmulatorResponse.bytes(request.body) }
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("roundtrip-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: file) }
+        let content = Data((0..<(1024 * 1024 + 5)).map { UInt8(truncatingIfNeeded: $0 &* 13) })
+        try content.write(to: file)
+        let response = try await URLSessionTransport().send(
+            HTTPRequest(method: "POST", url: server.baseURL.appendingPathComponent("echo"), body: .file(file),
+                downloadsToFile: true))
+        let downloaded = try #require(response.bodyFile)
+        defer { try? FileManager.default.removeItem(at: downloaded) }
+        #expect(try Data(contentsOf: downloaded) == content)
+        await server.shutdown()
+    }
+
     @Test func aRedirectToAnotherHostDropsTheKey() async throws {
         let other = try await EmulatorServer.start(handler: credentialEcho)
         let target = other.baseURL.absoluteString + "/landing?key=sk-secret&page=2"

@@ -129,16 +129,16 @@ public enum DuplicateIDCheck: Sendable, Hashable {
     case never
 }
 
-/// What a child task reports back to the run loop.
-struct ChildOutcome: Sendable {
+/// What running one request (with its retries) reports to its worker.
+struct RequestOutcome: Sendable {
     var result: BatchResult
     var model: String?
     var retries: Int
     var rateLimited: Int
 }
 
-/// The state of one run. The counters live in the run loop (one task); what children share is
-/// behind the rate limiter's and the adaptive limit's own locks.
+/// The state of one run, shared by its workers: the counters are in the ``RunBook`` (behind its
+/// lock), the budgets behind the rate limiter's and the concurrency gate's own locks.
 final class ConcurrentRun<C: Clock>: Sendable where C.Duration == Duration {
     let client: any ModelClient
     let configuration: ConcurrentProcessor<C>.Configuration
@@ -183,7 +183,7 @@ final class ConcurrentRun<C: Clock>: Sendable where C.Duration == Duration {
         let start = clock.now
         let input = SharedInput(requests)
         let book = RunBook(
-            total: total, firstProgress: configuration.progressInterval, priced: configuration.priceTable != nil, checksIDs: checksIDs)
+            total: total, firstProgress: configuration.progressInterval, prices: configuration.priceTable, checksIDs: checksIDs)
         let workers = configuration.maxConcurrency
         await withTaskGroup(of: Bool.self) { group in
             if let timeouts {
@@ -229,21 +229,13 @@ final class ConcurrentRun<C: Clock>: Sendable where C.Duration == Duration {
                 book.retried(outcome.retries, rateLimited: outcome.rateLimited)
             }
             let progress = book.finished(
-                result, cost: price(result, model: request.model), elapsed: start.duration(to: clock.now),
-                interval: configuration.progressInterval)
+                result, model: request.model, elapsed: start.duration(to: clock.now), interval: configuration.progressInterval)
             if let progress { sink.offer(.progress(progress)) }
             if !(await sink.emit(.item(result))) {
                 book.stop()
                 return
             }
         }
-    }
-
-    /// The cost of a result, `nil` when it has usage the price table cannot price.
-    func price(_ r: BatchResult, model: String?) -> Double? {
-        guard let table = configuration.priceTable else { return nil }
-        if r.usage == .zero { return 0 }
-        return r.response?.model.flatMap { table.cost(of: r.usage, model: $0) } ?? model.flatMap { table.cost(of: r.usage, model: $0) }
     }
 
     /// Duplicate ids and what the client cannot express fail before anything is sent.
@@ -265,7 +257,7 @@ final class ConcurrentRun<C: Clock>: Sendable where C.Duration == Duration {
     }
 
     /// One request, with its retries.
-    func execute(_ request: BatchRequest, sink: EventSink) async -> ChildOutcome {
+    func execute(_ request: BatchRequest, sink: EventSink) async -> RequestOutcome {
         let input = TokenEstimator.inputTokens(request)
         let cost = RateLimiter<C>.Cost(
             requests: 1, inputTokens: input, outputTokens: TokenEstimator.outputTokens(request, default: configuration.defaultMaxOutputTokens))
@@ -318,8 +310,8 @@ final class ConcurrentRun<C: Clock>: Sendable where C.Duration == Duration {
         }
     }
 
-    func finish(_ request: BatchRequest, _ outcome: Result<ModelResponse, BatchError>, attempt: Int, started: C.Instant, rateLimited: Int) -> ChildOutcome {
-        ChildOutcome(
+    func finish(_ request: BatchRequest, _ outcome: Result<ModelResponse, BatchError>, attempt: Int, started: C.Instant, rateLimited: Int) -> RequestOutcome {
+        RequestOutcome(
             result: BatchResult(id: request.id, outcome: outcome, attempts: attempt, latency: started.duration(to: clock.now), route: attempt > 0 ? .realtime : .none),
             model: request.model, retries: max(0, attempt - 1), rateLimited: rateLimited)
     }
@@ -354,14 +346,8 @@ final class ConcurrentRun<C: Clock>: Sendable where C.Duration == Duration {
 final class RunBook: Sendable {
     private struct State {
         var total: Int?
-        var succeeded = 0
-        var failed = 0
+        var totals = RunTotals()
         var inFlight = 0
-        var usage = Usage.zero
-        var cost: Double = 0
-        var costKnown = true
-        var retries = 0
-        var rateLimited = 0
         /// 64-bit fingerprints (per-process seeded SipHash) of the ids seen: a quarter of the
         /// memory of the strings; two different ids collide with odds of about 1 in 10^7 per
         /// million-request run... squared: n²/2^65, 2.7e-8 for a million ids.
@@ -371,12 +357,12 @@ final class RunBook: Sendable {
     }
 
     private let state: Mutex<State>
-    private let priced: Bool
+    private let prices: PriceTable?
     private let checksIDs: Bool
 
-    init(total: Int?, firstProgress: Duration, priced: Bool, checksIDs: Bool) {
+    init(total: Int?, firstProgress: Duration, prices: PriceTable?, checksIDs: Bool) {
         state = Mutex(State(total: total, nextProgress: firstProgress))
-        self.priced = priced
+        self.prices = prices
         self.checksIDs = checksIDs
     }
 
@@ -396,36 +382,30 @@ final class RunBook: Sendable {
     func retried(_ retries: Int, rateLimited: Int) {
         guard retries > 0 || rateLimited > 0 else { return }
         state.withLock { s in
-            s.retries += retries
-            s.rateLimited += rateLimited
+            s.totals.retries += retries
+            s.totals.rateLimited += rateLimited
         }
     }
 
-    /// Counts a finished request (`cost` is `nil` when it could not be priced); returns a progress
-    /// report when one is due at `elapsed`.
-    func finished(_ r: BatchResult, cost: Double?, elapsed: Duration, interval: Duration) -> BatchProgress? {
+    /// Counts a finished request of `model`; returns a progress report when one is due at `elapsed`.
+    func finished(_ r: BatchResult, model: String?, elapsed: Duration, interval: Duration) -> BatchProgress? {
         state.withLock { s -> BatchProgress? in
             if r.attempts > 0 { s.inFlight -= 1 }
-            if r.isSuccess { s.succeeded += 1 } else { s.failed += 1 }
-            s.usage += r.usage
-            if let cost { s.cost += cost } else if r.usage != .zero { s.costKnown = false }
+            s.totals.add(r, model: model, prices: prices)
             guard elapsed >= s.nextProgress else { return nil }
             s.nextProgress = elapsed + interval
-            let done = s.succeeded + s.failed
+            let done = s.totals.succeeded + s.totals.failed
             let rate = elapsed > .zero ? Double(done) / elapsed.seconds : 0
             var eta: Duration?
             if let total = s.total, rate > 0 { eta = .seconds(Double(max(0, total - done)) / rate) }
             return BatchProgress(
-                succeeded: s.succeeded, failed: s.failed, inFlight: s.inFlight, total: s.total, usage: s.usage,
-                cost: priced && s.costKnown ? s.cost : nil, requestsPerSecond: rate, eta: eta, elapsed: elapsed)
+                succeeded: s.totals.succeeded, failed: s.totals.failed, inFlight: s.inFlight, total: s.total,
+                usage: s.totals.usage, cost: s.totals.cost(priced: prices != nil), requestsPerSecond: rate, eta: eta,
+                elapsed: elapsed)
         }
     }
 
     func summary(duration: Duration) -> BatchSummary {
-        state.withLock { s in
-            BatchSummary(
-                succeeded: s.succeeded, failed: s.failed, usage: s.usage, cost: priced && s.costKnown ? s.cost : nil,
-                duration: duration, retries: s.retries, rateLimited: s.rateLimited)
-        }
+        state.withLock { $0.totals.summary(duration: duration, priced: prices != nil) }
     }
 }

@@ -88,3 +88,53 @@ public struct CostEstimate: Sendable, Hashable {
         return estimate
     }
 }
+
+extension CostEstimate: CustomStringConvertible {
+    /// The estimate as a plain-text table: one row per model, a total row, and the models without
+    /// a price.
+    ///
+    /// ```
+    /// model          requests  input tokens  output tokens  real-time     batch
+    /// gpt-4o-mini        1000        52,000        100,000    $0.0678   $0.0339
+    /// total              1000        52,000        100,000    $0.0678   $0.0339
+    /// ```
+    public var description: String {
+        let header = ["model", "requests", "input tokens", "output tokens", "real-time", "batch"]
+        var rows: [[String]] = byModel.map { m in
+            [m.model, String(m.requests), Self.grouped(m.inputTokens), Self.grouped(m.outputTokens),
+             m.realtimeCost.map(Self.dollars) ?? "-", m.batchCost.map(Self.dollars) ?? "-"]
+        }
+        rows.append([
+            "total", String(requests), Self.grouped(inputTokens), Self.grouped(outputTokens), Self.dollars(realtimeCost),
+            Self.dollars(batchCost),
+        ])
+        let all = [header] + rows
+        let widths = (0..<header.count).map { column in all.map { $0[column].count }.max() ?? 0 }
+        var lines = all.map { row in
+            row.enumerated().map { column, cell in
+                let pad = String(repeating: " ", count: widths[column] - cell.count)
+                return column == 0 ? cell + pad : pad + cell
+            }.joined(separator: "  ")
+        }
+        if !unpricedModels.isEmpty {
+            lines.append("no price for: \(unpricedModels.joined(separator: ", ")) (not in the totals)")
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// `$` and four decimals (two from a dollar up).
+    static func dollars(_ value: Double) -> String {
+        value >= 1 ? "$" + String(format: "%.2f", value) : "$" + String(format: "%.4f", value)
+    }
+
+    /// Thousands separated by commas.
+    static func grouped(_ n: Int) -> String {
+        let digits = Array(String(n.magnitude))
+        var out = ""
+        for (i, d) in digits.enumerated() {
+            if i > 0, (digits.count - i) % 3 == 0 { out.append(",") }
+            out.append(d)
+        }
+        return n < 0 ? "-" + out : out
+    }
+}

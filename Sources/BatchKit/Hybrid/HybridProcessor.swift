@@ -56,13 +56,27 @@ public struct HybridProcessor<C: Clock>: Processor where C.Duration == Duration 
         let all = collected
         let book = HybridBook(requests: all, priceTable: priceTable)
 
-        // Phase 1: the native batch, until it ends or the deadline passes.
+        // Submission is not raced against the deadline: a job created while its request is cut
+        // off would run unseen and be paid twice.
+        let report = await batch.submitReporting(all)
+        for job in report.jobs {
+            book.addJob(job.job)
+            if !(await sink.emit(.submitted(job.job))) { return .failed(.cancelled()) }
+        }
+        for (result, duplicate) in report.rejected {
+            if await !book.reportRejected(result, duplicate: duplicate, sink: sink) { return .failed(.cancelled()) }
+        }
+        // Chunks that could not be submitted simply stay pending: they run in real time.
+
+        // Phase 1: wait for the jobs until they end or the deadline passes.
         let batch = self.batch
         let clock = self.clock
         let deadline = self.deadline
-        let hitDeadline: Bool = await withTaskGroup(of: Bool?.self) { group in
+        let expecting = Dictionary(report.jobs.map { ($0.job.id, $0.ids) }, uniquingKeysWith: { a, _ in a })
+        let jobIDs = report.jobs.map(\.job.id)
+        let hitDeadline: Bool = jobIDs.isEmpty ? false : await withTaskGroup(of: Bool?.self) { group in
             group.addTask {
-                for await event in batch.processAsync(all) {
+                for await event in batch.attach(jobIDs, expecting: expecting) {
                     if await !book.forwardBatchEvent(event, sink: sink) { return false }
                 }
                 return false
@@ -77,7 +91,7 @@ public struct HybridProcessor<C: Clock>: Processor where C.Duration == Duration 
             }
             let first = await group.next() ?? nil
             group.cancelAll()
-            // Ending the batch consumer cancels the native run, which cancels its remote jobs.
+            // Ending the batch consumer cancels the attached run, which cancels the remote jobs.
             while await group.next() != nil {}
             return first == true
         }
@@ -136,13 +150,7 @@ final class HybridBook: Sendable {
         var pending: [String: BatchRequest] = [:]
         var order: [String] = []
         var finished = Set<String>()
-        var succeeded = 0
-        var failed = 0
-        var usage = Usage.zero
-        var cost: Double = 0
-        var costKnown = true
-        var retries = 0
-        var rateLimited = 0
+        var totals = RunTotals()
         var jobs: [BatchJob] = []
         var sentToRealtime = false
     }
@@ -161,14 +169,23 @@ final class HybridBook: Sendable {
     }
 
     var jobIDs: [String] { state.withLock { $0.jobs.map(\.id) } }
+
+    func addJob(_ job: BatchJob) { state.withLock { $0.jobs.append(job) } }
+
+    /// A request refused before sending. A repeated id is its own item (the first request with
+    /// that id is still pending); any other refusal settles the id.
+    func reportRejected(_ r: BatchResult, duplicate: Bool, sink: EventSink) async -> Bool {
+        if !duplicate { return await report(r, sink: sink) }
+        state.withLock { $0.totals.add(r, prices: priceTable) }
+        return await sink.emit(.item(r))
+    }
     var pendingCount: Int { state.withLock { $0.pending.count } }
 
     /// Handles an event of the native run. Returns `false` when the consumer went away.
     func forwardBatchEvent(_ event: BatchEvent, sink: EventSink) async -> Bool {
         switch event {
-        case .submitted(let job):
-            state.withLock { $0.jobs.append(job) }
-            return await sink.emit(event)
+        case .submitted:
+            return true
         case .item(let r):
             // Failures worth another try (expired, cancelled, retryable) go to real time instead.
             let retryLater = !r.isSuccess && (r.error?.isRetryable == true || r.error?.code == .expired || r.error?.code == .cancelled)
@@ -199,13 +216,9 @@ final class HybridBook: Sendable {
 
     /// Reports a result once per id; results for ids already reported are dropped.
     private func report(_ r: BatchResult, sink: EventSink) async -> Bool {
-        let model = r.response?.model
-        let cost = model.flatMap { m in priceTable?.cost(of: r.usage, model: m) }
         let fresh = state.withLock { s -> Bool in
-            guard s.pending.removeValue(forKey: r.id) != nil, s.finished.insert(r.id).inserted else { return false }
-            if r.isSuccess { s.succeeded += 1 } else { s.failed += 1 }
-            s.usage += r.usage
-            if let cost { s.cost += cost } else if priceTable != nil, r.usage != .zero { s.costKnown = false }
+            guard let request = s.pending.removeValue(forKey: r.id), s.finished.insert(r.id).inserted else { return false }
+            s.totals.add(r, model: request.model, prices: priceTable)
             return true
         }
         guard fresh else { return true }
@@ -222,16 +235,12 @@ final class HybridBook: Sendable {
 
     func addRetries(_ retries: Int, rateLimited: Int) {
         state.withLock { s in
-            s.retries += retries
-            s.rateLimited += rateLimited
+            s.totals.retries += retries
+            s.totals.rateLimited += rateLimited
         }
     }
 
     func summary(duration: Duration) -> BatchSummary {
-        state.withLock { s in
-            BatchSummary(
-                succeeded: s.succeeded, failed: s.failed, usage: s.usage, cost: priceTable != nil && s.costKnown ? s.cost : nil,
-                duration: duration, retries: s.retries, rateLimited: s.rateLimited, jobs: s.jobs)
-        }
+        state.withLock { $0.totals.summary(duration: duration, priced: priceTable != nil, jobs: $0.jobs) }
     }
 }

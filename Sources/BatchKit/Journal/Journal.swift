@@ -20,9 +20,11 @@ import Darwin
 /// ```
 ///
 /// Opening reads every line and remembers the last line per custom id. A last line cut by a crash
-/// (no newline, or not valid JSON) is **repaired**: the file is truncated to the end of the last
-/// good line (see ``repair``). A bad line anywhere else is an error naming the file and line.
-/// A complete, valid last line that only lacks its newline is kept and the newline added.
+/// (invalid JSON that starts like one of our lines, `{…`, or zero bytes) is **repaired**: the file
+/// is truncated to the end of the last good line (see ``repair``). A complete, valid last line that
+/// only lacks its newline is kept and the newline added. Anything else is an error naming the file
+/// and line (`out.jsonl:12: …`) and nothing is changed: a bad line before the last, valid JSON that
+/// is not a batch output line (an *input* file passed by mistake), or text that is not JSONL.
 ///
 /// Finished ids are the successes, and the failures too unless `retryFailed` is set (the
 /// default): then failed ids run again and the new line is appended; the last line of an id wins.
@@ -80,6 +82,11 @@ public final class Journal: Sendable {
         public var failed: Int
         /// Tokens consumed by those results (failures usually count zero).
         public var usage: Usage
+        /// Their cost in US dollars, over the results a price table could price (see
+        /// ``Journal/totals(prices:model:)``); `nil` from ``Journal/totals``.
+        public var cost: Double?
+        /// Results with usage that the price table could not price.
+        public var unpriced: Int = 0
     }
 
     private struct State {
@@ -89,6 +96,8 @@ public final class Journal: Sendable {
         /// Model names, shared by all entries naming them (a long name is otherwise one heap
         /// allocation per entry).
         var models: Set<String>
+        /// Result lines in the file (more than `entries.count` when ids were run again).
+        var lines: Int
         var skipped: Int = 0
     }
 
@@ -113,7 +122,16 @@ public final class Journal: Sendable {
         let path = url.path
         let fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw Journal.ioError(path, "cannot open", errno) }
-        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+        // A process being spawned shares our open files until its exec closes them (O_CLOEXEC),
+        // so a lock just released may still look held for a moment: try a few times, briefly.
+        var locked = flock(fd, LOCK_EX | LOCK_NB) == 0
+        var tries = 0
+        while !locked, errno == EWOULDBLOCK, tries < 20 {
+            tries += 1
+            usleep(10_000)
+            locked = flock(fd, LOCK_EX | LOCK_NB) == 0
+        }
+        guard locked else {
             let e = errno
             _ = posixClose(fd)
             if e == EWOULDBLOCK { throw BatchError(.io, "\(path): the journal is in use by another process") }
@@ -132,7 +150,7 @@ public final class Journal: Sendable {
                 repair = Repair(line: scan.lastLine, removedBytes: 0, reason: "the last line had no newline")
             }
             self.repair = repair
-            self.state = Mutex(State(fd: fd, size: size, entries: scan.entries, models: scan.models))
+            self.state = Mutex(State(fd: fd, size: size, entries: scan.entries, models: scan.models, lines: scan.lines))
         } catch {
             _ = posixClose(fd)
             throw error
@@ -176,12 +194,24 @@ public final class Journal: Sendable {
     }
 
     /// Totals over the last line of every id: what the journal holds, across every run.
-    public var totals: Totals {
+    public var totals: Totals { totals(prices: nil) }
+
+    /// Totals over the last line of every id, with their cost: each result is priced by the model
+    /// that answered (as its body names it), else by `model`.
+    public func totals(prices: PriceTable?, model: String? = nil) -> Totals {
         state.withLock { s in
-            var t = Totals(succeeded: 0, failed: 0, usage: .zero)
+            var t = Totals(succeeded: 0, failed: 0, usage: .zero, cost: prices == nil ? nil : 0)
             for e in s.entries.values {
                 if e.isSuccess { t.succeeded += 1 } else { t.failed += 1 }
                 t.usage += e.usage
+                guard let prices, e.usage.totalTokens > 0 else { continue }
+                if let c = (e.model ?? model).flatMap({ prices.cost(of: e.usage, model: $0) })
+                    ?? model.flatMap({ prices.cost(of: e.usage, model: $0) })
+                {
+                    t.cost! += c
+                } else {
+                    t.unpriced += 1
+                }
             }
             return t
         }
@@ -191,6 +221,69 @@ public final class Journal: Sendable {
     public var skippedCount: Int { state.withLock { $0.skipped } }
 
     func noteSkipped() { state.withLock { $0.skipped += 1 } }
+
+    /// Result lines in the file: more than ``count`` when some ids were run again (a failure
+    /// followed by a later line for the same id).
+    public var lineCount: Int { state.withLock { $0.lines } }
+
+    /// Rewrites the file with only the last line of each id, in file order, so every id appears
+    /// exactly once (`batchkit run` does this at the end of a run whose failures were retried).
+    ///
+    /// The new file is written beside the old one, synced, and renamed over it (atomic: a crash
+    /// leaves either file whole); the journal stays open on the new file. Does nothing when no
+    /// line is superseded.
+    ///
+    /// - Throws: ``BatchError/Code/io`` when the file cannot be written; the journal is then
+    ///   unchanged.
+    public func compact() throws(BatchError) {
+        let path = url.path
+        let directory = url.deletingLastPathComponent().path
+        let tempPath = directory + "/." + url.lastPathComponent + ".compact-\(UInt32.random(in: 0...UInt32.max))"
+        try state.withLock { (s: inout State) throws(BatchError) in
+            guard s.fd >= 0 else { throw BatchError(.io, "\(path): the journal is closed") }
+            guard s.lines > s.entries.count else { return }
+            let out = open(tempPath, O_RDWR | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0o644)
+            guard out >= 0 else { throw Journal.ioError(tempPath, "cannot create", errno) }
+            var newEntries = s.entries
+            var size = 0
+            do throws(BatchError) {
+                var pending = [UInt8]()
+                pending.reserveCapacity(1 << 20)
+                for (id, entry) in s.entries.sorted(by: { $0.value.offset < $1.value.offset }) {
+                    var line = [UInt8](repeating: 0, count: entry.length + 1)
+                    let n = line.withUnsafeMutableBytes { pread(s.fd, $0.baseAddress, entry.length, off_t(entry.offset)) }
+                    guard n == entry.length else { throw Journal.ioError(path, "cannot read", errno) }
+                    line[entry.length] = 0x0A
+                    newEntries[id]!.offset = size
+                    size += line.count
+                    pending.append(contentsOf: line)
+                    if pending.count >= 1 << 20 {
+                        try Journal.writeAll(fd: out, pending, path: tempPath)
+                        pending.removeAll(keepingCapacity: true)
+                    }
+                }
+                try Journal.writeAll(fd: out, pending, path: tempPath)
+                guard fsync(out) == 0 else { throw Journal.ioError(tempPath, "cannot sync", errno) }
+                guard flock(out, LOCK_EX | LOCK_NB) == 0 else { throw Journal.ioError(tempPath, "cannot lock", errno) }
+                guard rename(tempPath, path) == 0 else { throw Journal.ioError(path, "cannot replace", errno) }
+            } catch {
+                _ = posixClose(out)
+                _ = unlink(tempPath)
+                throw error
+            }
+            // Make the rename itself durable.
+            let dir = open(directory.isEmpty ? "." : directory, O_RDONLY | O_CLOEXEC)
+            if dir >= 0 {
+                _ = fsync(dir)
+                _ = posixClose(dir)
+            }
+            _ = posixClose(s.fd)
+            s.fd = out
+            s.size = size
+            s.entries = newEntries
+            s.lines = newEntries.count
+        }
+    }
 
     /// The last recorded result of `id`, read back from the file.
     public func result(for id: String) throws(BatchError) -> BatchResult? {
@@ -259,6 +352,7 @@ public final class Journal: Sendable {
                 route: result.route, offset: s.size,
                 length: length)
             s.size += line.count
+            s.lines += 1
         }
     }
 
@@ -267,6 +361,7 @@ public final class Journal: Sendable {
     private struct Scan {
         var entries: [String: Entry] = [:]
         var models: Set<String> = []
+        var lines = 0
         /// End of the last good line, newline included.
         var goodEnd = 0
         var fileSize = 0
@@ -299,28 +394,39 @@ public final class Journal: Sendable {
             if let p = pending {
                 throw .validation("\(path):\(p.line): \(p.reason)")
             }
-            let reason: String
+            let value: JSONValue
             do {
-                let value = try JSONValue(parsing: content)
-                var (id, entry) = try summarize(value, offset: start, length: bytes.count)
-                entry.model = entry.model.map { scan.models.insert($0).memberAfterInsert }
-                scan.entries[id] = entry
-                scan.lastLine = lineNumber
-                if terminated {
-                    scan.goodEnd = start + bytes.count + 1
-                } else {
-                    scan.goodEnd = start + bytes.count
-                    scan.missingNewline = true
-                }
-                return
-            } catch let e as JSONParseError {
-                reason = terminated ? "not valid JSON (\(e))" : "cut short (no newline, \(e))"
-            } catch let e as BatchError {
-                reason = e.message
+                value = try JSONValue(parsing: content)
             } catch {
-                reason = String(describing: error)
+                // Only what a torn append can leave is repairable: the start of one of our lines
+                // (`{"…`), or zeros (a file system that lost the data after a power cut). Anything
+                // else means this is not a journal, and truncating it would destroy data.
+                let torn = content.first == UInt8(ascii: "{") || content.allSatisfy { $0 == 0 }
+                guard torn else {
+                    throw .validation("\(path):\(lineNumber): not valid JSON and not a journal line cut by a crash (\(error))")
+                }
+                let reason = terminated ? "not valid JSON (\(error))" : "cut short (no newline, \(error))"
+                pending = (lineNumber, start, reason)
+                return
             }
-            pending = (lineNumber, start, reason)
+            // Valid JSON that is not an output line is never a torn write: an error wherever it is.
+            let summary: (String, Entry)
+            do throws(BatchError) {
+                summary = try summarize(value, offset: start, length: bytes.count)
+            } catch {
+                throw .validation("\(path):\(lineNumber): not a batch output line: \(error.message)", field: error.field)
+            }
+            var (id, entry) = summary
+            entry.model = entry.model.map { scan.models.insert($0).memberAfterInsert }
+            scan.entries[id] = entry
+            scan.lines += 1
+            scan.lastLine = lineNumber
+            if terminated {
+                scan.goodEnd = start + bytes.count + 1
+            } else {
+                scan.goodEnd = start + bytes.count
+                scan.missingNewline = true
+            }
         }
 
         while !eof {

@@ -20,6 +20,11 @@ import Foundation
 /// - If a line cannot be written (disk full), the run ends with `.failed` (code
 ///   ``BatchError/Code/io``) and the base run is cancelled: a result that is not journaled is never
 ///   reported.
+/// - When the consumer stops (break, cancellation, crash), results the base processor finished but
+///   had not yet handed over (at most its event buffer) are not journaled and run again next
+///   time; everything that was reported is journaled.
+/// - Rerun with the same journal and the same input: each request ends with exactly one line in
+///   the journal's view (the last line per id); ``Journal/compact()`` makes that true of the file.
 public struct JournaledProcessor<Base: Processor>: Processor {
     /// The processor doing the work.
     public let base: Base

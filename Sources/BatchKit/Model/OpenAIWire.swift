@@ -105,7 +105,11 @@ extension BatchRequest {
     public func writeOpenAIBatchLine(into out: inout [UInt8]) {
         // Keys in sorted order, as JSONValue writes objects: body, custom_id, method, url.
         out.append(contentsOf: #"{"body":"#.utf8)
-        OpenAIWire.body(of: body).write(into: &out)
+        if case .chat(let chat) = body, OpenAIWire.writeChatBodyFast(chat, into: &out) {
+            // Written directly.
+        } else {
+            OpenAIWire.body(of: body).write(into: &out)
+        }
         out.append(contentsOf: #","custom_id":"#.utf8)
         JSONValue.writeString(id, into: &out)
         out.append(contentsOf: #","method":"POST","url":"#.utf8)
@@ -157,6 +161,65 @@ public enum OpenAIWire {
         if let format = c.responseFormat { o["response_format"] = responseFormat(format) }
         for (k, v) in c.extra { o[k] = v }
         return .object(o)
+    }
+
+    /// Writes ``chatBody(_:)`` without building a `JSONValue`, byte for byte as its serialisation
+    /// (keys sorted), when nothing needs merging (no `extra` anywhere). Returns `false`, having
+    /// written nothing, otherwise.
+    static func writeChatBodyFast(_ c: ChatRequest, into out: inout [UInt8]) -> Bool {
+        guard c.extra.isEmpty, c.messages.allSatisfy({ $0.extra.isEmpty }) else { return false }
+        // Keys in sorted order: max_completion_tokens | max_tokens, messages, model,
+        // response_format, seed, stop, temperature, top_p.
+        out.append(UInt8(ascii: "{"))
+        if let n = c.maxTokens {
+            out.append(contentsOf: (c.usesLegacyMaxTokens ? #""max_tokens":"# : #""max_completion_tokens":"#).utf8)
+            JSONValue.writeInt(n, into: &out)
+            out.append(UInt8(ascii: ","))
+        }
+        out.append(contentsOf: #""messages":["#.utf8)
+        var first = true
+        if let system = c.system {
+            out.append(contentsOf: #"{"content":"#.utf8)
+            JSONValue.writeString(system, into: &out)
+            out.append(contentsOf: #","role":"system"}"#.utf8)
+            first = false
+        }
+        for m in c.messages {
+            if !first { out.append(UInt8(ascii: ",")) }
+            first = false
+            out.append(contentsOf: #"{"content":"#.utf8)
+            switch m.content {
+            case .text(let t): JSONValue.writeString(t, into: &out)
+            case .parts(let parts): JSONValue.array(parts.map(contentPart)).write(into: &out)
+            }
+            out.append(contentsOf: #","role":"#.utf8)
+            JSONValue.writeString(m.role.rawValue, into: &out)
+            out.append(UInt8(ascii: "}"))
+        }
+        out.append(contentsOf: #"],"model":"#.utf8)
+        JSONValue.writeString(c.model, into: &out)
+        if let f = c.responseFormat {
+            out.append(contentsOf: #","response_format":"#.utf8)
+            responseFormat(f).write(into: &out)
+        }
+        if let seed = c.seed {
+            out.append(contentsOf: #","seed":"#.utf8)
+            JSONValue.writeInt(seed, into: &out)
+        }
+        if let stop = c.stop {
+            out.append(contentsOf: #","stop":"#.utf8)
+            JSONValue.array(stop.map(JSONValue.string)).write(into: &out)
+        }
+        if let t = c.temperature {
+            out.append(contentsOf: #","temperature":"#.utf8)
+            number(t).write(into: &out)
+        }
+        if let p = c.topP {
+            out.append(contentsOf: #","top_p":"#.utf8)
+            number(p).write(into: &out)
+        }
+        out.append(UInt8(ascii: "}"))
+        return true
     }
 
     /// One chat message in OpenAI's shape; `extra` is merged last.
@@ -546,7 +609,8 @@ public enum OpenAIWire {
 
     static func error(status: Int, headers: HTTPHeaders, json: JSONValue?, fallbackMessage: String?, now: Date) -> BatchError {
         let e = json?["error"]
-        let type = e?["type"]?.stringValue
+        // OpenAI nests the error; some compatible servers (vLLM) put its fields at the top level.
+        let type = e?["type"]?.stringValue ?? json?["type"]?.stringValue
         let code: String? = e?["code"]?.stringValue ?? e?["code"]?.intValue.map(String.init)
         let param = e?["param"]?.stringValue
         var message = e?["message"]?.stringValue ?? e?.stringValue ?? json?["message"]?.stringValue

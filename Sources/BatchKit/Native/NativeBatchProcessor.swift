@@ -117,20 +117,47 @@ public struct NativeBatchProcessor<C: Clock>: Processor where C.Duration == Dura
     ///
     /// - Returns: the created jobs, and the requests that failed validation (never sent).
     public func submit(_ requests: [BatchRequest]) async throws -> (jobs: [BatchJob], rejected: [BatchResult]) {
+        let report = await submitReporting(requests)
+        if let failure = report.failedChunks.first, report.jobs.isEmpty { throw failure.error }
+        return (report.jobs.map(\.job), report.rejected.map(\.result) + report.failedChunks.flatMap { chunk in
+            chunk.ids.map { BatchResult(id: $0, outcome: .failure(chunk.error), attempts: 0, route: .none) }
+        })
+    }
+
+    /// What ``submitReporting(_:)`` did with each request.
+    struct SubmissionReport: Sendable {
+        /// Created jobs, with the custom ids each holds.
+        var jobs: [(job: BatchJob, ids: [String])] = []
+        /// Requests refused before sending; `duplicate` when the id repeats an earlier request.
+        var rejected: [(result: BatchResult, duplicate: Bool)] = []
+        /// Chunks whose job could not be created.
+        var failedChunks: [(ids: [String], error: BatchError)] = []
+    }
+
+    /// Submits everything, chunk by chunk, never losing the id of a job that was created.
+    func submitReporting(_ requests: [BatchRequest]) async -> SubmissionReport {
         let run = NativeRun(backend: backend, configuration: configuration, limits: limits, clock: clock)
-        var rejected: [BatchResult] = []
-        var jobs: [BatchJob] = []
+        var report = SubmissionReport()
         var seen = Set<String>()
         var chunker = Chunker(limits: limits)
-        for r in requests {
-            switch run.encode(r, seen: &seen) {
-            case .failure(let e): rejected.append(BatchResult(id: r.id, outcome: .failure(e), attempts: 0, route: .none))
-            case .success(let item):
-                if let full = chunker.add(item) { jobs.append(try await backend.submit(full, metadata: configuration.metadata)) }
+        func send(_ chunk: [EncodedBatchItem]) async {
+            do {
+                report.jobs.append((try await backend.submit(chunk, metadata: configuration.metadata), chunk.map(\.id)))
+            } catch {
+                report.failedChunks.append((chunk.map(\.id), NativeRun<C>.submissionError(error)))
             }
         }
-        for chunk in chunker.drain() { jobs.append(try await backend.submit(chunk, metadata: configuration.metadata)) }
-        return (jobs, rejected)
+        for r in requests {
+            let duplicate = seen.contains(r.id)
+            switch run.encode(r, seen: &seen) {
+            case .failure(let e):
+                report.rejected.append((BatchResult(id: r.id, outcome: .failure(e), attempts: 0, route: .none), duplicate))
+            case .success(let item):
+                if let full = chunker.add(item) { await send(full) }
+            }
+        }
+        for chunk in chunker.drain() { await send(chunk) }
+        return report
     }
 
     /// The job's current state.
@@ -151,6 +178,9 @@ public struct NativeBatchProcessor<C: Clock>: Processor where C.Duration == Dura
 
     /// Jobs known to the provider, newest first.
     public func list(limit: Int = 20) async throws -> [BatchJob] { try await backend.list(limit: limit) }
+
+    /// Deletes a job (and its files, where the provider keeps them), where the provider supports it.
+    public func delete(_ jobID: String) async throws { try await backend.delete(jobID: jobID) }
 }
 
 extension NativeBatchProcessor where C == ContinuousClock {
@@ -185,15 +215,15 @@ struct Chunker {
     /// Adds an item; returns the group's previous chunk when the item does not fit in it.
     mutating func add(_ item: EncodedBatchItem) -> [EncodedBatchItem]? {
         let size = item.data.count + 1
-        var chunk = open[item.groupKey] ?? ([], 0)
         var full: [EncodedBatchItem]?
-        if !chunk.items.isEmpty, chunk.items.count >= limits.maxRequests || chunk.bytes + size > limits.maxBytes {
-            full = chunk.items
-            chunk = ([], 0)
+        if let chunk = open[item.groupKey], !chunk.items.isEmpty,
+            chunk.items.count >= limits.maxRequests || chunk.bytes + size > limits.maxBytes
+        {
+            full = open.removeValue(forKey: item.groupKey)?.items
         }
-        chunk.items.append(item)
-        chunk.bytes += size
-        open[item.groupKey] = chunk
+        // Mutated in place: copying the chunk out and back would make packing quadratic.
+        open[item.groupKey, default: ([], 0)].items.append(item)
+        open[item.groupKey]!.bytes += size
         return full
     }
 

@@ -28,12 +28,7 @@ final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
     /// Totals for progress and summary.
     struct Books {
         var total: Int?
-        var succeeded = 0
-        var failed = 0
-        var usage = Usage.zero
-        var cost: Double = 0
-        var costKnown = true
-        var retries = 0
+        var totals = RunTotals()
         var jobs: [String: BatchJob] = [:]
         var jobOrder: [String] = []
 
@@ -74,7 +69,7 @@ final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
             if Task.isCancelled { return await cancelled(tracked, books: books) }
             switch encode(request, seen: &seen) {
             case .failure(let e):
-                books.failed += 1
+                books.totals.failed += 1
                 if !(await sink.emit(.item(BatchResult(id: request.id, outcome: .failure(e), attempts: 0, route: .none)))) {
                     return await cancelled(tracked, books: books)
                 }
@@ -105,7 +100,7 @@ final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
         } catch {
             let e = Self.submissionError(error)
             for item in items {
-                books.failed += 1
+                books.totals.failed += 1
                 if !(await sink.emit(.item(BatchResult(id: item.id, outcome: .failure(e), attempts: 0, route: .none)))) { return false }
             }
             return true
@@ -162,7 +157,7 @@ final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
                     if let end = await download(&t, books: &books, retry: &retry, sink: sink) { return end }
                     tracked.remove(at: index)
                     if !retry.isEmpty {
-                        books.retries += retry.count
+                        books.totals.retries += retry.count
                         var chunker = Chunker(limits: limits)
                         var chunks: [[EncodedBatchItem]] = []
                         for item in retry { if let full = chunker.add(item) { chunks.append(full) } }
@@ -264,15 +259,7 @@ final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
     }
 
     func count(_ r: BatchResult, into books: inout Books) {
-        if r.isSuccess { books.succeeded += 1 } else { books.failed += 1 }
-        books.usage += r.usage
-        if let table = configuration.priceTable, r.usage != .zero {
-            if let model = r.response?.model, let c = table.cost(of: r.usage, model: model) {
-                books.cost += c
-            } else {
-                books.costKnown = false
-            }
-        }
+        books.totals.add(r, prices: configuration.priceTable)
     }
 
     func progress(_ tracked: [Tracked], books: Books, start: C.Instant) -> BatchProgress {
@@ -287,22 +274,21 @@ final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
             statuses.insert(t.job.remoteStatus ?? t.job.status.rawValue)
         }
         let elapsed = start.duration(to: clock.now)
-        let done = books.succeeded + books.failed + remoteSucceeded + remoteFailed
+        let done = books.totals.succeeded + books.totals.failed + remoteSucceeded + remoteFailed
         let rate = elapsed > .zero ? Double(done) / elapsed.seconds : 0
         var eta: Duration?
         if let total = books.total, rate > 0 { eta = .seconds(Double(max(0, total - done)) / rate) }
         return BatchProgress(
-            succeeded: books.succeeded + remoteSucceeded, failed: books.failed + remoteFailed,
-            inFlight: max(0, pending - remoteSucceeded - remoteFailed), total: books.total, usage: books.usage,
-            cost: configuration.priceTable != nil && books.costKnown ? books.cost : nil, requestsPerSecond: rate, eta: eta,
+            succeeded: books.totals.succeeded + remoteSucceeded, failed: books.totals.failed + remoteFailed,
+            inFlight: max(0, pending - remoteSucceeded - remoteFailed), total: books.total, usage: books.totals.usage,
+            cost: books.totals.cost(priced: configuration.priceTable != nil), requestsPerSecond: rate, eta: eta,
             elapsed: elapsed, remoteStatus: statuses.sorted().joined(separator: ","))
     }
 
     func summary(_ books: Books, start: C.Instant) -> BatchSummary {
-        BatchSummary(
-            succeeded: books.succeeded, failed: books.failed, usage: books.usage,
-            cost: configuration.priceTable != nil && books.costKnown ? books.cost : nil, duration: start.duration(to: clock.now),
-            retries: books.retries, rateLimited: 0, jobs: books.jobOrder.compactMap { books.jobs[$0] })
+        books.totals.summary(
+            duration: start.duration(to: clock.now), priced: configuration.priceTable != nil,
+            jobs: books.jobOrder.compactMap { books.jobs[$0] })
     }
 
     /// `maxWait` passed: the pending items fail with an error naming their job, and the run fails
@@ -312,7 +298,7 @@ final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
         for t in tracked where t.knowsIDs {
             let e = BatchError(.timeout, "gave up after \(maxWait) waiting for job \(t.job.id) (still \(t.job.remoteStatus ?? t.job.status.rawValue)); attach to it later to collect the result", isRetryable: false)
             for id in t.pending.keys.sorted() {
-                books.failed += 1
+                books.totals.failed += 1
                 if !(await sink.emit(.item(BatchResult(id: id, outcome: .failure(e), attempts: 1, route: .batch)))) { break }
             }
         }

@@ -112,6 +112,8 @@ private final class SessionOwner: Sendable {
         config.httpMaximumConnectionsPerHost = configuration.maximumConnectionsPerHost
         config.httpCookieStorage = nil
         config.httpShouldSetCookies = false
+        // `.never` also skips FoundationNetworking's per-header-line cookie parsing.
+        config.httpCookieAcceptPolicy = .never
         config.urlCache = nil
         config.requestCachePolicy = .reloadIgnoringLocalCacheData
         // Our own deadline governs; these only must not fire first.

@@ -54,6 +54,8 @@ struct GeminiEmulatedBatch {
     var resultsFile: String?
     /// The inline output, once built (so every read shows the same answers).
     var inlineOutput: JSONValue?
+    /// The terminal state, once observed: later configuration changes do not rewrite history.
+    var final: GeminiBatchSnapshot?
 }
 
 /// The state of a batch at one instant.
@@ -131,7 +133,7 @@ extension ProviderEmulator {
             id: id, kind: kind, model: model, displayName: displayName, version: r.path.contains("/v1beta/") ? "v1beta" : "v1",
             inputFile: fileName.map { $0.hasPrefix("files/") ? $0 : "files/" + $0 }, items: items,
             priority: Self.gField(batch, "priority")?.intValue ?? 0, created: created, cancelled: nil,
-            errorOnly: fault == .errorFileOnly, malformedLines: malformed, resultsFile: nil, inlineOutput: nil)
+            errorOnly: fault == .errorFileOnly, malformedLines: malformed, resultsFile: nil, inlineOutput: nil, final: nil)
         geminiState.withLock { s in
             s.batches[id] = b
             s.batchOrder.append(id)
@@ -149,6 +151,17 @@ extension ProviderEmulator {
     }
 
     // MARK: - Time model
+
+    /// The batch's state now; a terminal state is remembered the first time it is seen.
+    func geminiObserve(_ b: GeminiEmulatedBatch) -> GeminiBatchSnapshot {
+        if let f = b.final { return f }
+        let s = geminiSnapshot(b)
+        guard s.isTerminal else { return s }
+        return geminiState.withLock { st in
+            if st.batches[b.id] != nil, st.batches[b.id]?.final == nil { st.batches[b.id]?.final = s }
+            return st.batches[b.id]?.final ?? s
+        }
+    }
 
     func geminiSnapshot(_ b: GeminiEmulatedBatch) -> GeminiBatchSnapshot {
         let total = b.items.count
@@ -302,7 +315,7 @@ extension ProviderEmulator {
 
     func geminiGetBatch(id: String) -> EmulatorResponse {
         guard let b = geminiState.withLock({ $0.batches[id] }) else { return geminiNotFound("batches/\(id)") }
-        let snapshot = geminiSnapshot(b)
+        let snapshot = geminiObserve(b)
         let output = geminiOutput(id, snapshot: snapshot)
         let current = geminiState.withLock { $0.batches[id] } ?? b
         return .json(200, geminiOperation(current, snapshot: snapshot, output: output, includeOutput: true))
@@ -314,7 +327,7 @@ extension ProviderEmulator {
         let (page, next) = Self.geminiPage(all, r, defaultSize: 50, maxSize: 1000)
         var ops: [JSONValue] = []
         for b in page {
-            let snapshot = geminiSnapshot(b)
+            let snapshot = geminiObserve(b)
             // Inline results are left out of lists: do not build them.
             let output = b.inputFile == nil ? nil : geminiOutput(b.id, snapshot: snapshot)
             let current = geminiState.withLock { $0.batches[b.id] } ?? b
@@ -330,7 +343,7 @@ extension ProviderEmulator {
     /// one is left as it is. Answers `{}`.
     func geminiCancelBatch(id: String) -> EmulatorResponse {
         guard let b = geminiState.withLock({ $0.batches[id] }) else { return geminiNotFound("batches/\(id)") }
-        if !geminiSnapshot(b).isTerminal {
+        if !geminiObserve(b).isTerminal {
             let now = elapsed
             geminiState.withLock { s in
                 if s.batches[id]?.cancelled == nil { s.batches[id]?.cancelled = now }

@@ -16,6 +16,10 @@ struct OpenAIBatchRecord {
     var azure: Bool
     var createdOffset: Duration
     var createdAt: Int
+    /// `batchDuration` and `batchExpiry` when the batch was created (later configuration changes
+    /// do not move a batch's schedule).
+    var duration: Duration
+    var expiry: Duration?
     var model: String?
     /// Validation errors (`errors.data`); non-empty means the batch fails.
     var errors: [JSONValue]
@@ -171,6 +175,7 @@ extension ProviderEmulator {
         let record = OpenAIBatchRecord(
             id: newID("batch_", hexDigits: 32), endpoint: endpoint, inputFileID: fileID, inputData: file.data,
             completionWindow: window, metadata: metadata, azure: route.azure, createdOffset: elapsed, createdAt: created,
+            duration: config.withLock { $0.batchDuration }, expiry: config.withLock { $0.batchExpiry },
             model: model, errors: errors, total: errors.isEmpty ? lineCount : 0, okPrefix: okPrefix, inputPrefix: inputPrefix,
             outputPrefix: outputPrefix, fault: batchFault(.openAI))
         openAIState.withLock { s in
@@ -256,10 +261,14 @@ extension ProviderEmulator {
 
     /// The batch's state `age` after its creation.
     func openAIBatchView(_ b: OpenAIBatchRecord, age: Duration) -> OpenAIBatchView {
-        let (duration, expiry) = config.withLock { ($0.batchDuration, $0.batchExpiry) }
+        let (duration, expiry) = (b.duration, b.expiry)
         func at(_ d: Duration) -> Int { b.createdAt + Int(d.seconds.rounded(.down)) }
-        // Items finish over the first 90 % of the duration; the rest is finalizing.
-        func finished(_ t: Duration) -> Int { finishedCount(total: b.total, age: t * 10 / 9) }
+        // Items finish evenly over the first 90 % of the duration; the rest is finalizing.
+        func finished(_ t: Duration) -> Int {
+            if duration <= .zero { return b.total }
+            let fraction = min(1, max(0, t.seconds / (duration.seconds * 0.9)))
+            return min(b.total, Int((Double(b.total) * fraction).rounded(.down)))
+        }
 
         if !b.errors.isEmpty {
             return OpenAIBatchView(status: "failed", finished: 0, failedAt: b.createdAt)
@@ -297,7 +306,7 @@ extension ProviderEmulator {
 
     func openAIBatchJSON(_ b: OpenAIBatchRecord, _ v: OpenAIBatchView, validating: Bool) -> JSONValue {
         func ts(_ t: Int?) -> JSONValue { t.map(JSONValue.int) ?? .null }
-        let expiry = config.withLock { $0.batchExpiry }
+        let expiry = b.expiry
         let okFinished = b.fault == .errorFileOnly ? 0 : b.okPrefix[min(v.finished, b.okPrefix.count - 1)]
         var failed = v.finished - okFinished
         if v.status == "expired" || v.status == "cancelled" { failed = b.total - okFinished }

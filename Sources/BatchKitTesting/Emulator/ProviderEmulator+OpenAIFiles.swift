@@ -26,9 +26,9 @@ extension ProviderEmulator {
 
     /// `POST /v1/files` (multipart: `file`, `purpose`, optional `expires_after[anchor]`/`[seconds]`).
     func openAIUploadFile(_ request: EmulatorRequest, route: OpenAIRoute) -> EmulatorResponse {
-        let parts: [OpenAIFormPart]
+        let parts: [MultipartPart]
         do {
-            parts = try Self.parseMultipart(body: request.body, contentType: request.headers["Content-Type"] ?? "")
+            parts = try MultipartForm.parse(body: request.body, contentType: request.headers["Content-Type"] ?? "")
         } catch {
             return openAIError(status: 400, message: "Invalid multipart/form-data body: \(error)")
         }
@@ -148,64 +148,4 @@ extension ProviderEmulator {
 
     /// Ids of every stored OpenAI file, oldest first.
     public var openAIFileIDs: [String] { openAIState.withLock { $0.fileOrder } }
-}
-
-// MARK: - multipart/form-data
-
-/// One part of a `multipart/form-data` body.
-struct OpenAIFormPart {
-    var name: String
-    var filename: String?
-    var data: Data
-}
-
-extension ProviderEmulator {
-    /// A minimal `multipart/form-data` parser (RFC 7578) for the Files upload.
-    static func parseMultipart(body: Data, contentType: String) throws -> [OpenAIFormPart] {
-        guard contentType.lowercased().hasPrefix("multipart/form-data"),
-            let b = contentType.range(of: "boundary=", options: .caseInsensitive)
-        else { throw OpenAIFormError("the Content-Type is not multipart/form-data with a boundary") }
-        var boundary = String(contentType[b.upperBound...])
-        if let semi = boundary.firstIndex(of: ";") { boundary = String(boundary[..<semi]) }
-        boundary = boundary.trimmingCharacters(in: CharacterSet(charactersIn: "\" "))
-        let delimiter = Data("--\(boundary)".utf8)
-        guard var cursor = body.range(of: delimiter)?.upperBound else { throw OpenAIFormError("no opening boundary") }
-        let separator = Data("\r\n--\(boundary)".utf8)
-        var parts: [OpenAIFormPart] = []
-        while true {
-            if body[cursor...].starts(with: Data("--".utf8)) { return parts }
-            guard body[cursor...].starts(with: Data("\r\n".utf8)) else { throw OpenAIFormError("malformed boundary line") }
-            cursor += 2
-            guard let headerEnd = body.range(of: Data("\r\n\r\n".utf8), in: cursor..<body.endIndex) else {
-                throw OpenAIFormError("a part has no header end")
-            }
-            guard let next = body.range(of: separator, in: headerEnd.upperBound..<body.endIndex) else {
-                throw OpenAIFormError("no closing boundary")
-            }
-            let headers = String(decoding: body[cursor..<headerEnd.lowerBound], as: UTF8.self)
-            var name: String?
-            var filename: String?
-            for line in headers.components(separatedBy: "\r\n") where line.lowercased().hasPrefix("content-disposition:") {
-                name = Self.dispositionParameter("name", in: line)
-                filename = Self.dispositionParameter("filename", in: line)
-            }
-            guard let name else { throw OpenAIFormError("a part has no name") }
-            parts.append(OpenAIFormPart(name: name, filename: filename, data: Data(body[headerEnd.upperBound..<next.lowerBound])))
-            cursor = next.upperBound
-        }
-    }
-
-    static func dispositionParameter(_ key: String, in line: String) -> String? {
-        for piece in line.split(separator: ";") {
-            let kv = piece.trimmingCharacters(in: .whitespaces)
-            guard kv.lowercased().hasPrefix(key + "=") else { continue }
-            return String(kv.dropFirst(key.count + 1)).trimmingCharacters(in: CharacterSet(charactersIn: "\""))
-        }
-        return nil
-    }
-}
-
-struct OpenAIFormError: Error, CustomStringConvertible {
-    var description: String
-    init(_ d: String) { description = d }
 }

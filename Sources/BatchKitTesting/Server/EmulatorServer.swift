@@ -39,21 +39,19 @@ public final class EmulatorServer: Sendable {
     let listenFD: Int32
     /// A pipe whose write end wakes the accept thread at shutdown.
     let wakeFDs: (read: Int32, write: Int32)
+    /// Connection bookkeeping, touched when connections open and close and at shutdown, never
+    /// per request (64 connection threads contending for one lock cost more than the requests).
     let state = Mutex(State())
-
-    struct Connection {
-        var fd: Int32
-        /// The handler task for the request being answered, cancelled at shutdown.
-        var inFlight: Task<Void, Never>?
-    }
+    /// Set once at shutdown; read per request without the lock.
+    let closing = Atomic<Bool>(false)
+    let served = Atomic<Int>(0)
 
     struct State {
-        var closing = false
         var nextID: UInt64 = 0
-        var connections: [UInt64: Connection] = [:]
+        var connections: [UInt64: ConnectionControl] = [:]
         var liveThreads = 0
         var drainWaiters: [CheckedContinuation<Void, Never>] = []
-        var requestsServed = 0
+        var connectionsAccepted = 0
     }
 
     /// `http://HOST:PORT` (for a wildcard host, `http://127.0.0.1:PORT`).
@@ -65,8 +63,11 @@ public final class EmulatorServer: Sendable {
     /// Connections currently open.
     public var connectionCount: Int { state.withLock { $0.connections.count } }
 
+    /// Connections accepted since the start.
+    public var connectionsAccepted: Int { state.withLock { $0.connectionsAccepted } }
+
     /// Requests answered so far (faulted answers included).
-    public var requestsServed: Int { state.withLock { $0.requestsServed } }
+    public var requestsServed: Int { served.load(ordering: .relaxed) }
 
     private init(host: String, port: Int, listenFD: Int32, wakeFDs: (Int32, Int32), handler: @escaping Handler) {
         self.host = host
@@ -102,26 +103,25 @@ public final class EmulatorServer: Sendable {
         }
         let server = EmulatorServer(
             host: host, port: boundPort, listenFD: fd, wakeFDs: (pipeFDs[0], pipeFDs[1]), handler: handler)
-        server.spawn(name: "EmulatorServer.accept") { server.acceptLoop() }
+        server.spawn(name: "emulator-accept") { server.acceptLoop() }
         return server
     }
 
     /// Stops the server: closes the listener and every connection, cancels the requests in
     /// flight, and returns when every server thread has ended. Calling it again just waits.
     public func shutdown() async {
-        let (first, tasks) = state.withLock { s -> (Bool, [Task<Void, Never>]) in
-            let first = !s.closing
-            s.closing = true
+        let first = state.withLock { s -> Bool in
+            let first = !closing.exchange(true, ordering: .sequentiallyConsistent)
             // Wake the connection threads while their descriptors are still registered (a
-            // thread unregisters before it closes, so these descriptors cannot be reused yet).
-            for connection in s.connections.values { Socket.shutdownBoth(connection.fd) }
-            return (first, s.connections.values.compactMap(\.inFlight))
+            // thread unregisters before it closes, so these descriptors cannot be reused yet),
+            // and cancel the requests in flight.
+            for connection in s.connections.values { connection.stop() }
+            return first
         }
         if first {
             var byte: UInt8 = 1
             _ = write(wakeFDs.write, &byte, 1)
         }
-        for task in tasks { task.cancel() }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let done = state.withLock { s -> Bool in
                 if s.liveThreads == 0 { return true }
@@ -148,7 +148,7 @@ public final class EmulatorServer: Sendable {
     private func threadEnded() {
         let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
             s.liveThreads -= 1
-            guard s.liveThreads == 0, s.closing else { return [] }
+            guard s.liveThreads == 0, closing.load(ordering: .sequentiallyConsistent) else { return [] }
             defer { s.drainWaiters = [] }
             return s.drainWaiters
         }
@@ -170,10 +170,12 @@ public final class EmulatorServer: Sendable {
             fds[1].revents = 0
             let ready = poll(&fds, 2, -1)
             if ready < 0 {
-                if errno == EINTR { continue }
-                return
+                // Only the wake pipe ends this loop: shutdown writes to it exactly once and this
+                // thread closes it, so it must not be closed before shutdown has written.
+                if errno != EINTR { usleep(1000) }
+                continue
             }
-            if fds[1].revents != 0 || state.withLock({ $0.closing }) { return }
+            if fds[1].revents != 0 || closing.load(ordering: .sequentiallyConsistent) { return }
             // Accept everything pending (a burst of hundreds of clients arrives at once).
             while true {
                 let fd = accept(listenFD, nil, nil)
@@ -185,17 +187,19 @@ public final class EmulatorServer: Sendable {
                 // Accepted sockets inherit O_NONBLOCK on some systems; connections block.
                 _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
                 Socket.setNoDelay(fd)
+                let control = ConnectionControl(fd: fd)
                 let id = state.withLock { s -> UInt64? in
-                    guard !s.closing else { return nil }
+                    guard !closing.load(ordering: .sequentiallyConsistent) else { return nil }
                     s.nextID += 1
-                    s.connections[s.nextID] = Connection(fd: fd)
+                    s.connectionsAccepted += 1
+                    s.connections[s.nextID] = control
                     return s.nextID
                 }
                 guard let id else {
                     _ = close(fd)
                     return
                 }
-                spawn(name: "EmulatorServer.connection") { [self] in serve(connection: id, fd: fd) }
+                spawn(name: "emulator-conn") { [self] in serve(connection: id, control: control) }
             }
         }
     }
@@ -209,7 +213,8 @@ public final class EmulatorServer: Sendable {
         case reset
     }
 
-    private func serve(connection id: UInt64, fd: Int32) {
+    private func serve(connection id: UInt64, control: ConnectionControl) {
+        let fd = control.fd
         let reader = HTTPRequestReader(fd: fd)
         var ending = Ending.close
         defer {
@@ -223,7 +228,7 @@ public final class EmulatorServer: Sendable {
             do {
                 guard let h = try reader.readHead() else { return }
                 head = h
-                let framing = try head.framing()
+                let framing = head.framing
                 if framing != .none && head.expectsContinue {
                     guard Socket.sendAll(fd, Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)) else { return }
                 }
@@ -239,29 +244,24 @@ public final class EmulatorServer: Sendable {
             let (path, query) = head.pathAndQuery()
             let request = EmulatorRequest(
                 method: head.method.uppercased(), path: path, query: query, headers: head.headers, body: body)
-            guard let response = answer(request, connection: id) else { return }
+            guard let response = answer(request, control: control) else { return }
             ending = writeAnswer(response, fd: fd, head: head)
-            state.withLock { $0.requestsServed += 1 }
+            served.add(1, ordering: .relaxed)
             if ending != .keepOpen { return }
         }
     }
 
     /// Runs the handler on the Swift concurrency pool and blocks this (server-owned) thread until
     /// it answers. `nil` when the server is shutting down.
-    private func answer(_ request: EmulatorRequest, connection id: UInt64) -> EmulatorResponse? {
+    private func answer(_ request: EmulatorRequest, control: ConnectionControl) -> EmulatorResponse? {
         let slot = AnswerSlot()
         let handler = self.handler
         let task = Task {
             slot.fulfil(await handler(request))
         }
-        let registered = state.withLock { s -> Bool in
-            guard !s.closing, s.connections[id] != nil else { return false }
-            s.connections[id]?.inFlight = task
-            return true
-        }
-        if !registered { task.cancel() }
+        let registered = control.begin(task)
         let response = slot.wait()
-        state.withLock { $0.connections[id]?.inFlight = nil }
+        control.end()
         return registered ? response : nil
     }
 
@@ -273,7 +273,7 @@ public final class EmulatorServer: Sendable {
     /// Writes an answer, applying its wire fault. Returns how the connection continues.
     private func writeAnswer(_ response: EmulatorResponse, fd: Int32, head: HTTPRequestHead) -> Ending {
         if response.fault == .resetConnection { return .reset }
-        let keepAlive = head.keepAlive && !state.withLock { $0.closing }
+        let keepAlive = head.keepAlive && !closing.load(ordering: .relaxed)
         let body = head.method == "HEAD" ? Data() : response.body
         var text = "HTTP/1.1 \(response.status) \(Self.reason(response.status))\r\n"
         for field in response.headers {
@@ -283,7 +283,14 @@ public final class EmulatorServer: Sendable {
             }
         }
         text += "Content-Length: \(response.body.count)\r\n"
-        text += keepAlive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n"
+        // HTTP/1.1 keeps connections open by default; every header line costs URLSession clients
+        // a timer reset, so `Connection` is only sent when it says something.
+        if !keepAlive {
+            text += "Connection: close\r\n"
+        } else if !head.isHTTP11 {
+            text += "Connection: keep-alive\r\n"
+        }
+        text += "\r\n"
         var headBytes = Array(text.utf8)
         switch response.fault {
         case .truncateBody(let bytes):
@@ -324,13 +331,13 @@ public final class EmulatorServer: Sendable {
     private func pauseUnlessClosing(_ duration: Duration) -> Bool {
         var remaining = duration
         while remaining > .zero {
-            if state.withLock({ $0.closing }) { return false }
+            if closing.load(ordering: .relaxed) { return false }
             let slice = min(remaining, .milliseconds(20))
             let c = slice.components
             usleep(UInt32(c.seconds * 1_000_000 + c.attoseconds / 1_000_000_000_000))
             remaining -= slice
         }
-        return !state.withLock { $0.closing }
+        return !closing.load(ordering: .relaxed)
     }
 
     static func reason(_ status: Int) -> String {
@@ -364,6 +371,40 @@ public final class EmulatorServer: Sendable {
         case 529: return "Site Overloaded"
         default: return "Status \(status)"
         }
+    }
+}
+
+/// One open connection as shutdown sees it: its descriptor and the request in flight.
+/// `Sendable` without `@unchecked`: the mutable part is behind a `Mutex` that only this
+/// connection's thread and shutdown ever take (uncontended per request).
+final class ConnectionControl: Sendable {
+    let fd: Int32
+    private let inFlight = Mutex<(task: Task<Void, Never>?, stopped: Bool)>((nil, false))
+
+    init(fd: Int32) { self.fd = fd }
+
+    /// Records the handler task of the request being answered; `false` (and the task
+    /// cancelled) when shutdown already began.
+    func begin(_ task: Task<Void, Never>) -> Bool {
+        let stopped = inFlight.withLock { s -> Bool in
+            if !s.stopped { s.task = task }
+            return s.stopped
+        }
+        if stopped { task.cancel() }
+        return !stopped
+    }
+
+    func end() { inFlight.withLock { $0.task = nil } }
+
+    /// Shutdown: wakes the connection's thread and cancels its request. Called with the
+    /// server's lock held, while the descriptor is still registered (so it is still ours).
+    func stop() {
+        let task = inFlight.withLock { s -> Task<Void, Never>? in
+            s.stopped = true
+            return s.task
+        }
+        Socket.shutdownBoth(fd)
+        task?.cancel()
     }
 }
 

@@ -16,6 +16,12 @@ struct HTTPRequestHead {
     /// `true` for HTTP/1.1 (and later 1.x), `false` for HTTP/1.0.
     var isHTTP11: Bool
     var headers: HTTPHeaders
+    /// How the body is framed, from `Transfer-Encoding` / `Content-Length` (RFC 9112 §6.3).
+    var framing: BodyFraming = .none
+    /// Whether the connection stays open after the answer.
+    var keepAlive = true
+    /// Whether the client waits for `100 Continue` before sending the body.
+    var expectsContinue = false
 
     /// How the body is framed.
     enum BodyFraming: Equatable {
@@ -24,45 +30,30 @@ struct HTTPRequestHead {
         case chunked
     }
 
-    /// The body framing from `Transfer-Encoding` / `Content-Length` (RFC 9112 §6.3).
-    func framing() throws(HTTPParseError) -> BodyFraming {
-        var transferEncodings: [String] = []
-        var lengths: Set<String> = []
-        for field in headers {
-            switch field.name.lowercased() {
-            case "transfer-encoding":
-                transferEncodings += field.value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
-            case "content-length":
-                for v in field.value.split(separator: ",") { lengths.insert(v.trimmingCharacters(in: .whitespaces)) }
-            default:
-                break
-            }
+    /// Works out ``framing``, ``keepAlive`` and ``expectsContinue`` from the few header values
+    /// that decide them (collected while parsing, so the headers are not searched again).
+    mutating func classify(
+        transferEncodings: [String], contentLengths: [String], connection: [String], expect: String?
+    ) throws(HTTPParseError) {
+        let tokens = connection.flatMap { $0.lowercased().split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+        keepAlive = !tokens.contains("close") && (isHTTP11 || tokens.contains("keep-alive"))
+        expectsContinue = isHTTP11 && expect?.lowercased() == "100-continue"
+        let codings = transferEncodings.flatMap {
+            $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
         }
-        if !transferEncodings.isEmpty {
-            guard transferEncodings.last == "chunked" else { throw .unsupportedTransferEncoding }
-            guard transferEncodings.allSatisfy({ $0 == "chunked" || $0 == "identity" }) else {
+        if !codings.isEmpty {
+            guard codings.last == "chunked", codings.allSatisfy({ $0 == "chunked" || $0 == "identity" }) else {
                 throw .unsupportedTransferEncoding
             }
-            return .chunked
+            framing = .chunked
+            return
         }
-        guard let text = lengths.first else { return .none }
-        guard lengths.count == 1, let n = Int(text), n >= 0, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
+        let lengths = Set(contentLengths.flatMap { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } })
+        guard let text = lengths.first else { return }
+        guard lengths.count == 1, !text.isEmpty, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let n = Int(text) else {
             throw .malformed("invalid Content-Length")
         }
-        return n == 0 ? .none : .length(n)
-    }
-
-    /// Whether the connection stays open after the answer.
-    var keepAlive: Bool {
-        let tokens = headers.fields.filter { $0.name.lowercased() == "connection" }
-            .flatMap { $0.value.lowercased().split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
-        if tokens.contains("close") { return false }
-        return isHTTP11 || tokens.contains("keep-alive")
-    }
-
-    /// Whether the client waits for `100 Continue` before sending the body.
-    var expectsContinue: Bool {
-        isHTTP11 && headers["Expect"]?.lowercased().trimmingCharacters(in: .whitespaces) == "100-continue"
+        framing = n == 0 ? .none : .length(n)
     }
 
     /// The path (percent-decoded) and query items (last value wins) of the target.
@@ -255,34 +246,93 @@ final class HTTPRequestReader {
         }
     }
 
-    /// Parses the request line and header fields.
+    /// Parses the request line and header fields, byte by byte (no per-line string splitting).
     static func parseHead(_ bytes: UnsafeRawBufferPointer) throws(HTTPParseError) -> HTTPRequestHead {
-        let text = String(decoding: bytes, as: UTF8.self)
-        var lines = text.split(separator: "\r\n", omittingEmptySubsequences: false)
-        guard !lines.isEmpty else { throw .malformed("empty request") }
-        let requestLine = lines.removeFirst()
-        let parts = requestLine.split(separator: " ", omittingEmptySubsequences: true)
+        let n = bytes.count
+        func lineEnd(from i: Int) -> Int {
+            var j = i
+            while j + 1 < n {
+                if bytes[j] == 0x0D && bytes[j + 1] == 0x0A { return j }
+                j += 1
+            }
+            return n
+        }
+        func text(_ from: Int, _ to: Int) -> String {
+            String(decoding: UnsafeRawBufferPointer(rebasing: bytes[from..<to]), as: UTF8.self)
+        }
+        func isName(_ from: Int, _ to: Int, _ lowercase: StaticString) -> Bool {
+            guard to - from == lowercase.utf8CodeUnitCount else { return false }
+            let p = lowercase.utf8Start
+            for k in 0..<(to - from) {
+                var b = bytes[from + k]
+                if b >= 0x41 && b <= 0x5A { b += 0x20 }
+                if b != p[k] { return false }
+            }
+            return true
+        }
+
+        // Request line: METHOD SP target SP HTTP/1.x
+        let requestEnd = lineEnd(from: 0)
+        var parts: [(Int, Int)] = []
+        var i = 0
+        while i < requestEnd {
+            while i < requestEnd && bytes[i] == 0x20 { i += 1 }
+            let partStart = i
+            while i < requestEnd && bytes[i] != 0x20 { i += 1 }
+            if i > partStart { parts.append((partStart, i)) }
+        }
         guard parts.count == 3 else { throw .malformed("bad request line") }
-        let method = String(parts[0])
-        guard !method.isEmpty, method.utf8.allSatisfy(isTokenByte) else { throw .malformed("bad method") }
-        let version = parts[2]
+        guard (parts[0].0..<parts[0].1).allSatisfy({ isTokenByte(bytes[$0]) }) else { throw .malformed("bad method") }
+        let version = text(parts[2].0, parts[2].1)
         guard version.hasPrefix("HTTP/1.") else { throw .malformed("unsupported HTTP version") }
+
         var headers = HTTPHeaders()
-        for line in lines {
-            if line.isEmpty { continue }
-            if line.first == " " || line.first == "\t" {
+        var transferEncodings: [String] = []
+        var contentLengths: [String] = []
+        var connection: [String] = []
+        var expect: String?
+        var lineStart = requestEnd + 2
+        while lineStart < n {
+            let end = lineEnd(from: lineStart)
+            defer { lineStart = end + 2 }
+            if end == lineStart { continue }
+            var valueEnd = end
+            if bytes[lineStart] == 0x20 || bytes[lineStart] == 0x09 {
                 // obsolete line folding: join to the previous field
                 guard let last = headers.fields.last else { throw .malformed("folded line without a field") }
-                headers[last.name] = last.value + " " + line.trimmingCharacters(in: .whitespaces)
+                var from = lineStart
+                while from < valueEnd && (bytes[from] == 0x20 || bytes[from] == 0x09) { from += 1 }
+                while valueEnd > from && (bytes[valueEnd - 1] == 0x20 || bytes[valueEnd - 1] == 0x09) { valueEnd -= 1 }
+                headers[last.name] = last.value + " " + text(from, valueEnd)
                 continue
             }
-            guard let colon = line.firstIndex(of: ":") else { throw .malformed("header line without a colon") }
-            let name = line[..<colon]
-            guard !name.isEmpty, name.utf8.allSatisfy(isTokenByte) else { throw .malformed("bad header name") }
-            let value = line[line.index(after: colon)...].trimmingCharacters(in: CharacterSet(charactersIn: " \t"))
-            headers.add(String(name), value)
+            var colon = lineStart
+            while colon < end && bytes[colon] != 0x3A { colon += 1 }
+            guard colon < end else { throw .malformed("header line without a colon") }
+            guard colon > lineStart, (lineStart..<colon).allSatisfy({ isTokenByte(bytes[$0]) }) else {
+                throw .malformed("bad header name")
+            }
+            var valueStart = colon + 1
+            while valueStart < valueEnd && (bytes[valueStart] == 0x20 || bytes[valueStart] == 0x09) { valueStart += 1 }
+            while valueEnd > valueStart && (bytes[valueEnd - 1] == 0x20 || bytes[valueEnd - 1] == 0x09) { valueEnd -= 1 }
+            let value = text(valueStart, valueEnd)
+            headers.add(text(lineStart, colon), value)
+            if isName(lineStart, colon, "content-length") {
+                contentLengths.append(value)
+            } else if isName(lineStart, colon, "transfer-encoding") {
+                transferEncodings.append(value)
+            } else if isName(lineStart, colon, "connection") {
+                connection.append(value)
+            } else if isName(lineStart, colon, "expect") {
+                expect = value
+            }
         }
-        return HTTPRequestHead(method: method, target: String(parts[1]), isHTTP11: version != "HTTP/1.0", headers: headers)
+        var head = HTTPRequestHead(
+            method: text(parts[0].0, parts[0].1), target: text(parts[1].0, parts[1].1), isHTTP11: version != "HTTP/1.0",
+            headers: headers)
+        try head.classify(
+            transferEncodings: transferEncodings, contentLengths: contentLengths, connection: connection, expect: expect)
+        return head
     }
 
     private static func isTokenByte(_ b: UInt8) -> Bool {

@@ -1,0 +1,112 @@
+import BatchKit
+import BatchKitOpenAI
+import BatchKitTesting
+import Foundation
+
+/// Scenario `makespan`: 5,000 chat requests through `OpenAIClient` + `ConcurrentProcessor` over
+/// `URLSessionTransport` to the loopback emulator with 100 ms latency, concurrency 100. Ideal time
+/// = N × latency / concurrency = 5 s; efficiency = ideal / achieved.
+func runMakespanBenchmark() async throws {
+    let n = benchOption("requests", env: "BENCH_REQUESTS").flatMap(Int.init) ?? 5_000
+    let concurrency = 100
+    let latency = Duration.milliseconds(100)
+    let emulator = ProviderEmulator(configuration: .init(latency: latency))
+    let server = try await EmulatorServer.start(emulator: emulator)
+    defer { Task { await server.shutdown() } }
+    let inProcess = benchOption("in-process", env: "BENCH_IN_PROCESS") != nil
+    let client = OpenAIClient(
+        apiKey: "sk-bench", baseURL: server.baseURL.appendingPathComponent("v1"),
+        transport: inProcess ? emulator.transport : URLSessionTransport())
+    let processor = ConcurrentProcessor(client: client, configuration: .init(maxConcurrency: concurrency))
+    let requests = (0..<n).map { i in
+        BatchRequest(id: "m\(i)", chat: ChatRequest(model: "gpt-4o-mini", messages: [.user("Classify item \(i)")], maxTokens: 16))
+    }
+    chatter("makespan: \(n) requests, concurrency \(concurrency), latency 100 ms")
+    let start = ContinuousClock.now
+    var ok = 0
+    var failed = 0
+    for await event in processor.processAsync(requests) {
+        if case .item(let r) = event { if r.isSuccess { ok += 1 } else { failed += 1 } }
+    }
+    let seconds = (ContinuousClock.now - start).seconds
+    await server.shutdown()
+    let ideal = Double(n) * latency.seconds / Double(concurrency)
+    printJSONLine([
+        "scenario": "makespan", "requests": .int(n), "succeeded": .int(ok), "failed": .int(failed),
+        "seconds": .double(round3(seconds)), "ideal_seconds": .double(round3(ideal)), "efficiency": .double(round3(ideal / seconds)),
+    ])
+}
+
+/// Scenario `ratelimit`: the emulator enforces 3,000 requests/minute on the key. Two runs of about
+/// 30 s each: `configured` (the processor is told 3,000 RPM) and `adaptive` (told nothing: it learns
+/// from the rate-limit headers and 429s). `achieved_ratio` = achieved requests per minute / 3,000.
+func runRateLimitBenchmark() async throws {
+    let seconds = benchOption("seconds", env: "BENCH_SECONDS").flatMap(Double.init) ?? 30
+    let rpm = 3_000
+
+    func oneRun(configured: Bool) async throws -> (ratio: Double, rateLimited: Int, share: Double, requests: Int) {
+        let emulator = ProviderEmulator(configuration: .init(latency: .milliseconds(20), requestsPerMinute: rpm))
+        let server = try await EmulatorServer.start(emulator: emulator)
+        let client = OpenAIClient(apiKey: "sk-bench", baseURL: server.baseURL.appendingPathComponent("v1"), transport: URLSessionTransport())
+        let processor = ConcurrentProcessor(
+            client: client, configuration: .init(maxConcurrency: 64, requestsPerMinute: configured ? rpm : nil, learnsRateLimits: !configured))
+        // More requests than the window allows; the run is cut at `seconds`.
+        let n = Int(Double(rpm) / 60 * seconds * 3)
+        let requests = (0..<n).map { i in
+            BatchRequest(id: "r\(i)", chat: ChatRequest(model: "gpt-4o-mini", messages: [.user("q\(i)")], maxTokens: 8))
+        }
+        let start = ContinuousClock.now
+        var ok = 0
+        for await event in processor.processAsync(requests) {
+            if case .item(let r) = event, r.isSuccess { ok += 1 }
+            if (ContinuousClock.now - start).seconds >= seconds { break }
+        }
+        let elapsed = (ContinuousClock.now - start).seconds
+        let sent = emulator.modelRequestCount
+        let limited = emulator.rateLimitedCount
+        await server.shutdown()
+        let achievedPerMinute = Double(ok) / elapsed * 60
+        chatter("ratelimit \(configured ? "configured" : "adaptive"): \(ok) ok in \(String(format: "%.1f", elapsed)) s, \(limited) 429s of \(sent) requests")
+        return (achievedPerMinute / Double(rpm), limited, sent > 0 ? Double(limited) / Double(sent) : 0, sent)
+    }
+
+    let c = try await oneRun(configured: true)
+    let a = try await oneRun(configured: false)
+    printJSONLine([
+        "scenario": "ratelimit", "limit_rpm": .int(rpm), "seconds_per_run": .double(seconds),
+        "configured": ["achieved_ratio": .double(round3(c.ratio)), "rate_limited": .int(c.rateLimited)],
+        "adaptive": [
+            "achieved_ratio": .double(round3(a.ratio)), "rate_limited": .int(a.rateLimited),
+            "rate_limited_share": .double(round3(a.share)),
+        ],
+    ])
+}
+
+/// Scenario `native`: 50,000 chat requests through the OpenAI native batch path (Files upload,
+/// batch create, poll, output download, streamed join) against the in-process emulator with a
+/// batch that completes at once, end to end.
+func runNativeBenchmark() async throws {
+    let n = benchOption("requests", env: "BENCH_REQUESTS").flatMap(Int.init) ?? 50_000
+    let emulator = ProviderEmulator(configuration: .init(batchDuration: .zero))
+    let backend = OpenAIBatchBackend(apiKey: "sk-bench", baseURL: URL(string: "http://emulator.invalid/v1")!, transport: emulator.transport)
+    let processor = NativeBatchProcessor(backend: backend, configuration: .init(pollInterval: .milliseconds(10)))
+    let requests = (0..<n).map { i in
+        BatchRequest(id: "n\(i)", chat: ChatRequest(model: "gpt-4o-mini", messages: [.user("Summarise document \(i) in one line.")], maxTokens: 32))
+    }
+    let start = ContinuousClock.now
+    var ok = 0
+    var failed = 0
+    var jobs = 0
+    for await event in processor.processAsync(requests) {
+        switch event {
+        case .item(let r): if r.isSuccess { ok += 1 } else { failed += 1 }
+        case .submitted: jobs += 1
+        default: break
+        }
+    }
+    let seconds = (ContinuousClock.now - start).seconds
+    printJSONLine([
+        "scenario": "native", "requests": .int(n), "succeeded": .int(ok), "failed": .int(failed), "jobs": .int(jobs),
+        "seconds": .double(round3(seconds)), "peak_rss_mb": .double(round3(peakRSSMegabytes())),
+    ])
+}

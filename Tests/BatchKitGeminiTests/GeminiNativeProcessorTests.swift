@@ -1,0 +1,254 @@
+import BatchKit
+import BatchKitTesting
+import Foundation
+import Synchronization
+import Testing
+
+@testable import BatchKitGemini
+
+/// A thread-safe Boolean.
+final class GeminiFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    var isSet: Bool { value.load(ordering: .acquiring) }
+    func set() { value.store(true, ordering: .releasing) }
+}
+
+/// Runs a stream to its end while a driver moves the manual clock to each sleeper's deadline
+/// (polls, progress ticks): batches age only as fast as the processor waits for them.
+///
+/// `holdUntilSubmitted` keeps time still until the consumer has seen a `.submitted` event, so a
+/// deadline cannot pass while the batch is still being created.
+func drive(
+    _ stream: BatchEventStream, clock: ManualClock, holdUntilSubmitted: Bool = false,
+    beforeAdvance: @escaping @Sendable () -> Void = {}
+) async -> [BatchEvent] {
+    let done = GeminiFlag()
+    let submitted = GeminiFlag()
+    let driver = Task {
+        while !done.isSet {
+            beforeAdvance()
+            if clock.sleeperCount > 0, !holdUntilSubmitted || submitted.isSet { _ = clock.advanceToNextDeadline() }
+            await Task.yield()
+        }
+    }
+    var events: [BatchEvent] = []
+    for await e in stream {
+        if case .submitted = e { submitted.set() }
+        events.append(e)
+    }
+    done.set()
+    await driver.value
+    return events
+}
+
+extension Array where Element == BatchEvent {
+    var items: [BatchResult] { compactMap { if case .item(let r) = $0 { return r } else { return nil } } }
+    var submittedJobs: [BatchJob] { compactMap { if case .submitted(let j) = $0 { return j } else { return nil } } }
+    var summary: BatchSummary? {
+        for e in self { if case .completed(let s) = e { return s } }
+        return nil
+    }
+    /// Items by id; fails the test when an id is reported twice.
+    var itemsByID: [String: BatchResult] {
+        var out: [String: BatchResult] = [:]
+        for r in items {
+            #expect(out[r.id] == nil, "\(r.id) reported twice")
+            out[r.id] = r
+        }
+        return out
+    }
+}
+
+func pollingConfiguration(
+    limits: BatchLimits? = nil, resubmit: ResubmitPolicy = .none
+) -> NativeBatchProcessor<ManualClock>.Configuration {
+    .init(pollInterval: .seconds(5), maxPollInterval: .seconds(5), pollBackoff: 1, resubmit: resubmit, limits: limits)
+}
+
+@Suite struct GeminiNativeProcessorTests {
+    @Test(arguments: Wire.allCases)
+    func fullLifecycleWithMixedOutcomes(_ wire: Wire) async throws {
+        try await withBatch(wire, .init(batchDuration: .seconds(30))) { f in
+            let processor = GeminiBatchProcessor(backend: f.backend, configuration: pollingConfiguration(), clock: f.clock)
+            var requests = chats(12)
+            // Passes BatchKit's checks, rejected by Gemini per item (a message with no parts).
+            requests.append(BatchRequest(id: "empty-parts", chat: ChatRequest(model: "gemini-2.5-flash", messages: [Message(role: .user, content: .parts([]))])))
+            requests.append(BatchRequest(id: "emb-1", embedding: EmbeddingRequest(model: "gemini-embedding-001", input: "one", dimensions: 4)))
+            requests.append(BatchRequest(id: "emb-2", embedding: EmbeddingRequest(model: "gemini-embedding-001", input: "two", dimensions: 4)))
+            requests.append(BatchRequest(id: "raw", body: .raw(RawRequest(endpoint: "/v1/responses", body: ["model": "x"]))))
+
+            let events = await drive(processor.processAsync(requests), clock: f.clock)
+            guard case .started? = events.first else {
+                Issue.record("the first event must be .started")
+                return
+            }
+            let jobs = events.submittedJobs
+            #expect(jobs.count == 2)  // one chat batch, one embedding batch
+            #expect(jobs.allSatisfy { $0.id.hasPrefix("batches/") && $0.provider == "gemini" })
+            let items = events.itemsByID
+            #expect(items.count == requests.count)
+            #expect(items["raw"]?.error?.code == .validation)
+            #expect(items["raw"]?.route == BatchResult.Route.none)
+            #expect(items["empty-parts"]?.error?.code == .invalidRequest)
+            #expect(items["empty-parts"]?.route == .batch)
+            for i in 0..<12 { #expect(items["req-\(i)"]?.isSuccess == true) }
+            #expect(items["emb-1"]?.response?.embeddings?.first?.count == 4)
+            #expect(items["emb-1"]?.response?.embeddings != items["emb-2"]?.response?.embeddings)
+            let summary = try #require(events.summary)
+            #expect(summary.succeeded == 14 && summary.failed == 2)
+            #expect(summary.usage.batchInputTokens > 0 && summary.usage.batchInputTokens == summary.usage.inputTokens)
+            // Nothing was sent twice; the raw request was never sent.
+            #expect(f.emulator.sentCounts.values.allSatisfy { $0 == 1 })
+            #expect(f.emulator.sentCount(customID: "raw") == 0)
+        }
+    }
+
+    @Test(arguments: Wire.allCases)
+    func splitsOverSmallLimitsAndModels(_ wire: Wire) async throws {
+        try await withBatch(wire) { f in
+            let processor = GeminiBatchProcessor(
+                backend: f.backend, configuration: pollingConfiguration(limits: BatchLimits(maxRequests: 4, maxBytes: 1 << 20)), clock: f.clock)
+            let requests = chats(10) + (0..<3).map { chat("pro-\($0)", "Question \($0)", model: "gemini-2.5-pro") }
+            let events = await drive(processor.processAsync(requests), clock: f.clock)
+            let jobs = events.submittedJobs
+            #expect(jobs.count == 4)  // 4 + 4 + 2 flash, 3 pro
+            #expect(Set(jobs.compactMap { $0.metadata["model"] }) == ["models/gemini-2.5-flash", "models/gemini-2.5-pro"])
+            #expect(jobs.allSatisfy { $0.requestCount <= 4 })
+            #expect(events.itemsByID.count == 13)
+            #expect(events.summary?.succeeded == 13)
+        }
+    }
+
+    @Test(arguments: Wire.allCases)
+    func expiryWithResubmission(_ wire: Wire) async throws {
+        try await withBatch(wire, .init(batchDuration: .seconds(100), batchExpiry: .seconds(50))) { f in
+            let processor = GeminiBatchProcessor(
+                backend: f.backend, configuration: pollingConfiguration(resubmit: .failedAndExpired(maxRounds: 1)), clock: f.clock)
+            let emulator = f.emulator
+            // Once the expired items have been sent again, let batches run to completion.
+            let events = await drive(processor.processAsync(chats(6)), clock: f.clock, beforeAdvance: {
+                if emulator.sentCount(customID: "req-0") >= 2 { emulator.update { $0.batchExpiry = nil } }
+            })
+            let jobs = events.submittedJobs
+            #expect(jobs.count == 2)
+            let first = try await f.backend.status(of: jobs[0].id)
+            #expect(first.status == .expired)
+            let items = events.itemsByID
+            #expect(items.count == 6)
+            #expect(items.values.allSatisfy { $0.isSuccess })
+            for i in 0..<6 { #expect(f.emulator.sentCount(customID: "req-\(i)") == 2) }
+        }
+    }
+
+    @Test(arguments: Wire.allCases)
+    func expiryWithoutResubmissionReportsExpiredItems(_ wire: Wire) async throws {
+        try await withBatch(wire, .init(batchDuration: .seconds(100), batchExpiry: .seconds(20))) { f in
+            let processor = GeminiBatchProcessor(backend: f.backend, configuration: pollingConfiguration(), clock: f.clock)
+            let events = await drive(processor.processAsync(chats(3)), clock: f.clock)
+            let items = events.itemsByID
+            #expect(items.count == 3)
+            #expect(items.values.allSatisfy { $0.error?.code == .expired })
+            #expect(events.summary?.failed == 3)
+        }
+    }
+
+    @Test(arguments: Wire.allCases)
+    func breakingOutCancelsTheRemoteJob(_ wire: Wire) async throws {
+        try await withBatch(wire, .init(batchDuration: .seconds(1000))) { f in
+            let processor = GeminiBatchProcessor(backend: f.backend, configuration: pollingConfiguration(), clock: f.clock)
+            var jobID: String?
+            for await event in processor.processAsync(chats(5)) {
+                if case .submitted(let job) = event {
+                    jobID = job.id
+                    break
+                }
+            }
+            let id = try #require(jobID)
+            var status = try await f.backend.status(of: id).status
+            for _ in 0..<2_000 where status != .cancelled {
+                await Task.yield()
+                status = try await f.backend.status(of: id).status
+            }
+            #expect(status == .cancelled)
+        }
+    }
+
+    @Test(arguments: Wire.allCases)
+    func attachFromAFreshProcessorSendsNothingAgain(_ wire: Wire) async throws {
+        try await withBatch(wire, .init(batchDuration: .seconds(20))) { f in
+            let requests = chats(5)
+            let first = GeminiBatchProcessor(backend: f.backend, configuration: pollingConfiguration(), clock: f.clock)
+            let (jobs, rejected) = try await first.submit(requests)
+            #expect(rejected.isEmpty)
+            let job = try #require(jobs.first)
+            #expect(jobs.count == 1)
+
+            // "After a restart": a new processor over a new backend value.
+            let second = GeminiBatchProcessor(
+                backend: GeminiBatchBackend(apiKey: GeminiFixture.key, baseURL: f.harness.baseURL, transport: f.harness.transport),
+                configuration: pollingConfiguration(), clock: f.clock)
+            let events = await drive(second.attach([job.id], expecting: [job.id: requests.map(\.id)]), clock: f.clock)
+            let items = events.itemsByID
+            #expect(items.count == 5)
+            #expect(items.values.allSatisfy { $0.isSuccess && $0.route == .batch })
+            #expect(events.submittedJobs.isEmpty)
+            for r in requests { #expect(f.emulator.sentCount(customID: r.id) == 1) }
+        }
+    }
+
+    @Test(arguments: Wire.allCases)
+    func failedPollsAreRetried(_ wire: Wire) async throws {
+        let fault = EmulatorFault(.status(500), on: .batchPoll(.gemini), firstTimes: 3)
+        try await withBatch(wire, .init(batchDuration: .seconds(10), faults: [fault])) { f in
+            let processor = GeminiBatchProcessor(backend: f.backend, configuration: pollingConfiguration(), clock: f.clock)
+            let events = await drive(processor.processAsync(chats(4)), clock: f.clock)
+            #expect(events.summary?.succeeded == 4)
+            #expect(events.itemsByID.count == 4)
+        }
+    }
+
+    @Test(arguments: Wire.allCases)
+    func malformedResultLinesAndErrorOnlyBatches(_ wire: Wire) async throws {
+        try await withBatch(wire, .init(faults: [EmulatorFault(.malformedResultLines(2), on: .provider(.gemini))]), inlineByteLimit: 10) { f in
+            let processor = GeminiBatchProcessor(backend: f.backend, configuration: pollingConfiguration(), clock: f.clock)
+            let items = await drive(processor.processAsync(chats(5)), clock: f.clock).itemsByID
+            #expect(items.count == 5)
+            #expect(items.values.filter { $0.error?.code == .invalidResponse }.count == 2)
+            #expect(items.values.filter(\.isSuccess).count == 3)
+        }
+        try await withBatch(wire, .init(faults: [EmulatorFault(.errorFileOnly, on: .provider(.gemini))])) { f in
+            let processor = GeminiBatchProcessor(backend: f.backend, configuration: pollingConfiguration(), clock: f.clock)
+            let events = await drive(processor.processAsync(chats(3)), clock: f.clock)
+            #expect(events.itemsByID.count == 3)
+            #expect(events.items.allSatisfy { $0.error?.code == .server })
+            #expect(events.summary?.failed == 3)
+        }
+    }
+}
+
+@Suite struct GeminiHybridTests {
+    @Test(arguments: Wire.allCases)
+    func deadlineMovesTheRestToRealTime(_ wire: Wire) async throws {
+        try await withBatch(wire, .init(batchDuration: .seconds(100))) { f in
+            let client = GeminiClient(apiKey: GeminiFixture.key, baseURL: f.harness.baseURL, transport: f.harness.transport)
+            let hybrid = HybridProcessor(
+                batch: NativeBatchProcessor(backend: f.backend, configuration: pollingConfiguration(), clock: f.clock),
+                realtime: ConcurrentProcessor(client: client, configuration: .init(maxConcurrency: 4), clock: f.clock),
+                deadline: .seconds(35), cancellationGrace: .seconds(30), clock: f.clock)
+            let requests = chats(10)
+            let events = await drive(hybrid.processAsync(requests), clock: f.clock, holdUntilSubmitted: true)
+            let items = events.itemsByID
+            #expect(items.count == 10)
+            #expect(items.values.allSatisfy { $0.isSuccess })
+            let viaBatch = items.values.filter { $0.route == .batch }
+            let viaRealtime = items.values.filter { $0.route == .realtime }
+            #expect(viaBatch.count >= 3 && !viaRealtime.isEmpty)
+            #expect(viaBatch.count + viaRealtime.count == 10)
+            // Finished in the batch: sent once. Missed the deadline: sent to the batch, then once in real time.
+            for r in viaBatch { #expect(f.emulator.sentCount(customID: r.id) == 1) }
+            for r in viaRealtime { #expect(f.emulator.sentCount(customID: r.id) == 2) }
+            let job = try #require(events.submittedJobs.first)
+            #expect(try await f.backend.status(of: job.id).status == .cancelled)
+        }
+    }
+}

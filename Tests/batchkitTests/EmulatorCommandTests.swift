@@ -1,0 +1,97 @@
+import BatchKit
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The built `batchkit` executable, next to the test bundle.
+let batchkitBinary: URL? = {
+    let candidates = [
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("batchkit"),
+        Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("batchkit"),
+    ]
+    return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) }
+}()
+
+/// Runs the tool to completion; returns exit code, stdout and stderr.
+func runBatchkit(_ arguments: [String]) async throws -> (Int32, String, String) {
+    let process = Process()
+    let binary: URL = try #require(batchkitBinary)
+    process.executableURL = binary
+    process.arguments = arguments
+    let out = Pipe()
+    let err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    return try await withCheckedThrowingContinuation { continuation in
+        Thread {
+            let stdout = out.fileHandleForReading.readDataToEndOfFile()
+            let stderr = err.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            continuation.resume(returning: (
+                process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self)
+            ))
+        }.start()
+    }
+}
+
+@Suite("batchkit emulator", .enabled(if: batchkitBinary != nil), .timeLimit(.minutes(1)))
+struct EmulatorCommandTests {
+    @Test(arguments: [["frobnicate"], ["emulator", "--bogus"], ["emulator", "--port"], ["emulator", "--port", "x"],
+                      ["emulator", "stray"]])
+    func usageErrorsAreOneLineWithExitCode2(_ arguments: [String]) async throws {
+        let (status, stdout, stderr) = try await runBatchkit(arguments)
+        #expect(status == 2)
+        #expect(stdout.isEmpty)
+        #expect(stderr.split(separator: "\n").count == 1, "\(stderr)")
+    }
+
+    @Test func helpGoesToStdout() async throws {
+        let (status, stdout, _) = try await runBatchkit(["emulator", "--help"])
+        #expect(status == 0)
+        #expect(stdout.contains("--latency-ms"))
+    }
+
+    @Test func servesUntilSIGTERM() async throws {
+        let process = Process()
+        let binary: URL = try #require(batchkitBinary)
+    process.executableURL = binary
+        process.arguments = ["emulator", "--port", "0", "--api-key", "sk-cli-test"]
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let line = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<String, any Error>) in
+            Thread {
+                // Read the first line (bounded: the process prints it at once or the test time limit ends it).
+                var bytes: [UInt8] = []
+                while true {
+                    let chunk = out.fileHandleForReading.readData(ofLength: 1)
+                    if chunk.isEmpty || chunk.first == 0x0A { break }
+                    bytes += chunk
+                }
+                continuation.resume(returning: String(decoding: bytes, as: UTF8.self))
+            }.start()
+        }
+        #expect(line.hasPrefix("BatchKit emulator listening on http://127.0.0.1:"))
+        let base = try #require(URL(string: String(line.split(separator: " ").last ?? "")))
+        let transport = URLSessionTransport()
+        let ok = try await transport.send(HTTPRequest(url: base.appendingPathComponent("v1/models"),
+            headers: ["Authorization": "Bearer wrong-key"]))
+        #expect((400..<500).contains(ok.status))  // 401 once routes check keys; 404 before
+        #expect(!String(decoding: ok.body, as: UTF8.self).contains("sk-cli-test"))
+        kill(process.processIdentifier, SIGTERM)
+        let status = await withCheckedContinuation { (continuation: CheckedContinuation<Int32, Never>) in
+            Thread {
+                process.waitUntilExit()
+                continuation.resume(returning: process.terminationStatus)
+            }.start()
+        }
+        #expect(status == 0)
+    }
+}
