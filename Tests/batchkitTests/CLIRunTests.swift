@@ -206,15 +206,17 @@ func withEmulator<T>(
         let dir = try TempDir()
         let total = 40
         try dir.write("in.jsonl", Fixtures.chatLines(total))
-        // The batch takes 100 s of the emulator's manual clock. Once it is submitted the test moves
-        // the clock to the middle of it; at the (real) deadline the CLI cancels the job, and the
-        // server moves the clock past the cancellation's drain time, so the job ends cancelled
-        // with about half of its items finished.
+        // The batch takes 100 s of the emulator's manual clock. The server moves the clock to the
+        // middle of it as soon as the job is created (not the test: on a loaded machine the test
+        // could react after the CLI's real-time deadline); at the deadline the CLI cancels the job,
+        // and the server moves the clock past the cancellation's drain time, so the job ends
+        // cancelled with about half of its items finished.
         let clock = ManualClock()
         let emulator = ProviderEmulator(configuration: EmulatorConfiguration(batchDuration: .seconds(100)), clock: clock)
         let server = try await EmulatorServer.start { request in
             let response = await emulator.handle(request)
             if request.method == "POST", request.path.hasSuffix("/cancel") { clock.advance(by: .seconds(11)) }
+            if request.method == "POST", request.path.hasSuffix("/v1/batches") { clock.advance(by: .seconds(50)) }
             return response
         }
         do {
@@ -223,7 +225,6 @@ func withEmulator<T>(
                 ["run", "in.jsonl", "--output", "out.jsonl", "--mode", "hybrid", "--deadline", "6s", "--poll-interval", "100ms", "--base-url", url],
                 in: dir.url)
             let submitted = await child.waitForStderrLine { $0.contains("submitted job batch_") }
-            if submitted { clock.advance(by: .seconds(50)) }
             let result = await child.finish()
             #expect(result.status == 0, "\(result.stderr)")
             let lines = try Fixtures.outputLines(dir.file("out.jsonl"))
