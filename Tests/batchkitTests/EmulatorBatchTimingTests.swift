@@ -12,28 +12,10 @@ import Darwin
 @Suite("batchkit emulator batch timing", .enabled(if: batchkitBinary != nil), .timeLimit(.minutes(1)))
 struct EmulatorBatchTimingTests {
     @Test func batchWithTwoHundredRequestsIsStillRunningHalfASecondLater() async throws {
-        let process = Process()
-        let binary: URL = try #require(batchkitBinary)
-        process.executableURL = binary
-        process.arguments = ["emulator", "--port", "0", "--batch-seconds", "2"]
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let (process, line) = try await startEmulator(["--port", "0", "--batch-seconds", "2"])
         // Never wait for the child on a Swift concurrency thread: the emulators of other tests
         // need those threads. SIGKILL needs no cooperation from the child.
         defer { kill(process.processIdentifier, SIGKILL) }
-        let line = await withCheckedContinuation { (continuation: CheckedContinuation<String, Never>) in
-            Thread {
-                var bytes: [UInt8] = []
-                while true {
-                    let chunk = out.fileHandleForReading.readData(ofLength: 1)
-                    if chunk.isEmpty || chunk.first == 0x0A { break }
-                    bytes += chunk
-                }
-                continuation.resume(returning: String(decoding: bytes, as: UTF8.self))
-            }.start()
-        }
         let base = try #require(URL(string: String(line.split(separator: " ").last ?? "")))
         let transport = URLSessionTransport()
         let headers: HTTPHeaders = ["x-api-key": "k", "anthropic-version": "2023-06-01", "content-type": "application/json"]

@@ -40,6 +40,32 @@ func runBatchkit(_ arguments: [String]) async throws -> (Int32, String, String) 
     }
 }
 
+/// Starts `batchkit emulator` with `arguments`; returns the process and the first line it printed
+/// (read on a thread of its own, never blocking a Swift concurrency thread).
+func startEmulator(_ arguments: [String]) async throws -> (Process, String) {
+    let process = Process()
+    let binary: URL = try #require(batchkitBinary)
+    process.executableURL = binary
+    process.arguments = ["emulator"] + arguments
+    let out = Pipe()
+    process.standardOutput = out
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    let line = await withCheckedContinuation { (continuation: CheckedContinuation<String, Never>) in
+        Thread {
+            // Bounded: the process prints the line at once, or the test's time limit ends it.
+            var bytes: [UInt8] = []
+            while true {
+                let chunk = out.fileHandleForReading.readData(ofLength: 1)
+                if chunk.isEmpty || chunk.first == 0x0A { break }
+                bytes += chunk
+            }
+            continuation.resume(returning: String(decoding: bytes, as: UTF8.self))
+        }.start()
+    }
+    return (process, line)
+}
+
 @Suite("batchkit emulator", .enabled(if: batchkitBinary != nil), .timeLimit(.minutes(1)))
 struct EmulatorCommandTests {
     @Test(arguments: [["frobnicate"], ["emulator", "--bogus"], ["emulator", "--port"], ["emulator", "--port", "x"],
@@ -58,26 +84,7 @@ struct EmulatorCommandTests {
     }
 
     @Test func servesUntilSIGTERM() async throws {
-        let process = Process()
-        let binary: URL = try #require(batchkitBinary)
-    process.executableURL = binary
-        process.arguments = ["emulator", "--port", "0", "--api-key", "sk-cli-test"]
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let line = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<String, any Error>) in
-            Thread {
-                // Read the first line (bounded: the process prints it at once or the test time limit ends it).
-                var bytes: [UInt8] = []
-                while true {
-                    let chunk = out.fileHandleForReading.readData(ofLength: 1)
-                    if chunk.isEmpty || chunk.first == 0x0A { break }
-                    bytes += chunk
-                }
-                continuation.resume(returning: String(decoding: bytes, as: UTF8.self))
-            }.start()
-        }
+        let (process, line) = try await startEmulator(["--port", "0", "--api-key", "sk-cli-test"])
         #expect(line.hasPrefix("BatchKit emulator listening on http://127.0.0.1:"))
         let base = try #require(URL(string: String(line.split(separator: " ").last ?? "")))
         let transport = URLSessionTransport()

@@ -17,7 +17,6 @@ public final class BoundedChannel<Element: Sendable>: Sendable {
     }
 
     private enum SendAction { case done(Bool), handOff(CheckedContinuation<Element?, Never>), wait }
-    private enum SendThen { case parked, resume(Bool), handOff(CheckedContinuation<Element?, Never>) }
     private enum ReceiveAction { case value(Element?, CheckedContinuation<Bool, Never>?), wait }
 
     private let state = Mutex(State())
@@ -34,47 +33,11 @@ public final class BoundedChannel<Element: Sendable>: Sendable {
     /// - Returns: `false` when the channel was cancelled or finished and the element discarded.
     @discardableResult
     public func send(_ element: Element) async -> Bool {
-        let action: SendAction = state.withLock { s in
-            if s.cancelled || s.finished { return .done(false) }
-            if let r = s.receiver {
-                s.receiver = nil
-                return .handOff(r)
-            }
-            if s.buffer.count < capacity {
-                s.buffer.append(element)
-                return .done(true)
-            }
-            return .wait
-        }
-        switch action {
-        case .done(let ok): return ok
-        case .handOff(let r):
-            r.resume(returning: element)
-            return true
-        case .wait:
-            return await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
-                let then: SendThen = state.withLock { s in
-                    if s.cancelled || s.finished { return .resume(false) }
-                    if let r = s.receiver {
-                        // The consumer drained the buffer while we were getting ready to wait.
-                        s.receiver = nil
-                        return .handOff(r)
-                    }
-                    if s.buffer.count < capacity {
-                        s.buffer.append(element)
-                        return .resume(true)
-                    }
-                    s.senders.append((element, c))
-                    return .parked
-                }
-                switch then {
-                case .parked: break
-                case .resume(let ok): c.resume(returning: ok)
-                case .handOff(let r):
-                    r.resume(returning: element)
-                    c.resume(returning: true)
-                }
-            }
+        if let done = deliver(element) { return done }
+        return await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
+            // Try again under the lock that parks us: the consumer may have drained the buffer
+            // while we were getting ready to wait.
+            if let done = deliver(element, orPark: c) { c.resume(returning: done) }
         }
     }
 
@@ -82,7 +45,11 @@ public final class BoundedChannel<Element: Sendable>: Sendable {
     ///
     /// - Returns: whether the element was accepted.
     @discardableResult
-    public func offer(_ element: Element) -> Bool {
+    public func offer(_ element: Element) -> Bool { deliver(element) ?? false }
+
+    /// Hands `element` to a waiting consumer or buffers it. Returns the outcome, or `nil` when the
+    /// buffer is full — after parking `sender`, if one is given.
+    private func deliver(_ element: Element, orPark sender: CheckedContinuation<Bool, Never>? = nil) -> Bool? {
         let action: SendAction = state.withLock { s in
             if s.cancelled || s.finished { return .done(false) }
             if let r = s.receiver {
@@ -93,14 +60,15 @@ public final class BoundedChannel<Element: Sendable>: Sendable {
                 s.buffer.append(element)
                 return .done(true)
             }
-            return .done(false)
+            if let sender { s.senders.append((element, sender)) }
+            return .wait
         }
         switch action {
         case .done(let ok): return ok
         case .handOff(let r):
             r.resume(returning: element)
             return true
-        case .wait: return false
+        case .wait: return nil
         }
     }
 
