@@ -21,12 +21,30 @@ public struct HTTPHeaders: Sendable, Hashable, Sequence, ExpressibleByDictionary
     /// The first value of `name`, or `nil`. Setting replaces every value of `name`; `nil` removes it.
     public subscript(name: String) -> String? {
         get {
-            for f in fields where f.name.caseInsensitiveCompare(name) == .orderedSame { return f.value }
+            for f in fields where Self.sameName(f.name, name) { return f.value }
             return nil
         }
         set {
-            fields.removeAll { $0.name.caseInsensitiveCompare(name) == .orderedSame }
+            fields.removeAll { Self.sameName($0.name, name) }
             if let newValue { fields.append((name: name, value: newValue)) }
+        }
+    }
+
+    /// Header names compare ASCII-case-insensitively (RFC 9110); no locale-aware comparison,
+    /// which showed up in profiles of the emulator.
+    static func sameName(_ a: String, _ b: String) -> Bool {
+        var a = a.utf8.makeIterator()
+        var b = b.utf8.makeIterator()
+        while true {
+            switch (a.next(), b.next()) {
+            case (nil, nil): return true
+            case (let x?, let y?):
+                if x == y { continue }
+                let lx = x >= 65 && x <= 90 ? x | 0x20 : x
+                let ly = y >= 65 && y <= 90 ? y | 0x20 : y
+                if lx != ly { return false }
+            default: return false
+            }
         }
     }
 
