@@ -4,9 +4,9 @@ import Synchronization
 ///
 /// The iterator is not `Sendable` and its `next()` may suspend, so a `Mutex` cannot guard it;
 /// an async lock does (waiters park as continuations, resumed outside the lock).
+// @unchecked Sendable: the one mutable field, `iterator`, is only touched by the holder of the
+// async lock `lock` (see `next()`); every other field is a `Mutex` or an `Atomic`.
 final class SharedInput<Base: AsyncSequence & Sendable>: @unchecked Sendable where Base.Element == BatchRequest, Base.Failure == Never {
-    // `iterator` is only touched by the holder of `lock` (see `next()`); that is what makes the
-    // class safe to share despite the unchecked conformance.
     private var iterator: Base.AsyncIterator
     private let lock = Mutex<LockState>(LockState())
     private let exhausted = Atomic<Bool>(false)
