@@ -106,7 +106,7 @@ public struct HybridProcessor<C: Clock>: Processor where C.Duration == Duration 
             let collector = NativeBatchProcessor(backend: batch.backend, configuration: graceConfig, clock: clock)
             for await event in collector.attach(book.jobIDs) {
                 if case .item(let r) = event, r.isSuccess {
-                    if await !book.forwardLateBatchResult(r, sink: sink) { return .failed(.cancelled()) }
+                    if await !book.report(r, sink: sink) { return .failed(.cancelled()) }
                 }
             }
         }
@@ -117,7 +117,7 @@ public struct HybridProcessor<C: Clock>: Processor where C.Duration == Duration 
             for await event in realtime.processAsync(rest) {
                 switch event {
                 case .item(let r):
-                    if await !book.forwardRealtime(r, sink: sink) { return .failed(.cancelled()) }
+                    if await !book.report(r, sink: sink) { return .failed(.cancelled()) }
                 case .retrying, .progress:
                     if !(await sink.emit(event)) { return .failed(.cancelled()) }
                 case .completed(let s):
@@ -152,7 +152,6 @@ final class HybridBook: Sendable {
         var finished = Set<String>()
         var totals = RunTotals()
         var jobs: [BatchJob] = []
-        var sentToRealtime = false
     }
 
     private let state: Mutex<State>
@@ -205,17 +204,9 @@ final class HybridBook: Sendable {
         }
     }
 
-    /// A success collected after the deadline.
-    func forwardLateBatchResult(_ r: BatchResult, sink: EventSink) async -> Bool {
-        await report(r, sink: sink)
-    }
-
-    func forwardRealtime(_ r: BatchResult, sink: EventSink) async -> Bool {
-        await report(r, sink: sink)
-    }
-
-    /// Reports a result once per id; results for ids already reported are dropped.
-    private func report(_ r: BatchResult, sink: EventSink) async -> Bool {
+    /// Reports a result once per id; results for ids already reported are dropped. Returns
+    /// `false` when the consumer went away.
+    func report(_ r: BatchResult, sink: EventSink) async -> Bool {
         let fresh = state.withLock { s -> Bool in
             guard let request = s.pending.removeValue(forKey: r.id), s.finished.insert(r.id).inserted else { return false }
             s.totals.add(r, model: request.model, prices: priceTable)
@@ -227,10 +218,7 @@ final class HybridBook: Sendable {
 
     /// The requests still without a result, in input order; they are now the real-time path's.
     func takePending() -> [BatchRequest] {
-        state.withLock { s in
-            s.sentToRealtime = true
-            return s.order.compactMap { s.pending[$0] }
-        }
+        state.withLock { s in s.order.compactMap { s.pending[$0] } }
     }
 
     func addRetries(_ retries: Int, rateLimited: Int) {
