@@ -1,18 +1,9 @@
 import BatchKit
 import Foundation
 
-/// An API key that never prints: `description`, `debugDescription` and reflection (`dump`, the
-/// default `String(describing:)` of a struct holding it) all show `<redacted>`.
-struct AnthropicAPIKey: Sendable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
-    let value: String
-    var description: String { "<redacted>" }
-    var debugDescription: String { "<redacted>" }
-    var customMirror: Mirror { Mirror(self, children: []) }
-}
-
 /// What the client and the batch backend share: base URL, credentials, version header, transport.
 struct AnthropicConnection: Sendable {
-    let apiKey: AnthropicAPIKey
+    let apiKey: APIKey?
     let baseURL: URL
     let version: String
     let extraHeaders: HTTPHeaders
@@ -20,7 +11,7 @@ struct AnthropicConnection: Sendable {
     let timeout: Duration?
 
     init(apiKey: String?, baseURL: URL, version: String, extraHeaders: HTTPHeaders, transport: any HTTPTransport, timeout: Duration?) {
-        self.apiKey = AnthropicAPIKey(value: apiKey ?? ProcessInfo.processInfo.environment["ANTHROPIC_API_KEY"] ?? "")
+        self.apiKey = APIKey(apiKey, environment: "ANTHROPIC_API_KEY")
         self.baseURL = baseURL
         self.version = version
         self.extraHeaders = extraHeaders
@@ -68,7 +59,7 @@ struct AnthropicConnection: Sendable {
     func send(
         _ method: String, _ url: URL, body: Data? = nil, customID: String? = nil, downloadsToFile: Bool = false
     ) async throws -> HTTPResponse {
-        guard !apiKey.value.isEmpty else {
+        guard let apiKey else {
             throw BatchError(
                 .authentication, "no Anthropic API key: pass apiKey or set ANTHROPIC_API_KEY", isRetryable: false)
         }
@@ -121,7 +112,7 @@ struct AnthropicConnection: Sendable {
     }
 
     func redact(_ text: String) -> String {
-        apiKey.value.count >= 4 ? text.replacingOccurrences(of: apiKey.value, with: "<redacted>") : text
+        apiKey?.redact(text) ?? text
     }
 
     func redacted(_ error: BatchError) -> BatchError {

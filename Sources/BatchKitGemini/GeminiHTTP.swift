@@ -5,7 +5,7 @@ import Foundation
 /// `x-goog-api-key` header (never the `?key=` query), error translation, and redaction of the
 /// key from anything that could be printed.
 struct GeminiHTTP: Sendable, CustomReflectable {
-    let apiKey: String?
+    let apiKey: APIKey?
     /// The base URL without a trailing slash.
     let base: String
     let apiVersion: String
@@ -14,9 +14,7 @@ struct GeminiHTTP: Sendable, CustomReflectable {
     let timeout: Duration?
 
     init(apiKey: String?, baseURL: URL, apiVersion: String, extraHeaders: HTTPHeaders, transport: any HTTPTransport, timeout: Duration?) {
-        let env = ProcessInfo.processInfo.environment
-        let key = apiKey ?? env["GEMINI_API_KEY"] ?? env["GOOGLE_API_KEY"]
-        self.apiKey = (key?.isEmpty ?? true) ? nil : key
+        self.apiKey = APIKey(apiKey, environment: "GEMINI_API_KEY", "GOOGLE_API_KEY")
         var b = baseURL.absoluteString
         while b.hasSuffix("/") { b.removeLast() }
         self.base = b
@@ -59,7 +57,7 @@ struct GeminiHTTP: Sendable, CustomReflectable {
                 .authentication, "no Gemini API key: pass apiKey: or set GEMINI_API_KEY (or GOOGLE_API_KEY)", isRetryable: false)
         }
         var h = extraHeaders
-        h["x-goog-api-key"] = apiKey
+        h["x-goog-api-key"] = apiKey.value
         if json { h["Content-Type"] = "application/json" }
         return h
     }
@@ -127,7 +125,7 @@ struct GeminiHTTP: Sendable, CustomReflectable {
     }
 
     func redact(_ s: String) -> String {
-        guard let apiKey, s.contains(apiKey) else { return s }
-        return s.replacingOccurrences(of: apiKey, with: "<redacted>")
+        guard let apiKey else { return s }
+        return apiKey.redact(s)
     }
 }

@@ -52,7 +52,7 @@ public struct OpenAIBatchBackend: BatchBackend, CustomStringConvertible, CustomR
     ) {
         self.init(
             connection: OpenAIConnection(
-                baseURL: baseURL, key: APIKey(apiKey ?? OpenAIConnection.environmentKey("OPENAI_API_KEY")),
+                baseURL: baseURL, key: APIKey(apiKey, environment: "OPENAI_API_KEY"),
                 organization: organization, project: project, extraHeaders: extraHeaders,
                 transport: transport, timeout: timeout, flavor: .openAI),
             uploadTimeout: uploadTimeout, limits: limits)
@@ -79,7 +79,7 @@ public struct OpenAIBatchBackend: BatchBackend, CustomStringConvertible, CustomR
     ) -> OpenAIBatchBackend {
         OpenAIBatchBackend(
             connection: OpenAIConnection(
-                baseURL: endpoint, key: APIKey(apiKey ?? OpenAIConnection.environmentKey("AZURE_OPENAI_API_KEY")),
+                baseURL: endpoint, key: APIKey(apiKey, environment: "AZURE_OPENAI_API_KEY"),
                 organization: nil, project: nil, extraHeaders: extraHeaders,
                 transport: transport, timeout: timeout,
                 flavor: .azure(apiVersion: apiVersion, deployment: deployment ?? { $0 })),

@@ -37,7 +37,7 @@ public struct OpenAIClient: ModelClient, CustomStringConvertible, CustomReflecta
         timeout: Duration? = .seconds(600)
     ) {
         self.connection = OpenAIConnection(
-            baseURL: baseURL, key: APIKey(apiKey ?? OpenAIConnection.environmentKey("OPENAI_API_KEY")),
+            baseURL: baseURL, key: APIKey(apiKey, environment: "OPENAI_API_KEY"),
             organization: organization, project: project, extraHeaders: extraHeaders,
             transport: transport, timeout: timeout, flavor: .openAI)
     }
@@ -63,7 +63,7 @@ public struct OpenAIClient: ModelClient, CustomStringConvertible, CustomReflecta
         transport: any HTTPTransport = URLSessionTransport(), timeout: Duration? = .seconds(600)
     ) -> OpenAIClient {
         OpenAIClient(connection: OpenAIConnection(
-            baseURL: endpoint, key: APIKey(apiKey ?? OpenAIConnection.environmentKey("AZURE_OPENAI_API_KEY")),
+            baseURL: endpoint, key: APIKey(apiKey, environment: "AZURE_OPENAI_API_KEY"),
             organization: nil, project: nil, extraHeaders: extraHeaders,
             transport: transport, timeout: timeout,
             flavor: .azure(apiVersion: apiVersion, deployment: deployment ?? { $0 })))

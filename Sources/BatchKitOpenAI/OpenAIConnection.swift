@@ -1,19 +1,6 @@
 import BatchKit
 import Foundation
 
-/// An API key that never prints: its `description`, `debugDescription` and reflection (`dump`)
-/// show `<redacted>`.
-struct APIKey: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
-    let value: String
-    init?(_ value: String?) {
-        guard let value, !value.isEmpty else { return nil }
-        self.value = value
-    }
-    var description: String { "<redacted>" }
-    var debugDescription: String { "<redacted>" }
-    var customMirror: Mirror { Mirror(self, children: [], displayStyle: .struct) }
-}
-
 /// Where and how to reach an OpenAI-style API: the public API (or any OpenAI-compatible server)
 /// or Azure OpenAI. Shared by ``OpenAIClient`` and ``OpenAIBatchBackend``.
 struct OpenAIConnection: Sendable, CustomStringConvertible {
@@ -137,7 +124,7 @@ struct OpenAIConnection: Sendable, CustomStringConvertible {
     /// Removes the key from any text the server or the transport produced.
     func redact(_ text: String) -> String {
         var t = OpenAIWire.redactKeys(text)
-        if let key, key.value.count >= 4 { t = t.replacingOccurrences(of: key.value, with: "<redacted>") }
+        if let key { t = key.redact(t) }
         return t
     }
 
@@ -151,9 +138,4 @@ struct OpenAIConnection: Sendable, CustomStringConvertible {
 extension OpenAIConnection {
     /// `https://api.openai.com/v1`.
     static let defaultBaseURL = URL(string: "https://api.openai.com/v1")!
-
-    static func environmentKey(_ name: String) -> String? {
-        guard let v = ProcessInfo.processInfo.environment[name], !v.isEmpty else { return nil }
-        return v
-    }
 }
