@@ -16,7 +16,7 @@ func runMakespanBenchmark() async throws {
     let inProcess = benchOption("in-process", env: "BENCH_IN_PROCESS") != nil
     let client = OpenAIClient(
         apiKey: "sk-bench", baseURL: server.baseURL.appendingPathComponent("v1"),
-        transport: inProcess ? emulator.transport : URLSessionTransport())
+        transport: inProcess ? emulator.transport : (ProcessInfo.processInfo.environment["BENCH_PLAIN"] != nil ? PlainHTTPTransport() as any HTTPTransport : URLSessionTransport()))
     let processor = ConcurrentProcessor(client: client, configuration: .init(maxConcurrency: concurrency))
     let requests = (0..<n).map { i in
         BatchRequest(id: "m\(i)", chat: ChatRequest(model: "gpt-4o-mini", messages: [.user("Classify item \(i)")], maxTokens: 16))

@@ -218,13 +218,7 @@ extension URLSessionTransport {
         guard let to = request.url, let from, !sameOrigin(from, to) else { return request }
         var stripped = request
         for name in credentialHeaders { stripped.setValue(nil, forHTTPHeaderField: name) }
-        if var components = URLComponents(url: to, resolvingAgainstBaseURL: false), let items = components.queryItems,
-            items.contains(where: { isKeyQueryItem($0.name) })
-        {
-            let kept = items.filter { !isKeyQueryItem($0.name) }
-            components.queryItems = kept.isEmpty ? nil : kept
-            stripped.url = components.url
-        }
+        stripped.url = strippingKeyQueryItems(to)
         return stripped
     }
 

@@ -1,0 +1,265 @@
+import Foundation
+import Synchronization
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// A lean HTTP/1.1 client for cleartext `http://` servers: local model servers (vLLM, Ollama,
+/// llama.cpp, LM Studio), gateways on a private network, and the BatchKit emulator.
+///
+/// On Linux, URLSession (FoundationNetworking over libcurl) spends most of a millisecond of CPU
+/// and about twenty thread switches on every request; with thousands of requests a second
+/// against a local server that is the bottleneck, not the server. This transport keeps a pool
+/// of keep-alive connections per host and runs them from one thread that waits on all of them
+/// at once with `poll(2)`, which costs a few syscalls per request.
+///
+/// What it does itself, for `http://` URLs with an in-memory body or none:
+/// - keep-alive connection pooling, at most ``Configuration/maximumConnectionsPerHost`` per
+///   host (requests beyond wait for a free connection, in order);
+/// - `Content-Length`, chunked and read-until-close answers; interim 1xx answers skipped;
+/// - a deadline for the whole exchange, redirects included (``HTTPRequest/timeout``, else
+///   ``Configuration/defaultTimeout``), thrown as `URLError(.timedOut)`;
+/// - cancelling the calling task closes the connection and throws `CancellationError`;
+/// - a request that meets a pooled connection the server had already closed is sent again on
+///   a fresh one (only if not a byte of an answer had arrived);
+/// - redirects (301, 302, 303, 307, 308) are followed, dropping the API key (key headers and
+///   `key=` query items) when scheme, host or port change, like ``URLSessionTransport``;
+/// - failures are thrown as plain `URLError(code)` values without URLs.
+///
+/// Everything else goes to the `fallback` transport (``URLSessionTransport`` unless given):
+/// `https://` URLs (there is no TLS here), file uploads (``HTTPBody/file(_:)``) and downloads to
+/// a file (``HTTPRequest/downloadsToFile``). It never asks for compressed answers. Proxy
+/// settings (`http_proxy`) are not consulted: point it only at servers you can reach directly.
+/// On platforms other than Linux every request goes to the fallback, where URLSession is
+/// already efficient.
+///
+/// ```swift
+/// // A local vLLM server, thousands of requests a second:
+/// let client = OpenAIClient(
+///     apiKey: "unused", baseURL: URL(string: "http://127.0.0.1:8000/v1")!, transport: PlainHTTPTransport())
+/// ```
+public struct PlainHTTPTransport: HTTPTransport {
+    /// How the transport is set up.
+    public struct Configuration: Sendable {
+        /// Deadline for a whole exchange when the request has no ``HTTPRequest/timeout``.
+        public var defaultTimeout: Duration
+        /// Connections open at once to one host and port; requests beyond wait for one.
+        public var maximumConnectionsPerHost: Int
+        /// An unused pooled connection is closed after this long.
+        public var idleConnectionTimeout: Duration
+        /// Redirects followed for one request before `URLError(.httpTooManyRedirects)`.
+        public var maximumRedirects: Int
+
+        /// Creates a configuration.
+        public init(
+            defaultTimeout: Duration = .seconds(600), maximumConnectionsPerHost: Int = 512,
+            idleConnectionTimeout: Duration = .seconds(60), maximumRedirects: Int = 10
+        ) {
+            self.defaultTimeout = defaultTimeout
+            self.maximumConnectionsPerHost = max(1, maximumConnectionsPerHost)
+            self.idleConnectionTimeout = idleConnectionTimeout
+            self.maximumRedirects = max(0, maximumRedirects)
+        }
+    }
+
+    /// The configuration the transport was created with.
+    public var configuration: Configuration { core.configuration }
+    private let core: PlainHTTPCore
+
+    /// Creates a transport. `fallback` carries what this transport does not handle itself
+    /// (`https://`, file bodies and downloads); by default a ``URLSessionTransport`` made on
+    /// first use with the same default timeout.
+    public init(configuration: Configuration = .init(), fallback: (any HTTPTransport)? = nil) {
+        core = PlainHTTPCore(configuration: configuration, fallback: fallback)
+    }
+
+    /// Sends one request; see the type's documentation for what is handled here and what goes
+    /// to the fallback.
+    public func send(_ request: HTTPRequest) async throws -> HTTPResponse {
+        try Task.checkCancellation()
+        let timeout = request.timeout ?? core.configuration.defaultTimeout
+        let deadline = ContinuousClock.now + timeout
+        var request = request
+        var hops = 0
+        while true {
+            guard Self.handlesDirectly(request) else {
+                request.timeout = max(.milliseconds(1), deadline - ContinuousClock.now)
+                return try await core.fallback.send(request)
+            }
+            let response = try await core.exchange(request, deadline: deadline)
+            guard let next = Self.redirect(request, response) else { return response }
+            hops += 1
+            guard hops <= core.configuration.maximumRedirects else { throw URLError(.httpTooManyRedirects) }
+            request = next
+        }
+    }
+
+    /// Whether this transport sends `request` itself rather than through the fallback.
+    static func handlesDirectly(_ request: HTTPRequest) -> Bool {
+        #if canImport(Glibc)
+        guard request.url.scheme?.lowercased() == "http", !request.downloadsToFile else { return false }
+        if case .file = request.body { return false }
+        return true
+        #else
+        return false
+        #endif
+    }
+
+    /// The request that follows a redirect answer, or `nil` when `response` is not one to follow.
+    static func redirect(_ request: HTTPRequest, _ response: HTTPResponse) -> HTTPRequest? {
+        guard [301, 302, 303, 307, 308].contains(response.status), let location = response.headers["location"],
+            let target = URL(string: location, relativeTo: request.url)?.absoluteURL,
+            let scheme = target.scheme?.lowercased(), scheme == "http" || scheme == "https"
+        else { return nil }
+        var next = request
+        next.url = target
+        let method = request.method.uppercased()
+        if (response.status == 303 && method != "HEAD") || ([301, 302].contains(response.status) && method == "POST") {
+            next.method = "GET"
+            next.body = nil
+            next.headers["Content-Type"] = nil
+            next.headers["Content-Length"] = nil
+        }
+        if !URLSessionTransport.sameOrigin(request.url, target) {
+            for name in URLSessionTransport.credentialHeaders { next.headers[name] = nil }
+            next.url = URLSessionTransport.strippingKeyQueryItems(target)
+        }
+        return next
+    }
+
+    /// The bytes of `request` on the wire: request line, headers (with `Host`, `Content-Length`,
+    /// `User-Agent` and `Accept` added when missing), body. A header with a line break or a
+    /// method that is not a token is refused before anything is sent.
+    static func encode(_ request: HTTPRequest) throws -> [UInt8] {
+        guard let components = URLComponents(url: request.url, resolvingAgainstBaseURL: true), let host = components.host,
+            !host.isEmpty
+        else { throw URLError(.badURL) }
+        let method = request.method
+        guard !method.isEmpty, method.utf8.allSatisfy(isTokenByte) else {
+            throw BatchError.validation("the HTTP method is not a token", field: "method")
+        }
+        var target = components.percentEncodedPath
+        if target.isEmpty { target = "/" }
+        if let query = components.percentEncodedQuery { target += "?" + query }
+        guard !target.utf8.contains(where: { $0 <= 32 || $0 == 127 }) else { throw URLError(.badURL) }
+
+        var head = "\(method) \(target) HTTP/1.1\r\n"
+        if request.headers["host"] == nil {
+            let bracketed = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
+            head += components.port.map { "Host: \(bracketed):\($0)\r\n" } ?? "Host: \(bracketed)\r\n"
+        }
+        for field in request.headers {
+            guard !field.name.isEmpty, field.name.utf8.allSatisfy(isTokenByte) else {
+                throw BatchError.validation("a header name is not a token", field: "headers")
+            }
+            guard !field.value.utf8.contains(where: { $0 == 13 || $0 == 10 || $0 == 0 }) else {
+                throw BatchError.validation("the value of header \(field.name) contains a line break", field: "headers.\(field.name)")
+            }
+            let lower = field.name.lowercased()
+            if lower == "content-length" || lower == "transfer-encoding" { continue }
+            head += "\(field.name): \(field.value)\r\n"
+        }
+        if request.headers["user-agent"] == nil { head += "User-Agent: BatchKit\r\n" }
+        if request.headers["accept"] == nil { head += "Accept: */*\r\n" }
+        var bodyBytes: Data?
+        if case .data(let data) = request.body { bodyBytes = data }
+        if let bodyBytes {
+            head += "Content-Length: \(bodyBytes.count)\r\n"
+        } else if ["POST", "PUT", "PATCH"].contains(method.uppercased()) {
+            head += "Content-Length: 0\r\n"
+        }
+        head += "\r\n"
+        var bytes = [UInt8]()
+        bytes.reserveCapacity(head.utf8.count + (bodyBytes?.count ?? 0))
+        bytes.append(contentsOf: head.utf8)
+        if let bodyBytes { bytes.append(contentsOf: bodyBytes) }
+        return bytes
+    }
+
+    private static func isTokenByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        default:
+            return "!#$%&'*+-.^_`|~".utf8.contains(byte)
+        }
+    }
+}
+
+/// Owns the event loop and the fallback; stops the loop when the last transport copy goes.
+final class PlainHTTPCore: Sendable {
+    let configuration: PlainHTTPTransport.Configuration
+    private let givenFallback: (any HTTPTransport)?
+    private let madeFallback = Mutex<URLSessionTransport?>(nil)
+    #if canImport(Glibc)
+    private let loop: PlainHTTPEventLoop
+    private let resolver = PlainHTTPResolver()
+    private let nextID = Atomic<UInt64>(0)
+    #endif
+
+    init(configuration: PlainHTTPTransport.Configuration, fallback: (any HTTPTransport)?) {
+        self.configuration = configuration
+        self.givenFallback = fallback
+        #if canImport(Glibc)
+        loop = PlainHTTPEventLoop(configuration: configuration)
+        #endif
+    }
+
+    deinit {
+        #if canImport(Glibc)
+        loop.stop()
+        #endif
+    }
+
+    var fallback: any HTTPTransport {
+        if let givenFallback { return givenFallback }
+        return madeFallback.withLock { made in
+            if let made { return made }
+            let transport = URLSessionTransport(configuration: .init(defaultTimeout: configuration.defaultTimeout))
+            made = transport
+            return transport
+        }
+    }
+
+    /// One request and its answer on a pooled connection (no redirects).
+    func exchange(_ request: HTTPRequest, deadline: ContinuousClock.Instant) async throws -> HTTPResponse {
+        #if canImport(Glibc)
+        let bytes = try PlainHTTPTransport.encode(request)
+        let port = request.url.port ?? 80
+        guard let host = request.url.host, (1...65535).contains(port) else { throw URLError(.badURL) }
+        let endpoint = PlainHTTPEndpoint(host: host, port: port)
+        let addresses = try await resolver.addresses(for: endpoint)
+        try Task.checkCancellation()
+        let id = nextID.add(1, ordering: .relaxed).newValue
+        let token = PlainHTTPJob.Token()
+        let isHEAD = request.method.uppercased() == "HEAD"
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<HTTPResponse, any Error>) in
+                loop.submit(
+                    .start(
+                        PlainHTTPJob(
+                            id: id, endpoint: endpoint, addresses: addresses, bytes: bytes, isHEAD: isHEAD, deadline: deadline,
+                            token: token, continuation: continuation)))
+            }
+        } onCancel: {
+            token.cancelled.store(true, ordering: .sequentiallyConsistent)
+            loop.submit(.cancel(id))
+        }
+        #else
+        return try await fallback.send(request)
+        #endif
+    }
+}
+
+extension URLSessionTransport {
+    /// `url` without `key`, `api-key` or `api_key` query items.
+    static func strippingKeyQueryItems(_ url: URL) -> URL {
+        guard var components = URLComponents(url: url, resolvingAgainstBaseURL: false), let items = components.queryItems,
+            items.contains(where: { isKeyQueryItem($0.name) })
+        else { return url }
+        let kept = items.filter { !isKeyQueryItem($0.name) }
+        components.queryItems = kept.isEmpty ? nil : kept
+        return components.url ?? url
+    }
+}
