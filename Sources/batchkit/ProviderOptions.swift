@@ -106,7 +106,9 @@ struct ProviderOptions: Sendable {
         guard let key, !key.isEmpty else {
             throw CommandFailure("no API key: set \(variable) (or name another variable with --api-key-env)")
         }
-        self.init(provider: provider, apiKey: key, baseURL: base, transport: URLSessionTransport())
+        // `http://` servers (local vLLM, Ollama, the emulator) get the lean HTTP/1.1 client;
+        // `https://`, proxied hosts and file transfers go on through URLSession.
+        self.init(provider: provider, apiKey: key, baseURL: base, transport: PlainHTTPTransport())
     }
 
     /// The real-time client.

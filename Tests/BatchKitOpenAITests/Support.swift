@@ -10,6 +10,9 @@ enum Wire: String, CaseIterable, Sendable, CustomStringConvertible {
     case inProcess
     /// `URLSessionTransport` to the emulator's loopback HTTP server.
     case loopback
+    /// `PlainHTTPTransport` to the emulator's loopback HTTP server (file uploads and downloads
+    /// go through its URLSession fallback).
+    case plainLoopback
     var description: String { rawValue }
 }
 
@@ -57,9 +60,10 @@ func withHarness(
     switch wire {
     case .inProcess:
         harness = Harness(emulator: emulator, clock: clock, transport: emulator.transport, root: URL(string: "http://emulator.invalid")!, server: nil)
-    case .loopback:
+    case .loopback, .plainLoopback:
         let server = try await EmulatorServer.start(emulator: emulator)
-        harness = Harness(emulator: emulator, clock: clock, transport: URLSessionTransport(), root: server.baseURL, server: server)
+        let transport: any HTTPTransport = wire == .loopback ? URLSessionTransport() : PlainHTTPTransport()
+        harness = Harness(emulator: emulator, clock: clock, transport: transport, root: server.baseURL, server: server)
     }
     do {
         try await body(harness)

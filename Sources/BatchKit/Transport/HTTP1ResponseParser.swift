@@ -99,10 +99,9 @@ struct HTTP1ResponseParser {
         while true {
             switch phase {
             case .head:
-                guard let end = find(Self.crlfcrlf, from: pendingStart) else {
-                    if pending.count - pendingStart > Self.maximumHeadBytes { throw Failure(reason: "header section too long") }
-                    return
-                }
+                let end = find(Self.crlfcrlf, from: pendingStart)
+                if (end ?? pending.count) - pendingStart > Self.maximumHeadBytes { throw Failure(reason: "header section too long") }
+                guard let end else { return }
                 try parseHead(pending[pendingStart..<end])
                 pendingStart = end + 4
             case .length(let remaining):
@@ -206,16 +205,22 @@ struct HTTP1ResponseParser {
         status = code
         headers = fields
 
-        let connection = (fields["connection"] ?? "").lowercased()
-        let tokens = connection.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        // A field may come on several lines; they count as one comma-separated list.
+        func list(_ name: String) -> [String]? {
+            let lines = fields.filter { HTTPHeaders.sameName($0.name, name) }
+            guard !lines.isEmpty else { return nil }
+            return lines.flatMap { $0.value.lowercased().split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces) }
+        }
+        let tokens = list("connection") ?? []
         keepAlive = http10 ? tokens.contains("keep-alive") : !tokens.contains("close")
 
         if isHEAD || code == 204 || code == 304 || code == 101 {
             phase = .done
             return
         }
-        if let encoding = fields["transfer-encoding"] {
-            let codings = encoding.lowercased().split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        if let codings = list("transfer-encoding") {
+            // Transfer-Encoding in an HTTP/1.0 answer is faulty framing: close afterwards (RFC 9112 §6.1).
+            if http10 { keepAlive = false }
             guard codings.last == "chunked" else {
                 // A body not delimited by chunking runs to the close (RFC 9112 §6.3).
                 keepAlive = false
@@ -225,9 +230,9 @@ struct HTTP1ResponseParser {
             phase = .chunkSize
             return
         }
-        if let lengthText = fields["content-length"] {
-            // Repeated identical values ("5, 5") are allowed; anything else is an error.
-            let values = Set(lengthText.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+        if let lengths = list("content-length") {
+            // Repeated identical values ("5, 5", or on two lines) are allowed; anything else is an error.
+            let values = Set(lengths)
             guard values.count == 1, let only = values.first, !only.isEmpty, only.allSatisfy(\.isASCII),
                 only.allSatisfy(\.isNumber), let length = Int(only)
             else { throw Failure(reason: "bad Content-Length") }

@@ -29,8 +29,9 @@ import FoundationNetworking
 ///
 /// Everything else goes to the `fallback` transport (``URLSessionTransport`` unless given):
 /// `https://` URLs (there is no TLS here), file uploads (``HTTPBody/file(_:)``) and downloads to
-/// a file (``HTTPRequest/downloadsToFile``). It never asks for compressed answers. Proxy
-/// settings (`http_proxy`) are not consulted: point it only at servers you can reach directly.
+/// a file (``HTTPRequest/downloadsToFile``), and — when the environment names an HTTP proxy
+/// (`http_proxy` or `HTTP_PROXY`) — every host that `no_proxy`/`NO_PROXY` does not exempt, so
+/// proxied traffic behaves exactly as with URLSession. It never asks for compressed answers.
 /// On platforms other than Linux every request goes to the fallback, where URLSession is
 /// already efficient.
 ///
@@ -71,7 +72,12 @@ public struct PlainHTTPTransport: HTTPTransport {
     /// (`https://`, file bodies and downloads); by default a ``URLSessionTransport`` made on
     /// first use with the same default timeout.
     public init(configuration: Configuration = .init(), fallback: (any HTTPTransport)? = nil) {
-        core = PlainHTTPCore(configuration: configuration, fallback: fallback)
+        self.init(configuration: configuration, fallback: fallback, environment: ProcessInfo.processInfo.environment)
+    }
+
+    /// A transport reading proxy settings from `environment` instead of the process's (tests).
+    init(configuration: Configuration = .init(), fallback: (any HTTPTransport)? = nil, environment: [String: String]) {
+        core = PlainHTTPCore(configuration: configuration, fallback: fallback, proxy: ProxyEnvironment(environment))
     }
 
     /// Sends one request; see the type's documentation for what is handled here and what goes
@@ -83,7 +89,7 @@ public struct PlainHTTPTransport: HTTPTransport {
         var request = request
         var hops = 0
         while true {
-            guard Self.handlesDirectly(request) else {
+            guard Self.handlesDirectly(request), !core.proxy.proxies(request.url.host ?? "") else {
                 request.timeout = max(.milliseconds(1), deadline - ContinuousClock.now)
                 return try await core.fallback.send(request)
             }
@@ -190,6 +196,7 @@ public struct PlainHTTPTransport: HTTPTransport {
 /// Owns the event loop and the fallback; stops the loop when the last transport copy goes.
 final class PlainHTTPCore: Sendable {
     let configuration: PlainHTTPTransport.Configuration
+    let proxy: ProxyEnvironment
     private let givenFallback: (any HTTPTransport)?
     private let madeFallback = Mutex<URLSessionTransport?>(nil)
     #if canImport(Glibc)
@@ -198,8 +205,9 @@ final class PlainHTTPCore: Sendable {
     private let nextID = Atomic<UInt64>(0)
     #endif
 
-    init(configuration: PlainHTTPTransport.Configuration, fallback: (any HTTPTransport)?) {
+    init(configuration: PlainHTTPTransport.Configuration, fallback: (any HTTPTransport)?, proxy: ProxyEnvironment) {
         self.configuration = configuration
+        self.proxy = proxy
         self.givenFallback = fallback
         #if canImport(Glibc)
         loop = PlainHTTPEventLoop(configuration: configuration)
@@ -261,5 +269,36 @@ extension URLSessionTransport {
         let kept = items.filter { !isKeyQueryItem($0.name) }
         components.queryItems = kept.isEmpty ? nil : kept
         return components.url ?? url
+    }
+}
+
+/// The proxy settings of the environment, read the way curl (and so URLSession on Linux) reads
+/// them for `http://` URLs: `http_proxy` (or `HTTP_PROXY`) names the proxy; `no_proxy` (or
+/// `NO_PROXY`) lists hosts and domain suffixes reached directly, `*` meaning all.
+struct ProxyEnvironment: Sendable {
+    var proxy: String?
+    var exempt: [String]
+
+    init(_ environment: [String: String]) {
+        let proxy = environment["http_proxy"] ?? environment["HTTP_PROXY"]
+        self.proxy = proxy?.isEmpty == false ? proxy : nil
+        exempt = (environment["no_proxy"] ?? environment["NO_PROXY"] ?? "")
+            .split(separator: ",")
+            .map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+            .filter { !$0.isEmpty }
+    }
+
+    /// Whether requests to `host` must go through the proxy.
+    func proxies(_ host: String) -> Bool {
+        guard proxy != nil else { return false }
+        var name = host.lowercased()
+        if name.hasPrefix("[") && name.hasSuffix("]") { name = String(name.dropFirst().dropLast()) }
+        for entry in exempt {
+            if entry == "*" { return false }
+            var domain = entry.hasPrefix(".") ? String(entry.dropFirst()) : entry
+            if domain.hasPrefix("[") && domain.hasSuffix("]") { domain = String(domain.dropFirst().dropLast()) }
+            if name == domain || name.hasSuffix("." + domain) { return false }
+        }
+        return true
     }
 }

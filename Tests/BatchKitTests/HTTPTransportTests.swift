@@ -36,11 +36,27 @@ let credentialEcho: EmulatorServer.Handler = { request in
     return .json(200, .object(seen))
 }
 
-@Suite("URLSessionTransport", .timeLimit(.minutes(1)))
-struct URLSessionTransportTests {
-    @Test func sendsAndReceivesJSON() async throws {
+/// The two real transports. Every test below runs over both: `PlainHTTPTransport` must behave
+/// like `URLSessionTransport` (and hands file bodies and downloads to it).
+enum TransportKind: String, CaseIterable, CustomTestStringConvertible, Sendable {
+    case urlSession
+    case plain
+
+    func make(defaultTimeout: Duration = .seconds(600)) -> any HTTPTransport {
+        switch self {
+        case .urlSession: URLSessionTransport(configuration: .init(defaultTimeout: defaultTimeout))
+        case .plain: PlainHTTPTransport(configuration: .init(defaultTimeout: defaultTimeout))
+        }
+    }
+
+    var testDescription: String { rawValue }
+}
+
+@Suite("HTTP transports", .timeLimit(.minutes(1)))
+struct HTTPTransportTests {
+    @Test(arguments: TransportKind.allCases) func sendsAndReceivesJSON(_ kind: TransportKind) async throws {
         let server = try await EmulatorServer.start(handler: credentialEcho)
-        let transport = URLSessionTransport()
+        let transport = kind.make()
         let response = try await transport.send(
             HTTPRequest(method: "POST", url: server.baseURL.appendingPathComponent("v1/x"),
                 headers: ["Authorization": "Bearer sk-1", "Content-Type": "application/json"], body: .data(Data("{}".utf8))))
@@ -51,10 +67,10 @@ struct URLSessionTransportTests {
         await server.shutdown()
     }
 
-    @Test func timesOutTheWholeExchange() async throws {
+    @Test(arguments: TransportKind.allCases) func timesOutTheWholeExchange(_ kind: TransportKind) async throws {
         let stall = StallingHandler()
         let server = try await EmulatorServer.start(handler: stall.handler)
-        let transport = URLSessionTransport()
+        let transport = kind.make()
         let started = ContinuousClock.now
         do {
             _ = try await transport.send(HTTPRequest(url: server.baseURL, timeout: .milliseconds(300)))
@@ -67,18 +83,18 @@ struct URLSessionTransportTests {
         await server.shutdown()
     }
 
-    @Test func usesTheDefaultTimeoutWhenTheRequestHasNone() async throws {
+    @Test(arguments: TransportKind.allCases) func usesTheDefaultTimeoutWhenTheRequestHasNone(_ kind: TransportKind) async throws {
         let stall = StallingHandler()
         let server = try await EmulatorServer.start(handler: stall.handler)
-        let transport = URLSessionTransport(configuration: .init(defaultTimeout: .milliseconds(200)))
+        let transport = kind.make(defaultTimeout: .milliseconds(200))
         await #expect(throws: URLError(.timedOut)) { _ = try await transport.send(HTTPRequest(url: server.baseURL)) }
         await server.shutdown()
     }
 
-    @Test func cancellingTheCallerCancelsTheRequest() async throws {
+    @Test(arguments: TransportKind.allCases) func cancellingTheCallerCancelsTheRequest(_ kind: TransportKind) async throws {
         let stall = StallingHandler()
         let server = try await EmulatorServer.start(handler: stall.handler)
-        let transport = URLSessionTransport()
+        let transport = kind.make()
         let url = server.baseURL
         let call = Task { try await transport.send(HTTPRequest(url: url)) }
         var arrivals = stall.entered.makeAsyncIterator()
@@ -88,9 +104,9 @@ struct URLSessionTransportTests {
         await server.shutdown()
     }
 
-    @Test func aCancelledCallerSendsNothing() async throws {
+    @Test(arguments: TransportKind.allCases) func aCancelledCallerSendsNothing(_ kind: TransportKind) async throws {
         let server = try await EmulatorServer.start(handler: credentialEcho)
-        let transport = URLSessionTransport()
+        let transport = kind.make()
         let url = server.baseURL
         let call = Task {
             withUnsafeCurrentTask { $0?.cancel() }
@@ -101,7 +117,7 @@ struct URLSessionTransportTests {
         await server.shutdown()
     }
 
-    @Test func uploadsAFileBody() async throws {
+    @Test(arguments: TransportKind.allCases) func uploadsAFileBody(_ kind: TransportKind) async throws {
         let server = try await EmulatorServer.start { request in
             EmulatorResponse.bytes(request.body)
         }
@@ -109,17 +125,17 @@ struct URLSessionTransportTests {
         defer { try? FileManager.default.removeItem(at: file) }
         let content = Data((0..<(3 * 1024 * 1024)).map { UInt8(truncatingIfNeeded: $0 &* 31) })
         try content.write(to: file)
-        let response = try await URLSessionTransport().send(
+        let response = try await kind.make().send(
             HTTPRequest(method: "POST", url: server.baseURL.appendingPathComponent("upload"), body: .file(file)))
         #expect(response.status == 200)
         #expect(response.body == content)
         await server.shutdown()
     }
 
-    @Test func downloadsToAFileTheCallerOwns() async throws {
+    @Test(arguments: TransportKind.allCases) func downloadsToAFileTheCallerOwns(_ kind: TransportKind) async throws {
         let content = Data((0..<(2 * 1024 * 1024 + 17)).map { UInt8(truncatingIfNeeded: $0 &* 7) })
         let server = try await EmulatorServer.start { _ in EmulatorResponse.bytes(content) }
-        let response = try await URLSessionTransport().send(
+        let response = try await kind.make().send(
             HTTPRequest(url: server.baseURL.appendingPathComponent("results.jsonl"), downloadsToFile: true))
         let file = try #require(response.bodyFile)
         defer { try? FileManager.default.removeItem(at: file) }
@@ -130,13 +146,13 @@ struct URLSessionTransportTests {
         await server.shutdown()
     }
 
-    @Test func uploadsAFileAndDownloadsTheAnswerToAFile() async throws {
+    @Test(arguments: TransportKind.allCases) func uploadsAFileAndDownloadsTheAnswerToAFile(_ kind: TransportKind) async throws {
         let server = try await EmulatorServer.start { request in EmulatorResponse.bytes(request.body) }
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("roundtrip-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: file) }
         let content = Data((0..<(1024 * 1024 + 5)).map { UInt8(truncatingIfNeeded: $0 &* 13) })
         try content.write(to: file)
-        let response = try await URLSessionTransport().send(
+        let response = try await kind.make().send(
             HTTPRequest(method: "POST", url: server.baseURL.appendingPathComponent("echo"), body: .file(file),
                 downloadsToFile: true))
         let downloaded = try #require(response.bodyFile)
@@ -145,7 +161,7 @@ struct URLSessionTransportTests {
         await server.shutdown()
     }
 
-    @Test func aRedirectToAnotherHostDropsTheKey() async throws {
+    @Test(arguments: TransportKind.allCases) func aRedirectToAnotherHostDropsTheKey(_ kind: TransportKind) async throws {
         let other = try await EmulatorServer.start(handler: credentialEcho)
         let target = other.baseURL.absoluteString + "/landing?key=sk-secret&page=2"
         let origin = try await EmulatorServer.start { request in
@@ -159,7 +175,7 @@ struct URLSessionTransportTests {
             "Authorization": "Bearer sk-secret", "x-api-key": "sk-secret", "api-key": "sk-secret",
             "x-goog-api-key": "sk-secret", "x-other": "kept",
         ]
-        let transport = URLSessionTransport()
+        let transport = kind.make()
         let crossed = try await transport.send(
             HTTPRequest(url: origin.baseURL.appendingPathComponent("start"), headers: headers))
         #expect(crossed.status == 200)
@@ -176,12 +192,12 @@ struct URLSessionTransportTests {
         await other.shutdown()
     }
 
-    @Test func errorsNeverCarryTheKey() async throws {
+    @Test(arguments: TransportKind.allCases) func errorsNeverCarryTheKey(_ kind: TransportKind) async throws {
         let server = try await EmulatorServer.start(handler: credentialEcho)
         let url = URL(string: server.baseURL.absoluteString + "/v1beta/models/x:generateContent?key=AIza-secret")!
         await server.shutdown()  // nothing listens any more
         do {
-            _ = try await URLSessionTransport().send(HTTPRequest(url: url, headers: ["x-goog-api-key": "AIza-secret"]))
+            _ = try await kind.make().send(HTTPRequest(url: url, headers: ["x-goog-api-key": "AIza-secret"]))
             Issue.record("expected a connection error")
         } catch {
             let texts = [String(describing: error), String(reflecting: error), error.localizedDescription,

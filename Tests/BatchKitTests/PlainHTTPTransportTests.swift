@@ -1,0 +1,330 @@
+#if canImport(Glibc)
+import Glibc
+@testable import BatchKit
+import BatchKitTesting
+import Foundation
+import Synchronization
+import Testing
+
+/// A raw loopback server that answers requests with fixed bytes: for answers and connection
+/// behaviour the emulator never shows. With `answersPerConnection` nil it closes each connection
+/// right after its first answer (whatever the answer's headers promise); with a number it answers
+/// that many requests on a connection and closes it, unanswered, on the next one.
+final class CannedServer: Sendable {
+    let port: Int
+    private let listenFD: Int32
+    private let accepted = Atomic<Int>(0)
+    private let requests = Atomic<Int>(0)
+
+    var connectionsAccepted: Int { accepted.load(ordering: .sequentiallyConsistent) }
+    /// Request heads read, answered or not.
+    var requestsRead: Int { requests.load(ordering: .sequentiallyConsistent) }
+    var url: URL { URL(string: "http://127.0.0.1:\(port)/canned")! }
+
+    init(answer: [UInt8], answersPerConnection: Int? = nil) throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard fd >= 0, bound, listen(fd, 16) == 0 else { throw URLError(.cannotConnectToHost) }
+        listenFD = fd
+        port = Int(UInt16(bigEndian: address.sin_port))
+        let thread = Thread { [self] in
+            while true {
+                let connection = accept(fd, nil, nil)
+                guard connection >= 0 else { return }  // the listener was shut down
+                self.accepted.add(1, ordering: .sequentiallyConsistent)
+                var answered = 0
+                var buffer = [UInt8](repeating: 0, count: 4096)
+                serving: while true {
+                    // One request head (these tests send bodies only with `answersPerConnection` nil).
+                    var request = [UInt8]()
+                    while !request.containsHeadEnd {
+                        let n = recv(connection, &buffer, buffer.count, 0)
+                        if n <= 0 { break serving }
+                        request += buffer[0..<n]
+                    }
+                    self.requests.add(1, ordering: .sequentiallyConsistent)
+                    if let limit = answersPerConnection, answered >= limit { break }
+                    _ = answer.withUnsafeBytes { send(connection, $0.baseAddress!, $0.count, Int32(MSG_NOSIGNAL)) }
+                    answered += 1
+                    if answersPerConnection == nil { break }
+                }
+                _ = close(connection)
+            }
+        }
+        thread.start()
+    }
+
+    func stop() {
+        _ = shutdown(listenFD, Int32(SHUT_RDWR))
+        _ = close(listenFD)
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// Whether the bytes hold the blank line that ends a request head.
+    fileprivate var containsHeadEnd: Bool {
+        count >= 4 && (0...(count - 4)).contains { self[$0] == 13 && self[$0 + 1] == 10 && self[$0 + 2] == 13 && self[$0 + 3] == 10 }
+    }
+}
+
+/// What only `PlainHTTPTransport` does: pooling, its connection cap and queue, redirects it
+/// follows itself, answers framed every way HTTP/1.1 allows, and routing to its fallback. What
+/// both transports do is tested over both in `HTTPTransportTests`.
+@Suite("PlainHTTPTransport", .timeLimit(.minutes(1)))
+struct PlainHTTPTransportTests {
+    @Test func sequentialRequestsShareOneConnection() async throws {
+        let server = try await EmulatorServer.start { request in .json(200, ["path": .string(request.path)]) }
+        let transport = PlainHTTPTransport()
+        for i in 0..<20 {
+            let response = try await transport.send(HTTPRequest(url: server.baseURL.appendingPathComponent("r\(i)")))
+            #expect(try JSONValue(parsing: response.body)["path"]?.stringValue == "/r\(i)")
+        }
+        #expect(server.connectionsAccepted == 1)
+        await server.shutdown()
+    }
+
+    @Test func concurrentRequestsStayWithinTheConnectionCap() async throws {
+        let server = try await EmulatorServer.start { request in .json(200, ["path": .string(request.path)]) }
+        let transport = PlainHTTPTransport(configuration: .init(maximumConnectionsPerHost: 3))
+        let base = server.baseURL
+        let paths = try await withThrowingTaskGroup(of: (Int, String?).self) { group in
+            for i in 0..<40 {
+                group.addTask {
+                    let response = try await transport.send(HTTPRequest(url: base.appendingPathComponent("c\(i)")))
+                    return (i, try JSONValue(parsing: response.body)["path"]?.stringValue)
+                }
+            }
+            var paths: [Int: String] = [:]
+            for try await (i, path) in group { paths[i] = path }
+            return paths
+        }
+        #expect(paths.count == 40)
+        for i in 0..<40 { #expect(paths[i] == "/c\(i)") }
+        #expect(server.connectionsAccepted <= 3)
+        await server.shutdown()
+    }
+
+    @Test func aRequestWaitingForAConnectionTimesOutAndCanBeCancelled() async throws {
+        let stall = StallingHandler()
+        let server = try await EmulatorServer.start(handler: stall.handler)
+        let transport = PlainHTTPTransport(configuration: .init(maximumConnectionsPerHost: 1))
+        let url = server.baseURL
+        let first = Task { try await transport.send(HTTPRequest(url: url)) }
+        var arrivals = stall.entered.makeAsyncIterator()
+        await arrivals.next()  // the only connection is busy
+
+        await #expect(throws: URLError(.timedOut)) {
+            _ = try await transport.send(HTTPRequest(url: url, timeout: .milliseconds(200)))
+        }
+        let queued = Task { try await transport.send(HTTPRequest(url: url)) }
+        queued.cancel()
+        await #expect(throws: CancellationError.self) { _ = try await queued.value }
+        first.cancel()
+        await #expect(throws: CancellationError.self) { _ = try await first.value }
+        #expect(server.connectionsAccepted == 1)
+        await server.shutdown()
+    }
+
+    @Test func aRefusedConnectionIsANetworkError() async throws {
+        let server = try await EmulatorServer.start { _ in EmulatorResponse(status: 204) }
+        let url = server.baseURL
+        await server.shutdown()
+        do {
+            _ = try await PlainHTTPTransport().send(HTTPRequest(url: url))
+            Issue.record("expected a connection error")
+        } catch let error as URLError {
+            #expect(error.code == .cannotConnectToHost)
+            #expect(BatchError(wrapping: error).code == .network)
+            #expect(BatchError(wrapping: error).isRetryable)
+        }
+    }
+
+    @Test func largeBodiesGoBothWays() async throws {
+        let server = try await EmulatorServer.start { request in EmulatorResponse.bytes(request.body) }
+        let content = Data((0..<(6 * 1024 * 1024 + 3)).map { UInt8(truncatingIfNeeded: $0 &* 29) })
+        let response = try await PlainHTTPTransport().send(
+            HTTPRequest(method: "POST", url: server.baseURL.appendingPathComponent("echo"), body: .data(content)))
+        #expect(response.status == 200)
+        #expect(response.body == content)
+        await server.shutdown()
+    }
+
+    @Test func redirectsFollowTheMethodRules() async throws {
+        let server = try await EmulatorServer.start { request in
+            switch request.path {
+            case "/see-other": return EmulatorResponse(status: 303, headers: ["Location": "/landing"])
+            case "/temporary": return EmulatorResponse(status: 307, headers: ["Location": "/landing"])
+            case "/loop": return EmulatorResponse(status: 302, headers: ["Location": "/loop"])
+            default:
+                return .json(200, ["method": .string(request.method), "body": .string(String(decoding: request.body, as: UTF8.self))])
+            }
+        }
+        let transport = PlainHTTPTransport(configuration: .init(maximumRedirects: 3))
+        let body = HTTPBody.data(Data("{\"a\":1}".utf8))
+        let seeOther = try await transport.send(
+            HTTPRequest(method: "POST", url: server.baseURL.appendingPathComponent("see-other"), body: body))
+        let afterSeeOther = try JSONValue(parsing: seeOther.body)
+        #expect(afterSeeOther["method"]?.stringValue == "GET")
+        #expect(afterSeeOther["body"]?.stringValue == "")
+
+        let temporary = try await transport.send(
+            HTTPRequest(method: "POST", url: server.baseURL.appendingPathComponent("temporary"), body: body))
+        let afterTemporary = try JSONValue(parsing: temporary.body)
+        #expect(afterTemporary["method"]?.stringValue == "POST")
+        #expect(afterTemporary["body"]?.stringValue == "{\"a\":1}")
+
+        await #expect(throws: URLError(.httpTooManyRedirects)) {
+            _ = try await transport.send(HTTPRequest(url: server.baseURL.appendingPathComponent("loop")))
+        }
+        #expect(server.requestsServed == 2 + 2 + 4)
+        await server.shutdown()
+    }
+
+    @Test func aHeaderWithALineBreakIsRefusedBeforeSending() async throws {
+        let server = try await EmulatorServer.start { _ in EmulatorResponse(status: 204) }
+        do {
+            _ = try await PlainHTTPTransport().send(
+                HTTPRequest(url: server.baseURL, headers: ["X-Injected": "sk-secret\r\nX-Evil: 1"]))
+            Issue.record("expected a validation error")
+        } catch let error as BatchError {
+            #expect(error.code == .validation)
+            #expect(error.field == "headers.X-Injected")
+            #expect(!String(describing: error).contains("sk-secret"))
+        }
+        #expect(server.requestsServed == 0)
+        await server.shutdown()
+    }
+
+    @Test func httpsFilesAndDownloadsGoToTheFallback() async throws {
+        let seen = Mutex<[String]>([])
+        let fallback = ClosureTransport { request in
+            seen.withLock { $0.append("\(request.method) \(request.url.absoluteString) \(request.downloadsToFile)") }
+            return HTTPResponse(status: 299)
+        }
+        let transport = PlainHTTPTransport(fallback: fallback)
+        let https = try await transport.send(HTTPRequest(url: URL(string: "https://api.example.com/v1/models")!))
+        let download = try await transport.send(HTTPRequest(url: URL(string: "http://127.0.0.1:9/out.jsonl")!, downloadsToFile: true))
+        let upload = try await transport.send(
+            HTTPRequest(method: "POST", url: URL(string: "http://127.0.0.1:9/files")!, body: .file(URL(fileURLWithPath: "/dev/null"))))
+        #expect([https.status, download.status, upload.status] == [Int](repeating: 299, count: 3))
+        #expect(seen.withLock { $0 } == [
+            "GET https://api.example.com/v1/models false", "GET http://127.0.0.1:9/out.jsonl true", "POST http://127.0.0.1:9/files false",
+        ])
+    }
+
+    @Test func proxySettingsAreReadLikeCurl() {
+        #expect(!ProxyEnvironment([:]).proxies("api.example.com"))
+        let proxied = ProxyEnvironment(["http_proxy": "http://proxy.corp:3128", "no_proxy": "localhost, .internal.corp,10.0.0.5,[::1]"])
+        #expect(proxied.proxies("api.example.com"))
+        #expect(proxied.proxies("corp"))
+        for direct in ["localhost", "LOCALHOST", "internal.corp", "gpu1.internal.corp", "10.0.0.5", "::1", "[::1]"] {
+            #expect(!proxied.proxies(direct), "\(direct)")
+        }
+        #expect(ProxyEnvironment(["HTTP_PROXY": "http://p:1"]).proxies("localhost"))
+        #expect(!ProxyEnvironment(["HTTP_PROXY": "http://p:1", "NO_PROXY": "*"]).proxies("anything"))
+        #expect(!ProxyEnvironment(["http_proxy": ""]).proxies("anything"))
+    }
+
+    @Test func proxiedHostsGoToTheFallbackAndExemptOnesDirect() async throws {
+        let server = try await EmulatorServer.start { _ in EmulatorResponse(status: 204) }
+        let viaFallback = ClosureTransport { _ in HTTPResponse(status: 299) }
+        let proxied = PlainHTTPTransport(fallback: viaFallback, environment: ["http_proxy": "http://proxy.invalid:3128"])
+        #expect(try await proxied.send(HTTPRequest(url: server.baseURL)).status == 299)
+        #expect(server.requestsServed == 0)
+        let exempt = PlainHTTPTransport(
+            fallback: viaFallback, environment: ["http_proxy": "http://proxy.invalid:3128", "no_proxy": "127.0.0.1"])
+        #expect(try await exempt.send(HTTPRequest(url: server.baseURL)).status == 204)
+        #expect(server.requestsServed == 1)
+        await server.shutdown()
+    }
+
+    @Test func aRedirectToHTTPSContinuesOnTheFallbackWithoutTheKey() async throws {
+        let seen = Mutex<HTTPRequest?>(nil)
+        let fallback = ClosureTransport { request in
+            seen.withLock { $0 = request }
+            return HTTPResponse(status: 200)
+        }
+        let server = try await EmulatorServer.start { _ in
+            EmulatorResponse(status: 308, headers: ["Location": "https://secure.example.com/v1/x?key=sk-secret&page=1"])
+        }
+        let response = try await PlainHTTPTransport(fallback: fallback).send(
+            HTTPRequest(url: server.baseURL.appendingPathComponent("v1/x"), headers: ["Authorization": "Bearer sk-secret"]))
+        #expect(response.status == 200)
+        let forwarded = try #require(seen.withLock { $0 })
+        #expect(forwarded.url.absoluteString == "https://secure.example.com/v1/x?page=1")
+        #expect(forwarded.headers["authorization"] == nil)
+        await server.shutdown()
+    }
+
+    @Test(arguments: [
+        ("chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nWiki\r\n6;x=y\r\npedia \r\nE\r\nin \r\n\r\nchunks.\r\n0\r\nX-Trailer: t\r\n\r\n", "Wikipedia in \r\n\r\nchunks."),
+        ("until close", "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nread me until the end", "read me until the end"),
+        ("continue first", "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", "hello"),
+    ])
+    func answersFramedEveryWay(_ name: String, _ answer: String, _ expected: String) async throws {
+        let server = try CannedServer(answer: Array(answer.utf8))
+        defer { server.stop() }
+        let response = try await PlainHTTPTransport().send(HTTPRequest(url: server.url))
+        #expect(response.status == 200, "\(name)")
+        #expect(String(decoding: response.body, as: UTF8.self) == expected, "\(name)")
+    }
+
+    @Test func aConnectionTheServerClosedIsNotReusedBlindly() async throws {
+        // The server promises keep-alive but closes after every answer: each request must still
+        // succeed, on a new connection.
+        let server = try CannedServer(answer: Array("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".utf8))
+        defer { server.stop() }
+        let transport = PlainHTTPTransport()
+        for _ in 0..<5 {
+            let response = try await transport.send(HTTPRequest(method: "POST", url: server.url, body: .data(Data("x".utf8))))
+            #expect(String(decoding: response.body, as: UTF8.self) == "ok")
+        }
+        #expect(server.connectionsAccepted == 5)
+    }
+
+    @Test func aRequestThatMeetsAClosedPooledConnectionIsSentAgainOnAFreshOne() async throws {
+        // Each connection answers one request and drops the next unanswered, as a server does
+        // when its keep-alive timeout passes just as a request arrives.
+        let server = try CannedServer(answer: Array("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".utf8), answersPerConnection: 1)
+        defer { server.stop() }
+        let transport = PlainHTTPTransport()
+        for _ in 0..<5 {
+            let response = try await transport.send(HTTPRequest(url: server.url))
+            #expect(String(decoding: response.body, as: UTF8.self) == "ok")
+        }
+        #expect(server.connectionsAccepted == 5)
+        #expect(server.requestsRead == 9)  // four were sent twice
+    }
+
+    @Test func aFreshConnectionThatClosesUnansweredIsNotRetried() async throws {
+        let server = try CannedServer(answer: [], answersPerConnection: 0)
+        defer { server.stop() }
+        await #expect(throws: URLError(.networkConnectionLost)) {
+            _ = try await PlainHTTPTransport().send(HTTPRequest(url: server.url))
+        }
+        #expect(server.requestsRead == 1)
+    }
+
+    @Test func anAnswerCutShortIsANetworkError() async throws {
+        let server = try CannedServer(answer: Array("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this".utf8))
+        defer { server.stop() }
+        await #expect(throws: URLError(.networkConnectionLost)) {
+            _ = try await PlainHTTPTransport().send(HTTPRequest(url: server.url))
+        }
+    }
+
+    @Test func aMalformedAnswerIsAnError() async throws {
+        let server = try CannedServer(answer: Array("SMTP ready\r\n\r\n".utf8))
+        defer { server.stop() }
+        await #expect(throws: URLError(.cannotParseResponse)) {
+            _ = try await PlainHTTPTransport().send(HTTPRequest(url: server.url))
+        }
+    }
+}
+#endif
