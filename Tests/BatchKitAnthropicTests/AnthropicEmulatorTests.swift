@@ -137,7 +137,7 @@ import Testing
             #expect(ended["request_counts"] == ["processing": 0, "succeeded": 2, "errored": 0, "canceled": 0, "expired": 0])
             #expect(ended["ended_at"]?.stringValue?.range(of: stamp, options: .regularExpression) != nil)
             // The loopback server points publicBaseURL at itself; in process it stays as configured.
-            let base = wire == .loopback ? f.baseURL.absoluteString : "http://127.0.0.1:8080"
+            let base = wire != .inProcess ? f.baseURL.absoluteString : "http://127.0.0.1:8080"
             #expect(ended["results_url"] == .string(base + "/v1/messages/batches/\(id)/results"))
             // Stable on re-read.
             f.clock.advance(by: .seconds(100))

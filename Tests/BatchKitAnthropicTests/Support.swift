@@ -10,11 +10,12 @@ let secretKey = "sk-ant-TESTSECRET-0123456789abcdef"
 let emulatorURL = URL(string: "http://emulator.invalid")!
 
 /// An emulator on a manual clock, and clients/backends wired to it in-process.
-/// How tests reach the emulator: its in-process transport, or `URLSessionTransport` to the
-/// loopback `EmulatorServer`.
+/// How tests reach the emulator: its in-process transport, or `URLSessionTransport` or
+/// `PlainHTTPTransport` to the loopback `EmulatorServer`.
 enum Wire: String, CaseIterable, Sendable {
     case inProcess
     case loopback
+    case plainLoopback
 }
 
 /// Runs `body` with a fixture reached over `wire`, and stops the loopback server afterwards.
@@ -49,11 +50,14 @@ struct AnthropicFixture {
         var f = AnthropicFixture(configuration)
         switch wire {
         case .inProcess: return f
-        case .loopback:
+        case .loopback, .plainLoopback:
             let server = try await EmulatorServer.start(emulator: f.emulator)
             f.server = server
             f.baseURL = server.baseURL
-            f.wireTransport = URLSessionTransport(configuration: .init(defaultTimeout: .seconds(30)))
+            f.wireTransport =
+                wire == .loopback
+                ? URLSessionTransport(configuration: .init(defaultTimeout: .seconds(30)))
+                : PlainHTTPTransport(configuration: .init(defaultTimeout: .seconds(30)))
             return f
         }
     }

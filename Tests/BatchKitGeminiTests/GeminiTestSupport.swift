@@ -12,12 +12,16 @@ enum Wire: String, CaseIterable, Sendable, CustomTestStringConvertible {
     case inProcess
     /// `URLSessionTransport` to an `EmulatorServer` on a loopback port.
     case loopback
+    /// `PlainHTTPTransport` to an `EmulatorServer` on a loopback port.
+    case plainLoopback
 
     var testDescription: String { rawValue }
 }
 
 /// One URLSession for every loopback test (each test has its own server and port).
 let sharedURLSession = URLSessionTransport(configuration: .init(defaultTimeout: .seconds(30)))
+/// One `PlainHTTPTransport` likewise.
+let sharedPlainHTTP = PlainHTTPTransport(configuration: .init(defaultTimeout: .seconds(30)))
 
 /// An emulator on a manual clock, reachable in-process or over loopback.
 struct GeminiHarness: Sendable {
@@ -35,9 +39,10 @@ struct GeminiHarness: Sendable {
             return GeminiHarness(
                 clock: clock, emulator: emulator, server: nil, transport: emulator.transport,
                 baseURL: URL(string: "http://emulator.invalid")!)
-        case .loopback:
+        case .loopback, .plainLoopback:
             let server = try await EmulatorServer.start(emulator: emulator)
-            return GeminiHarness(clock: clock, emulator: emulator, server: server, transport: sharedURLSession, baseURL: server.baseURL)
+            let transport: any HTTPTransport = wire == .loopback ? sharedURLSession : sharedPlainHTTP
+            return GeminiHarness(clock: clock, emulator: emulator, server: server, transport: transport, baseURL: server.baseURL)
         }
     }
 
