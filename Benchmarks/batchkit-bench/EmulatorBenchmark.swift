@@ -7,14 +7,19 @@ import Synchronization
 /// completions through `URLSessionTransport` with zero latency for ~10 s (`--seconds N` or
 /// `BENCH_SECONDS`). Prints `{"scenario":"emulator","requests_per_second":…,"requests":…,"seconds":…}`
 /// where `requests` counts 200 answers only. `--sessions N` spreads the clients over N
-/// `URLSessionTransport`s (default 1); `--concurrency N` changes the 64.
+/// transports (default 1); `--concurrency N` changes the 64; `--transport plain` (or
+/// `BENCH_TRANSPORT=plain`) uses `PlainHTTPTransport` instead, which shows what the server
+/// itself sustains when the client is not the bound.
 func runEmulatorBenchmark() async throws {
     let seconds = benchOption("seconds", env: "BENCH_SECONDS").flatMap(Double.init) ?? 10
     let concurrency = benchOption("concurrency", env: "BENCH_CONCURRENCY").flatMap(Int.init) ?? 64
     let emulator = ProviderEmulator(configuration: .init(latency: .zero))
     let server = try await EmulatorServer.start(emulator: emulator)
     let transportCount = benchOption("sessions", env: "BENCH_SESSIONS").flatMap(Int.init) ?? 1
-    let transports = (0..<max(1, transportCount)).map { _ in URLSessionTransport() }
+    let plain = benchOption("transport", env: "BENCH_TRANSPORT") == "plain"
+    let transports: [any HTTPTransport] = (0..<max(1, transportCount)).map { _ in
+        plain ? PlainHTTPTransport() as any HTTPTransport : URLSessionTransport()
+    }
     let url = server.baseURL.appendingPathComponent("v1/chat/completions")
     chatter("emulator benchmark: \(concurrency) clients for \(seconds) s against \(server.baseURL.absoluteString)")
 
@@ -66,6 +71,7 @@ func runEmulatorBenchmark() async throws {
     if ok < all { chatter("warning: \(all - ok) answers were not 200 and are not counted") }
     printJSONLine([
         "scenario": "emulator",
+        "transport": .string(plain ? "PlainHTTPTransport" : "URLSessionTransport"),
         "requests_per_second": .double((Double(ok) / elapsedSeconds * 10).rounded() / 10),
         "requests": .int(ok),
         "seconds": .double(round3(elapsedSeconds)),
