@@ -31,6 +31,10 @@ struct HTTP1ResponseParser {
     private var phase = Phase.head
     private var pending: [UInt8] = []
     private var pendingStart = 0
+    /// Where the search for the line end that closes the current head, chunk-size line or
+    /// trailer line resumes: bytes already searched are not searched again, so a head that
+    /// trickles in byte by byte costs linear, not quadratic, time.
+    private var scanned = 0
     private let isHEAD: Bool
 
     private(set) var status = 0
@@ -90,6 +94,7 @@ struct HTTP1ResponseParser {
     private mutating func compact() {
         if pendingStart > 0 && (pendingStart == pending.count || pendingStart >= 64 * 1024) {
             pending.removeFirst(pendingStart)
+            scanned = max(0, scanned - pendingStart)
             pendingStart = 0
         }
     }
@@ -99,8 +104,11 @@ struct HTTP1ResponseParser {
         while true {
             switch phase {
             case .head:
-                let end = find(Self.crlfcrlf, from: pendingStart)
-                if (end ?? pending.count) - pendingStart > Self.maximumHeadBytes { throw Failure(reason: "header section too long") }
+                let end = find(Self.crlfcrlf)
+                // Measured to the blank line, or (not there yet) without the up to 3 bytes that
+                // may be its start, so the verdict does not depend on how the bytes arrive.
+                let headLength = (end ?? max(pendingStart, pending.count - 3)) - pendingStart
+                if headLength > Self.maximumHeadBytes { throw Failure(reason: "header section too long") }
                 guard let end else { return }
                 try parseHead(pending[pendingStart..<end])
                 pendingStart = end + 4
@@ -114,7 +122,7 @@ struct HTTP1ResponseParser {
                 }
                 phase = .done
             case .chunkSize:
-                guard let end = find(Self.crlf, from: pendingStart) else {
+                guard let end = find(Self.crlf) else {
                     if pending.count - pendingStart > 4096 { throw Failure(reason: "chunk size line too long") }
                     return
                 }
@@ -150,7 +158,7 @@ struct HTTP1ResponseParser {
                 phase = .chunkSize
             case .trailers:
                 // Trailer fields are read and dropped; an empty line ends the answer.
-                guard let end = find(Self.crlf, from: pendingStart) else {
+                guard let end = find(Self.crlf) else {
                     if pending.count - pendingStart > Self.maximumHeadBytes { throw Failure(reason: "trailers too long") }
                     return
                 }
@@ -246,19 +254,25 @@ struct HTTP1ResponseParser {
     private static let crlf: [UInt8] = [13, 10]
     private static let crlfcrlf: [UInt8] = [13, 10, 13, 10]
 
-    private func find(_ needle: [UInt8], from start: Int) -> Int? {
+    /// The index of `needle` at or after `pendingStart`, resuming where the last unsuccessful
+    /// search stopped.
+    private mutating func find(_ needle: [UInt8]) -> Int? {
         let n = needle.count
-        guard pending.count - start >= n else { return nil }
-        var i = start
+        var i = max(pendingStart, scanned)
         let last = pending.count - n
         while i <= last {
             if pending[i] == needle[0] {
                 var j = 1
                 while j < n && pending[i + j] == needle[j] { j += 1 }
-                if j == n { return i }
+                if j == n {
+                    scanned = 0
+                    return i
+                }
             }
             i += 1
         }
+        // A match may start in the last n − 1 bytes once more arrive.
+        scanned = max(pendingStart, pending.count - n + 1)
         return nil
     }
 

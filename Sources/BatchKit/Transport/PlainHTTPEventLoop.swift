@@ -265,7 +265,10 @@ final class PlainHTTPWorker {
             // connections only need a check a second; with nothing open, sleep until woken.
             var timeout: Int32 = -1
             if jobsInFlight || !connections.isEmpty {
-                if !jobsInFlight { nextSweep = max(nextSweep, ContinuousClock.now + Self.idleSweepInterval) }
+                let now = ContinuousClock.now
+                nextSweep =
+                    jobsInFlight
+                    ? min(nextSweep, now + Self.sweepInterval) : max(nextSweep, now + Self.idleSweepInterval)
                 timeout = Self.milliseconds(until: nextSweep)
             }
             let mayBlock = loop.inbox.withLock { inbox -> Bool in
