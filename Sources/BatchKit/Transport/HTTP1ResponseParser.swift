@@ -113,11 +113,9 @@ struct HTTP1ResponseParser {
                 try parseHead(pending[pendingStart..<end])
                 pendingStart = end + 4
             case .length(let remaining):
-                let take = min(remaining, pending.count - pendingStart)
-                body.append(contentsOf: pending[pendingStart..<pendingStart + take])
-                pendingStart += take
-                if take < remaining {
-                    phase = .length(remaining: remaining - take)
+                let left = moveToBody(remaining)
+                if left > 0 {
+                    phase = .length(remaining: left)
                     return
                 }
                 phase = .done
@@ -141,11 +139,9 @@ struct HTTP1ResponseParser {
                 pendingStart = end + 2
                 phase = size == 0 ? .trailers : .chunkData(remaining: size)
             case .chunkData(let remaining):
-                let take = min(remaining, pending.count - pendingStart)
-                body.append(contentsOf: pending[pendingStart..<pendingStart + take])
-                pendingStart += take
-                if take < remaining {
-                    phase = .chunkData(remaining: remaining - take)
+                let left = moveToBody(remaining)
+                if left > 0 {
+                    phase = .chunkData(remaining: left)
                     return
                 }
                 phase = .chunkDataEnd
@@ -173,6 +169,14 @@ struct HTTP1ResponseParser {
                 return
             }
         }
+    }
+
+    /// Moves up to `remaining` buffered bytes to the body; returns how many are still to come.
+    private mutating func moveToBody(_ remaining: Int) -> Int {
+        let take = min(remaining, pending.count - pendingStart)
+        body.append(contentsOf: pending[pendingStart..<pendingStart + take])
+        pendingStart += take
+        return remaining - take
     }
 
     private mutating func parseHead(_ head: ArraySlice<UInt8>) throws(Failure) {
