@@ -229,6 +229,10 @@ import Testing
             _ = try await noKey.send(chat("id-3", "x"))
             #expect(seen.withLock { $0.last?.headers["Authorization"] } == nil)
         }
+        // An explicit empty key sends none, whatever the environment holds.
+        let explicitlyNone = OpenAIClient(apiKey: "", baseURL: URL(string: "http://localhost:11434/v1")!, transport: transport)
+        _ = try await explicitlyNone.send(chat("id-4", "x"))
+        #expect(seen.withLock { $0.last?.headers["Authorization"] } == nil)
     }
 
     @Test(arguments: Wire.allCases)
