@@ -311,6 +311,63 @@ struct PlainHTTPTransportTests {
         #expect(server.requestsRead == 1)
     }
 
+    @Test func underFaultsAndCancellationEveryCallEndsAndThePoolStaysHealthy() async throws {
+        // Resets, cut bodies and 500s from the emulator, a connection cap that makes requests
+        // queue, and callers cancelled at every stage: each call must end (a lost continuation
+        // would hang the test), with an answer or an error that says what happened.
+        let emulator = ProviderEmulator(configuration: .init(faults: [
+            EmulatorFault(.resetConnection, every: 7), EmulatorFault(.truncatedBody(bytes: 30), every: 11),
+            EmulatorFault(.status(500), every: 13),
+        ]))
+        let server = try await EmulatorServer.start(emulator: emulator)
+        let transport = PlainHTTPTransport(configuration: .init(maximumConnectionsPerHost: 12))
+        let url = server.baseURL.appendingPathComponent("v1/chat/completions")
+        func request(_ i: Int) -> HTTPRequest {
+            let body = #"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"q\#(i)"}],"max_tokens":4}"#
+            return HTTPRequest(
+                method: "POST", url: url, headers: ["Authorization": "Bearer sk-t", "Content-Type": "application/json"],
+                body: .data(Data(body.utf8)))
+        }
+        enum Outcome: Hashable { case answered(Int), network, cancelled, other }
+        let total = 1_200
+        let outcomes = await withTaskGroup(of: Outcome.self) { group in
+            var outcomes: [Outcome: Int] = [:]
+            for i in 0..<total {
+                if i >= 48, let done = await group.next() { outcomes[done, default: 0] += 1 }
+                let call = Task { () -> Outcome in
+                    do {
+                        let response = try await transport.send(request(i))
+                        if response.status == 200 {
+                            #expect(try JSONValue(parsing: response.body)["choices"]?[0]?["message"]?["content"] != nil)
+                        }
+                        return .answered(response.status)
+                    } catch is CancellationError {
+                        return .cancelled
+                    } catch is URLError {
+                        return .network
+                    } catch {
+                        return .other
+                    }
+                }
+                if i % 17 == 0 { call.cancel() }
+                group.addTask { await call.value }
+            }
+            for await done in group { outcomes[done, default: 0] += 1 }
+            return outcomes
+        }
+        #expect(outcomes.values.reduce(0, +) == total)
+        #expect(outcomes[.answered(200), default: 0] > total / 2)
+        #expect(outcomes[.answered(500), default: 0] > 0)
+        #expect(outcomes[.network, default: 0] > 0)
+        #expect(outcomes[.cancelled, default: 0] > 0)
+        #expect(outcomes[.other] == nil)
+        // Afterwards the pool still works and never went past its cap.
+        emulator.update { $0.faults = [] }
+        #expect(try await transport.send(request(total)).status == 200)
+        #expect(server.connectionCount <= 12)
+        await server.shutdown()
+    }
+
     @Test func anAnswerCutShortIsANetworkError() async throws {
         let server = try CannedServer(answer: Array("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this".utf8))
         defer { server.stop() }
