@@ -316,6 +316,10 @@ final class PlainHTTPWorker {
             assign(job, to: connection)
             return
         }
+        if fresh, openCount[job.endpoint, default: 0] >= maximumPerHost, let spare = idle[job.endpoint]?.first {
+            // A request sent again needs a new connection: an idle one gives up its slot.
+            release(spare)
+        }
         if openCount[job.endpoint, default: 0] < maximumPerHost {
             open(for: job, from: 0)
             return
@@ -332,8 +336,9 @@ final class PlainHTTPWorker {
     }
 
     /// Opens a non-blocking socket to the first of the job's addresses from `index` on that
-    /// accepts or may still accept; fails the job when none does.
-    private func open(for job: PlainHTTPJob, from index: Int) {
+    /// accepts or may still accept; fails the job when none does (and returns `false`).
+    @discardableResult
+    private func open(for job: PlainHTTPJob, from index: Int) -> Bool {
         var index = index
         while index < job.addresses.count {
             let address = job.addresses[index]
@@ -353,16 +358,19 @@ final class PlainHTTPWorker {
                 connection.job = job
                 connection.parser = HTTP1ResponseParser(isHEAD: job.isHEAD)
                 if !connection.connecting { flush(connection) }
-                return
+                return true
             }
             _ = Glibc.close(fd)
             index += 1
         }
         job.continuation.resume(throwing: URLError(.cannotConnectToHost))
+        return false
     }
 
-    private func close(_ connection: Connection) {
-        guard connections.removeValue(forKey: connection.fd) != nil else { return }
+    /// Closes `connection` and forgets it, freeing its slot.
+    private func release(_ connection: Connection) {
+        guard connections[connection.fd] === connection else { return }
+        connections[connection.fd] = nil
         _ = Glibc.close(connection.fd)
         if let list = idle[connection.endpoint], let at = list.firstIndex(where: { $0 === connection }) {
             idle[connection.endpoint]!.remove(at: at)
@@ -370,13 +378,29 @@ final class PlainHTTPWorker {
         }
         let remaining = openCount[connection.endpoint, default: 1] - 1
         openCount[connection.endpoint] = remaining == 0 ? nil : remaining
-        // A slot is free: the longest-waiting request for this host gets a new connection.
-        if var queue = waiting[connection.endpoint], !queue.isEmpty {
-            let next = queue.removeFirst()
-            waiting[connection.endpoint] = queue.isEmpty ? nil : queue
-            waitingCount -= 1
+    }
+
+    /// Closes `connection`; its slot goes to the longest-waiting request for the host, if any.
+    private func close(_ connection: Connection) {
+        guard connections[connection.fd] === connection else { return }
+        release(connection)
+        serveWaiting(for: connection.endpoint)
+    }
+
+    /// Gives free connection slots for `endpoint` to the requests waiting for one, in order.
+    private func serveWaiting(for endpoint: PlainHTTPEndpoint) {
+        while openCount[endpoint, default: 0] < maximumPerHost, let next = nextWaiting(for: endpoint) {
             start(next, fresh: true)
         }
+    }
+
+    /// Takes the longest-waiting request for `endpoint` off the queue.
+    private func nextWaiting(for endpoint: PlainHTTPEndpoint) -> PlainHTTPJob? {
+        guard var queue = waiting[endpoint], !queue.isEmpty else { return nil }
+        let next = queue.removeFirst()
+        waiting[endpoint] = queue.isEmpty ? nil : queue
+        waitingCount -= 1
+        return next
     }
 
     /// The job on `connection` ends with `result`; the connection is pooled when it can be.
@@ -389,12 +413,11 @@ final class PlainHTTPWorker {
             return
         }
         connection.reused = true
-        if var queue = waiting[connection.endpoint], !queue.isEmpty {
-            let next = queue.removeFirst()
-            waiting[connection.endpoint] = queue.isEmpty ? nil : queue
-            waitingCount -= 1
+        while let next = nextWaiting(for: connection.endpoint) {
             if next.token.cancelled.load(ordering: .sequentiallyConsistent) {
                 next.continuation.resume(throwing: CancellationError())
+            } else if next.deadline <= ContinuousClock.now {
+                next.continuation.resume(throwing: URLError(.timedOut))
             } else {
                 assign(next, to: connection)
                 return
@@ -500,9 +523,10 @@ final class PlainHTTPWorker {
                     close(connection)
                     return
                 }
+                // The slot passes to the next address; if none connects, to whoever waits.
                 connection.job = nil
-                close(connection)
-                open(for: job, from: connection.addressIndex + 1)
+                release(connection)
+                if !open(for: job, from: connection.addressIndex + 1) { serveWaiting(for: job.endpoint) }
                 return
             }
             connection.connecting = false
