@@ -89,6 +89,24 @@ struct PlainHTTPTransportTests {
         await server.shutdown()
     }
 
+    @Test func aHostNameIsResolvedAndEachAddressTried() async throws {
+        let server = try await EmulatorServer.start { request in .json(200, ["path": .string(request.path)]) }
+        let transport = PlainHTTPTransport()
+        let byName = try await transport.send(HTTPRequest(url: URL(string: "http://localhost:\(server.port)/by-name")!))
+        #expect(try JSONValue(parsing: byName.body)["path"]?.stringValue == "/by-name")
+        // A name whose first addresses refuse (nothing listens on ::1 or 127.0.0.2 at this
+        // port, as `localhost` often resolves to ::1 first): the next address is tried.
+        try transport.pin(host: "several.test", port: server.port, to: ["::1", "127.0.0.2", "127.0.0.1"])
+        let tried = try await transport.send(HTTPRequest(url: URL(string: "http://several.test:\(server.port)/third")!))
+        #expect(try JSONValue(parsing: tried.body)["path"]?.stringValue == "/third")
+        try transport.pin(host: "nowhere.test", port: server.port, to: ["::1", "127.0.0.2"])
+        await #expect(throws: URLError(.cannotConnectToHost)) {
+            _ = try await transport.send(HTTPRequest(url: URL(string: "http://nowhere.test:\(server.port)/")!))
+        }
+        #expect(server.requestsServed == 2)
+        await server.shutdown()
+    }
+
     @Test func concurrentRequestsStayWithinTheConnectionCap() async throws {
         let server = try await EmulatorServer.start { request in .json(200, ["path": .string(request.path)]) }
         let transport = PlainHTTPTransport(configuration: .init(maximumConnectionsPerHost: 3))

@@ -58,6 +58,13 @@ final class PlainHTTPResolver: Sendable {
         return resolved
     }
 
+    /// Makes `endpoint` resolve to the addresses of `literals` (numeric hosts), in that order,
+    /// for the next minute: for tests of names with several addresses.
+    func pin(_ endpoint: PlainHTTPEndpoint, to literals: [String]) throws {
+        let addresses = try literals.flatMap { try Self.resolve(PlainHTTPEndpoint(host: $0, port: endpoint.port)) }
+        cache.withLock { $0[endpoint] = Entry(addresses: addresses, resolvedAt: .now) }
+    }
+
     private static func resolve(_ endpoint: PlainHTTPEndpoint) throws -> [PlainHTTPAddress] {
         var hints = addrinfo()
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
@@ -343,7 +350,10 @@ final class PlainHTTPWorker {
         while index < job.addresses.count {
             let address = job.addresses[index]
             let fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-            if fd < 0 { break }
+            if fd < 0 {  // e.g. no IPv6 here: try the next address
+                index += 1
+                continue
+            }
             var one: Int32 = 1
             _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
             let result = address.bytes.withUnsafeBytes { raw in

@@ -101,6 +101,13 @@ public struct PlainHTTPTransport: HTTPTransport {
         }
     }
 
+    #if canImport(Glibc)
+    /// Makes `host:port` resolve to the numeric addresses `literals`, in order (tests).
+    func pin(host: String, port: Int, to literals: [String]) throws {
+        try core.resolver.pin(PlainHTTPEndpoint(host: host, port: port), to: literals)
+    }
+    #endif
+
     /// Whether this transport sends `request` itself rather than through the fallback.
     static func handlesDirectly(_ request: HTTPRequest) -> Bool {
         #if canImport(Glibc)
@@ -201,7 +208,7 @@ final class PlainHTTPCore: Sendable {
     private let madeFallback = Mutex<URLSessionTransport?>(nil)
     #if canImport(Glibc)
     private let loop: PlainHTTPEventLoop
-    private let resolver = PlainHTTPResolver()
+    let resolver = PlainHTTPResolver()
     private let nextID = Atomic<UInt64>(0)
     #endif
 
