@@ -32,24 +32,14 @@ struct AnthropicConnection: Sendable {
     /// origin; otherwise its path is re-rooted on the base URL, so that the key only ever goes to
     /// the configured host (and a proxy in front of the API keeps working).
     func serverURL(_ text: String) -> URL? {
-        guard let u = URL(string: text), let host = u.host else {
+        guard let u = URL(string: text), u.host != nil else {
             return text.hasPrefix("/") ? url(text) : nil
         }
-        let sameOrigin = host.lowercased() == baseURL.host?.lowercased() && u.scheme?.lowercased() == baseURL.scheme?.lowercased()
-            && (u.port ?? Self.defaultPort(u.scheme)) == (baseURL.port ?? Self.defaultPort(baseURL.scheme))
-        if sameOrigin { return u }
+        if HTTPRequest.sameOrigin(u, baseURL) { return u }
         var base = baseURL.absoluteString
         while base.hasSuffix("/") { base.removeLast() }
         let comps = URLComponents(url: u, resolvingAgainstBaseURL: false)
         return URL(string: base + (comps?.percentEncodedPath ?? u.path) + (comps?.percentEncodedQuery.map { "?" + $0 } ?? ""))
-    }
-
-    static func defaultPort(_ scheme: String?) -> Int? {
-        switch scheme?.lowercased() {
-        case "https": return 443
-        case "http": return 80
-        default: return nil
-        }
     }
 
     /// Sends one request with Anthropic's headers. Returns 2xx answers; throws a ``BatchError``

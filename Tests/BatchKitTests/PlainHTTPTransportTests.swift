@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 @testable import BatchKit
-import BatchKitTesting
+@testable import BatchKitTesting
 import Foundation
 import Synchronization
 import Testing
@@ -22,17 +22,9 @@ final class CannedServer: Sendable {
     var url: URL { URL(string: "http://127.0.0.1:\(port)/canned")! }
 
     init(answer: [UInt8], answersPerConnection: Int? = nil) throws {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-        }
-        guard fd >= 0, bound, listen(fd, 16) == 0 else { throw URLError(.cannotConnectToHost) }
+        let (fd, port) = try Socket.listen(host: "127.0.0.1", port: 0)
         listenFD = fd
-        port = Int(UInt16(bigEndian: address.sin_port))
+        self.port = port
         let thread = Thread { [self] in
             while true {
                 let connection = accept(fd, nil, nil)

@@ -106,6 +106,17 @@ public struct HTTPRequest: Sendable, CustomStringConvertible {
     /// Method and URL with any `key=` query value masked; never the headers' secrets.
     public var description: String { "\(method) \(HTTPRequest.redactedURL(url))" }
 
+    /// Whether `a` and `b` have the same scheme, host and port (default ports filled in): the
+    /// test for whether a credential may follow a request from one URL to the other.
+    public static func sameOrigin(_ a: URL, _ b: URL) -> Bool {
+        func origin(_ u: URL) -> (String, String, Int) {
+            let scheme = (u.scheme ?? "").lowercased()
+            let port = u.port ?? (scheme == "https" ? 443 : scheme == "http" ? 80 : -1)
+            return (scheme, (u.host ?? "").lowercased(), port)
+        }
+        return origin(a) == origin(b)
+    }
+
     /// The URL with the values of `key` and `api-key` query items replaced by `<redacted>`.
     public static func redactedURL(_ url: URL) -> String {
         guard var c = URLComponents(url: url, resolvingAgainstBaseURL: false), let items = c.queryItems else {

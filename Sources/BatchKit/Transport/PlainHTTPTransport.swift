@@ -132,9 +132,8 @@ public struct PlainHTTPTransport: HTTPTransport {
             next.method = "GET"
             next.body = nil
             next.headers["Content-Type"] = nil
-            next.headers["Content-Length"] = nil
         }
-        if !URLSessionTransport.sameOrigin(request.url, target) {
+        if !HTTPRequest.sameOrigin(request.url, target) {
             for name in URLSessionTransport.credentialHeaders { next.headers[name] = nil }
             next.url = URLSessionTransport.strippingKeyQueryItems(target)
         }

@@ -215,7 +215,7 @@ extension URLSessionTransport {
     /// The request to follow a redirect with: unchanged within one origin, stripped of every
     /// credential (key headers and `key=` query items) when scheme, host or port change.
     static func redirectRequest(_ request: URLRequest, from: URL?) -> URLRequest {
-        guard let to = request.url, let from, !sameOrigin(from, to) else { return request }
+        guard let to = request.url, let from, !HTTPRequest.sameOrigin(from, to) else { return request }
         var stripped = request
         for name in credentialHeaders { stripped.setValue(nil, forHTTPHeaderField: name) }
         stripped.url = strippingKeyQueryItems(to)
@@ -224,16 +224,6 @@ extension URLSessionTransport {
 
     static func isKeyQueryItem(_ name: String) -> Bool {
         ["key", "api-key", "api_key"].contains(name.lowercased())
-    }
-
-    /// Same scheme, host and port (default ports filled in).
-    static func sameOrigin(_ a: URL, _ b: URL) -> Bool {
-        func origin(_ u: URL) -> (String, String, Int) {
-            let scheme = (u.scheme ?? "").lowercased()
-            let port = u.port ?? (scheme == "https" ? 443 : scheme == "http" ? 80 : -1)
-            return (scheme, (u.host ?? "").lowercased(), port)
-        }
-        return origin(a) == origin(b)
     }
 }
 
