@@ -28,7 +28,7 @@ import Synchronization
 /// (retryable). A line that is not JSON becomes an `invalidResponse` (retryable) item when its
 /// custom id can still be read, and is otherwise left for the processor to report as missing.
 public struct AnthropicBatchBackend: BatchBackend, CustomStringConvertible {
-    let connection: AnthropicConnection
+    let connection: ProviderConnection
     /// `anthropic`.
     public var provider: String { "anthropic" }
     /// 100,000 requests and 256 MB (decimal, which leaves room for the JSON around the items
@@ -68,7 +68,7 @@ public struct AnthropicBatchBackend: BatchBackend, CustomStringConvertible {
         limits: BatchLimits = AnthropicBatchBackend.defaultLimits, extraHeaders: HTTPHeaders = [:],
         transport: any HTTPTransport = URLSessionTransport(), timeout: Duration? = nil
     ) {
-        self.connection = AnthropicConnection(
+        self.connection = .anthropic(
             apiKey: apiKey, baseURL: baseURL, version: version, extraHeaders: extraHeaders, transport: transport, timeout: timeout)
         self.defaultMaxTokens = defaultMaxTokens
         self.structuredOutput = structuredOutput
@@ -132,7 +132,7 @@ public struct AnthropicBatchBackend: BatchBackend, CustomStringConvertible {
             body.append(item.data)
         }
         body.append(contentsOf: "]}".utf8)
-        let (json, _) = try await connection.json("POST", connection.url("/v1/messages/batches"), body: body)
+        let (json, _) = try await connection.sendJSON("POST", connection.url("/v1/messages/batches"), body: .data(body))
         return try Self.job(from: json)
     }
 
@@ -140,7 +140,7 @@ public struct AnthropicBatchBackend: BatchBackend, CustomStringConvertible {
 
     /// `GET /v1/messages/batches/{id}`.
     public func status(of jobID: String) async throws -> BatchJob {
-        let (json, _) = try await connection.json("GET", connection.url("/v1/messages/batches/\(try Self.pathID(jobID))"))
+        let (json, _) = try await connection.sendJSON("GET", connection.url("/v1/messages/batches/\(try Self.pathID(jobID))"))
         return try Self.job(from: json)
     }
 
@@ -149,7 +149,7 @@ public struct AnthropicBatchBackend: BatchBackend, CustomStringConvertible {
     /// already ended answers with the ended batch rather than an error.
     public func cancel(jobID: String) async throws -> BatchJob {
         do {
-            let (json, _) = try await connection.json(
+            let (json, _) = try await connection.sendJSON(
                 "POST", connection.url("/v1/messages/batches/\(try Self.pathID(jobID))/cancel"))
             return try Self.job(from: json)
         } catch let error as BatchError where error.code == .invalidRequest {
@@ -165,9 +165,9 @@ public struct AnthropicBatchBackend: BatchBackend, CustomStringConvertible {
         var jobs: [BatchJob] = []
         var after: String?
         while jobs.count < limit {
-            var query = [("limit", String(min(listPageSize, max(1, limit - jobs.count))))]
-            if let after { query.append(("after_id", after)) }
-            let (json, _) = try await connection.json("GET", connection.url("/v1/messages/batches", query: query))
+            var query = [URLQueryItem(name: "limit", value: String(min(listPageSize, max(1, limit - jobs.count))))]
+            if let after { query.append(URLQueryItem(name: "after_id", value: after)) }
+            let (json, _) = try await connection.sendJSON("GET", connection.url("/v1/messages/batches", query: query))
             guard let data = json["data"]?.arrayValue else {
                 throw BatchError(.invalidResponse, "the batch list has no data array", isRetryable: false)
             }
@@ -180,7 +180,7 @@ public struct AnthropicBatchBackend: BatchBackend, CustomStringConvertible {
 
     /// `DELETE /v1/messages/batches/{id}` (only ended batches can be deleted).
     public func delete(jobID: String) async throws {
-        _ = try await connection.json("DELETE", connection.url("/v1/messages/batches/\(try Self.pathID(jobID))"))
+        _ = try await connection.sendJSON("DELETE", connection.url("/v1/messages/batches/\(try Self.pathID(jobID))"))
     }
 
     // MARK: - Results
@@ -195,14 +195,8 @@ public struct AnthropicBatchBackend: BatchBackend, CustomStringConvertible {
                 .invalidRequest, "batch \(job.id) has no results yet (processing_status \(current.remoteStatus ?? "unknown"))",
                 isRetryable: true)
         }
-        let response = try await connection.send("GET", url, downloadsToFile: true)
-        let file: URL
-        if let f = response.bodyFile {
-            file = f
-        } else {
-            file = FileManager.default.temporaryDirectory.appendingPathComponent("batchkit-anthropic-\(UUID().uuidString).jsonl")
-            try response.body.write(to: file)
-        }
+        // The results download is JSONL; the SDK asks for it as `application/binary`.
+        let file = try await connection.download(url, headers: ["accept": "application/binary"])
         defer { try? FileManager.default.removeItem(at: file) }
         let tools = forcedTools.names.withLock { $0 }
         try await JSONLReader.forEachLine(in: file) { line, _ in

@@ -14,7 +14,7 @@ import Foundation
 /// in ``ModelResponse/rateLimit``; errors are translated by ``AnthropicWire/error(status:headers:body:now:)``.
 /// The client never retries: ``ConcurrentProcessor`` is the one retry layer.
 public struct AnthropicClient: ModelClient, CustomStringConvertible {
-    let connection: AnthropicConnection
+    let connection: ProviderConnection
     /// `max_tokens` for requests that do not set ``ChatRequest/maxTokens`` (Anthropic requires it).
     public let defaultMaxTokens: Int
     /// How JSON response formats are expressed.
@@ -34,7 +34,7 @@ public struct AnthropicClient: ModelClient, CustomStringConvertible {
         defaultMaxTokens: Int = AnthropicWire.defaultMaxTokens, structuredOutput: AnthropicStructuredOutput = .forcedTool,
         extraHeaders: HTTPHeaders = [:], transport: any HTTPTransport = URLSessionTransport(), timeout: Duration? = nil
     ) {
-        self.connection = AnthropicConnection(
+        self.connection = .anthropic(
             apiKey: apiKey, baseURL: baseURL, version: version, extraHeaders: extraHeaders, transport: transport, timeout: timeout)
         self.defaultMaxTokens = defaultMaxTokens
         self.structuredOutput = structuredOutput
@@ -44,10 +44,10 @@ public struct AnthropicClient: ModelClient, CustomStringConvertible {
     public var baseURL: URL { connection.baseURL }
 
     /// The `anthropic-version` header sent.
-    public var version: String { connection.version }
+    public var version: String { connection.anthropicVersion }
 
     /// Describes the client without its key.
-    public var description: String { "AnthropicClient(baseURL: \(connection.baseURL.absoluteString), version: \(connection.version))" }
+    public var description: String { "AnthropicClient(baseURL: \(connection.baseURL.absoluteString), version: \(connection.anthropicVersion))" }
 
     /// Accepts chat requests Anthropic can express; rejects embeddings and raw requests, and any
     /// field Anthropic cannot express (see ``AnthropicWire``), naming the field.
@@ -58,11 +58,11 @@ public struct AnthropicClient: ModelClient, CustomStringConvertible {
     /// Sends one chat request and returns the parsed Message.
     public func send(_ request: BatchRequest) async throws -> ModelResponse {
         let (body, chat) = try body(for: request)
-        let (json, response) = try await connection.json(
-            "POST", connection.url("/v1/messages"), body: body.serialized(), customID: request.id)
+        let (json, response) = try await connection.sendJSON(
+            "POST", connection.url("/v1/messages"), json: body, headers: ProviderConnection.requestIDHeaders(request.id))
         var answer = try AnthropicWire.parseMessage(
             json, structuredOutputTool: AnthropicWire.structuredOutputTool(for: chat, structuredOutput: structuredOutput))
-        answer.rateLimit = RateLimitInfo(headers: response.headers)
+        answer.rateLimit = connection.rateLimit(of: response)
         return answer
     }
 

@@ -32,7 +32,7 @@ public struct GeminiBatchBackend: BatchBackend, CustomStringConvertible, CustomR
     public var inlineByteLimit: Int
     /// Jobs asked for per `list` page (tests lower it to exercise paging).
     var listPageSize = 100
-    let http: GeminiHTTP
+    let api: GeminiAPI
 
     /// - Parameters:
     ///   - apiKey: the key; `nil` reads `GEMINI_API_KEY`, then `GOOGLE_API_KEY`.
@@ -53,7 +53,7 @@ public struct GeminiBatchBackend: BatchBackend, CustomStringConvertible, CustomR
         limits: BatchLimits = BatchLimits(maxRequests: 100_000, maxBytes: 2_000_000_000 - (1 << 20)),
         inlineByteLimit: Int = 20_000_000 - (64 << 10)
     ) {
-        self.http = GeminiHTTP(
+        self.api = GeminiAPI(
             apiKey: apiKey, baseURL: baseURL, apiVersion: apiVersion, extraHeaders: extraHeaders, transport: transport,
             timeout: timeout)
         self.limits = limits
@@ -61,10 +61,10 @@ public struct GeminiBatchBackend: BatchBackend, CustomStringConvertible, CustomR
     }
 
     /// What `dump` and debuggers show: the base URL and version, never the key.
-    public var customMirror: Mirror { Mirror(self, children: ["http": http]) }
+    public var customMirror: Mirror { Mirror(self, children: ["api": api]) }
 
     /// The base URL and version; never the key.
-    public var description: String { "GeminiBatchBackend(\(http.base)/\(http.apiVersion))" }
+    public var description: String { "GeminiBatchBackend(\(api))" }
 
     // MARK: - Encoding
 
@@ -150,8 +150,8 @@ public struct GeminiBatchBackend: BatchBackend, CustomStringConvertible, CustomR
                 "batch": ["displayName": .string(displayName), "inputConfig": ["fileName": .string(file)]],
             ]).serialized()
         }
-        let response = try await http.send("POST", http.url(model + verb), body: .data(body))
-        var job = try Self.job(from: GeminiHTTP.parse(response.body))
+        let (created, _) = try await api.connection.sendJSON("POST", api.url(model + verb), body: .data(body))
+        var job = try Self.job(from: created)
         for (k, v) in metadata where job.metadata[k] == nil { job.metadata[k] = v }
         job.metadata["model"] = model
         job.metadata["kind"] = kind == Self.embeddingKind ? "embedding" : "chat"
@@ -191,8 +191,8 @@ public struct GeminiBatchBackend: BatchBackend, CustomStringConvertible, CustomR
             throw BatchError(.invalidRequest, "cannot write the batch input file: \(error)", isRetryable: false)
         }
 
-        let start = try await http.send(
-            "POST", http.url(prefix: "upload/", "files"),
+        let start = try await api.connection.send(
+            "POST", api.url(prefix: "upload/", "files"),
             body: .data(JSONValue.object(["file": ["displayName": .string(displayName)]]).serialized()),
             headers: [
                 "X-Goog-Upload-Protocol": "resumable", "X-Goog-Upload-Command": "start",
@@ -202,13 +202,10 @@ public struct GeminiBatchBackend: BatchBackend, CustomStringConvertible, CustomR
         guard let uploadURLText = start.headers["x-goog-upload-url"], let uploadURL = URL(string: uploadURLText) else {
             throw BatchError(.invalidResponse, "the Gemini upload start answer has no x-goog-upload-url header")
         }
-        let finished = try await http.send(
-            "POST", uploadURL, body: .file(url), json: false, authenticated: false,
-            headers: [
-                "X-Goog-Upload-Command": "upload, finalize", "X-Goog-Upload-Offset": "0",
-                "Content-Type": "application/jsonl",
-            ])
-        let file = try GeminiHTTP.parse(finished.body)
+        // The upload URL carries its own authorisation (`upload_id`): no key goes to it.
+        let (file, _) = try await api.connection.sendJSON(
+            "POST", uploadURL, body: .file(url), contentType: "application/jsonl",
+            headers: ["X-Goog-Upload-Command": "upload, finalize", "X-Goog-Upload-Offset": "0"], authenticated: false)
         guard let name = (file["file"] ?? file)["name"]?.stringValue else {
             throw BatchError(.invalidResponse, "the Gemini upload answer names no file")
         }
@@ -222,7 +219,7 @@ public struct GeminiBatchBackend: BatchBackend, CustomStringConvertible, CustomR
 
     /// The job's state and counts (`GET /{version}/batches/{id}`).
     public func status(of jobID: String) async throws -> BatchJob {
-        try Self.job(from: await http.sendJSON("GET", http.url(Self.batchName(jobID))))
+        try Self.job(from: await api.connection.sendJSON("GET", api.url(Self.batchName(jobID))).0)
     }
 
     /// Maps a `BATCH_STATE_*` (or the SDKs' `JOB_STATE_*`) value to a ``BatchJob/Status``.
@@ -271,7 +268,7 @@ public struct GeminiBatchBackend: BatchBackend, CustomStringConvertible, CustomR
     /// `invalidResponse` result when its key can still be read, and is skipped otherwise (the
     /// processor reports the id as missing). Expired Gemini jobs have no results.
     public func results(of job: BatchJob, handler: (BatchResult) async throws -> Void) async throws {
-        let op = try await http.sendJSON("GET", http.url(Self.batchName(job.id)))
+        let (op, _) = try await api.connection.sendJSON("GET", api.url(Self.batchName(job.id)))
         let output = op["metadata"]?["output"] ?? op["response"]
         if let file = output?["responsesFile"]?.stringValue {
             try await downloadResults(file: file, handler: handler)
@@ -287,22 +284,13 @@ public struct GeminiBatchBackend: BatchBackend, CustomStringConvertible, CustomR
 
     func downloadResults(file: String, handler: (BatchResult) async throws -> Void) async throws {
         let name = file.hasPrefix("files/") ? file : "files/" + file
-        let response: HTTPResponse
+        let media = [URLQueryItem(name: "alt", value: "media")]
+        let url: URL
         do {
             // The guide's form; the python SDK uses the same path without `/download`.
-            response = try await http.send(
-                "GET", http.url(prefix: "download/", name + ":download", query: [("alt", "media")]), json: false,
-                downloadsToFile: true)
+            url = try await api.connection.download(api.url(prefix: "download/", name + ":download", query: media))
         } catch let e as BatchError where e.code == .notFound {
-            response = try await http.send(
-                "GET", http.url(name + ":download", query: [("alt", "media")]), json: false, downloadsToFile: true)
-        }
-        let url: URL
-        if let f = response.bodyFile {
-            url = f
-        } else {
-            url = FileManager.default.temporaryDirectory.appendingPathComponent("batchkit-gemini-\(UUID().uuidString).jsonl")
-            try response.body.write(to: url)
+            url = try await api.connection.download(api.url(name + ":download", query: media))
         }
         defer { try? FileManager.default.removeItem(at: url) }
         try await JSONLReader.forEachLine(in: url) { line, lineNumber in
@@ -353,7 +341,7 @@ public struct GeminiBatchBackend: BatchBackend, CustomStringConvertible, CustomR
     /// (refused with 400 `FAILED_PRECONDITION` by some deployments) returns its final state.
     public func cancel(jobID: String) async throws -> BatchJob {
         do {
-            _ = try await http.send("POST", http.url(Self.batchName(jobID) + ":cancel"), body: .data(Data("{}".utf8)))
+            _ = try await api.connection.send("POST", api.url(Self.batchName(jobID) + ":cancel"), body: .data(Data("{}".utf8)))
         } catch let e as BatchError where e.code == .invalidRequest {
             let job = try await status(of: jobID)
             guard job.status.isTerminal else { throw e }
@@ -367,9 +355,9 @@ public struct GeminiBatchBackend: BatchBackend, CustomStringConvertible, CustomR
         var jobs: [BatchJob] = []
         var token: String?
         repeat {
-            var query = [("pageSize", String(min(listPageSize, max(1, limit - jobs.count))))]
-            if let token { query.append(("pageToken", token)) }
-            let page = try await http.sendJSON("GET", http.url("batches", query: query))
+            var query = [URLQueryItem(name: "pageSize", value: String(min(listPageSize, max(1, limit - jobs.count))))]
+            if let token { query.append(URLQueryItem(name: "pageToken", value: token)) }
+            let (page, _) = try await api.connection.sendJSON("GET", api.url("batches", query: query))
             // An entry that cannot be read is skipped rather than failing the whole list.
             for op in page["operations"]?.arrayValue ?? [] where jobs.count < limit {
                 if let job = try? Self.job(from: op) { jobs.append(job) }
@@ -384,9 +372,9 @@ public struct GeminiBatchBackend: BatchBackend, CustomStringConvertible, CustomR
     /// file and generated result file.
     public func delete(jobID: String) async throws {
         let job = try? await status(of: jobID)
-        _ = try await http.send("DELETE", http.url(Self.batchName(jobID)))
+        _ = try await api.connection.send("DELETE", api.url(Self.batchName(jobID)))
         for file in [job?.metadata["inputFile"], job?.metadata["responsesFile"]].compactMap({ $0 }) {
-            _ = try? await http.send("DELETE", http.url(file.hasPrefix("files/") ? file : "files/" + file))
+            _ = try? await api.connection.send("DELETE", api.url(file.hasPrefix("files/") ? file : "files/" + file))
         }
     }
 }

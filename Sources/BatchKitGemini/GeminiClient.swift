@@ -15,7 +15,7 @@ import Foundation
 /// let processor = ConcurrentProcessor(client: client, configuration: .init(maxConcurrency: 32))
 /// ```
 public struct GeminiClient: ModelClient, CustomStringConvertible, CustomReflectable {
-    let http: GeminiHTTP
+    let api: GeminiAPI
 
     /// - Parameters:
     ///   - apiKey: the key; `nil` reads `GEMINI_API_KEY`, then `GOOGLE_API_KEY`.
@@ -32,16 +32,16 @@ public struct GeminiClient: ModelClient, CustomStringConvertible, CustomReflecta
         transport: any HTTPTransport = URLSessionTransport(),
         timeout: Duration? = .seconds(600)
     ) {
-        self.http = GeminiHTTP(
+        self.api = GeminiAPI(
             apiKey: apiKey, baseURL: baseURL, apiVersion: apiVersion, extraHeaders: extraHeaders, transport: transport,
             timeout: timeout)
     }
 
     /// What `dump` and debuggers show: the base URL and version, never the key.
-    public var customMirror: Mirror { Mirror(self, children: ["http": http]) }
+    public var customMirror: Mirror { Mirror(self, children: ["api": api]) }
 
     /// The base URL and version; never the key.
-    public var description: String { "GeminiClient(\(http.base)/\(http.apiVersion))" }
+    public var description: String { "GeminiClient(\(api))" }
 
     /// Accepts chat and embedding requests Gemini can express; raw (OpenAI-endpoint) requests
     /// and fields without a Gemini form fail with an error naming the field.
@@ -72,9 +72,8 @@ public struct GeminiClient: ModelClient, CustomStringConvertible, CustomReflecta
             throw BatchError.validation("unreachable", field: "body")
         }
         // The custom id travels as `x-client-request-id` when it is a valid header value.
-        let headers: HTTPHeaders = GeminiHTTP.isHeaderSafe(request.id) ? ["x-client-request-id": request.id] : [:]
-        let response = try await http.send("POST", http.url(path), body: .data(body.serialized()), headers: headers)
-        let json = try GeminiHTTP.parse(response.body)
+        let (json, _) = try await api.connection.sendJSON(
+            "POST", api.url(path), json: body, headers: ProviderConnection.requestIDHeaders(request.id))
         if let expected { return try GeminiWire.parseBatchEmbedContentsResponse(json, expected: expected) }
         return try GeminiWire.parseGenerateContentResponse(json)
     }

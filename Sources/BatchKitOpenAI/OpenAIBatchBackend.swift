@@ -26,7 +26,7 @@ public struct OpenAIBatchBackend: BatchBackend, CustomStringConvertible, CustomR
     public let provider = "openai"
     /// 50,000 requests and 200 MB per job by default.
     public var limits: BatchLimits
-    let connection: OpenAIConnection
+    let api: OpenAIAPI
     /// Time allowed for the upload of one input file.
     public var uploadTimeout: Duration
 
@@ -51,7 +51,7 @@ public struct OpenAIBatchBackend: BatchBackend, CustomStringConvertible, CustomR
         timeout: Duration? = .seconds(120), uploadTimeout: Duration = .seconds(3600), limits: BatchLimits = OpenAIBatchBackend.defaultLimits
     ) {
         self.init(
-            connection: OpenAIConnection(
+            api: OpenAIAPI(
                 baseURL: baseURL, key: APIKey(apiKey, environment: "OPENAI_API_KEY"),
                 organization: organization, project: project, extraHeaders: extraHeaders,
                 transport: transport, timeout: timeout, flavor: .openAI),
@@ -60,11 +60,11 @@ public struct OpenAIBatchBackend: BatchBackend, CustomStringConvertible, CustomR
 
     /// A backend that reaches the same server, with the same key and transport, as `client`.
     public init(client: OpenAIClient, uploadTimeout: Duration = .seconds(3600), limits: BatchLimits = OpenAIBatchBackend.defaultLimits) {
-        self.init(connection: client.connection, uploadTimeout: uploadTimeout, limits: limits)
+        self.init(api: client.api, uploadTimeout: uploadTimeout, limits: limits)
     }
 
-    init(connection: OpenAIConnection, uploadTimeout: Duration, limits: BatchLimits) {
-        self.connection = connection
+    init(api: OpenAIAPI, uploadTimeout: Duration, limits: BatchLimits) {
+        self.api = api
         self.uploadTimeout = uploadTimeout
         self.limits = limits
     }
@@ -78,20 +78,19 @@ public struct OpenAIBatchBackend: BatchBackend, CustomStringConvertible, CustomR
         limits: BatchLimits = OpenAIBatchBackend.defaultLimits
     ) -> OpenAIBatchBackend {
         OpenAIBatchBackend(
-            connection: OpenAIConnection(
-                baseURL: endpoint, key: APIKey(apiKey, environment: "AZURE_OPENAI_API_KEY"),
-                organization: nil, project: nil, extraHeaders: extraHeaders,
+            api: OpenAIAPI(
+                baseURL: endpoint, key: APIKey(apiKey, environment: "AZURE_OPENAI_API_KEY"), extraHeaders: extraHeaders,
                 transport: transport, timeout: timeout,
                 flavor: .azure(apiVersion: apiVersion, deployment: deployment ?? { $0 })),
             uploadTimeout: .seconds(3600), limits: limits)
     }
 
     /// Where the backend talks to, never the key.
-    public var description: String { "OpenAIBatchBackend(\(connection.description))" }
+    public var description: String { "OpenAIBatchBackend(\(api.description))" }
 
     /// A reflection without the key.
     public var customMirror: Mirror {
-        Mirror(self, children: ["baseURL": connection.baseURL, "azure": connection.isAzure, "limits": limits], displayStyle: .struct)
+        Mirror(self, children: ["baseURL": api.baseURL, "azure": api.isAzure, "limits": limits], displayStyle: .struct)
     }
 
     // MARK: - Encode
@@ -110,7 +109,7 @@ public struct OpenAIBatchBackend: BatchBackend, CustomStringConvertible, CustomR
         }
         var out = [UInt8]()
         out.reserveCapacity(256)
-        switch connection.flavor {
+        switch api.flavor {
         case .openAI:
             request.writeOpenAIBatchLine(into: &out)
         case .azure(_, let deployment):
@@ -142,17 +141,17 @@ public struct OpenAIBatchBackend: BatchBackend, CustomStringConvertible, CustomR
         let fileID = try await upload(items)
         var body: [String: JSONValue] = [
             "input_file_id": .string(fileID),
-            "endpoint": .string(connection.isAzure ? Self.azureEndpoint(endpoint) : endpoint),
+            "endpoint": .string(api.isAzure ? Self.azureEndpoint(endpoint) : endpoint),
             "completion_window": "24h",
         ]
         if !metadata.isEmpty { body["metadata"] = .object(metadata.mapValues(JSONValue.string)) }
         do {
-            let (json, _) = try await connection.sendJSON("POST", connection.url("/v1/batches"), body: .object(body))
+            let (json, _) = try await api.connection.sendJSON("POST", api.url("/v1/batches"), json: .object(body))
             var job = try Self.job(from: json)
             job.requestCount = max(job.requestCount, items.count)
             return job
         } catch {
-            _ = try? await connection.sendJSON("DELETE", connection.url("/v1/files/\(fileID)"))
+            _ = try? await api.connection.sendJSON("DELETE", api.url("/v1/files/\(fileID)"))
             throw error
         }
     }
@@ -171,15 +170,10 @@ public struct OpenAIBatchBackend: BatchBackend, CustomStringConvertible, CustomR
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("batchkit-upload-\(UUID().uuidString).multipart")
         defer { try? FileManager.default.removeItem(at: url) }
         try Self.writeMultipart(items, boundary: boundary, to: url)
-        let request = HTTPRequest(
-            method: "POST", url: connection.url("/v1/files"),
-            headers: connection.headers(contentType: "multipart/form-data; boundary=\(boundary)"), body: .file(url),
+        let response = try await api.connection.send(
+            "POST", api.url("/v1/files"), body: .file(url), contentType: "multipart/form-data; boundary=\(boundary)",
             timeout: uploadTimeout)
-        let response = try await connection.send(request)
         let data = try response.bodyData()
-        guard response.isSuccess else {
-            throw connection.redact(OpenAIWire.error(status: response.status, headers: response.headers, body: data))
-        }
         guard let id = (try? JSONValue(parsing: data))?["id"]?.stringValue else {
             throw BatchError(.invalidResponse, "the file upload answered without a file id", httpStatus: response.status, isRetryable: true)
         }
@@ -217,13 +211,13 @@ public struct OpenAIBatchBackend: BatchBackend, CustomStringConvertible, CustomR
 
     /// The batch's state.
     public func status(of jobID: String) async throws -> BatchJob {
-        let (json, _) = try await connection.sendJSON("GET", connection.url("/v1/batches/\(jobID)"))
+        let (json, _) = try await api.connection.sendJSON("GET", api.url("/v1/batches/\(jobID)"))
         return try Self.job(from: json)
     }
 
     /// Asks OpenAI to cancel; the batch goes to `cancelling`, then `cancelled`.
     public func cancel(jobID: String) async throws -> BatchJob {
-        let (json, _) = try await connection.sendJSON("POST", connection.url("/v1/batches/\(jobID)/cancel"))
+        let (json, _) = try await api.connection.sendJSON("POST", api.url("/v1/batches/\(jobID)/cancel"))
         return try Self.job(from: json)
     }
 
@@ -245,7 +239,7 @@ public struct OpenAIBatchBackend: BatchBackend, CustomStringConvertible, CustomR
     public func listPage(after: String? = nil, limit: Int = 20) async throws -> (jobs: [BatchJob], hasMore: Bool, lastID: String?) {
         var query = [URLQueryItem(name: "limit", value: String(max(1, min(100, limit))))]
         if let after { query.append(URLQueryItem(name: "after", value: after)) }
-        let (json, _) = try await connection.sendJSON("GET", connection.url("/v1/batches", query: query))
+        let (json, _) = try await api.connection.sendJSON("GET", api.url("/v1/batches", query: query))
         guard case .array(let data)? = json["data"] else {
             throw BatchError(.invalidResponse, "the batch list has no data", isRetryable: true)
         }
@@ -263,7 +257,7 @@ public struct OpenAIBatchBackend: BatchBackend, CustomStringConvertible, CustomR
         for key in ["input_file_id", "output_file_id", "error_file_id"] {
             guard let id = job.metadata[key] else { continue }
             do {
-                _ = try await connection.sendJSON("DELETE", connection.url("/v1/files/\(id)"))
+                _ = try await api.connection.sendJSON("DELETE", api.url("/v1/files/\(id)"))
             } catch let error as BatchError where error.code == .notFound {
                 continue
             }
@@ -362,21 +356,8 @@ public struct OpenAIBatchBackend: BatchBackend, CustomStringConvertible, CustomR
 
     /// Downloads a file's content to a temporary file.
     func download(_ fileID: String) async throws -> URL {
-        var headers = connection.headers(contentType: nil)
-        headers["Accept"] = "application/binary"
-        let request = HTTPRequest(
-            method: "GET", url: connection.url("/v1/files/\(fileID)/content"), headers: headers, timeout: uploadTimeout,
-            downloadsToFile: true)
-        let response = try await connection.send(request)
-        guard response.isSuccess else {
-            let body = (try? response.bodyData()) ?? Data()
-            if let f = response.bodyFile { try? FileManager.default.removeItem(at: f) }
-            throw connection.redact(OpenAIWire.error(status: response.status, headers: response.headers, body: body))
-        }
-        if let file = response.bodyFile { return file }
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("batchkit-results-\(UUID().uuidString).jsonl")
-        try response.body.write(to: url)
-        return url
+        try await api.connection.download(
+            api.url("/v1/files/\(fileID)/content"), headers: ["Accept": "application/binary"], timeout: uploadTimeout)
     }
 
     /// One line of an output or error file as a result (`route: .batch`, batch usage), parsed

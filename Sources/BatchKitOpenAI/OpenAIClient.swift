@@ -18,7 +18,7 @@ import Foundation
 ///
 /// The key never appears in a description, an error or a reflection of the client.
 public struct OpenAIClient: ModelClient, CustomStringConvertible, CustomReflectable {
-    let connection: OpenAIConnection
+    let api: OpenAIAPI
 
     /// A client for OpenAI or an OpenAI-compatible server.
     ///
@@ -36,13 +36,13 @@ public struct OpenAIClient: ModelClient, CustomStringConvertible, CustomReflecta
         project: String? = nil, extraHeaders: HTTPHeaders = [:], transport: any HTTPTransport = URLSessionTransport(),
         timeout: Duration? = .seconds(600)
     ) {
-        self.connection = OpenAIConnection(
+        self.api = OpenAIAPI(
             baseURL: baseURL, key: APIKey(apiKey, environment: "OPENAI_API_KEY"),
             organization: organization, project: project, extraHeaders: extraHeaders,
             transport: transport, timeout: timeout, flavor: .openAI)
     }
 
-    init(connection: OpenAIConnection) { self.connection = connection }
+    init(api: OpenAIAPI) { self.api = api }
 
     /// A client for Azure OpenAI (classic API): `{endpoint}/openai/deployments/{deployment}/chat/completions?api-version=...`
     /// with the `api-key` header.
@@ -62,22 +62,21 @@ public struct OpenAIClient: ModelClient, CustomStringConvertible, CustomReflecta
         deployment: (@Sendable (String) -> String)? = nil, extraHeaders: HTTPHeaders = [:],
         transport: any HTTPTransport = URLSessionTransport(), timeout: Duration? = .seconds(600)
     ) -> OpenAIClient {
-        OpenAIClient(connection: OpenAIConnection(
-            baseURL: endpoint, key: APIKey(apiKey, environment: "AZURE_OPENAI_API_KEY"),
-            organization: nil, project: nil, extraHeaders: extraHeaders,
+        OpenAIClient(api: OpenAIAPI(
+            baseURL: endpoint, key: APIKey(apiKey, environment: "AZURE_OPENAI_API_KEY"), extraHeaders: extraHeaders,
             transport: transport, timeout: timeout,
             flavor: .azure(apiVersion: apiVersion, deployment: deployment ?? { $0 })))
     }
 
     /// The base URL requests go to.
-    public var baseURL: URL { connection.baseURL }
+    public var baseURL: URL { api.baseURL }
 
     /// Where the client talks to, never the key.
-    public var description: String { "OpenAIClient(\(connection.description))" }
+    public var description: String { "OpenAIClient(\(api.description))" }
 
     /// A reflection without the key (`dump(client)` is safe to log).
     public var customMirror: Mirror {
-        Mirror(self, children: ["baseURL": connection.baseURL, "azure": connection.isAzure], displayStyle: .struct)
+        Mirror(self, children: ["baseURL": api.baseURL, "azure": api.isAzure], displayStyle: .struct)
     }
 
     /// Rejects what no OpenAI endpoint can take: an empty model, a chat without messages, an
@@ -107,45 +106,28 @@ public struct OpenAIClient: ModelClient, CustomStringConvertible, CustomReflecta
     public func send(_ request: BatchRequest) async throws -> ModelResponse {
         try validate(request)
         let endpoint = request.openAIEndpoint
-        var headers = connection.headers()
-        if Self.isValidHeaderValue(request.id) { headers["x-client-request-id"] = request.id }
+        let headers = ProviderConnection.requestIDHeaders(request.id, maxBytes: 512)
         var body = OpenAIWire.body(of: request.body)
-        if connection.isAzure, case .object(var o) = body {
+        if api.isAzure, case .object(var o) = body {
             // Azure names the model through the deployment in the path.
             o["model"] = nil
             body = .object(o)
         }
-        let http = HTTPRequest(
-            method: "POST", url: connection.modelURL(endpoint: endpoint, model: request.model), headers: headers,
-            body: .data(body.serialized()), timeout: connection.timeout)
+        let connection = api.connection
+        let http = try connection.request(
+            "POST", api.modelURL(endpoint: endpoint, model: request.model), body: .data(body.serialized()), headers: headers)
         let response = try await connection.send(http)
-        guard response.isSuccess else {
-            throw connection.redact(OpenAIWire.error(status: response.status, headers: response.headers, body: try response.bodyData()))
-        }
-        let data = try response.bodyData()
-        let json: JSONValue
-        do {
-            json = try JSONValue(parsing: data)
-        } catch {
-            throw BatchError(
-                .invalidResponse, "the answer to \(request.id) is not JSON (\(error))", httpStatus: response.status, isRetryable: true,
-                rateLimit: RateLimitInfo(headers: response.headers))
-        }
+        let json = try connection.json(of: response, for: http)
         var parsed: ModelResponse
         do {
             parsed = try OpenAIWire.parseResponse(json, endpoint: endpoint)
         } catch {
             var e = error
             e.httpStatus = response.status
-            e.rateLimit = RateLimitInfo(headers: response.headers)
+            e.rateLimit = connection.rateLimit(of: response)
             throw e
         }
-        parsed.rateLimit = RateLimitInfo(headers: response.headers)
+        parsed.rateLimit = connection.rateLimit(of: response)
         return parsed
-    }
-
-    /// `x-client-request-id` takes printable ASCII up to 512 characters.
-    static func isValidHeaderValue(_ s: String) -> Bool {
-        !s.isEmpty && s.utf8.count <= 512 && s.utf8.allSatisfy { $0 >= 0x20 && $0 < 0x7F }
     }
 }

@@ -252,7 +252,7 @@ import Testing
 
     @Test func keyFromEnvironmentByDefault() {
         let client = AnthropicClient(transport: ClosureTransport { _ in HTTPResponse(status: 200) })
-        #expect((client.connection.apiKey?.value ?? "") == (ProcessInfo.processInfo.environment["ANTHROPIC_API_KEY"] ?? ""))
+        #expect((client.connection.key?.value ?? "") == (ProcessInfo.processInfo.environment["ANTHROPIC_API_KEY"] ?? ""))
         #expect(client.baseURL.absoluteString == "https://api.anthropic.com")
         #expect(client.version == "2023-06-01")
     }

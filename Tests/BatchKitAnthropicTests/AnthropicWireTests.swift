@@ -323,7 +323,7 @@ import Testing
     }
 
     @Test func resultsURLStaysOnTheConfiguredOrigin() throws {
-        let c = AnthropicConnection(
+        let c = ProviderConnection.anthropic(
             apiKey: "k", baseURL: URL(string: "https://proxy.example.com/anthropic")!, version: "v", extraHeaders: [:],
             transport: ClosureTransport { _ in HTTPResponse(status: 500) }, timeout: nil)
         let same = try #require(c.serverURL("https://proxy.example.com/anthropic/v1/messages/batches/b/results"))
