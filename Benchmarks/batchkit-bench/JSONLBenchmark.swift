@@ -23,7 +23,7 @@ func runJSONLBenchmark() async throws {
         var out = [UInt8]()
         out.reserveCapacity(count * 512)
         for r in requests {
-            r.writeOpenAIBatchLine(into: &out)
+            r.writeBatchLine(into: &out)
             out.append(0x0A)
         }
         let seconds = (ContinuousClock.now - start).seconds

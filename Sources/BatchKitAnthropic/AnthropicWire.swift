@@ -300,7 +300,7 @@ public enum AnthropicWire {
         if let rid = json?["request_id"]?.stringValue ?? headers["request-id"] { message += " (request id \(rid))" }
         var code = status == 529 ? .overloaded : type.flatMap(code(forErrorType:)) ?? BatchError.code(forHTTPStatus: status)
         if status == 413 { code = .invalidRequest }
-        let rateLimit = RateLimitInfo(headers: headers, now: now)
+        let rateLimit = RateLimitHeaderParser.anthropic.parse(headers, now: now)
         var retryAfter = RateLimitHeaderParsing.retryAfter(headers, now: now)
         if retryAfter == nil, code == .rateLimited, let info = rateLimit {
             // The budget that ran out: those with nothing remaining, else the one with the least

@@ -310,14 +310,36 @@ public enum GeminiWire {
         if reasons.contains("API_KEY_INVALID") || reasons.contains("API_KEY_EXPIRED") { code = .authentication }
 
         var retryAfter: Duration?
-        if let json { retryAfter = RateLimitHeaderParsing.googleRetryDelay(json) }
+        if let json { retryAfter = retryDelay(json) }
         if retryAfter == nil { retryAfter = RateLimitHeaderParsing.retryAfter(headers) }
         if code == .rateLimited, retryAfter == nil, let m = message.range(of: #"retry in [0-9.]+s"#, options: .regularExpression) {
-            retryAfter = RateLimitHeaderParsing.protobufDuration(String(message[m].dropFirst(9)))
+            retryAfter = protobufDuration(String(message[m].dropFirst(9)))
         }
         return BatchError(
             code, "Gemini: " + message, httpStatus: status, providerType: googleStatus ?? reasons.first,
             retryAfter: retryAfter)
+    }
+
+    /// Parses a protobuf JSON `Duration` (`"23s"`, `"29.723877525s"`), as in `RetryInfo`.
+    public static func protobufDuration(_ text: String) -> Duration? {
+        let t = text.trimmingCharacters(in: .whitespaces)
+        guard t.hasSuffix("s"), let v = Double(t.dropLast()), v >= 0 else { return nil }
+        return .seconds(v)
+    }
+
+    /// `RetryInfo.retryDelay` from a Google error body
+    /// (`{"error":{"details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"23s"}]}}`,
+    /// also wrapped in an array).
+    public static func retryDelay(_ body: JSONValue) -> Duration? {
+        let error = body["error"] ?? body[0]?["error"]
+        for d in error?["details"]?.arrayValue ?? [] {
+            if let type = d["@type"]?.stringValue, type.hasSuffix("google.rpc.RetryInfo"),
+                let delay = d["retryDelay"]?.stringValue
+            {
+                return protobufDuration(delay)
+            }
+        }
+        return nil
     }
 
     /// The ``BatchError`` for one failed batch item: a `google.rpc.Status`

@@ -3,7 +3,7 @@ import Foundation
 
 /// OpenAI's Batch API (Files + Batches) as a ``BatchBackend``: half-price, results within 24 h.
 ///
-/// - **encode**: the OpenAI batch input line (``BatchRequest/openAIBatchLine()``); the group key
+/// - **encode**: the OpenAI batch input line (``BatchRequest/batchLine()``); the group key
 ///   is endpoint + model, because a batch file holds one model and one endpoint.
 /// - **submit**: writes the lines into a temporary multipart file and uploads it
 ///   (`POST /files`, `purpose=batch`) streaming from disk, then `POST /batches` with
@@ -98,7 +98,7 @@ public struct OpenAIBatchBackend: BatchBackend, CustomStringConvertible, CustomR
     /// The request as one batch input line. Fails validation for an empty model, or a raw
     /// endpoint the Batch API does not accept (field `endpoint`).
     public func encode(_ request: BatchRequest) throws(BatchError) -> EncodedBatchItem {
-        let endpoint = request.openAIEndpoint
+        let endpoint = request.endpoint
         guard Self.supportedEndpoints.contains(endpoint) else {
             throw .validation(
                 "request \(request.id): the OpenAI Batch API does not accept the endpoint \(endpoint); use one of \(Self.supportedEndpoints.sorted().joined(separator: ", "))",
@@ -111,9 +111,9 @@ public struct OpenAIBatchBackend: BatchBackend, CustomStringConvertible, CustomR
         out.reserveCapacity(256)
         switch api.flavor {
         case .openAI:
-            request.writeOpenAIBatchLine(into: &out)
+            request.writeBatchLine(into: &out)
         case .azure(_, let deployment):
-            var line = request.openAIBatchLine()
+            var line = request.batchLine()
             if case .object(var o) = line, case .object(var body)? = o["body"] {
                 body["model"] = .string(deployment(model))
                 o["body"] = .object(body)

@@ -105,7 +105,7 @@ public struct OpenAIClient: ModelClient, CustomStringConvertible, CustomReflecta
     ///   answer arrived, `.invalidResponse` (retryable) when a 2xx body is not the expected JSON.
     public func send(_ request: BatchRequest) async throws -> ModelResponse {
         try validate(request)
-        let endpoint = request.openAIEndpoint
+        let endpoint = request.endpoint
         let headers = ProviderConnection.requestIDHeaders(request.id, maxBytes: 512)
         var body = OpenAIWire.body(of: request.body)
         if api.isAzure, case .object(var o) = body {

@@ -41,7 +41,7 @@ enum ResultsCommand: Subcommand {
                 var buffer = [UInt8]()
                 try await backend.results(of: job) { result in
                     if result.isSuccess { succeeded += 1 } else { failed += 1 }
-                    buffer.append(contentsOf: result.openAIOutputLineBytes())
+                    buffer.append(contentsOf: result.outputLineBytes())
                     buffer.append(0x0A)
                     if buffer.count >= 1 << 20 {
                         try handle.write(contentsOf: buffer)

@@ -1,4 +1,5 @@
 import BatchKit
+import BatchKitGemini
 import BatchKitTesting
 import Foundation
 import Testing
@@ -238,7 +239,7 @@ func withRaw(_ wire: Wire, _ configuration: EmulatorConfiguration = .init(), _ b
             let limited = try await w.call("POST", "/v1beta/models/m:generateContent", json: body)
             #expect(limited.status == 429)
             #expect(limited.json?["error"]?["status"] == "RESOURCE_EXHAUSTED")
-            let delay = RateLimitHeaderParsing.googleRetryDelay(try #require(limited.json))
+            let delay = GeminiWire.retryDelay(try #require(limited.json))
             #expect(delay != nil && delay! > .seconds(59))
         }
     }

@@ -126,7 +126,7 @@ import Testing
         #expect(a.groupKey != b.groupKey)
         #expect(a.groupKey != e.groupKey)
         #expect(a.id == "a")
-        #expect(try JSONValue(parsing: a.data) == chat("a", "x", model: "gpt-4o").openAIBatchLine())
+        #expect(try JSONValue(parsing: a.data) == chat("a", "x", model: "gpt-4o").batchLine())
         let error = #expect(throws: BatchError.self) {
             try backend.encode(BatchRequest(id: "x", body: .raw(RawRequest(endpoint: "/v1/fine_tuning/jobs", body: ["model": "m"]))))
         }

@@ -1,4 +1,5 @@
 import BatchKit
+import BatchKitOpenAI
 import BatchKitTesting
 import Foundation
 import Testing

@@ -155,7 +155,7 @@ private func lines(_ url: URL) throws -> [String] {
         }
         let good = try Data(contentsOf: url)
         // A crash in the middle of writing the third line.
-        let cut = Array(success("c").openAIOutputLineBytes().prefix(40))
+        let cut = Array(success("c").outputLineBytes().prefix(40))
         let handle = try FileHandle(forWritingTo: url)
         try handle.seekToEnd()
         try handle.write(contentsOf: cut)
@@ -215,7 +215,7 @@ private func lines(_ url: URL) throws -> [String] {
         let url = temporaryJournalURL()
         defer { try? FileManager.default.removeItem(at: url) }
         do { try Journal(url: url).append(success("a")) }
-        try (Data(contentsOf: url) + Data(success("b").openAIOutputLineBytes())).write(to: url)
+        try (Data(contentsOf: url) + Data(success("b").outputLineBytes())).write(to: url)
         let journal = try Journal(url: url)
         #expect(journal.repair?.removedBytes == 0)
         #expect(journal.finishedIDs == ["a", "b"])
@@ -474,19 +474,19 @@ private func lines(_ url: URL) throws -> [String] {
 @Suite struct OutputLineTests {
     @Test func successRoundTrip() throws {
         let original = success("s1", text: "hello", input: 7, output: 3)
-        let line = original.openAIOutputLine()
+        let line = original.outputLine()
         #expect(line["custom_id"] == "s1")
         #expect(line["response"]?["status_code"] == 200)
         #expect(line["response"]?["body"]?["choices"]?[0]?["message"]?["content"] == "hello")
         #expect(line["error"] == .null)
-        let restored = try BatchResult(openAIOutputLine: line)
+        let restored = try BatchResult(outputLine: line)
         #expect(restored.id == "s1")
         #expect(restored.response?.text == "hello")
         #expect(restored.response?.finishReason == .stop)
         #expect(restored.usage == Usage(inputTokens: 7, outputTokens: 3))
         #expect(restored.route == .realtime)
         // The byte form parses to the same line.
-        let bytes = original.openAIOutputLineBytes()
+        let bytes = original.outputLineBytes()
         #expect(String(decoding: bytes.prefix(17), as: UTF8.self) == #"{"id":"batch_req_"#)
         let parsed = try JSONValue(parsing: bytes[...])
         #expect(parsed["response"] == line["response"])
@@ -496,20 +496,20 @@ private func lines(_ url: URL) throws -> [String] {
         let r = BatchResult(
             id: "e", outcome: .success(ModelResponse(embeddings: [[0.5, -1]], usage: Usage(inputTokens: 4), model: "m")),
             attempts: 1)
-        let line = r.openAIOutputLine()
+        let line = r.outputLine()
         #expect(line["response"]?["body"]?["object"] == "list")
-        let restored = try BatchResult(openAIOutputLine: line)
+        let restored = try BatchResult(outputLine: line)
         #expect(restored.response?.embeddings == [[0.5, -1]])
         #expect(restored.usage.inputTokens == 4)
     }
 
     @Test func httpFailureRoundTrip() throws {
         let error = BatchError(.rateLimited, "slow down", httpStatus: 429, providerType: "rate_limit_error")
-        let line = BatchResult(id: "f", outcome: .failure(error), attempts: 4, route: .realtime).openAIOutputLine()
+        let line = BatchResult(id: "f", outcome: .failure(error), attempts: 4, route: .realtime).outputLine()
         #expect(line["response"]?["status_code"] == 429)
         #expect(line["response"]?["body"]?["error"]?["message"] == "slow down")
         #expect(line["error"] == .null)
-        let restored = try BatchResult(openAIOutputLine: line)
+        let restored = try BatchResult(outputLine: line)
         #expect(restored.error?.code == .rateLimited)
         #expect(restored.error?.httpStatus == 429)
         #expect(restored.error?.message == "slow down")
@@ -519,16 +519,16 @@ private func lines(_ url: URL) throws -> [String] {
 
     @Test func failureWithoutStatusRoundTrip() throws {
         let line = BatchResult(id: "x", outcome: .failure(BatchError(.expired, "the batch expired")), attempts: 0, route: .batch)
-            .openAIOutputLine()
+            .outputLine()
         #expect(line["response"] == .null)
         #expect(line["error"]?["code"] == "batch_expired")
-        let restored = try BatchResult(openAIOutputLine: line)
+        let restored = try BatchResult(outputLine: line)
         #expect(restored.error?.code == .expired)
         #expect(restored.error?.isRetryable == true)
         #expect(restored.route == .batch)
 
         let validation = BatchResult(id: "v", outcome: .failure(.validation("no", field: "messages")), attempts: 0, route: .none)
-        let back = try BatchResult(openAIOutputLine: validation.openAIOutputLine())
+        let back = try BatchResult(outputLine: validation.outputLine())
         #expect(back.error?.code == .validation)
         #expect(back.error?.field == "messages")
         #expect(back.route == .none)
@@ -539,14 +539,14 @@ private func lines(_ url: URL) throws -> [String] {
         let ok = try JSONValue(parsing: #"""
             {"id":"batch_req_1","custom_id":"r1","response":{"status_code":200,"request_id":"abc","body":{"id":"chatcmpl-1","object":"chat.completion","model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Paris"},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":1,"total_tokens":13,"prompt_tokens_details":{"cached_tokens":4}}}},"error":null}
             """#)
-        let r = try BatchResult(openAIOutputLine: ok)
+        let r = try BatchResult(outputLine: ok)
         #expect(r.response?.text == "Paris")
         #expect(r.route == .batch)
         #expect(r.usage == Usage(inputTokens: 12, outputTokens: 1, cachedInputTokens: 4).asBatch)
         let expired = try JSONValue(parsing: #"{"id":"batch_req_2","custom_id":"r2","response":null,"error":{"code":"batch_expired","message":"This request could not be executed before the completion window expired."}}"#)
-        #expect(try BatchResult(openAIOutputLine: expired).error?.code == .expired)
+        #expect(try BatchResult(outputLine: expired).error?.code == .expired)
         let failed = try JSONValue(parsing: #"{"id":"batch_req_3","custom_id":"r3","response":{"status_code":400,"request_id":"x","body":{"error":{"message":"bad","type":"invalid_request_error","param":"messages","code":null}}},"error":null}"#)
-        let f = try BatchResult(openAIOutputLine: failed)
+        let f = try BatchResult(outputLine: failed)
         #expect(f.error?.code == .invalidRequest)
         #expect(f.error?.field == "messages")
     }
@@ -576,15 +576,15 @@ private func lines(_ url: URL) throws -> [String] {
 
         // A journaled Anthropic result keeps its normalised usage through the `batchkit` member.
         let result = BatchResult(id: "an", outcome: .success(a), attempts: 1, route: .batch)
-        let back = try BatchResult(openAIOutputLine: result.openAIOutputLine())
+        let back = try BatchResult(outputLine: result.outputLine())
         #expect(back.usage == a.usage)
         #expect(back.response?.text == "Hi there")
     }
 
     @Test func malformedLinesAreRejectedNamingTheField() {
-        #expect(throws: BatchError.self) { try BatchResult(openAIOutputLine: ["response": .null]) }
+        #expect(throws: BatchError.self) { try BatchResult(outputLine: ["response": .null]) }
         let e = #expect(throws: BatchError.self) {
-            try BatchResult(openAIOutputLine: ["custom_id": "a", "response": ["body": [:]]])
+            try BatchResult(outputLine: ["custom_id": "a", "response": ["body": [:]]])
         }
         #expect(e?.field == "response.status_code")
     }

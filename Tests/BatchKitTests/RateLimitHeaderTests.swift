@@ -42,38 +42,17 @@ import Testing
         #expect(RateLimitHeaderParsing.rfc3339("2025-01-15 nonsense") == nil)
     }
 
-    @Test func openAIHeaders() throws {
-        let h: HTTPHeaders = [
-            "x-ratelimit-limit-requests": "60", "x-ratelimit-remaining-requests": "59", "x-ratelimit-reset-requests": "1s",
-            "x-ratelimit-limit-tokens": "150000", "x-ratelimit-remaining-tokens": "149984", "x-ratelimit-reset-tokens": "6m0s",
-        ]
-        let info = try #require(RateLimitInfo(headers: h))
-        #expect(info.requests.limit == 60)
-        #expect(info.requests.remaining == 59)
-        #expect(info.requests.resetAfter == .seconds(1))
-        #expect(info.tokens.limit == 150_000)
-        #expect(info.tokens.resetAfter == .seconds(360))
-    }
-
-    @Test func anthropicHeadersAndSentinels() throws {
-        let now = try #require(RateLimitHeaderParsing.rfc3339("2025-01-15T14:23:30Z"))
-        let h: HTTPHeaders = [
-            "anthropic-ratelimit-requests-limit": "50", "anthropic-ratelimit-requests-remaining": "49",
-            "anthropic-ratelimit-requests-reset": "2025-01-15T14:24:00Z",
-            "anthropic-ratelimit-input-tokens-limit": "40000", "anthropic-ratelimit-input-tokens-remaining": "39000",
-        ]
-        let info = try #require(RateLimitInfo(headers: h, now: now))
-        #expect(info.requests.limit == 50)
-        #expect(info.requests.resetAfter == .seconds(30))
-        #expect(info.inputTokens.remaining == 39000)
-        #expect(RateLimitInfo(headers: ["x-ratelimit-limit-requests": "-1"]) == nil)
-        #expect(RateLimitInfo(headers: ["content-type": "application/json"]) == nil)
-    }
-
-    @Test func googleRetryInfo() throws {
-        let body = try JSONValue(parsing: #"{"error":{"code":429,"details":[{"@type":"type.googleapis.com/google.rpc.Help"},{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"29.5s"}]}}"#)
-        #expect(RateLimitHeaderParsing.googleRetryDelay(body) == .milliseconds(29500))
-        let wrapped = try JSONValue(parsing: #"[{"error":{"details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"2s"}]}}]"#)
-        #expect(RateLimitHeaderParsing.googleRetryDelay(wrapped) == .seconds(2))
+    @Test func parserHookAndBudgetHeaders() throws {
+        let parser = RateLimitHeaderParser { headers, _ in
+            RateLimitInfo(requests: RateLimitInfo.Budget(
+                headers: headers, limit: "x-l", remaining: "x-r", reset: "x-t", resetAfter: RateLimitHeaderParsing.goDuration))
+        }
+        let info = try #require(parser.parse(["x-l": "60", "x-r": "59", "x-t": "1s"]))
+        #expect(info.requests == RateLimitInfo.Budget(limit: 60, remaining: 59, resetAfter: .seconds(1)))
+        // Sentinels (-1, a limit of 0) and unrelated headers read as nothing.
+        #expect(parser.parse(["x-l": "-1"]) == nil)
+        #expect(parser.parse(["x-l": "0"]) == nil)
+        #expect(parser.parse(["content-type": "application/json"]) == nil)
+        #expect(RateLimitHeaderParser.none.parse(["x-l": "60"]) == nil)
     }
 }

@@ -10,7 +10,7 @@ import Darwin
 #endif
 
 /// The resume journal: an append-only JSON Lines file with one OpenAI batch output line per
-/// finished request (see ``BatchResult/openAIOutputLine()``), written **before** the result is
+/// finished request (see ``BatchResult/outputLine()``), written **before** the result is
 /// reported, so a crash loses no finished work and a rerun pays for nothing twice.
 ///
 /// ```swift
@@ -302,7 +302,7 @@ public final class Journal: Sendable {
         do { value = try JSONValue(parsing: bytes[...]) } catch {
             throw .validation("\(path): the line of \"\(id)\" is no longer valid JSON")
         }
-        return try BatchResult(openAIOutputLine: value)
+        return try BatchResult(outputLine: value)
     }
 
     /// Every id's last result, in the order their last lines appear in the file. Reads the whole
@@ -323,7 +323,7 @@ public final class Journal: Sendable {
     /// - Throws: ``BatchError/Code/io`` when the write fails (disk full, file closed); the line is
     ///   then not recorded.
     public func append(_ result: BatchResult) throws(BatchError) {
-        var line = result.openAIOutputLineBytes()
+        var line = result.outputLineBytes()
         let length = line.count
         line.append(0x0A)
         let isSuccess = result.isSuccess
@@ -466,7 +466,7 @@ public final class Journal: Sendable {
     private static func summarize(_ value: JSONValue, offset: Int, length: Int) throws(BatchError) -> (String, Entry) {
         // Restoring the whole result keeps one definition of the format; the cost (a body parse
         // per line) is paid once per open.
-        let result = try BatchResult(openAIOutputLine: value)
+        let result = try BatchResult(outputLine: value)
         return (result.id, Entry(
             isSuccess: result.isSuccess, usage: result.usage, model: result.response?.model, route: result.route,
             offset: offset, length: length))

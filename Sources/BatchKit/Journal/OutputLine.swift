@@ -27,13 +27,13 @@ import Foundation
 ///   of the OpenAI format ignore unknown members. Lines without it (an OpenAI output file
 ///   downloaded from OpenAI) are read too: usage comes from the body, route is `.batch`.
 extension BatchResult {
-    /// This result as one OpenAI batch output line.
-    public func openAIOutputLine() -> JSONValue {
+    /// This result as one batch output line.
+    public func outputLine() -> JSONValue {
         var line: [String: JSONValue] = [
             "id": .string(OutputLineFormat.newLineID()),
             "custom_id": .string(id),
         ]
-        let (response, error) = openAIResponseAndError()
+        let (response, error) = responseAndError()
         line["response"] = response
         line["error"] = error
         line["batchkit"] = batchKitMember()
@@ -42,16 +42,16 @@ extension BatchResult {
 
     /// The output line as compact JSON text without a newline, members in the order OpenAI writes
     /// them (`id`, `custom_id`, `response`, `error`), then `batchkit`.
-    public func openAIOutputLineBytes() -> [UInt8] {
+    public func outputLineBytes() -> [UInt8] {
         var out = [UInt8]()
         out.reserveCapacity(512)
-        writeOpenAIOutputLine(into: &out)
+        writeOutputLine(into: &out)
         return out
     }
 
     /// Appends the output line (compact, no newline) to `out`.
-    func writeOpenAIOutputLine(into out: inout [UInt8]) {
-        let (response, error) = openAIResponseAndError()
+    func writeOutputLine(into out: inout [UInt8]) {
+        let (response, error) = responseAndError()
         out.append(contentsOf: Array(#"{"id":"#.utf8))
         JSONValue.writeString(OutputLineFormat.newLineID(), into: &out)
         out.append(contentsOf: Array(#","custom_id":"#.utf8))
@@ -65,7 +65,7 @@ extension BatchResult {
         out.append(UInt8(ascii: "}"))
     }
 
-    /// Restores a result from an OpenAI batch output line.
+    /// Restores a result from a batch output line.
     ///
     /// Restores the id, success or failure, usage (from the `batchkit` member, else from the body:
     /// `usage.prompt_tokens`/`completion_tokens`, `usage.input_tokens`/`output_tokens`, or Gemini's
@@ -74,7 +74,7 @@ extension BatchResult {
     /// message, HTTP status, type and field.
     ///
     /// - Throws: ``BatchError/Code/validation`` naming the missing or malformed member.
-    public init(openAIOutputLine line: JSONValue) throws(BatchError) {
+    public init(outputLine line: JSONValue) throws(BatchError) {
         guard case .object(let o) = line else { throw .validation("an output line must be a JSON object") }
         guard let id = o["custom_id"]?.stringValue else {
             throw .validation("missing or non-string \"custom_id\"", field: "custom_id")
@@ -116,7 +116,7 @@ extension BatchResult {
             throw .validation("an output line needs a \"response\" or an \"error\" object", field: "response")
         }
         let code = meta["error"]?["code"]?.stringValue.map(BatchError.Code.init(rawValue:))
-            ?? OutputLineFormat.code(forOpenAIErrorCode: e["code"]?.stringValue ?? "")
+            ?? OutputLineFormat.code(forLineErrorCode: e["code"]?.stringValue ?? "")
         let error = OutputLineFormat.error(
             code: code, message: e["message"]?.stringValue ?? code.rawValue, httpStatus: nil, providerType: nil,
             field: meta["error"]?["field"]?.stringValue, retryable: meta["error"]?["retryable"]?.boolValue)
@@ -126,24 +126,24 @@ extension BatchResult {
     }
 
     /// `response` and `error` members of the output line.
-    private func openAIResponseAndError() -> (response: JSONValue, error: JSONValue) {
+    private func responseAndError() -> (response: JSONValue, error: JSONValue) {
         switch outcome {
         case .success(let r):
             var body = r.raw
-            if body.isNull { body = OutputLineFormat.openAIBody(for: r) }
+            if body.isNull { body = OutputBody.encode(r) }
             let requestID = body["id"]?.stringValue ?? body["responseId"]?.stringValue ?? ""
             return (["status_code": 200, "request_id": .string(requestID), "body": body], .null)
         case .failure(let e):
             if let status = e.httpStatus {
                 let err: JSONValue = [
                     "message": .string(e.message),
-                    "type": e.providerType.map(JSONValue.string) ?? .string(OutputLineFormat.openAIType(for: e.code)),
+                    "type": e.providerType.map(JSONValue.string) ?? .string(OutputLineFormat.errorType(for: e.code)),
                     "param": e.field.map(JSONValue.string) ?? .null,
                     "code": .string(e.code.rawValue),
                 ]
                 return (["status_code": .int(status), "request_id": "", "body": ["error": err]], .null)
             }
-            return (.null, ["code": .string(OutputLineFormat.openAIErrorCode(for: e.code)), "message": .string(e.message)])
+            return (.null, ["code": .string(OutputLineFormat.lineErrorCode(for: e.code)), "message": .string(e.message)])
         }
     }
 
@@ -222,7 +222,7 @@ enum OutputLineFormat {
     }
 
     /// OpenAI's `error.code` for failures without an HTTP answer.
-    static func openAIErrorCode(for code: BatchError.Code) -> String {
+    static func lineErrorCode(for code: BatchError.Code) -> String {
         switch code {
         case .expired: return "batch_expired"
         case .cancelled: return "batch_cancelled"
@@ -230,7 +230,7 @@ enum OutputLineFormat {
         }
     }
 
-    static func code(forOpenAIErrorCode s: String) -> BatchError.Code {
+    static func code(forLineErrorCode s: String) -> BatchError.Code {
         switch s {
         case "batch_expired": return .expired
         case "batch_cancelled": return .cancelled
@@ -240,7 +240,7 @@ enum OutputLineFormat {
     }
 
     /// The OpenAI error `type` for a code, when the error did not carry the provider's own.
-    static func openAIType(for code: BatchError.Code) -> String {
+    static func errorType(for code: BatchError.Code) -> String {
         switch code {
         case .rateLimited: return "rate_limit_error"
         case .authentication: return "authentication_error"
@@ -333,31 +333,5 @@ enum OutputLineFormat {
             inputTokens: m["input"]?.intValue ?? 0, outputTokens: m["output"]?.intValue ?? 0,
             cachedInputTokens: m["cached"]?.intValue ?? 0, reasoningTokens: m["reasoning"]?.intValue ?? 0,
             batchInputTokens: m["batch_input"]?.intValue ?? 0, batchOutputTokens: m["batch_output"]?.intValue ?? 0)
-    }
-
-    /// An OpenAI-shaped body for a response that carries no raw body of its own.
-    static func openAIBody(for r: ModelResponse) -> JSONValue {
-        let usage: JSONValue = [
-            "prompt_tokens": .int(r.usage.inputTokens), "completion_tokens": .int(r.usage.outputTokens),
-            "total_tokens": .int(r.usage.totalTokens),
-        ]
-        if let embeddings = r.embeddings {
-            return [
-                "object": "list", "model": r.model.map(JSONValue.string) ?? .null,
-                "data": .array(embeddings.enumerated().map { i, v in
-                    ["object": "embedding", "index": .int(i), "embedding": .array(v.map { .double(Double($0)) })]
-                }),
-                "usage": usage,
-            ]
-        }
-        return [
-            "object": "chat.completion", "model": r.model.map(JSONValue.string) ?? .null,
-            "choices": [[
-                "index": 0,
-                "message": ["role": "assistant", "content": r.text.map(JSONValue.string) ?? .null],
-                "finish_reason": r.finishReason.map { .string($0.rawValue) } ?? .null,
-            ]],
-            "usage": usage,
-        ]
     }
 }

@@ -39,8 +39,9 @@ public struct BatchRequest: Sendable, Hashable, Identifiable {
         }
     }
 
-    /// The OpenAI endpoint path this request maps to.
-    public var openAIEndpoint: String {
+    /// The endpoint path of this request in a batch input line (`/v1/chat/completions`,
+    /// `/v1/embeddings`, or the raw request's own).
+    public var endpoint: String {
         switch body {
         case .chat: return "/v1/chat/completions"
         case .embedding: return "/v1/embeddings"

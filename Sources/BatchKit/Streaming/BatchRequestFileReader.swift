@@ -155,7 +155,7 @@ public struct BatchRequestFileReader: Sendable {
             while let (bytes, number) = try source.nextLine() {
                 if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
                 do throws(BatchError) {
-                    return Line(request: try BatchRequest(openAIBatchLine: bytes, lineNumber: nil), lineNumber: number)
+                    return Line(request: try BatchRequest(batchLine: bytes, lineNumber: nil), lineNumber: number)
                 } catch {
                     var e = error
                     e.message = "\(name):\(number): \(error.message)"

@@ -1,46 +1,5 @@
 import Foundation
 
-extension RateLimitInfo {
-    /// Reads the rate-limit headers of an answer: OpenAI's `x-ratelimit-*` (reset as a Go duration
-    /// such as `6m0s` or `20ms`) and Anthropic's `anthropic-ratelimit-*` (reset as an RFC 3339
-    /// instant, measured against `now`). Returns `nil` when the answer carries none.
-    ///
-    /// Sentinel values some OpenAI-compatible deployments send (`-1`, a limit of `0`) are ignored.
-    public init?(headers: HTTPHeaders, now: Date = Date()) {
-        var info = RateLimitInfo()
-        func int(_ name: String) -> Int? {
-            guard let v = headers[name]?.trimmingCharacters(in: .whitespaces), let i = Int(v), i >= 0 else { return nil }
-            return i
-        }
-        // OpenAI
-        info.requests = Budget(
-            limit: int("x-ratelimit-limit-requests").flatMap { $0 > 0 ? $0 : nil },
-            remaining: int("x-ratelimit-remaining-requests"),
-            resetAfter: headers["x-ratelimit-reset-requests"].flatMap(RateLimitHeaderParsing.goDuration))
-        info.tokens = Budget(
-            limit: int("x-ratelimit-limit-tokens").flatMap { $0 > 0 ? $0 : nil },
-            remaining: int("x-ratelimit-remaining-tokens"),
-            resetAfter: headers["x-ratelimit-reset-tokens"].flatMap(RateLimitHeaderParsing.goDuration))
-        // Anthropic
-        func anthropic(_ kind: String) -> Budget {
-            Budget(
-                limit: int("anthropic-ratelimit-\(kind)-limit").flatMap { $0 > 0 ? $0 : nil },
-                remaining: int("anthropic-ratelimit-\(kind)-remaining"),
-                resetAfter: headers["anthropic-ratelimit-\(kind)-reset"].flatMap {
-                    RateLimitHeaderParsing.rfc3339($0).map { .seconds(max(0, $0.timeIntervalSince(now))) }
-                })
-        }
-        let aRequests = anthropic("requests")
-        if !aRequests.isEmpty { info.requests = aRequests }
-        let aTokens = anthropic("tokens")
-        if !aTokens.isEmpty { info.tokens = aTokens }
-        info.inputTokens = anthropic("input-tokens")
-        info.outputTokens = anthropic("output-tokens")
-        if info.isEmpty { return nil }
-        self = info
-    }
-}
-
 /// Parsing of the retry and reset formats the providers use.
 public enum RateLimitHeaderParsing {
     /// The delay a server asks for: `retry-after-ms` (milliseconds, fractional allowed), else
@@ -80,27 +39,6 @@ public enum RateLimitHeaderParsing {
             }
         }
         return .seconds(total)
-    }
-
-    /// Parses a protobuf JSON `Duration` (`"23s"`, `"29.723877525s"`), as in Gemini's `RetryInfo`.
-    public static func protobufDuration(_ text: String) -> Duration? {
-        let t = text.trimmingCharacters(in: .whitespaces)
-        guard t.hasSuffix("s"), let v = Double(t.dropLast()), v >= 0 else { return nil }
-        return .seconds(v)
-    }
-
-    /// Gemini's `RetryInfo.retryDelay` from an error body
-    /// (`{"error":{"details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"23s"}]}}`).
-    public static func googleRetryDelay(_ body: JSONValue) -> Duration? {
-        let error = body["error"] ?? body[0]?["error"]
-        for d in error?["details"]?.arrayValue ?? [] {
-            if let type = d["@type"]?.stringValue, type.hasSuffix("google.rpc.RetryInfo"),
-                let delay = d["retryDelay"]?.stringValue
-            {
-                return protobufDuration(delay)
-            }
-        }
-        return nil
     }
 
     /// Parses RFC 3339 (`2025-01-15T14:24:00Z`, `2024-08-20T18:37:24.100435+00:00`, up to nine

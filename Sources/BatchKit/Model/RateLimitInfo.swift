@@ -2,8 +2,8 @@ import Foundation
 
 /// Rate-limit state a server reports in its response headers, normalised across providers.
 ///
-/// OpenAI sends `x-ratelimit-{limit,remaining,reset}-{requests,tokens}`; Anthropic sends
-/// `anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-{limit,remaining,reset}`.
+/// Each provider module reads its own header names into this type through a
+/// ``RateLimitHeaderParser`` (for example `RateLimitHeaderParser.openAI` in BatchKitOpenAI).
 /// `ConcurrentProcessor` reads it from `ModelResponse.rateLimit` and `BatchError.rateLimit` to
 /// tighten its buckets and to learn limits it was not told.
 public struct RateLimitInfo: Sendable, Hashable {

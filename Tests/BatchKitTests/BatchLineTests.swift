@@ -3,7 +3,7 @@ import Testing
 
 @testable import BatchKit
 
-@Suite struct OpenAIWireTests {
+@Suite struct BatchLineTests {
     static let lines: [String] = [
         // plain chat, legacy max_tokens, system message kept in messages
         #"{"custom_id":"req-1","method":"POST","url":"/v1/chat/completions","body":{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"2+2?"}],"max_tokens":20}}"#,
@@ -43,19 +43,19 @@ import Testing
     @Test(arguments: lines)
     func roundTripIsLossless(_ text: String) throws {
         let json = try JSONValue(parsing: text)
-        let request = try BatchRequest(openAIBatchLine: json, lineNumber: 3)
-        #expect(request.openAIBatchLine() == json)
+        let request = try BatchRequest(batchLine: json, lineNumber: 3)
+        #expect(request.batchLine() == json)
         // The byte form parses to the same JSON and matches the JSONValue serialisation exactly.
-        let data = request.openAIBatchLineData()
+        let data = request.batchLineData()
         #expect(try JSONValue(parsing: data) == json)
-        #expect(data == request.openAIBatchLine().serialized())
+        #expect(data == request.batchLine().serialized())
         // And parsing the bytes gives the same request.
-        #expect(try BatchRequest(openAIBatchLine: Data(text.utf8), lineNumber: 3) == request)
-        #expect(try BatchRequest(openAIBatchLine: Array(text.utf8)[...]) == request)
+        #expect(try BatchRequest(batchLine: Data(text.utf8), lineNumber: 3) == request)
+        #expect(try BatchRequest(batchLine: Array(text.utf8)[...]) == request)
     }
 
     @Test func chatFieldsAreModelled() throws {
-        let r = try BatchRequest(openAIBatchLine: Data(Self.lines[1].utf8))
+        let r = try BatchRequest(batchLine: Data(Self.lines[1].utf8))
         guard case .chat(let c) = r.body else { Issue.record("not chat"); return }
         #expect(r.id == "r2")
         #expect(c.model == "gpt-4o")
@@ -68,21 +68,21 @@ import Testing
         #expect(c.extra.isEmpty)
         #expect(c.system == nil)
 
-        let legacy = try BatchRequest(openAIBatchLine: Data(Self.lines[0].utf8))
+        let legacy = try BatchRequest(batchLine: Data(Self.lines[0].utf8))
         guard case .chat(let l) = legacy.body else { Issue.record("not chat"); return }
         #expect(l.usesLegacyMaxTokens)
         #expect(l.maxTokens == 20)
         #expect(l.messages.first?.role == .system)
         #expect(l.messages.count == 2)
 
-        let stringStop = try BatchRequest(openAIBatchLine: Data(Self.lines[2].utf8))
+        let stringStop = try BatchRequest(batchLine: Data(Self.lines[2].utf8))
         guard case .chat(let s) = stringStop.body else { Issue.record("not chat"); return }
         #expect(s.stop == nil)
         #expect(s.extra["stop"] == .string("\n"))
     }
 
     @Test func partsAndFormatsAreModelled() throws {
-        let r = try BatchRequest(openAIBatchLine: Data(Self.lines[3].utf8))
+        let r = try BatchRequest(batchLine: Data(Self.lines[3].utf8))
         guard case .chat(let c) = r.body, case .parts(let parts) = c.messages[0].content else {
             Issue.record("no parts"); return
         }
@@ -94,7 +94,7 @@ import Testing
         if case .other(let v) = parts[3] { #expect(v["type"] == "input_audio") } else { Issue.record("audio not kept") }
         if case .other = parts[4] {} else { Issue.record("text part with extra keys must stay verbatim") }
 
-        let schema = try BatchRequest(openAIBatchLine: Data(Self.lines[7].utf8))
+        let schema = try BatchRequest(batchLine: Data(Self.lines[7].utf8))
         guard case .chat(let sc) = schema.body, case .jsonSchema(let f)? = sc.responseFormat else {
             Issue.record("no schema"); return
         }
@@ -103,7 +103,7 @@ import Testing
         #expect(f.strict == true)
         #expect(f.schema["required"] == ["name"])
 
-        let tools = try BatchRequest(openAIBatchLine: Data(Self.lines[4].utf8))
+        let tools = try BatchRequest(batchLine: Data(Self.lines[4].utf8))
         guard case .chat(let t) = tools.body else { Issue.record("not chat"); return }
         #expect(t.extra["tools"] != nil)
         #expect(t.extra["n"] == 2)
@@ -113,23 +113,23 @@ import Testing
     }
 
     @Test func embeddingsAndRaw() throws {
-        let e = try BatchRequest(openAIBatchLine: Data(Self.lines[14].utf8))
+        let e = try BatchRequest(batchLine: Data(Self.lines[14].utf8))
         guard case .embedding(let emb) = e.body else { Issue.record("not embedding"); return }
         #expect(emb.isSingleInput)
         #expect(emb.inputs == ["one"])
         #expect(emb.dimensions == 256)
         #expect(emb.extra["encoding_format"] == "base64")
 
-        let list = try BatchRequest(openAIBatchLine: Data(Self.lines[15].utf8))
+        let list = try BatchRequest(batchLine: Data(Self.lines[15].utf8))
         guard case .embedding(let l) = list.body else { Issue.record("not embedding"); return }
         #expect(!l.isSingleInput)
 
-        let tokens = try BatchRequest(openAIBatchLine: Data(Self.lines[16].utf8))
+        let tokens = try BatchRequest(batchLine: Data(Self.lines[16].utf8))
         guard case .raw(let raw) = tokens.body else { Issue.record("token ids must stay raw"); return }
         #expect(raw.endpoint == "/v1/embeddings")
-        #expect(tokens.openAIEndpoint == "/v1/embeddings")
+        #expect(tokens.endpoint == "/v1/embeddings")
 
-        let responses = try BatchRequest(openAIBatchLine: Data(Self.lines[18].utf8))
+        let responses = try BatchRequest(batchLine: Data(Self.lines[18].utf8))
         guard case .raw(let r) = responses.body else { Issue.record("not raw"); return }
         #expect(r.endpoint == "/v1/responses")
         #expect(responses.model == "gpt-4.1")
@@ -138,7 +138,7 @@ import Testing
     @Test func systemPromptBecomesLeadingSystemMessage() {
         let chat = ChatRequest(model: "m", messages: [.user("hi")], system: "Be brief.", maxTokens: 5, temperature: 1.0,
                                responseFormat: .jsonObject, extra: ["logprobs": true])
-        let body = OpenAIWire.chatBody(chat)
+        let body = BatchLine.chatBody(chat)
         #expect(body["messages"]?[0] == ["role": "system", "content": "Be brief."])
         #expect(body["messages"]?[1] == ["role": "user", "content": "hi"])
         #expect(body["max_completion_tokens"] == 5)
@@ -146,7 +146,7 @@ import Testing
         #expect(body["temperature"] == 1)
         #expect(body["response_format"] == ["type": "json_object"])
         #expect(body["logprobs"] == true)
-        let image = OpenAIWire.contentPart(.image(.base64("QUJD", mediaType: "image/jpeg")))
+        let image = BatchLine.contentPart(.image(.base64("QUJD", mediaType: "image/jpeg")))
         #expect(image["image_url"]?["url"] == "data:image/jpeg;base64,QUJD")
     }
 
@@ -154,7 +154,7 @@ import Testing
         // `1.0` and `1` are the same JSON number; the codec writes integral values as integers.
         let line: JSONValue = ["custom_id": "a", "method": "POST", "url": "/v1/chat/completions",
                                "body": ["model": "m", "messages": [], "temperature": 1.0]]
-        let out = try BatchRequest(openAIBatchLine: line).openAIBatchLine()
+        let out = try BatchRequest(batchLine: line).batchLine()
         #expect(out["body"]?["temperature"] == 1)
     }
 
@@ -184,7 +184,7 @@ import Testing
     @Test(arguments: badLines)
     func invalidLinesNameLineAndField(_ bad: BadLine) {
         do {
-            _ = try BatchRequest(openAIBatchLine: Data(bad.text.utf8), lineNumber: 12)
+            _ = try BatchRequest(batchLine: Data(bad.text.utf8), lineNumber: 12)
             Issue.record("accepted \(bad.text)")
         } catch {
             #expect(error.code == .validation)
@@ -194,145 +194,9 @@ import Testing
             #expect(!error.isRetryable)
         }
     }
-
-    // MARK: - Responses
-
-    @Test func parsesChatResponse() throws {
-        let body = try JSONValue(parsing: #"""
-        {"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-mini-2024-07-18",
-         "choices":[{"index":0,"message":{"role":"assistant","content":"Hello!","refusal":null},"logprobs":null,"finish_reason":"length"}],
-         "usage":{"prompt_tokens":9,"completion_tokens":7,"total_tokens":16,"prompt_tokens_details":{"cached_tokens":4},"completion_tokens_details":{"reasoning_tokens":2}}}
-        """#)
-        let r = try OpenAIWire.parseChatResponse(body)
-        #expect(r.text == "Hello!")
-        #expect(r.finishReason == .length)
-        #expect(r.usage == Usage(inputTokens: 9, outputTokens: 7, cachedInputTokens: 4, reasoningTokens: 2))
-        #expect(r.model == "gpt-4o-mini-2024-07-18")
-        #expect(r.raw == body)
-        #expect(OpenAIWire.finishReason("tool_calls") == .toolCalls)
-        #expect(OpenAIWire.finishReason("content_filter") == .contentFilter)
-        #expect(OpenAIWire.finishReason("stop") == .stop)
-        #expect(OpenAIWire.finishReason("weird").rawValue == "weird")
-
-        let refusal: JSONValue = ["choices": [["message": ["role": "assistant", "content": nil, "refusal": "no"], "finish_reason": "stop"]]]
-        let rr = try OpenAIWire.parseChatResponse(refusal)
-        #expect(rr.text == nil)
-        #expect(rr.finishReason == .contentFilter)
-
-        #expect(throws: BatchError.self) { try OpenAIWire.parseChatResponse(["object": "list"]) }
-    }
-
-    @Test func parsesEmbeddingsFloatAndBase64() throws {
-        let values: [Float] = [0.5, -1.25, 3.0e-3]
-        var data = Data()
-        for f in values { withUnsafeBytes(of: f.bitPattern.littleEndian) { data.append(contentsOf: $0) } }
-        let body: JSONValue = [
-            "object": "list", "model": "text-embedding-3-small",
-            "data": [
-                ["object": "embedding", "index": 1, "embedding": .string(data.base64EncodedString())],
-                ["object": "embedding", "index": 0, "embedding": [0.25, 1, -0.5]],
-            ],
-            "usage": ["prompt_tokens": 8, "total_tokens": 8],
-        ]
-        let r = try OpenAIWire.parseEmbeddingResponse(body)
-        #expect(r.embeddings?.count == 2)
-        #expect(r.embeddings?[0] == [0.25, 1, -0.5])
-        #expect(r.embeddings?[1] == values)
-        #expect(r.usage.inputTokens == 8)
-        #expect(r.model == "text-embedding-3-small")
-        #expect(throws: BatchError.self) {
-            try OpenAIWire.parseEmbeddingResponse(["data": [["index": 0, "embedding": "!!notbase64"]]])
-        }
-    }
-
-    @Test func parsesRawResponses() {
-        let responses: JSONValue = [
-            "model": "gpt-4.1", "status": "completed",
-            "output": [["type": "message", "content": [["type": "output_text", "text": "Hi there"]]]],
-            "usage": ["input_tokens": 5, "output_tokens": 3, "input_tokens_details": ["cached_tokens": 1],
-                      "output_tokens_details": ["reasoning_tokens": 2], "total_tokens": 8],
-        ]
-        let r = OpenAIWire.parseRawResponse(responses)
-        #expect(r.text == "Hi there")
-        #expect(r.finishReason == .stop)
-        #expect(r.usage == Usage(inputTokens: 5, outputTokens: 3, cachedInputTokens: 1, reasoningTokens: 2))
-        let completion: JSONValue = ["choices": [["text": "done", "finish_reason": "length"]], "usage": ["prompt_tokens": 2, "completion_tokens": 1]]
-        let c = OpenAIWire.parseRawResponse(completion)
-        #expect(c.text == "done")
-        #expect(c.finishReason == .length)
-    }
-
-    // MARK: - Errors
-
-    @Test func classifiesErrors() {
-        func body(_ message: String, _ type: String, code: String? = nil, param: String? = nil) -> Data {
-            JSONValue.object(["error": ["message": .string(message), "type": .string(type),
-                                        "param": param.map(JSONValue.string) ?? .null,
-                                        "code": code.map(JSONValue.string) ?? .null]]).serialized()
-        }
-        let bad = OpenAIWire.error(status: 400, headers: [:], body: body("bad max_tokens", "invalid_request_error", param: "max_tokens"))
-        #expect(bad.code == .invalidRequest)
-        #expect(bad.field == "max_tokens")
-        #expect(bad.providerType == "invalid_request_error")
-        #expect(!bad.isRetryable)
-        #expect(bad.httpStatus == 400)
-
-        let auth = OpenAIWire.error(status: 401, headers: [:],
-            body: body("Incorrect API key provided: sk-proj-abc*********************xyz9. You can find...", "invalid_request_error", code: "invalid_api_key"))
-        #expect(auth.code == .authentication)
-        #expect(!auth.message.contains("abc"))
-        #expect(!auth.message.contains("xyz9"))
-        #expect(auth.message.contains("invalid_api_key"))
-
-        let limited = OpenAIWire.error(status: 429, headers: ["retry-after": "3", "x-ratelimit-limit-requests": "60", "x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "1s"],
-                                       body: body("Rate limit reached", "requests", code: "rate_limit_exceeded"))
-        #expect(limited.code == .rateLimited)
-        #expect(limited.isRetryable)
-        #expect(limited.retryAfter == .seconds(3))
-        #expect(limited.rateLimit?.requests.limit == 60)
-        #expect(limited.rateLimit?.requests.remaining == 0)
-
-        let fallback = OpenAIWire.error(status: 429, headers: ["x-ratelimit-reset-requests": "1s", "x-ratelimit-reset-tokens": "6m0s",
-                                                              "x-ratelimit-remaining-tokens": "0", "x-ratelimit-remaining-requests": "10"],
-                                        body: body("Rate limit reached", "tokens", code: "rate_limit_exceeded"))
-        #expect(fallback.retryAfter == .seconds(360))
-        let byRemaining = OpenAIWire.error(status: 429, headers: ["x-ratelimit-reset-requests": "20ms", "x-ratelimit-reset-tokens": "6m0s",
-                                                                 "x-ratelimit-remaining-requests": "0", "x-ratelimit-remaining-tokens": "5"],
-                                           body: Data())
-        #expect(byRemaining.retryAfter == .milliseconds(20))
-
-        let quota = OpenAIWire.error(status: 429, headers: [:], body: body("You exceeded your current quota", "insufficient_quota", code: "insufficient_quota"))
-        #expect(quota.code == .rateLimited)
-        #expect(!quota.isRetryable)
-
-        let server = OpenAIWire.error(status: 500, headers: [:], body: Data("<html>oops</html>".utf8))
-        #expect(server.code == .server)
-        #expect(server.isRetryable)
-        #expect(server.message.contains("oops"))
-
-        let overloaded = OpenAIWire.error(status: 503, headers: ["x-should-retry": "false"], body: Data())
-        #expect(overloaded.code == .overloaded)
-        #expect(!overloaded.isRetryable)
-        let forced = OpenAIWire.error(status: 400, headers: ["x-should-retry": "true"], body: Data())
-        #expect(forced.isRetryable)
-
-        let filtered = OpenAIWire.error(status: 400, body: ["error": ["message": "filtered", "type": nil, "param": "prompt", "code": "content_filter"]])
-        #expect(filtered.code == .contentFiltered)
-        let flat = OpenAIWire.error(status: 400, body: ["object": "error", "message": "bad prompt", "type": "BadRequestError", "code": 400])
-        #expect(flat.message == "bad prompt")
-        #expect(flat.providerType == "BadRequestError")
-        let notFound = OpenAIWire.error(status: 404, headers: [:], body: body("The model `x` does not exist", "invalid_request_error", code: "model_not_found"))
-        #expect(notFound.code == .notFound)
-    }
-
-    @Test func redactsKeyLikeText() {
-        #expect(OpenAIWire.redactKeys("key sk-abc123 and sk-proj-XY_z*** end") == "key sk-<redacted> and sk-<redacted> end")
-        #expect(OpenAIWire.redactKeys("task-1 sk-") == "task-1 sk-")
-        #expect(OpenAIWire.redactKeys("nothing here") == "nothing here")
-    }
 }
 
-@Suite struct OpenAIWireFastPathTests {
+@Suite struct BatchLineFastPathTests {
     @Test(arguments: [
         ChatRequest(model: "m", messages: [.user("hi \"there\"\n")]),
         ChatRequest(model: "m", messages: [.user("look", images: [.url("https://x/y.png", detail: "high"), .base64("QUJD", mediaType: "image/png")]),
@@ -345,7 +209,7 @@ import Testing
     ])
     func fastPathMatchesJSONValueSerialisation(_ chat: ChatRequest) throws {
         let request = BatchRequest(id: "fast-1", chat: chat)
-        #expect(request.openAIBatchLineData() == request.openAIBatchLine().serialized())
-        #expect(try BatchRequest(openAIBatchLine: request.openAIBatchLineData()).openAIBatchLine() == request.openAIBatchLine())
+        #expect(request.batchLineData() == request.batchLine().serialized())
+        #expect(try BatchRequest(batchLine: request.batchLineData()).batchLine() == request.batchLine())
     }
 }
