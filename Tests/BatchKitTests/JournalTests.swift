@@ -581,6 +581,48 @@ private func lines(_ url: URL) throws -> [String] {
         #expect(back.response?.text == "Hi there")
     }
 
+    @Test func bodiesInTheLineFormatRecordNoSecondCopyOfTheirFields() throws {
+        let line = success("s1", text: "hello").outputLine()
+        #expect(line["batchkit"]?["fields"] == [:])
+        // A decoder's reading that the body alone does not give (a refusal) is recorded.
+        var refused = ModelResponse(
+            text: nil, finishReason: .contentFilter, model: "m",
+            raw: ["object": "chat.completion", "model": "m", "choices": [["index": 0, "message": ["role": "assistant", "content": nil, "refusal": "no"], "finish_reason": "stop"]]])
+        refused.usage = Usage(inputTokens: 3)
+        let refusedLine = BatchResult(id: "r", outcome: .success(refused), attempts: 1).outputLine()
+        #expect(refusedLine["batchkit"]?["fields"] == ["finish_reason": "content_filter"])
+        #expect(try BatchResult(outputLine: refusedLine).response?.finishReason == .contentFilter)
+        // A client's own fields over a body of another shape come back as they were.
+        let other = ModelResponse(text: "T", finishReason: "custom", model: "x", raw: ["anything": [1, 2]])
+        let back = try BatchResult(outputLine: BatchResult(id: "o", outcome: .success(other), attempts: 1).outputLine())
+        #expect(back.response?.text == "T")
+        #expect(back.response?.finishReason == "custom")
+        #expect(back.response?.model == "x")
+        #expect(back.response?.raw == other.raw)
+    }
+
+    @Test func linesWrittenBeforeFieldsWereRecordedStillRead() throws {
+        // As BatchKit wrote them before `batchkit.fields` existed: another provider's body, usage
+        // in the member.
+        let message = try JSONValue(parsing: #"""
+            {"id":"batch_req_1","custom_id":"a","response":{"status_code":200,"request_id":"msg_1","body":{"id":"msg_1","type":"message","role":"assistant","model":"claude-haiku-4-5","content":[{"type":"text","text":"Hi"}],"stop_reason":"model_context_window_exceeded","usage":{"input_tokens":10,"output_tokens":5}}},"error":null,"batchkit":{"route":"realtime","attempts":2,"usage":{"input":10,"output":5},"latency_ms":12}}
+            """#)
+        let a = try BatchResult(outputLine: message)
+        #expect(a.response?.text == "Hi")
+        #expect(a.response?.finishReason == .length)
+        #expect(a.response?.model == "claude-haiku-4-5")
+        #expect(a.usage == Usage(inputTokens: 10, outputTokens: 5))
+        #expect(a.attempts == 2)
+        let candidate = try JSONValue(parsing: #"""
+            {"id":"batch_req_2","custom_id":"g","response":{"status_code":200,"request_id":"r-1","body":{"candidates":[{"content":{"parts":[{"text":"Bonjour"}],"role":"model"},"finishReason":"MALFORMED_FUNCTION_CALL"}],"usageMetadata":{"promptTokenCount":8,"candidatesTokenCount":2,"toolUsePromptTokenCount":5},"modelVersion":"gemini-2.5-flash","responseId":"r-1"}},"error":null,"batchkit":{"route":"batch","attempts":1,"usage":{"input":13,"output":2,"batch_input":13,"batch_output":2},"latency_ms":0}}
+            """#)
+        let g = try BatchResult(outputLine: candidate)
+        #expect(g.response?.text == "Bonjour")
+        #expect(g.response?.finishReason == .toolCalls)
+        #expect(g.response?.model == "gemini-2.5-flash")
+        #expect(g.usage == Usage(inputTokens: 13, outputTokens: 2).asBatch)
+    }
+
     @Test func malformedLinesAreRejectedNamingTheField() {
         #expect(throws: BatchError.self) { try BatchResult(outputLine: ["response": .null]) }
         let e = #expect(throws: BatchError.self) {

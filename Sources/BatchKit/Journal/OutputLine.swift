@@ -12,20 +12,25 @@ import Foundation
 /// ```
 ///
 /// - A success has status 200 and, as `body`, the provider's own response body
-///   (``ModelResponse/raw``) — an OpenAI chat completion or embedding list, but an Anthropic
-///   message or Gemini `GenerateContentResponse` when those providers answered. When a client gave
-///   no raw body (a ``ClosureClient`` returning `ModelResponse(text:)`), an OpenAI-shaped body is
-///   written from the parsed fields.
+///   (``ModelResponse/raw``) — a chat completion or embedding list in the line's own format, or
+///   another provider's answer as that provider sent it. When a client gave no raw body (a
+///   ``ClosureClient`` returning `ModelResponse(text:)`), a body in the line's format is written
+///   from the parsed fields.
 /// - A failure with an HTTP status has that status and `{"error":{"message","type","param","code"}}`
 ///   as body; a failure without one (network, timeout, expired, cancelled, validation) has
 ///   `response: null` and `error: {code, message}` (`batch_expired` / `batch_cancelled` for those,
-///   as OpenAI writes them; BatchKit's code otherwise).
-/// - The extra member `"batchkit"` keeps what the OpenAI format cannot hold, so a result read back
-///   is the result written: `route`, `attempts`, `latency_ms`, the normalised `usage` (needed because
-///   Anthropic and Gemini bodies count tokens differently, and because batch-billed tokens are not
-///   visible in a body), and for failures BatchKit's error `code`, `retryable` and `field`. Readers
-///   of the OpenAI format ignore unknown members. Lines without it (an OpenAI output file
-///   downloaded from OpenAI) are read too: usage comes from the body, route is `.batch`.
+///   as the format writes them; BatchKit's code otherwise).
+/// - The extra member `"batchkit"` keeps what the format cannot hold, so a result read back is the
+///   result written: `route`, `attempts`, `latency_ms`, the normalised `usage` (bodies of different
+///   providers count tokens differently, and batch-billed tokens are not visible in a body), for
+///   failures BatchKit's error `code`, `retryable` and `field`, and for successes `fields`: the
+///   normalised fields the provider's decoder produced (`text`, `finish_reason`, `model`,
+///   `embeddings`) that a reading of the body in the line's own format would not give back —
+///   nothing for a body in that format, the text and finish reason for another provider's body.
+///   Readers of the format ignore unknown members. Lines without `batchkit` (an output file
+///   downloaded from a provider) are read too: usage comes from the body, route is `.batch`; lines
+///   without `fields` (written before it existed) are read as described in
+///   ``ModelResponse/parsing(providerBody:)``.
 extension BatchResult {
     /// This result as one batch output line.
     public func outputLine() -> JSONValue {
@@ -90,7 +95,13 @@ extension BatchResult {
             }
             let body = response["body"] ?? .null
             if (200..<300).contains(status) {
-                var model = ModelResponse.parsing(providerBody: body)
+                var model: ModelResponse
+                if case .object(let fields)? = meta["fields"] {
+                    model = OutputBody.decode(body)
+                    OutputLineFormat.apply(fields, to: &model)
+                } else {
+                    model = ModelResponse.parsing(providerBody: body)
+                }
                 let usage = storedUsage ?? (route == .batch ? model.usage.asBatch : model.usage)
                 model.usage = usage
                 self.init(
@@ -156,6 +167,9 @@ extension BatchResult {
         ]
         let ms = Double(latency.components.seconds) * 1000 + Double(latency.components.attoseconds) / 1e15
         m["latency_ms"] = .int(Int(ms.rounded()))
+        if case .success(let r) = outcome {
+            m["fields"] = OutputLineFormat.fields(of: r)
+        }
         if case .failure(let e) = outcome {
             var err: [String: JSONValue] = ["code": .string(e.code.rawValue), "retryable": .bool(e.isRetryable)]
             if let field = e.field { err["field"] = .string(field) }
@@ -166,41 +180,18 @@ extension BatchResult {
 }
 
 extension ModelResponse {
-    /// Parses the fields BatchKit models out of a provider's response body (OpenAI chat completion,
-    /// OpenAI embedding list, OpenAI Responses, Anthropic message, Gemini `GenerateContentResponse`
-    /// or embedding answer), keeping the body as ``raw``. Unknown shapes give a response with only
-    /// `raw` set.
+    /// Parses the fields BatchKit models out of the body of an output line that carries no
+    /// normalised `fields` (an output file downloaded from a provider, or a line written before
+    /// BatchKit recorded them), keeping the body as ``raw``.
+    ///
+    /// A body in the line's own format (chat completion, completion, Responses API, embedding list)
+    /// is read as that format; any other body through the read-only reader of older lines (see
+    /// `LegacyOutputBody`). Unknown shapes give a response with only `raw` set. New results carry
+    /// the fields their provider's decoder produced, so nothing here decides them.
     public static func parsing(providerBody body: JSONValue) -> ModelResponse {
-        var r = ModelResponse(raw: body)
-        r.usage = OutputLineFormat.usage(fromBody: body)
-        r.model = body["model"]?.stringValue ?? body["modelVersion"]?.stringValue
-        if let choice = body["choices"]?[0] {
-            // OpenAI chat completion.
-            r.text = choice["message"]?["content"]?.stringValue ?? choice["text"]?.stringValue
-            r.finishReason = choice["finish_reason"]?.stringValue.map(FinishReason.init(rawValue:))
-        } else if let content = body["content"]?.arrayValue {
-            // Anthropic message.
-            r.text = content.compactMap { $0["type"]?.stringValue == "text" ? $0["text"]?.stringValue : nil }.joined()
-            r.finishReason = body["stop_reason"]?.stringValue.map(OutputLineFormat.finishReason(anthropic:))
-        } else if let candidate = body["candidates"]?[0] {
-            // Gemini.
-            r.text = candidate["content"]?["parts"]?.arrayValue?.compactMap { part in
-                part["thought"]?.boolValue == true ? nil : part["text"]?.stringValue
-            }.joined()
-            r.finishReason = candidate["finishReason"]?.stringValue.map(OutputLineFormat.finishReason(gemini:))
-        } else if let data = body["data"]?.arrayValue, body["object"]?.stringValue == "list" {
-            // OpenAI embeddings.
-            r.embeddings = data.map { OutputLineFormat.vector($0["embedding"] ?? .null) }
-        } else if let values = body["embedding"]?["values"] {
-            r.embeddings = [OutputLineFormat.vector(values)]
-        } else if let list = body["embeddings"]?.arrayValue {
-            r.embeddings = list.map { OutputLineFormat.vector($0["values"] ?? .null) }
-        } else if let output = body["output"]?.arrayValue {
-            // OpenAI Responses API.
-            r.text = output.flatMap { $0["content"]?.arrayValue ?? [] }
-                .compactMap { $0["type"]?.stringValue == "output_text" ? $0["text"]?.stringValue : nil }.joined()
-        }
-        return r
+        let r = OutputBody.decode(body)
+        if r.text != nil || r.embeddings != nil { return r }
+        return LegacyOutputBody.decode(body) ?? r
     }
 }
 
@@ -252,71 +243,6 @@ enum OutputLineFormat {
         }
     }
 
-    static func finishReason(anthropic s: String) -> FinishReason {
-        switch s {
-        case "end_turn", "stop_sequence": return .stop
-        case "max_tokens": return .length
-        case "tool_use": return .toolCalls
-        case "refusal": return .contentFilter
-        default: return FinishReason(rawValue: s)
-        }
-    }
-
-    static func finishReason(gemini s: String) -> FinishReason {
-        switch s {
-        case "STOP": return .stop
-        case "MAX_TOKENS": return .length
-        case "SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY": return .contentFilter
-        default: return FinishReason(rawValue: s.lowercased())
-        }
-    }
-
-    /// An embedding given as a JSON array of numbers or as base64 little-endian float32.
-    static func vector(_ value: JSONValue) -> [Float] {
-        if let a = value.arrayValue { return a.map { Float($0.doubleValue ?? 0) } }
-        if let s = value.stringValue, let data = Data(base64Encoded: s) {
-            return data.withUnsafeBytes { raw in
-                (0..<(raw.count / 4)).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
-            }
-        }
-        return []
-    }
-
-    /// Usage from a provider body: OpenAI chat/embeddings (`prompt_tokens`), OpenAI Responses and
-    /// Anthropic (`input_tokens`), Gemini (`usageMetadata`).
-    static func usage(fromBody body: JSONValue) -> Usage {
-        if let u = body["usage"], case .object = u {
-            if let prompt = u["prompt_tokens"]?.intValue {
-                return Usage(
-                    inputTokens: prompt, outputTokens: u["completion_tokens"]?.intValue ?? 0,
-                    cachedInputTokens: u["prompt_tokens_details"]?["cached_tokens"]?.intValue ?? 0,
-                    reasoningTokens: u["completion_tokens_details"]?["reasoning_tokens"]?.intValue ?? 0)
-            }
-            let input = u["input_tokens"]?.intValue ?? 0
-            let output = u["output_tokens"]?.intValue ?? 0
-            if u["cache_read_input_tokens"] != nil || u["cache_creation_input_tokens"] != nil {
-                // Anthropic: `input_tokens` excludes cache reads and writes; BatchKit counts cached
-                // tokens as a subset of input.
-                let read = u["cache_read_input_tokens"]?.intValue ?? 0
-                let write = u["cache_creation_input_tokens"]?.intValue ?? 0
-                return Usage(inputTokens: input + read + write, outputTokens: output, cachedInputTokens: read)
-            }
-            return Usage(
-                inputTokens: input, outputTokens: output,
-                cachedInputTokens: u["input_tokens_details"]?["cached_tokens"]?.intValue ?? 0,
-                reasoningTokens: u["output_tokens_details"]?["reasoning_tokens"]?.intValue ?? 0)
-        }
-        if let m = body["usageMetadata"] {
-            let thoughts = m["thoughtsTokenCount"]?.intValue ?? 0
-            return Usage(
-                inputTokens: m["promptTokenCount"]?.intValue ?? 0,
-                outputTokens: (m["candidatesTokenCount"]?.intValue ?? 0) + thoughts,
-                cachedInputTokens: m["cachedContentTokenCount"]?.intValue ?? 0,
-                reasoningTokens: thoughts)
-        }
-        return .zero
-    }
-
     /// The `batchkit.usage` member: zero counts are left out.
     static func member(for u: Usage) -> JSONValue {
         var m: [String: JSONValue] = ["input": .int(u.inputTokens), "output": .int(u.outputTokens)]
@@ -333,5 +259,33 @@ enum OutputLineFormat {
             inputTokens: m["input"]?.intValue ?? 0, outputTokens: m["output"]?.intValue ?? 0,
             cachedInputTokens: m["cached"]?.intValue ?? 0, reasoningTokens: m["reasoning"]?.intValue ?? 0,
             batchInputTokens: m["batch_input"]?.intValue ?? 0, batchOutputTokens: m["batch_output"]?.intValue ?? 0)
+    }
+
+    /// The `batchkit.fields` member of a success: each normalised field of `r` that reading the
+    /// body in the line's own format (``OutputBody/decode(_:)``) would not give back. Empty for a
+    /// body in that format; room for tool calls when ``ModelResponse`` carries them.
+    static func fields(of r: ModelResponse) -> JSONValue {
+        // A response without a raw body is written as ``OutputBody/encode(_:)`` of its own fields,
+        // which reads back as they are (but for a finish reason the format spells differently).
+        let decoded = r.raw.isNull && r.finishReason.map({ OutputBody.finishReason($0.rawValue) == $0 }) ?? true
+            ? r : OutputBody.decode(r.raw.isNull ? OutputBody.encode(r) : r.raw)
+        var f: [String: JSONValue] = [:]
+        if decoded.text != r.text { f["text"] = r.text.map(JSONValue.string) ?? .null }
+        if decoded.finishReason != r.finishReason { f["finish_reason"] = r.finishReason.map { .string($0.rawValue) } ?? .null }
+        if decoded.model != r.model { f["model"] = r.model.map(JSONValue.string) ?? .null }
+        if decoded.embeddings != r.embeddings {
+            f["embeddings"] = r.embeddings.map { .array($0.map { .array($0.map { .double(Double($0)) }) }) } ?? .null
+        }
+        return .object(f)
+    }
+
+    /// Sets the fields a `batchkit.fields` member records on `r` (a `null` field clears it).
+    static func apply(_ fields: [String: JSONValue], to r: inout ModelResponse) {
+        if let t = fields["text"] { r.text = t.stringValue }
+        if let f = fields["finish_reason"] { r.finishReason = f.stringValue.map(FinishReason.init(rawValue:)) }
+        if let m = fields["model"] { r.model = m.stringValue }
+        if let e = fields["embeddings"] {
+            r.embeddings = e.arrayValue?.map { v in (v.arrayValue ?? []).map { Float($0.doubleValue ?? 0) } }
+        }
     }
 }
