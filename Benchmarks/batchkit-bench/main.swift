@@ -4,9 +4,11 @@ import Foundation
 // prints one JSON line on stdout, chatter goes to stderr. Add a scenario as a file with one
 // `func run...Benchmark() async` and a case here.
 
-let scenarios = ["executor", "memory", "emulator", "makespan", "ratelimit", "native", "jsonl"]
+let scenarios = ["executor", "memory", "emulator", "makespan", "ratelimit", "native", "jsonl", "chaos"]
+/// Scenarios left out when none is named (minutes long).
+let onlyOnRequest: Set<String> = ["chaos"]
 let wanted = CommandLine.arguments.count > 1
-    ? Array(CommandLine.arguments.dropFirst().prefix { !$0.hasPrefix("--") }) : scenarios
+    ? Array(CommandLine.arguments.dropFirst().prefix { !$0.hasPrefix("--") }) : scenarios.filter { !onlyOnRequest.contains($0) }
 for name in wanted {
     switch name {
     case "executor": await runExecutorBenchmark()
@@ -16,6 +18,13 @@ for name in wanted {
             try await runEmulatorBenchmark()
         } catch {
             FileHandle.standardError.write(Data("emulator benchmark failed: \(error)\n".utf8))
+            exit(1)
+        }
+    case "chaos":
+        do {
+            try await runChaosBenchmark()
+        } catch {
+            FileHandle.standardError.write(Data("chaos benchmark failed: \(error)\n".utf8))
             exit(1)
         }
     case "makespan", "ratelimit", "native", "jsonl":

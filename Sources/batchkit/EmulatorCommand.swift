@@ -16,6 +16,8 @@ enum EmulatorCommand: Subcommand {
     static let usage = """
         usage: batchkit emulator [--port N] [--host 127.0.0.1] [--latency-ms N] [--batch-seconds N]
                                  [--rpm N] [--tpm N] [--api-key K]
+                                 [--faults LIST] [--fault-rate P] [--seed N] [--slow-ms N]
+                                 [--billing-file FILE]
 
         Serves OpenAI, Anthropic and Gemini (real-time and batch endpoints) on one port until
         interrupted (SIGINT or SIGTERM).
@@ -27,9 +29,24 @@ enum EmulatorCommand: Subcommand {
           --rpm N             requests per minute allowed per key (default unlimited)
           --tpm N             tokens per minute allowed per key (default unlimited)
           --api-key K         the only key accepted (default: any non-empty key)
+
+        Breaking things on request (to rehearse failures):
+          --faults LIST       faults to inject on every route, comma-separated: 500, 503, 429,
+                              reset (connection closed), cut (half the body), slow (answer held
+                              back), or all (default all when --fault-rate is given)
+          --fault-rate P      probability in 0...1 that one call meets a fault (default 0.1 when
+                              --faults is given). Half of the 500, 503 and reset faults hit after
+                              the request took effect (a job created, only the answer lost)
+          --seed N            seed of the fault schedule and of ids (default 42)
+          --slow-ms N         how long a slow answer is held back (default 1500)
+          --billing-file FILE at exit, write per custom id the number of batch jobs that ran it
+                              (JSON; also served at GET /_emulator/billing)
         """
     static let spec = ArgumentSpec(
-        options: ["port", "host", "latency-ms", "batch-seconds", "rpm", "tpm", "api-key"], flags: [])
+        options: [
+            "port", "host", "latency-ms", "batch-seconds", "rpm", "tpm", "api-key", "faults", "fault-rate", "seed", "slow-ms",
+            "billing-file",
+        ], flags: [])
 
     static func run(_ arguments: Arguments) async throws -> Int32 {
         let port = try arguments.int("port", in: 0...65535) ?? 8080
@@ -43,6 +60,14 @@ enum EmulatorCommand: Subcommand {
             guard !key.isEmpty else { throw UsageError("option '--api-key' needs a non-empty value") }
             configuration.requiredAPIKey = key
         }
+        configuration.faultSchedule = try faultSchedule(arguments)
+        if let seed = arguments.string("seed") {
+            guard let value = UInt64(seed) else {
+                throw UsageError("option '--seed' needs a non-negative integer, got '\(seed)'")
+            }
+            configuration.seed = value
+        }
+        let billingFile = arguments.string("billing-file").map { URL(fileURLWithPath: $0) }
 
         // Route SIGINT/SIGTERM to a stream before anything can be interrupted.
         let signals = SignalPipe.install([SIGINT, SIGTERM])
@@ -55,7 +80,42 @@ enum EmulatorCommand: Subcommand {
         let received = await iterator.next()
         printError("batchkit emulator: \(received == SIGTERM ? "SIGTERM" : "SIGINT") received, shutting down")
         await server.shutdown()
+        if let billingFile {
+            do {
+                try emulator.billing.json.serialized().write(to: billingFile, options: .atomic)
+            } catch {
+                throw CommandFailure("\(billingFile.path): could not write the billing file (\(error))")
+            }
+        }
         return 0
+    }
+
+    /// `--faults`, `--fault-rate` and `--slow-ms` as a schedule (`nil` when neither of the first two is given).
+    static func faultSchedule(_ arguments: Arguments) throws -> EmulatorFaultSchedule? {
+        let list = arguments.string("faults")
+        let rateText = arguments.string("fault-rate")
+        let slow = try arguments.int("slow-ms", in: 0...3_600_000)
+        guard list != nil || rateText != nil else {
+            if slow != nil { throw UsageError("--slow-ms needs --faults or --fault-rate") }
+            return nil
+        }
+        var kinds = Set(EmulatorFaultSchedule.Kind.allCases)
+        if let list {
+            guard let parsed = EmulatorFaultSchedule.Kind.parse(list) else {
+                throw UsageError("option '--faults' takes a comma-separated list of 500, 503, 429, reset, cut, slow or all, got '\(list)'")
+            }
+            kinds = parsed
+        }
+        var rate = 0.1
+        if let rateText {
+            guard let value = Double(rateText), value.isFinite, (0...1).contains(value) else {
+                throw UsageError("option '--fault-rate' needs a probability in 0...1, got '\(rateText)'")
+            }
+            rate = value
+        }
+        var schedule = EmulatorFaultSchedule(rate: rate, kinds: kinds)
+        if let slow { schedule.slowAnswer = .milliseconds(slow) }
+        return schedule
     }
 }
 

@@ -20,6 +20,9 @@ public struct EmulatorConfiguration: Sendable {
     public var tokensPerMinute: Int?
     /// Faults to inject.
     public var faults: [EmulatorFault]
+    /// A seeded schedule of random faults on every route (`nil`: none). Applied before
+    /// ``faults``; see ``EmulatorFaultSchedule``.
+    public var faultSchedule: EmulatorFaultSchedule?
     /// The base URL the emulator is reachable at, used in URLs it hands out (Anthropic's
     /// `results_url`, Gemini's upload URL). The loopback server sets it when it starts.
     public var publicBaseURL: URL
@@ -29,7 +32,8 @@ public struct EmulatorConfiguration: Sendable {
     public init(
         latency: Duration = .zero, batchDuration: Duration = .zero, batchExpiry: Duration? = nil,
         requiredAPIKey: String? = nil, requestsPerMinute: Int? = nil, tokensPerMinute: Int? = nil,
-        faults: [EmulatorFault] = [], publicBaseURL: URL = URL(string: "http://emulator.invalid")!, seed: UInt64 = 42
+        faults: [EmulatorFault] = [], faultSchedule: EmulatorFaultSchedule? = nil,
+        publicBaseURL: URL = URL(string: "http://emulator.invalid")!, seed: UInt64 = 42
     ) {
         self.latency = latency
         self.batchDuration = batchDuration
@@ -38,6 +42,7 @@ public struct EmulatorConfiguration: Sendable {
         self.requestsPerMinute = requestsPerMinute
         self.tokensPerMinute = tokensPerMinute
         self.faults = faults
+        self.faultSchedule = faultSchedule
         self.publicBaseURL = publicBaseURL
         self.seed = seed
     }

@@ -138,6 +138,7 @@ extension ProviderEmulator {
             s.batches[id] = b
             s.batchOrder.append(id)
         }
+        billJob("batches/" + id, provider: .gemini, customIDs: items.map(\.key))
         let pending = GeminiBatchSnapshot(state: "BATCH_STATE_PENDING", finished: 0, succeeded: 0, failed: 0, pending: items.count, end: nil)
         return .json(200, geminiOperation(b, snapshot: pending, output: nil, includeOutput: false))
     }
@@ -345,15 +346,22 @@ extension ProviderEmulator {
         guard let b = geminiState.withLock({ $0.batches[id] }) else { return geminiNotFound("batches/\(id)") }
         if !geminiObserve(b).isTerminal {
             let now = elapsed
-            geminiState.withLock { s in
-                if s.batches[id]?.cancelled == nil { s.batches[id]?.cancelled = now }
+            let first = geminiState.withLock { s -> Bool in
+                guard s.batches[id]?.cancelled == nil else { return false }
+                s.batches[id]?.cancelled = now
+                return true
             }
+            if first { billCancel("batches/" + id, ran: finishedCount(total: b.items.count, age: now - b.created)) }
         }
         return .json(200, [:])
     }
 
     /// `DELETE batches/{id}`: drops the record (and with it any further processing). Answers `{}`.
     func geminiDeleteBatch(id: String) -> EmulatorResponse {
+        // A batch deleted while it runs stops: bill what ran up to now.
+        if let b = geminiState.withLock({ $0.batches[id] }), !geminiObserve(b).isTerminal {
+            billCancel("batches/" + id, ran: finishedCount(total: b.items.count, age: elapsed - b.created))
+        }
         let existed = geminiState.withLock { s -> Bool in
             guard s.batches.removeValue(forKey: id) != nil else { return false }
             s.batchOrder.removeAll { $0 == id }

@@ -73,8 +73,7 @@ extension ProviderEmulator {
         }
         let done = b.created + duration
         let expires = b.created + b.expiry
-        // Cancellation drains the requests in flight: a tenth of the batch duration, at most 1 s.
-        let drain = min(duration / 10, .seconds(1))
+        let drain = anthropicCancelDrain(duration)
         let cancelEnd = b.cancelAt.map { $0 + drain }
         var endAt = done
         var reason = AnthropicEmulatedBatch.EndReason.completed
@@ -93,6 +92,9 @@ extension ProviderEmulator {
             offset: endAt, finished: n, reason: reason, errorOnly: errorOnly, invalid: invalid, succeeded: n - errored,
             errored: errored)
     }
+
+    /// Cancellation drains the requests in flight: a tenth of the batch duration, at most 1 s.
+    static func anthropicCancelDrain(_ duration: Duration) -> Duration { min(max(.zero, duration) / 10, .seconds(1)) }
 
     static func anthropicDate(_ offset: Duration, _ clock: AnthropicBatchClock) -> JSONValue {
         .string(rfc3339(clock.startDate.addingTimeInterval(offset.seconds), fractionDigits: 6))
@@ -184,6 +186,7 @@ extension ProviderEmulator {
             s.batches[id] = batch
             s.order.append(id)
         }
+        billJob(id, provider: .anthropic, customIDs: items.map(\.customID))
         return .json(200, Self.anthropicBatchJSON(batch, clock))
     }
 
@@ -204,7 +207,7 @@ extension ProviderEmulator {
     /// batch cannot be cancelled (400 `invalid_request_error`).
     func anthropicCancelBatch(id: String) -> EmulatorResponse {
         let clock = anthropicBatchClock()
-        enum Outcome { case missing, ended, ok(JSONValue) }
+        enum Outcome { case missing, ended, ok(JSONValue, ran: Int?) }
         let outcome = anthropicState.withLock { s -> Outcome in
             guard var b = s.batches[id] else { return .missing }
             Self.anthropicAdvance(&b, clock)
@@ -212,16 +215,27 @@ extension ProviderEmulator {
                 s.batches[id] = b
                 return .ended
             }
-            if b.cancelAt == nil { b.cancelAt = clock.now }
+            var ran: Int?
+            if b.cancelAt == nil {
+                b.cancelAt = clock.now
+                // What will have run when the cancel has drained: the batch as it ends.
+                var ending = b
+                var later = clock
+                later.now = clock.now + Self.anthropicCancelDrain(clock.duration)
+                Self.anthropicAdvance(&ending, later)
+                ran = ending.end?.finished
+            }
             s.batches[id] = b
-            return .ok(Self.anthropicBatchJSON(b, clock))
+            return .ok(Self.anthropicBatchJSON(b, clock), ran: ran)
         }
         switch outcome {
         case .missing: return anthropicNotFound(id)
         case .ended:
             return errorResponse(
                 .anthropic, status: 400, message: "Batch '\(id)' has already ended and cannot be canceled.", type: "invalid_request_error")
-        case .ok(let json): return .json(200, json)
+        case .ok(let json, let ran):
+            if let ran { billCancel(id, ran: ran) }
+            return .json(200, json)
         }
     }
 

@@ -182,6 +182,7 @@ extension ProviderEmulator {
             s.batches[record.id] = record
             s.batchOrder.append(record.id)
         }
+        if errors.isEmpty { billJob(record.id, provider: .openAI, customIDs: ids) }
         let validating = OpenAIBatchView(status: "validating", finished: 0)
         return .json(200, openAIBatchJSON(record, validating, validating: true), headers: openAIHeaders())
     }
@@ -205,20 +206,28 @@ extension ProviderEmulator {
     /// `POST /v1/batches/{id}/cancel`: `cancelling`, then `cancelled` once drained; unfinished
     /// lines are reported as `batch_cancelled` in the error file.
     func openAICancelBatch(_ id: String) -> EmulatorResponse {
-        enum Outcome { case missing, refused(String), ok(JSONValue) }
+        enum Outcome { case missing, refused(String), ok(JSONValue, ran: Int?) }
         let age = elapsed
         let outcome: Outcome = openAIState.withLock { s in
-            guard let b = s.batches[id] else { return .missing }
+            guard var b = s.batches[id] else { return .missing }
             let view = openAIBatchView(b, age: age - b.createdOffset)
             if view.isTerminal { return .refused(view.status) }
-            if b.cancelAge == nil { s.batches[id]?.cancelAge = age - b.createdOffset }
-            return .ok(openAIBatchSnapshot(&s, id: id))
+            var ran: Int?
+            if b.cancelAge == nil {
+                b.cancelAge = age - b.createdOffset
+                s.batches[id] = b
+                // Items stop finishing at the cancel: what ran is what had finished by then.
+                ran = openAIBatchView(b, age: age - b.createdOffset).finished
+            }
+            return .ok(openAIBatchSnapshot(&s, id: id), ran: ran)
         }
         switch outcome {
         case .missing: return openAINoSuchBatch(id)
         case .refused(let status):
             return openAIError(status: 400, message: "Cannot cancel a batch with status '\(status)'.")
-        case .ok(let json): return .json(200, json, headers: openAIHeaders())
+        case .ok(let json, let ran):
+            if let ran { billCancel(id, ran: ran) }
+            return .json(200, json, headers: openAIHeaders())
         }
     }
 

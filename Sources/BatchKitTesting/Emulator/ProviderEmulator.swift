@@ -28,6 +28,10 @@ public final class ProviderEmulator: Sendable {
         var rateLimited = 0
         var faultMatches: [Int: Int] = [:]
         var buckets: [String: RateWindow] = [:]
+        /// Draws of the fault schedule, apart from `rng` so ids do not depend on the faults.
+        var faultRNG: SplitMix64
+        var scheduledFaults: [EmulatorFaultSchedule.Kind: Int] = [:]
+        var ledger = BillingLedger()
     }
 
     let shared: Mutex<Shared>
@@ -42,7 +46,8 @@ public final class ProviderEmulator: Sendable {
         self.nowOffset = { start.duration(to: clock.now) }
         self.sleepFor = { d in try await clock.sleep(until: clock.now.advanced(by: d), tolerance: nil) }
         self.startDate = Date()
-        self.shared = Mutex(Shared(rng: SplitMix64(seed: configuration.seed)))
+        self.shared = Mutex(
+            Shared(rng: SplitMix64(seed: configuration.seed), faultRNG: SplitMix64(seed: configuration.seed ^ 0xFA17_5EED_0BAD_CAFE)))
     }
 
     /// An emulator on the continuous clock.
@@ -128,7 +133,11 @@ public final class ProviderEmulator: Sendable {
 
     /// Answers one request. The loopback server and the in-process transport both call this.
     public func handle(_ request: EmulatorRequest) async -> EmulatorResponse {
+        if request.path.hasPrefix(Self.debugPathPrefix) { return debugRoute(request) }
         let provider = Self.provider(of: request)
+        if let scheduled = drawScheduledFault(request) {
+            return await answer(request, provider: provider, with: scheduled)
+        }
         if let kind = matchFault(request, provider: provider) {
             switch kind {
             case .status(let code):
@@ -152,7 +161,7 @@ public final class ProviderEmulator: Sendable {
         return await route(request, provider: provider)
     }
 
-    private func route(_ request: EmulatorRequest, provider: EmulatedProvider) async -> EmulatorResponse {
+    func route(_ request: EmulatorRequest, provider: EmulatedProvider) async -> EmulatorResponse {
         let answer: EmulatorResponse?
         switch provider {
         case .openAI: answer = await handleOpenAI(request)
