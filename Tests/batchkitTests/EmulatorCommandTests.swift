@@ -69,7 +69,8 @@ func startEmulator(_ arguments: [String]) async throws -> (Process, String) {
 @Suite("batchkit emulator", .enabled(if: batchkitBinary != nil), .timeLimit(.minutes(1)))
 struct EmulatorCommandTests {
     @Test(arguments: [["frobnicate"], ["emulator", "--bogus"], ["emulator", "--port"], ["emulator", "--port", "x"],
-                      ["emulator", "stray"]])
+                      ["emulator", "stray"], ["emulator", "--faults", "500,bogus"], ["emulator", "--fault-rate", "1.5"],
+                      ["emulator", "--seed", "-1"], ["emulator", "--slow-ms", "100"]])
     func usageErrorsAreOneLineWithExitCode2(_ arguments: [String]) async throws {
         let (status, stdout, stderr) = try await runBatchkit(arguments)
         #expect(status == 2)
@@ -100,5 +101,33 @@ struct EmulatorCommandTests {
             }.start()
         }
         #expect(status == 0)
+    }
+
+    @Test func injectsScheduledFaultsAndWritesTheBillingFileAtExit() async throws {
+        let billingFile = FileManager.default.temporaryDirectory.appendingPathComponent("billing-\(UUID().uuidString).json")
+        defer { try? FileManager.default.removeItem(at: billingFile) }
+        let (process, line) = try await startEmulator([
+            "--port", "0", "--faults", "503", "--fault-rate", "1", "--seed", "9", "--billing-file", billingFile.path,
+        ])
+        let base = try #require(URL(string: String(line.split(separator: " ").last ?? "")))
+        let transport = URLSessionTransport()
+        let faulted = try await transport.send(HTTPRequest(
+            url: base.appendingPathComponent("v1/batches"), headers: ["Authorization": "Bearer sk-test"]))
+        #expect(faulted.status == 503)
+        // The debug route is never faulted.
+        let billing = try await transport.send(HTTPRequest(url: base.appendingPathComponent("_emulator/billing")))
+        #expect(billing.status == 200)
+        #expect(try JSONValue(parsing: billing.body)["jobs"]?.arrayValue == [])
+        kill(process.processIdentifier, SIGTERM)
+        let status = await withCheckedContinuation { (continuation: CheckedContinuation<Int32, Never>) in
+            Thread {
+                process.waitUntilExit()
+                continuation.resume(returning: process.terminationStatus)
+            }.start()
+        }
+        #expect(status == 0)
+        let written = try JSONValue(parsing: Data(contentsOf: billingFile))
+        #expect(written["billed"]?.objectValue?.isEmpty == true)
+        #expect(written["paid_twice"] != nil)
     }
 }
