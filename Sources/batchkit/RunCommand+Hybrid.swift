@@ -7,12 +7,13 @@ extension RunCommand {
     static func runHybrid(
         native: NativeBatchProcessor<ContinuousClock>, provider: ProviderOptions, deadline: Duration, concurrency: Int,
         rpm: Int?, tpm: Int?, prices: PriceTable, journal: Journal, requests: BatchRequestFileReader.Requests,
-        stats: inout RunStats, display: ProgressDisplay, model: String?
+        stats: inout RunStats, display: ProgressDisplay, model: String?, interruption: Interruption
     ) async throws -> BatchError? {
         let realtime = ConcurrentProcessor(
             client: provider.client(),
             configuration: .init(maxConcurrency: concurrency, requestsPerMinute: rpm, tokensPerMinute: tpm, priceTable: prices))
         let hybrid = HybridProcessor(batch: native, realtime: realtime, deadline: deadline, priceTable: prices)
-        return await drain(hybrid.journaled(journal).processAsync(requests), stats: &stats, display: display, model: model)
+        return await drain(
+            hybrid.stopping(on: interruption).journaled(journal).processAsync(requests), stats: &stats, display: display, model: model)
     }
 }

@@ -53,7 +53,8 @@ enum RunCommand: Subcommand {
         case realtime, native, hybrid
     }
 
-    static func run(_ arguments: Arguments) async throws -> Int32 {
+    /// The run itself; ``run(_:)`` calls it with the signal handling in place.
+    static func execute(_ arguments: Arguments, interruption: Interruption) async throws -> Int32 {
         let inputPath = try arguments.requiredPositional("INPUT.jsonl")
         guard let outputPath = arguments.string("output") else { throw UsageError("missing --output OUT.jsonl") }
         let modeText = arguments.string("mode") ?? "realtime"
@@ -121,7 +122,9 @@ enum RunCommand: Subcommand {
                 client: provider.client(),
                 configuration: .init(
                     maxConcurrency: concurrency, requestsPerMinute: rpm, tokensPerMinute: tpm, priceTable: prices))
-            failure = await drain(processor.journaled(journal).processAsync(requests), stats: &stats, display: display, model: defaultModel)
+            failure = await drain(
+                processor.stopping(on: interruption).journaled(journal).processAsync(requests), stats: &stats, display: display,
+                model: defaultModel)
 
         case .native, .hybrid:
             let jobFile = try JobFile(url: URL(fileURLWithPath: outputPath + ".jobs.json"), provider: provider.provider.rawValue)
@@ -130,7 +133,9 @@ enum RunCommand: Subcommand {
                 backend: backend,
                 configuration: .init(
                     pollInterval: pollInterval, maxWait: mode == .native ? deadline : nil,
-                    cancelsRemoteJobsOnCancellation: mode == .hybrid, priceTable: prices))
+                    // A signal cancels the run: jobs are left running (recorded in the jobs file)
+                    // for the rerun to collect. Hybrid cancels its jobs at the deadline itself.
+                    cancelsRemoteJobsOnCancellation: false, priceTable: prices))
 
             // Re-attach to jobs of an earlier run that hold ids never recorded in the output.
             let unfinished = jobFile.entries.filter { entry in entry.customIDs.contains { journal.entry(for: $0) == nil } }
@@ -161,19 +166,21 @@ enum RunCommand: Subcommand {
             }
             if failure == nil {
                 if mode == .native {
-                    failure = await drain(native.journaled(journal).processAsync(requests), stats: &stats, display: display, model: defaultModel)
+                    failure = await drain(
+                        native.stopping(on: interruption).journaled(journal).processAsync(requests), stats: &stats, display: display,
+                        model: defaultModel)
                 } else {
                     failure = try await runHybrid(
                         native: native, provider: provider, deadline: deadline ?? .seconds(3600), concurrency: concurrency,
                         rpm: rpm, tpm: tpm, prices: prices, journal: journal, requests: requests, stats: &stats,
-                        display: display, model: defaultModel)
+                        display: display, model: defaultModel, interruption: interruption)
                 }
             }
         }
         display.finish(stats)
         let skipped = journal.skippedCount
         journal.close()
-        if arguments.flag("retry-failed") {
+        if arguments.flag("retry-failed"), interruption.signal == nil {
             // Failed ids that ran again now have two lines; keep the last one of each.
             do {
                 try await OutputCompaction.compact(outputURL)
@@ -188,6 +195,10 @@ enum RunCommand: Subcommand {
             ProgressDisplay.summary(
                 stats, skipped: skipped, duration: duration, prices: prices,
                 mode: mode.rawValue + (shard.map { " (shard \($0))" } ?? ""), output: outputPath))
+        if let signal = interruption.signal {
+            printResumeHint(signal: signal, mode: mode, outputPath: outputPath, journal: journal)
+            return 128 + signal
+        }
         if let failure {
             throw CommandFailure("the run stopped: \(failure.message)")
         }
@@ -239,6 +250,8 @@ enum RunCommand: Subcommand {
             switch event {
             case .item(let result):
                 guard journal.entry(for: result.id) == nil, keepFailures || result.isSuccess else { continue }
+                // Cut short by a signal: not a result; the rerun collects it.
+                if result.error?.code == .cancelled, Task.isCancelled { continue }
                 do throws(BatchError) { try journal.append(result) } catch { return error }
                 stats.record(event, defaultModel: model)
             case .failed(let e):
