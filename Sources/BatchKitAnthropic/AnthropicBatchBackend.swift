@@ -25,8 +25,9 @@ import Synchronization
 /// Results: `succeeded` → a ``ModelResponse`` (usage marked ``Usage/asBatch``), `errored` → the
 /// inner error (`invalid_request_error` not retryable, `api_error`/`overloaded_error` retryable),
 /// `canceled` → ``BatchError/Code/cancelled``, `expired` → ``BatchError/Code/expired``
-/// (retryable). A line that is not JSON becomes an `invalidResponse` (retryable) item when its
-/// custom id can still be read, and is otherwise left for the processor to report as missing.
+/// (retryable). A line that cannot be read becomes an `invalidResponse` (retryable) item when its
+/// custom id can still be read, and is otherwise counted in ``downloadResults(of:handler:)``'s
+/// summary and left for the processor to report as missing.
 public struct AnthropicBatchBackend: BatchBackend, CustomStringConvertible {
     let connection: ProviderConnection
     /// `anthropic`.
@@ -186,8 +187,16 @@ public struct AnthropicBatchBackend: BatchBackend, CustomStringConvertible {
     // MARK: - Results
 
     /// Downloads the results at the batch's `results_url` to a temporary file and reports one
-    /// result per line, reading the file in chunks.
+    /// result per line, reading the file in chunks (``downloadResults(of:handler:)`` without the
+    /// summary).
     public func results(of job: BatchJob, handler: (BatchResult) async throws -> Void) async throws {
+        _ = try await downloadResults(of: job, handler: handler)
+    }
+
+    /// Downloads the results at the batch's `results_url` and reports one result per line. A line
+    /// that cannot be read becomes a retryable `invalidResponse` failure for its `custom_id` when
+    /// that can still be read, and is skipped and counted in the returned summary otherwise.
+    public func downloadResults(of job: BatchJob, handler: (BatchResult) async throws -> Void) async throws -> BatchResultsSummary {
         var current = job
         if current.metadata["results_url"] == nil { current = try await status(of: job.id) }
         guard let text = current.metadata["results_url"], let url = connection.serverURL(text) else {
@@ -199,21 +208,15 @@ public struct AnthropicBatchBackend: BatchBackend, CustomStringConvertible {
         let file = try await connection.download(url, headers: ["accept": "application/binary"])
         defer { try? FileManager.default.removeItem(at: file) }
         let tools = forcedTools.names.withLock { $0 }
-        try await JSONLReader.forEachLine(in: file) { line, _ in
-            if let result = Self.result(fromLine: line, forcedTools: tools) { try await handler(result) }
-        }
+        var summary = BatchResultsSummary()
+        try await BatchResultsFile.read(
+            file, name: "batch \(job.id) results", idField: "custom_id", isValidID: Self.isValidCustomID, summary: &summary,
+            parse: { json, id in Self.result(json: json, id: id, forcedTools: tools) }, handler: handler)
+        return summary
     }
 
-    /// Parses one results line; `nil` for a line whose custom id cannot be read.
-    static func result(fromLine line: ArraySlice<UInt8>, forcedTools: [String: String]) -> BatchResult? {
-        guard let json = try? JSONValue(parsing: line) else {
-            guard let id = salvageCustomID(line) else { return nil }
-            return BatchResult(
-                id: id,
-                outcome: .failure(BatchError(.invalidResponse, "the result line for \(id) is not valid JSON", isRetryable: true)),
-                attempts: 1, route: .batch)
-        }
-        guard let id = json["custom_id"]?.stringValue else { return nil }
+    /// One parsed results line whose `custom_id` is `id` as a result.
+    static func result(json: JSONValue, id: String, forcedTools: [String: String]) -> BatchResult {
         let result = json["result"]
         let outcome: Result<ModelResponse, BatchError>
         switch result?["type"]?.stringValue {
@@ -235,23 +238,6 @@ public struct AnthropicBatchBackend: BatchBackend, CustomStringConvertible {
             outcome = .failure(BatchError(.invalidResponse, "unknown result type \(other ?? "null")", isRetryable: false))
         }
         return BatchResult(id: id, outcome: outcome, attempts: 1, route: .batch)
-    }
-
-    /// The value of `"custom_id":"..."` in a damaged line, when it is readable.
-    static func salvageCustomID(_ line: ArraySlice<UInt8>) -> String? {
-        let key = Array(#""custom_id":""#.utf8)
-        guard line.count > key.count else { return nil }
-        var i = line.startIndex
-        while i + key.count <= line.endIndex {
-            if line[i..<(i + key.count)].elementsEqual(key) {
-                let start = i + key.count
-                guard let end = line[start...].firstIndex(of: UInt8(ascii: "\"")) else { return nil }
-                let id = String(decoding: line[start..<end], as: UTF8.self)
-                return isValidCustomID(id) ? id : nil
-            }
-            i += 1
-        }
-        return nil
     }
 
     // MARK: - MessageBatch → BatchJob

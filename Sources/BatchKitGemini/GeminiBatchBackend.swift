@@ -264,25 +264,38 @@ public struct GeminiBatchBackend: BatchBackend, CustomStringConvertible, CustomR
 
     /// Streams the results: inline responses from the Operation (`metadata.output`, else
     /// `response`), or the JSONL result file, downloaded to a temporary file and read line by
-    /// line. Each item is joined on its key; a line that is not valid JSON becomes an
+    /// line. Each item is joined on its key; a line that cannot be read becomes an
     /// `invalidResponse` result when its key can still be read, and is skipped otherwise (the
-    /// processor reports the id as missing). Expired Gemini jobs have no results.
+    /// processor reports the id as missing; ``downloadResults(of:handler:)`` counts it). Expired
+    /// Gemini jobs have no results.
     public func results(of job: BatchJob, handler: (BatchResult) async throws -> Void) async throws {
+        _ = try await downloadResults(of: job, handler: handler)
+    }
+
+    /// ``results(of:handler:)``, returning what the result file held: a line that cannot be read
+    /// becomes a retryable `invalidResponse` failure for its `key` when that can still be read,
+    /// and is skipped and counted otherwise. Inline results count as lines of their own.
+    public func downloadResults(of job: BatchJob, handler: (BatchResult) async throws -> Void) async throws -> BatchResultsSummary {
         let (op, _) = try await api.connection.sendJSON("GET", api.url(Self.batchName(job.id)))
         let output = op["metadata"]?["output"] ?? op["response"]
         if let file = output?["responsesFile"]?.stringValue {
-            try await downloadResults(file: file, handler: handler)
-            return
+            return try await downloadResults(file: file, handler: handler)
         }
+        var summary = BatchResultsSummary()
         let items = output?["inlinedResponses"]?["inlinedResponses"]?.arrayValue
             ?? output?["inlinedEmbedContentResponses"]?["inlinedResponses"]?.arrayValue ?? []
-        for item in items {
-            guard let key = item["metadata"]?["key"]?.stringValue ?? item["key"]?.stringValue else { continue }
+        for (index, item) in items.enumerated() {
+            guard let key = item["metadata"]?["key"]?.stringValue ?? item["key"]?.stringValue else {
+                summary.skip(at: "\(job.id) inline:\(index + 1)")
+                continue
+            }
+            summary.results += 1
             try await handler(Self.result(key: key, item: item))
         }
+        return summary
     }
 
-    func downloadResults(file: String, handler: (BatchResult) async throws -> Void) async throws {
+    func downloadResults(file: String, handler: (BatchResult) async throws -> Void) async throws -> BatchResultsSummary {
         let name = file.hasPrefix("files/") ? file : "files/" + file
         let media = [URLQueryItem(name: "alt", value: "media")]
         let url: URL
@@ -293,16 +306,11 @@ public struct GeminiBatchBackend: BatchBackend, CustomStringConvertible, CustomR
             url = try await api.connection.download(api.url(name + ":download", query: media))
         }
         defer { try? FileManager.default.removeItem(at: url) }
-        try await JSONLReader.forEachLine(in: url) { line, lineNumber in
-            if let item = try? JSONValue(parsing: line), let key = item["key"]?.stringValue {
-                try await handler(Self.result(key: key, item: item))
-            } else if let key = Self.salvageKey(line) {
-                try await handler(BatchResult(
-                    id: key,
-                    outcome: .failure(BatchError(.invalidResponse, "Gemini result line \(lineNumber) is not valid JSON", isRetryable: true)),
-                    attempts: 1, route: .batch))
-            }
-        }
+        var summary = BatchResultsSummary()
+        try await BatchResultsFile.read(
+            url, name: name, idField: "key", summary: &summary, parse: { item, key in Self.result(key: key, item: item) },
+            handler: handler)
+        return summary
     }
 
     /// One result from an inline item or a result line (`response` or `error`).
@@ -324,15 +332,6 @@ public struct GeminiBatchBackend: BatchBackend, CustomStringConvertible, CustomR
             outcome = .failure(BatchError(.invalidResponse, "the Gemini result has neither response nor error", isRetryable: false))
         }
         return BatchResult(id: key, outcome: outcome, attempts: 1, route: .batch)
-    }
-
-    /// The `key` of a result line that is not valid JSON, when it can still be read
-    /// (`{"key":"abc",…` cut short).
-    static func salvageKey(_ line: ArraySlice<UInt8>) -> String? {
-        let text = String(decoding: line.prefix(4096), as: UTF8.self)
-        guard let r = text.range(of: #""key"\s*:\s*"((?:[^"\\]|\\.)*)""#, options: .regularExpression) else { return nil }
-        let quoted = text[r].drop { $0 != ":" }.dropFirst().trimmingCharacters(in: .whitespaces)
-        return (try? JSONValue(parsing: quoted))?.stringValue
     }
 
     // MARK: - Cancel, list, delete

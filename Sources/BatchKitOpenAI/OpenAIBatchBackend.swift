@@ -12,8 +12,9 @@ import Foundation
 ///   `error_file_id`, `endpoint` and `model` in ``BatchJob/metadata`` (`error` too, when
 ///   validation failed).
 /// - **results**: downloads the output and error files to temporary files and parses them line by
-///   line. A malformed line is skipped (its id then counts as missing, which the processor
-///   reports); ``downloadResults(of:handler:)`` returns how many there were.
+///   line. A line that cannot be read becomes a failure for its `custom_id` when that can still be
+///   read; otherwise it is skipped (its id then counts as missing, which the processor reports)
+///   and counted in what ``downloadResults(of:handler:)`` returns.
 /// - **delete**: OpenAI has no batch delete: cancels the batch if it is still running and deletes
 ///   its input, output and error files.
 ///
@@ -301,22 +302,8 @@ public struct OpenAIBatchBackend: BatchBackend, CustomStringConvertible, CustomR
 
     // MARK: - Results
 
-    /// What a results download found.
-    public struct ResultsSummary: Sendable, Hashable {
-        /// Lines that became results (successes and failures).
-        public var results: Int
-        /// Lines that were not valid result lines, skipped; their ids count as missing.
-        public var malformedLines: Int
-        /// `file:line` of the first malformed lines (at most 20), for diagnostics.
-        public var malformedLocations: [String]
-
-        /// Creates a summary.
-        public init(results: Int = 0, malformedLines: Int = 0, malformedLocations: [String] = []) {
-            self.results = results
-            self.malformedLines = malformedLines
-            self.malformedLocations = malformedLocations
-        }
-    }
+    /// What a results download found (see ``BatchResultsSummary`` for the malformed-line policy).
+    public typealias ResultsSummary = BatchResultsSummary
 
     /// Streams the results of a job (``downloadResults(of:handler:)`` without the summary).
     public func results(of job: BatchJob, handler: (BatchResult) async throws -> Void) async throws {
@@ -329,7 +316,9 @@ public struct OpenAIBatchBackend: BatchBackend, CustomStringConvertible, CustomR
     /// - other status codes: the error in `response.body`, classified like a real-time error;
     /// - `error` lines: `batch_expired` → `.expired`, `batch_cancelled` → `.cancelled`,
     ///   `request_timeout` → `.timeout`.
-    /// Malformed lines are skipped and counted in the returned summary.
+    /// A line that cannot be read becomes a retryable `invalidResponse` failure for its
+    /// `custom_id` when that can still be read, and is skipped and counted in the returned summary
+    /// otherwise.
     public func downloadResults(of job: BatchJob, handler: (BatchResult) async throws -> Void) async throws -> ResultsSummary {
         var job = job
         if job.metadata["output_file_id"] == nil && job.metadata["error_file_id"] == nil {
@@ -341,15 +330,9 @@ public struct OpenAIBatchBackend: BatchBackend, CustomStringConvertible, CustomR
             guard let fileID = job.metadata[key] else { continue }
             let file = try await download(fileID)
             defer { try? FileManager.default.removeItem(at: file) }
-            try await JSONLReader.forEachLine(in: file) { line, lineNumber in
-                guard let result = Self.result(line: line, endpoint: endpoint) else {
-                    summary.malformedLines += 1
-                    if summary.malformedLocations.count < 20 { summary.malformedLocations.append("\(fileID):\(lineNumber)") }
-                    return
-                }
-                summary.results += 1
-                try await handler(result)
-            }
+            try await BatchResultsFile.read(
+                file, name: fileID, idField: "custom_id", summary: &summary,
+                parse: { json, id in Self.result(json: json, id: id, endpoint: endpoint) }, handler: handler)
         }
         return summary
     }
@@ -365,6 +348,12 @@ public struct OpenAIBatchBackend: BatchBackend, CustomStringConvertible, CustomR
     /// `response` nor an `error`).
     public static func result(line: ArraySlice<UInt8>, endpoint: String = OpenAIWire.chatEndpoint) -> BatchResult? {
         guard let json = try? JSONValue(parsing: line), let id = json["custom_id"]?.stringValue else { return nil }
+        return result(json: json, id: id, endpoint: endpoint)
+    }
+
+    /// A parsed line whose `custom_id` is `id` as a result; `nil` when it is neither a
+    /// `response` with a status code nor an `error`.
+    static func result(json: JSONValue, id: String, endpoint: String) -> BatchResult? {
         if let response = json["response"], case .object = response {
             guard let status = response["status_code"]?.intValue else { return nil }
             let body = response["body"]

@@ -187,13 +187,6 @@ func requests(_ n: Int, prefix: String = "q") -> [BatchRequest] {
         }
     }
 
-    @Test func unreadableLinesAreLeftToTheProcessor() {
-        #expect(AnthropicBatchBackend.result(fromLine: ArraySlice("garbage".utf8), forcedTools: [:]) == nil)
-        let cut = AnthropicBatchBackend.result(fromLine: ArraySlice(#"{"custom_id":"q-7","result":{"ty"#.utf8), forcedTools: [:])
-        #expect(cut?.id == "q-7")
-        #expect(cut?.error?.code == .invalidResponse)
-    }
-
     @Test(arguments: Wire.allCases) func errorOnlyBatch(_ wire: Wire) async throws {
         try await withFixture(wire, .init(faults: [EmulatorFault(.errorFileOnly, on: .provider(.anthropic))])) { f in
             let backend = f.backend()

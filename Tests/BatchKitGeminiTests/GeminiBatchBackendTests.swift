@@ -336,9 +336,4 @@ import Testing
         }
         #expect(try await backend.list(limit: 10).map(\.id) == ["batches/ok"])
     }
-
-    @Test func salvagesKeysOfCutLines() {
-        #expect(GeminiBatchBackend.salvageKey(ArraySlice(Array(#"{"key":"req-\"7\"","response":{"cand"#.utf8))) == #"req-"7""#)
-        #expect(GeminiBatchBackend.salvageKey(ArraySlice(Array(#"{"response":{"cand"#.utf8))) == nil)
-    }
 }

@@ -174,15 +174,18 @@ import Testing
     }
 
     @Test(arguments: Wire.allCases)
-    func malformedLinesAreSkippedAndCounted(_ wire: Wire) async throws {
+    func garbledLinesBecomeFailuresForTheirIDs(_ wire: Wire) async throws {
         try await withHarness(wire, EmulatorConfiguration(faults: [EmulatorFault(.malformedResultLines(2), on: .provider(.openAI))])) { h in
             let backend = h.backend()
             let job = try await backend.submit(try encodeAll(backend, (0..<5).map { chat("m\($0)", "q\($0)") }), metadata: [:])
             let (results, summary) = try await collect(backend, try await backend.status(of: job.id))
-            #expect(results.count == 3)
-            #expect(summary.malformedLines == 2)
-            #expect(summary.malformedLocations.count == 2)
-            #expect(summary.results == 3)
+            // The garbled lines still name their custom_id: each becomes a retryable failure for it.
+            #expect(results.count == 5)
+            #expect(results.values.filter(\.isSuccess).count == 3)
+            #expect(results.values.compactMap(\.error).allSatisfy { $0.code == .invalidResponse && $0.isRetryable })
+            #expect(summary.results == 5)
+            #expect(summary.unreadableLines == 2)
+            #expect(summary.malformedLines == 0)
         }
     }
 
