@@ -15,7 +15,7 @@ extension ProviderConnection {
             headers: ["anthropic-version": version, "accept": "application/json"], extraHeaders: extraHeaders,
             transport: transport, timeout: timeout,
             decodeError: { AnthropicWire.error(status: $0, headers: $1, body: $2) },
-            rateLimitParser: { RateLimitHeaderParser.anthropic.parse($0) })
+            rateLimitParser: .anthropic)
     }
 
     /// The `anthropic-version` header sent.

@@ -34,7 +34,7 @@ struct OpenAIAPI: Sendable, CustomStringConvertible {
         self.connection = ProviderConnection(
             baseURL: baseURL, key: key, auth: auth, headers: headers, extraHeaders: extraHeaders, transport: transport,
             timeout: timeout, decodeError: { OpenAIWire.error(status: $0, headers: $1, body: $2) },
-            redactor: OpenAIWire.redactKeys, rateLimitParser: { RateLimitHeaderParser.openAI.parse($0) })
+            redactor: OpenAIWire.redactKeys, rateLimitParser: .openAI)
         self.flavor = flavor
     }
 

@@ -35,7 +35,7 @@ import FoundationNetworking
                 BatchError(.invalidRequest, "HTTP \(status): " + String(decoding: body, as: UTF8.self), httpStatus: status)
             },
             redactor: { $0.replacingOccurrences(of: "tok-", with: "tok-<masked>") },
-            rateLimitParser: { headers in
+            rateLimitParser: RateLimitHeaderParser { headers, _ in
                 headers["limit"].flatMap(Int.init).map { RateLimitInfo(requests: .init(limit: $0)) }
             })
     }

@@ -28,8 +28,6 @@ package enum ProviderAuth: Sendable, Hashable {
 package struct ProviderConnection: Sendable, CustomStringConvertible, CustomReflectable {
     /// Classifies an error answer: status, headers and the body (possibly empty).
     package typealias ErrorDecoder = @Sendable (_ status: Int, _ headers: HTTPHeaders, _ body: Data) -> BatchError
-    /// Reads rate-limit state from an answer's headers; `nil` when there is none.
-    package typealias RateLimitParser = @Sendable (_ headers: HTTPHeaders) -> RateLimitInfo?
 
     /// The API base; paths are appended to it (trailing slashes are ignored).
     package var baseURL: URL
@@ -53,15 +51,16 @@ package struct ProviderConnection: Sendable, CustomStringConvertible, CustomRefl
     /// Extra masking beyond the key itself (for example patterns of key-like text a server
     /// echoes). Applied before the key is masked.
     package var redactor: @Sendable (String) -> String
-    /// The provider's rate-limit header parser.
-    package var rateLimitParser: RateLimitParser
+    /// The provider's rate-limit header parser (``RateLimitHeaderParser/none`` for a provider
+    /// that sends no such headers).
+    package var rateLimitParser: RateLimitHeaderParser
 
     /// A connection. See the properties for the meaning of each part.
     package init(
         baseURL: URL, key: APIKey?, auth: ProviderAuth, missingKeyMessage: String? = nil, headers: HTTPHeaders = [:],
         extraHeaders: HTTPHeaders = [:], transport: any HTTPTransport, timeout: Duration?,
         decodeError: @escaping ErrorDecoder, redactor: @escaping @Sendable (String) -> String = { $0 },
-        rateLimitParser: @escaping RateLimitParser = { _ in nil }
+        rateLimitParser: RateLimitHeaderParser = .none
     ) {
         self.baseURL = baseURL
         self.key = key
@@ -239,7 +238,7 @@ package struct ProviderConnection: Sendable, CustomStringConvertible, CustomRefl
     }
 
     /// The rate-limit state an answer reports, through the provider's parser.
-    package func rateLimit(of response: HTTPResponse) -> RateLimitInfo? { rateLimitParser(response.headers) }
+    package func rateLimit(of response: HTTPResponse) -> RateLimitInfo? { rateLimitParser.parse(response.headers) }
 
     /// The classified, redacted error of a non-2xx answer. A body downloaded to a file is read
     /// and the file removed.
