@@ -15,7 +15,7 @@ import Foundation
 /// Options (or environment): `--seeds N` (`CHAOS_SEEDS`), `--first-seed S` (`CHAOS_FIRST_SEED`,
 /// default 1), `--parallel P` (`CHAOS_PARALLEL`, default 3 cases at once), `--providers
 /// openai,anthropic,gemini`, `--modes realtime,native,hybrid`, `--requests N` (default 24),
-/// `--fault-rate P` (default 0.08), `--batchkit PATH` (`BATCHKIT_BIN`).
+/// `--fault-rate P` (default 0.15), `--batchkit PATH` (`BATCHKIT_BIN`).
 func runChaosBenchmark() async throws {
     let seeds = Int(benchOption("seeds", env: "CHAOS_SEEDS") ?? "") ?? 30
     let firstSeed = UInt64(benchOption("first-seed", env: "CHAOS_FIRST_SEED") ?? "") ?? 1

@@ -19,7 +19,33 @@ struct ChaosTests {
         ChaosCase(provider: .openAI, mode: .realtime, seed: 1),
         ChaosCase(provider: .anthropic, mode: .realtime, seed: 2),
         ChaosCase(provider: .gemini, mode: .realtime, seed: 3),
+        ChaosCase(provider: .openAI, mode: .realtime, seed: 4),
+        ChaosCase(provider: .anthropic, mode: .realtime, seed: 5),
+        ChaosCase(provider: .gemini, mode: .realtime, seed: 6),
     ]
+
+    /// Native and hybrid cases whose seeds paid twice when this suite was written (issue #11).
+    /// Exactly once and termination must hold already; paid once is a known issue until the
+    /// job-creation fixes land — then move these cases to ``cases``.
+    static let batchCases: [ChaosCase] = [
+        ChaosCase(provider: .openAI, mode: .native, seed: 109),
+        ChaosCase(provider: .anthropic, mode: .hybrid, seed: 110),
+        ChaosCase(provider: .gemini, mode: .native, seed: 110),
+    ]
+
+    @Test(arguments: batchCases)
+    func batchRunsAreExactlyOnceAndTerminate(_ chaosCase: ChaosCase) async throws {
+        let binary = try #require(CLI.binary, "the batchkit executable was not found next to the test bundle")
+        let outcome = try await ChaosRun.run(chaosCase, options: ChaosOptions(batchkit: binary))
+        let paid = outcome.violations.filter { $0.hasPrefix("paid once") }
+        let others = outcome.violations.filter { !$0.hasPrefix("paid once") }
+        #expect(others.isEmpty, "\(chaosCase): \(others) (kept in \(outcome.directory?.path ?? "-"))")
+        #expect(outcome.runs.last?.exitStatus == 0)
+        if others.isEmpty, let dir = outcome.directory { try? FileManager.default.removeItem(at: dir) }
+        withKnownIssue("issue #11: a job can still be created twice (lost create answer, crash before the job is recorded)", isIntermittent: true) {
+            #expect(paid.isEmpty, "\(chaosCase): \(paid)")
+        }
+    }
 
     @Test(arguments: cases)
     func promisesHold(_ chaosCase: ChaosCase) async throws {

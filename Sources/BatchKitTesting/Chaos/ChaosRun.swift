@@ -65,7 +65,7 @@ public struct ChaosOptions: Sendable {
     public var workDirectory: URL
 
     public init(
-        batchkit: URL, requests: Int = 24, faults: EmulatorFaultSchedule = .init(rate: 0.08, slowAnswer: .milliseconds(400)),
+        batchkit: URL, requests: Int = 24, faults: EmulatorFaultSchedule = .init(rate: 0.15, slowAnswer: .milliseconds(400)),
         batchDuration: Duration = .milliseconds(1200), latency: Duration = .milliseconds(5), maxKills: Int = 3,
         killWindow: ClosedRange<Double> = 0.05...1.5, runsAfterKills: Int = 8, runTimeout: Duration = .seconds(90),
         hybridDeadline: String = "1s", concurrency: Int = 8,
