@@ -185,25 +185,32 @@ final class ConcurrentRun<C: Clock>: Sendable where C.Duration == Duration {
         let book = RunBook(
             total: total, firstProgress: configuration.progressInterval, prices: configuration.priceTable, checksIDs: checksIDs)
         let workers = configuration.maxConcurrency
-        await withTaskGroup(of: Bool.self) { group in
+        await withTaskGroup(of: ChildTaskResult.self) { group in
             if let timeouts {
                 group.addTask {
                     await timeouts.run()
-                    return false
+                    return .timeoutSchedulerEnded
                 }
             }
             for _ in 0..<workers {
                 group.addTask {
                     await self.work(input: input, book: book, sink: sink, start: start)
-                    return true
+                    return .workerFinished
                 }
             }
+            // The run is over when the last worker is: the timeout scheduler serves them and has
+            // no end of its own, so it is stopped then.
             var running = workers
-            for await isWorker in group where isWorker {
-                running -= 1
-                if running == 0 {
-                    timeouts?.stop()
-                    group.cancelAll()
+            while let result = await group.next() {
+                switch result {
+                case .workerFinished:
+                    running -= 1
+                    if running == 0 {
+                        timeouts?.stop()
+                        group.cancelAll()
+                    }
+                case .timeoutSchedulerEnded:
+                    break
                 }
             }
         }
@@ -274,7 +281,12 @@ final class ConcurrentRun<C: Clock>: Sendable where C.Duration == Duration {
             let error: BatchError
             do {
                 let response = try await send(request)
-                limiter.settle(estimated: cost, actualInput: response.usage.inputTokens, actualOutput: response.usage.outputTokens)
+                // Usage corrects the estimate. An answer without usage keeps its estimate as
+                // spent: refunding it would let a client that never reports usage run past a
+                // tokens-per-minute limit.
+                if response.usage.totalTokens > 0 {
+                    limiter.settle(estimated: cost, actualInput: response.usage.inputTokens, actualOutput: response.usage.outputTokens)
+                }
                 if let info = response.rateLimit { limiter.observe(info) }
                 adaptive.recordSuccess()
                 return finish(request, .success(response), attempt: attempt, started: started, rateLimited: rateLimited)
@@ -320,18 +332,38 @@ final class ConcurrentRun<C: Clock>: Sendable where C.Duration == Duration {
     func send(_ request: BatchRequest) async throws -> ModelResponse {
         guard let timeouts else { return try await client.send(request) }
         let client = self.client
-        return try await withThrowingTaskGroup(of: ModelResponse?.self) { group in
-            group.addTask { try await client.send(request) }
+        return try await withThrowingTaskGroup(of: AttemptResult.self) { group in
+            group.addTask { .answered(try await client.send(request)) }
             group.addTask {
-                _ = await timeouts.waitForTimeout()
-                return nil
+                // `false` means this wait was cancelled: the answer came first and the group is
+                // being torn down, so what is returned here is never read.
+                await timeouts.waitForTimeout() ? .timedOut : .abandoned
             }
             defer { group.cancelAll() }
-            guard let first = try await group.next(), let response = first else {
+            switch try await group.next() {
+            case .answered(let response)?:
+                return response
+            case .timedOut?, .abandoned?, nil:
                 throw BatchError(.timeout, "no answer within \(timeouts.timeout)")
             }
-            return response
         }
+    }
+
+    /// What a child task of the run's task group reports when it ends.
+    private enum ChildTaskResult: Sendable {
+        /// A worker found the input exhausted, or the run stopped.
+        case workerFinished
+        /// The timeout scheduler's loop ended.
+        case timeoutSchedulerEnded
+    }
+
+    /// What a child task of one timed attempt reports when it ends.
+    private enum AttemptResult: Sendable {
+        case answered(ModelResponse)
+        /// The attempt's deadline passed.
+        case timedOut
+        /// The deadline wait was cancelled before it passed.
+        case abandoned
     }
 
     func classify(_ error: any Error) -> BatchError {

@@ -60,10 +60,40 @@ public final class RateLimiter<C: Clock>: Sendable where C.Duration == Duration 
         var deficitWait: Duration { available >= 0 ? .zero : .seconds(-available / (perMinute / 60)) }
     }
 
-    enum Kind: Int, CaseIterable { case requests, tokens, input, output }
+    typealias Kind = RateLimitBucket
+
+    /// The buckets by name; `nil` where no limit applies.
+    struct Buckets {
+        var requests: Bucket?
+        var tokens: Bucket?
+        var inputTokens: Bucket?
+        var outputTokens: Bucket?
+
+        subscript(kind: Kind) -> Bucket? {
+            get {
+                switch kind {
+                case .requests: requests
+                case .tokens: tokens
+                case .inputTokens: inputTokens
+                case .outputTokens: outputTokens
+                }
+            }
+            set {
+                switch kind {
+                case .requests: requests = newValue
+                case .tokens: tokens = newValue
+                case .inputTokens: inputTokens = newValue
+                case .outputTokens: outputTokens = newValue
+                }
+            }
+        }
+
+        var isEmpty: Bool { requests == nil && tokens == nil && inputTokens == nil && outputTokens == nil }
+        var hasTokenBuckets: Bool { tokens != nil || inputTokens != nil || outputTokens != nil }
+    }
 
     struct State {
-        var buckets: [Bucket?] = [nil, nil, nil, nil]
+        var buckets = Buckets()
         var pausedUntil: C.Instant?
     }
 
@@ -82,9 +112,8 @@ public final class RateLimiter<C: Clock>: Sendable where C.Duration == Duration 
         self.learns = learnsFromServer
         let now = clock.now
         var s = State()
-        let configured: [Int?] = [limits.requestsPerMinute, limits.tokensPerMinute, limits.inputTokensPerMinute, limits.outputTokensPerMinute]
-        for (i, l) in configured.enumerated() {
-            if let l, l > 0 { s.buckets[i] = Self.makeBucket(perMinute: Double(l), burst: burst, now: now, configured: true) }
+        for kind in Kind.allCases {
+            if let l = limits[kind], l > 0 { s.buckets[kind] = Self.makeBucket(perMinute: Double(l), burst: burst, now: now, configured: true) }
         }
         self.state = Mutex(s)
     }
@@ -97,34 +126,29 @@ public final class RateLimiter<C: Clock>: Sendable where C.Duration == Duration 
     /// The current per-minute limits (configured or learned).
     public var limits: Limits {
         state.withLock { s in
-            Limits(
-                requestsPerMinute: s.buckets[0].map { Int($0.perMinute) }, tokensPerMinute: s.buckets[1].map { Int($0.perMinute) },
-                inputTokensPerMinute: s.buckets[2].map { Int($0.perMinute) }, outputTokensPerMinute: s.buckets[3].map { Int($0.perMinute) })
+            var limits = Limits()
+            for kind in Kind.allCases { limits[kind] = s.buckets[kind].map { Int($0.perMinute) } }
+            return limits
         }
     }
 
     /// Whether no limit applies and nothing is paused (admission is then free).
-    var isUnlimited: Bool { state.withLock { s in s.pausedUntil == nil && s.buckets.allSatisfy { $0 == nil } } }
-
-    private static func amounts(_ cost: Cost) -> [Double] {
-        [Double(cost.requests), Double(cost.totalTokens), Double(cost.inputTokens), Double(cost.outputTokens)]
-    }
+    var isUnlimited: Bool { state.withLock { s in s.pausedUntil == nil && s.buckets.isEmpty } }
 
     /// Waits until `cost` may start, honouring any pause. Throws `CancellationError` if the task is
     /// cancelled while waiting (and returns the reservation).
     public func acquire(_ cost: Cost) async throws {
         try await waitOutPause()
-        let amounts = Self.amounts(cost)
         let wait: Duration = state.withLock { s in
-            if s.buckets[0] == nil && s.buckets[1] == nil && s.buckets[2] == nil && s.buckets[3] == nil { return .zero }
+            if s.buckets.isEmpty { return .zero }
             let now = clock.now
             var wait = Duration.zero
-            for i in 0..<4 {
-                guard var b = s.buckets[i] else { continue }
+            for kind in Kind.allCases {
+                guard var b = s.buckets[kind] else { continue }
                 b.refill(now)
-                b.available -= amounts[i]
+                b.available -= cost[kind]
                 wait = max(wait, b.deficitWait)
-                s.buckets[i] = b
+                s.buckets[kind] = b
             }
             return wait
         }
@@ -156,26 +180,30 @@ public final class RateLimiter<C: Clock>: Sendable where C.Duration == Duration 
 
     /// Gives back a reservation that was not used (the request never reached the server).
     public func refund(_ cost: Cost) {
-        let amounts = Self.amounts(cost)
         state.withLock { s in
-            for i in 0..<4 where s.buckets[i] != nil {
-                s.buckets[i]!.available = min(s.buckets[i]!.capacity, s.buckets[i]!.available + amounts[i])
+            for kind in Kind.allCases {
+                guard var b = s.buckets[kind] else { continue }
+                b.available = min(b.capacity, b.available + cost[kind])
+                s.buckets[kind] = b
             }
         }
     }
 
     /// Corrects the token reservation with the real usage once the answer is known.
+    ///
+    /// Only for answers that report their usage: an answer without usage keeps its estimate as
+    /// spent (pass nothing here), or a tokens-per-minute limit would not hold for such clients.
     public func settle(estimated: Cost, actualInput: Int, actualOutput: Int) {
-        let dIn = Double(actualInput - estimated.inputTokens)
-        let dOut = Double(actualOutput - estimated.outputTokens)
-        guard dIn != 0 || dOut != 0 else { return }
+        let actual = Cost(requests: estimated.requests, inputTokens: actualInput, outputTokens: actualOutput)
+        guard actual != estimated else { return }
         state.withLock { s in
-            if s.buckets[1] == nil && s.buckets[2] == nil && s.buckets[3] == nil { return }
+            guard s.buckets.hasTokenBuckets else { return }
             let now = clock.now
-            let deltas = [0, dIn + dOut, dIn, dOut]
-            for i in 1..<4 where s.buckets[i] != nil {
-                s.buckets[i]!.refill(now)
-                s.buckets[i]!.available = min(s.buckets[i]!.capacity, s.buckets[i]!.available - deltas[i])
+            for kind in Kind.allCases where kind != .requests {
+                guard var b = s.buckets[kind] else { continue }
+                b.refill(now)
+                b.available = min(b.capacity, b.available - (actual[kind] - estimated[kind]))
+                s.buckets[kind] = b
             }
         }
     }
@@ -193,28 +221,85 @@ public final class RateLimiter<C: Clock>: Sendable where C.Duration == Duration 
     /// Tightens the buckets to what the server reports: never more available than the server's
     /// `remaining`; and, when learning, adopts limits that were not configured.
     public func observe(_ info: RateLimitInfo) {
-        let budgets = [info.requests, info.tokens, info.inputTokens, info.outputTokens]
         state.withLock { s in
             let now = clock.now
-            for i in 0..<4 {
-                let budget = budgets[i]
+            for kind in Kind.allCases {
+                let budget = info[kind]
                 if let limit = budget.limit, limit > 0 {
-                    if s.buckets[i] == nil {
-                        if learns {
-                            s.buckets[i] = Self.makeBucket(perMinute: Double(limit), burst: burst, now: now, configured: false)
+                    if let old = s.buckets[kind] {
+                        if !old.configured, Double(limit) != old.perMinute {
+                            var b = Self.makeBucket(perMinute: Double(limit), burst: burst, now: now, configured: false)
+                            b.available = min(b.capacity, old.available)
+                            s.buckets[kind] = b
                         }
-                    } else if !s.buckets[i]!.configured, Double(limit) != s.buckets[i]!.perMinute {
-                        let old = s.buckets[i]!
-                        var b = Self.makeBucket(perMinute: Double(limit), burst: burst, now: now, configured: false)
-                        b.available = min(b.capacity, old.available)
-                        s.buckets[i] = b
+                    } else if learns {
+                        s.buckets[kind] = Self.makeBucket(perMinute: Double(limit), burst: burst, now: now, configured: false)
                     }
                 }
-                if let remaining = budget.remaining, s.buckets[i] != nil {
-                    s.buckets[i]!.refill(now)
-                    s.buckets[i]!.available = min(s.buckets[i]!.available, Double(remaining))
+                if let remaining = budget.remaining, var b = s.buckets[kind] {
+                    b.refill(now)
+                    b.available = min(b.available, Double(remaining))
+                    s.buckets[kind] = b
                 }
             }
+        }
+    }
+}
+
+/// The budgets a ``RateLimiter`` meters, one token bucket each.
+enum RateLimitBucket: CaseIterable, Sendable {
+    /// Requests per minute.
+    case requests
+    /// Input plus output tokens per minute.
+    case tokens
+    /// Input tokens per minute (providers that meter input and output apart).
+    case inputTokens
+    /// Output tokens per minute.
+    case outputTokens
+}
+
+extension RateLimiter.Cost {
+    /// What this cost takes from the bucket of `kind`.
+    subscript(kind: RateLimitBucket) -> Double {
+        switch kind {
+        case .requests: Double(requests)
+        case .tokens: Double(totalTokens)
+        case .inputTokens: Double(inputTokens)
+        case .outputTokens: Double(outputTokens)
+        }
+    }
+}
+
+extension RateLimiter.Limits {
+    /// The per-minute limit of the bucket of `kind`.
+    subscript(kind: RateLimitBucket) -> Int? {
+        get {
+            switch kind {
+            case .requests: requestsPerMinute
+            case .tokens: tokensPerMinute
+            case .inputTokens: inputTokensPerMinute
+            case .outputTokens: outputTokensPerMinute
+            }
+        }
+        set {
+            switch kind {
+            case .requests: requestsPerMinute = newValue
+            case .tokens: tokensPerMinute = newValue
+            case .inputTokens: inputTokensPerMinute = newValue
+            case .outputTokens: outputTokensPerMinute = newValue
+            }
+        }
+    }
+}
+
+extension RateLimitInfo {
+    /// The server's budget for the bucket of `kind`.
+    subscript(kind: RateLimitBucket) -> Budget {
+        switch kind {
+        case .requests: requests
+        case .tokens: tokens
+        case .inputTokens: inputTokens
+        case .outputTokens: outputTokens
         }
     }
 }

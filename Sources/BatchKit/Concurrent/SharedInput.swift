@@ -3,61 +3,57 @@ import Synchronization
 /// An input sequence shared by the workers of a run: one worker at a time pulls from it.
 ///
 /// The iterator is not `Sendable` and its `next()` may suspend, so a `Mutex` cannot guard it;
-/// an async lock does (waiters park as continuations, resumed outside the lock).
-// @unchecked Sendable: the one mutable field, `iterator`, is only touched by the holder of the
-// async lock `lock` (see `next()`); every other field is a `Mutex` or an `Atomic`.
+/// turns are taken instead (``SharedInputStateMachine``, in a `Mutex`): waiters park as
+/// continuations, resumed outside the lock, and one whose task is cancelled leaves the line at
+/// once with `nil`.
+// @unchecked Sendable: the one mutable field, `iterator`, is only touched by the caller holding
+// the turn that `machine` grants (`.pull` or `.granted`, until `finishPull`); `machine` is a Mutex.
 final class SharedInput<Base: AsyncSequence & Sendable>: @unchecked Sendable where Base.Element == BatchRequest, Base.Failure == Never {
-    private var iterator: Base.AsyncIterator
-    private let lock = Mutex<LockState>(LockState())
-    private let exhausted = Atomic<Bool>(false)
+    private typealias Machine = SharedInputStateMachine<CheckedContinuation<SharedInputTurn, Never>>
 
-    private struct LockState {
-        var held = false
-        var waiters = RingBuffer<CheckedContinuation<Void, Never>>(capacity: 8)
-    }
+    private var iterator: Base.AsyncIterator
+    private let machine = Mutex(Machine())
 
     init(_ base: Base) { iterator = base.makeAsyncIterator() }
 
-    /// The next request, or `nil` when the input is exhausted.
+    /// Whether a caller is pulling now.
+    var isPulling: Bool { machine.withLock { $0.state == .pulling } }
+
+    /// Callers waiting for their turn now.
+    var waiting: Int { machine.withLock { $0.waiting } }
+
+    /// The next request, or `nil` when the input is exhausted or the calling task was cancelled
+    /// while it waited for its turn.
     func next() async -> BatchRequest? {
-        if exhausted.load(ordering: .acquiring) { return nil }
-        await acquire()
-        defer { release() }
-        if exhausted.load(ordering: .acquiring) { return nil }
-        let r = await iterator.next(isolation: nil)
-        if r == nil { exhausted.store(true, ordering: .releasing) }
-        return r
-    }
-
-    private func acquire() async {
-        let got = lock.withLock { s -> Bool in
-            if !s.held {
-                s.held = true
-                return true
-            }
-            return false
-        }
-        if got { return }
-        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            let now = lock.withLock { s -> Bool in
-                if !s.held {
-                    s.held = true
-                    return true
-                }
-                s.waiters.append(c)
-                return false
-            }
-            if now { c.resume() }
-        }
-    }
-
-    private func release() {
-        // Hand the lock straight to the next waiter, if any.
-        let next = lock.withLock { s -> CheckedContinuation<Void, Never>? in
-            if let c = s.waiters.popFirst() { return c }
-            s.held = false
+        switch machine.withLock({ $0.acquire() }) {
+        case .exhausted:
             return nil
+        case .pull:
+            break
+        case .suspend(let id):
+            let turn = await withTaskCancellationHandler {
+                await withCheckedContinuation { (waiter: CheckedContinuation<SharedInputTurn, Never>) in
+                    if case .resume(let waiter, let turn) = machine.withLock({ $0.suspend(id: id, waiter: waiter) }) {
+                        waiter.resume(returning: turn)
+                    }
+                }
+            } onCancel: {
+                if case .resume(let waiter) = machine.withLock({ $0.cancel(id: id) }) {
+                    waiter.resume(returning: .cancelled)
+                }
+            }
+            if Task.isCancelled { machine.withLock { $0.forget(id: id) } }
+            guard turn == .granted else { return nil }
         }
-        next?.resume()
+        let request = await iterator.next(isolation: nil)
+        switch machine.withLock({ $0.finishPull(exhausted: request == nil) }) {
+        case .none:
+            break
+        case .handOver(let next):
+            next.resume(returning: .granted)
+        case .resumeExhausted(let waiters):
+            for w in waiters { w.resume(returning: .exhausted) }
+        }
+        return request
     }
 }

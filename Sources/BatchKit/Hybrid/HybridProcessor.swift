@@ -74,26 +74,27 @@ public struct HybridProcessor<C: Clock>: Processor where C.Duration == Duration 
         let deadline = self.deadline
         let expecting = Dictionary(report.jobs.map { ($0.job.id, $0.ids) }, uniquingKeysWith: { a, _ in a })
         let jobIDs = report.jobs.map(\.job.id)
-        let hitDeadline: Bool = jobIDs.isEmpty ? false : await withTaskGroup(of: Bool?.self) { group in
+        let hitDeadline: Bool = jobIDs.isEmpty ? false : await withTaskGroup(of: DeadlineRace.self) { group in
             group.addTask {
                 for await event in batch.attach(jobIDs, expecting: expecting) {
-                    if await !book.forwardBatchEvent(event, sink: sink) { return false }
+                    if await !book.forwardBatchEvent(event, sink: sink) { return .consumerGone }
                 }
-                return false
+                return .batchEnded
             }
             group.addTask {
                 do {
                     try await clock.sleep(until: start.advanced(by: deadline), tolerance: nil)
-                    return true
+                    return .deadlinePassed
                 } catch {
-                    return nil
+                    return .deadlineCancelled
                 }
             }
-            let first = await group.next() ?? nil
+            // Whichever ends first decides; the other is cancelled. Ending the batch consumer
+            // cancels the attached run, which cancels the remote jobs.
+            let first = await group.next()
             group.cancelAll()
-            // Ending the batch consumer cancels the attached run, which cancels the remote jobs.
             while await group.next() != nil {}
-            return first == true
+            return first == .deadlinePassed
         }
         if sink.isCancelled || Task.isCancelled { return .failed(.cancelled("the run was cancelled")) }
 
@@ -132,6 +133,18 @@ public struct HybridProcessor<C: Clock>: Processor where C.Duration == Duration 
         if sink.isCancelled || Task.isCancelled { return .failed(.cancelled("the run was cancelled")) }
         return .completed(book.summary(duration: start.duration(to: clock.now)))
     }
+}
+
+/// What a child task of the hybrid run's first phase reports when it ends.
+private enum DeadlineRace: Sendable, Hashable {
+    /// Every job ended (or the batch run stopped) before the deadline.
+    case batchEnded
+    /// The consumer went away while batch events were forwarded.
+    case consumerGone
+    /// The deadline passed with jobs still running.
+    case deadlinePassed
+    /// The deadline wait was cancelled (the batch side ended first, or the run was cancelled).
+    case deadlineCancelled
 }
 
 extension HybridProcessor where C == ContinuousClock {

@@ -5,39 +5,59 @@ import Synchronization
 ///
 /// `send` suspends while the buffer is full and resumes when the consumer takes an element;
 /// `receive` suspends while it is empty. `cancel()` (the consumer went away) resumes every waiter:
-/// pending sends return `false`, and the buffer is discarded. Continuations are always resumed
-/// outside the lock.
+/// pending sends return `false`, and the buffer is discarded. A producer whose own task is
+/// cancelled while it waits returns `false` at once, its element discarded; the consumer's task
+/// being cancelled cancels the channel.
+///
+/// The logic is ``BoundedChannelStateMachine``; this class holds it in a lock and resumes the
+/// continuations it hands out after the lock is released.
 public final class BoundedChannel<Element: Sendable>: Sendable {
-    private struct State {
-        var buffer = RingBuffer<Element>(capacity: 64)
-        var senders = RingBuffer<(Element, CheckedContinuation<Bool, Never>)>(capacity: 4)
-        var receiver: CheckedContinuation<Element?, Never>?
-        var finished = false
-        var cancelled = false
-    }
+    private typealias Machine = BoundedChannelStateMachine<Element, CheckedContinuation<Element?, Never>, CheckedContinuation<Bool, Never>>
 
-    private enum SendAction { case done(Bool), handOff(CheckedContinuation<Element?, Never>), wait }
-    private enum ReceiveAction { case value(Element?, CheckedContinuation<Bool, Never>?), wait }
-
-    private let state = Mutex(State())
+    private let machine: Mutex<Machine>
     /// The most elements the buffer holds before `send` suspends.
     public let capacity: Int
 
     public init(capacity: Int) {
         precondition(capacity > 0, "capacity must be positive")
         self.capacity = capacity
+        self.machine = Mutex(Machine(capacity: capacity))
     }
 
     /// Enqueues `element`, suspending while the buffer is full.
     ///
-    /// - Returns: `false` when the channel was cancelled or finished and the element discarded.
+    /// - Returns: `false` when the element was discarded: the channel was cancelled or finished,
+    ///   or the calling task was cancelled while waiting for room.
     @discardableResult
     public func send(_ element: Element) async -> Bool {
-        if let done = deliver(element) { return done }
-        return await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
-            // Try again under the lock that parks us: the consumer may have drained the buffer
-            // while we were getting ready to wait.
-            if let done = deliver(element, orPark: c) { c.resume(returning: done) }
+        switch machine.withLock({ $0.send(element) }) {
+        case .buffered:
+            return true
+        case .resumeReceiver(let receiver):
+            receiver.resume(returning: element)
+            return true
+        case .discard:
+            return false
+        case .suspend(let id):
+            let sent = await withTaskCancellationHandler {
+                await withCheckedContinuation { (sender: CheckedContinuation<Bool, Never>) in
+                    switch machine.withLock({ $0.suspendSend(element, id: id, sender: sender) }) {
+                    case .parked:
+                        break
+                    case .resumeSender(let sender, let sent):
+                        sender.resume(returning: sent)
+                    case .resumeReceiverAndSender(let receiver, let sender):
+                        receiver.resume(returning: element)
+                        sender.resume(returning: true)
+                    }
+                }
+            } onCancel: {
+                if case .resumeSender(let sender) = machine.withLock({ $0.cancelSend(id) }) {
+                    sender.resume(returning: false)
+                }
+            }
+            if Task.isCancelled { machine.withLock { $0.forgetSend(id) } }
+            return sent
         }
     }
 
@@ -45,30 +65,15 @@ public final class BoundedChannel<Element: Sendable>: Sendable {
     ///
     /// - Returns: whether the element was accepted.
     @discardableResult
-    public func offer(_ element: Element) -> Bool { deliver(element) ?? false }
-
-    /// Hands `element` to a waiting consumer or buffers it. Returns the outcome, or `nil` when the
-    /// buffer is full — after parking `sender`, if one is given.
-    private func deliver(_ element: Element, orPark sender: CheckedContinuation<Bool, Never>? = nil) -> Bool? {
-        let action: SendAction = state.withLock { s in
-            if s.cancelled || s.finished { return .done(false) }
-            if let r = s.receiver {
-                s.receiver = nil
-                return .handOff(r)
-            }
-            if s.buffer.count < capacity {
-                s.buffer.append(element)
-                return .done(true)
-            }
-            if let sender { s.senders.append((element, sender)) }
-            return .wait
-        }
-        switch action {
-        case .done(let ok): return ok
-        case .handOff(let r):
-            r.resume(returning: element)
+    public func offer(_ element: Element) -> Bool {
+        switch machine.withLock({ $0.offer(element) }) {
+        case .buffered:
             return true
-        case .wait: return nil
+        case .resumeReceiver(let receiver):
+            receiver.resume(returning: element)
+            return true
+        case .reject:
+            return false
         }
     }
 
@@ -77,41 +82,20 @@ public final class BoundedChannel<Element: Sendable>: Sendable {
     /// - Returns: `nil` once the channel is finished and drained, or cancelled. If the calling task
     ///   is cancelled while waiting, the channel is cancelled and `nil` returned.
     public func receive() async -> Element? {
-        let action: ReceiveAction = state.withLock { s in
-            if let e = s.buffer.popFirst() {
-                var resumed: CheckedContinuation<Bool, Never>?
-                if let (pending, c) = s.senders.popFirst() {
-                    s.buffer.append(pending)
-                    resumed = c
-                }
-                return .value(e, resumed)
-            }
-            if s.cancelled || s.finished { return .value(nil, nil) }
-            return .wait
-        }
-        switch action {
-        case .value(let e, let c):
-            c?.resume(returning: true)
-            return e
-        case .wait:
+        switch machine.withLock({ $0.receive() }) {
+        case .element(let element, let sender):
+            sender?.resume(returning: true)
+            return element
+        case .end:
+            return nil
+        case .suspend:
+            // Cancellation is a state transition of the whole channel (the consumer is gone),
+            // so a cancellation that comes before the consumer parks is seen when it parks.
             return await withTaskCancellationHandler {
-                await withCheckedContinuation { (c: CheckedContinuation<Element?, Never>) in
-                    let then: ReceiveAction = state.withLock { s in
-                        if let e = s.buffer.popFirst() {
-                            var resumed: CheckedContinuation<Bool, Never>?
-                            if let (pending, sc) = s.senders.popFirst() {
-                                s.buffer.append(pending)
-                                resumed = sc
-                            }
-                            return .value(e, resumed)
-                        }
-                        if s.cancelled || s.finished { return .value(nil, nil) }
-                        s.receiver = c
-                        return .wait
-                    }
-                    if case .value(let e, let sc) = then {
-                        sc?.resume(returning: true)
-                        c.resume(returning: e)
+                await withCheckedContinuation { (receiver: CheckedContinuation<Element?, Never>) in
+                    if case .resumeReceiver(let receiver, let element, let sender) = machine.withLock({ $0.suspendReceive(receiver) }) {
+                        sender?.resume(returning: true)
+                        receiver.resume(returning: element)
                     }
                 }
             } onCancel: {
@@ -121,42 +105,25 @@ public final class BoundedChannel<Element: Sendable>: Sendable {
     }
 
     /// No more elements will be sent; the consumer drains what is buffered, then gets `nil`.
-    /// Senders still waiting are released with `false`.
+    /// Senders still waiting have their elements buffered and return `true`.
     public func finish() {
-        let (receiver, senders) = state.withLock { s -> (CheckedContinuation<Element?, Never>?, [CheckedContinuation<Bool, Never>]) in
-            s.finished = true
-            var released: [CheckedContinuation<Bool, Never>] = []
-            // Waiting senders' elements stay deliverable: move them into the buffer.
-            while let (e, c) = s.senders.popFirst() {
-                s.buffer.append(e)
-                released.append(c)
-            }
-            let r = s.buffer.isEmpty ? s.receiver : nil
-            if r != nil { s.receiver = nil }
-            return (r, released)
-        }
-        for c in senders { c.resume(returning: true) }
-        receiver?.resume(returning: nil)
+        Self.perform(machine.withLock { $0.finish() }, sendersGet: true)
     }
 
     /// The consumer is gone: discard the buffer and release every waiter.
     public func cancel() {
-        let (receiver, senders) = state.withLock { s -> (CheckedContinuation<Element?, Never>?, [CheckedContinuation<Bool, Never>]) in
-            s.cancelled = true
-            s.buffer.removeAll()
-            var released: [CheckedContinuation<Bool, Never>] = []
-            while let (_, c) = s.senders.popFirst() { released.append(c) }
-            let r = s.receiver
-            s.receiver = nil
-            return (r, released)
-        }
-        for c in senders { c.resume(returning: false) }
+        Self.perform(machine.withLock { $0.cancel() }, sendersGet: false)
+    }
+
+    private static func perform(_ action: Machine.CloseAction, sendersGet result: Bool) {
+        guard case .resume(let receiver, let senders) = action else { return }
+        for sender in senders { sender.resume(returning: result) }
         receiver?.resume(returning: nil)
     }
 
     /// Senders suspended because the buffer is full.
-    var waitingSenders: Int { state.withLock { $0.senders.count } }
+    var waitingSenders: Int { machine.withLock { $0.waitingSenders } }
 
     /// Whether the consumer cancelled.
-    public var isCancelled: Bool { state.withLock { $0.cancelled } }
+    public var isCancelled: Bool { machine.withLock { $0.isCancelled } }
 }
