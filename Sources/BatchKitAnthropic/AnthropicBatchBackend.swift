@@ -59,15 +59,15 @@ public struct AnthropicBatchBackend: BatchBackend, CustomStringConvertible {
     ///   - version: the `anthropic-version` header.
     ///   - defaultMaxTokens: `max_tokens` when a request sets none.
     ///   - structuredOutput: how JSON response formats are expressed.
-    ///   - limits: per-job limits (smaller ones make tests split).
     ///   - extraHeaders: added to every request.
     ///   - transport: the HTTP transport (a new ``URLSessionTransport`` by default).
-    ///   - timeout: per-request timeout.
+    ///   - timeout: per-request timeout (the results download included).
+    ///   - limits: per-job limits (smaller ones make tests split).
     public init(
         apiKey: String? = nil, baseURL: URL = URL(string: "https://api.anthropic.com")!, version: String = "2023-06-01",
         defaultMaxTokens: Int = AnthropicWire.defaultMaxTokens, structuredOutput: AnthropicStructuredOutput = .forcedTool,
-        limits: BatchLimits = AnthropicBatchBackend.defaultLimits, extraHeaders: HTTPHeaders = [:],
-        transport: any HTTPTransport = URLSessionTransport(), timeout: Duration? = nil
+        extraHeaders: HTTPHeaders = [:], transport: any HTTPTransport = URLSessionTransport(), timeout: Duration? = .seconds(600),
+        limits: BatchLimits = AnthropicBatchBackend.defaultLimits
     ) {
         self.connection = .anthropic(
             apiKey: apiKey, baseURL: baseURL, version: version, extraHeaders: extraHeaders, transport: transport, timeout: timeout)
@@ -75,6 +75,22 @@ public struct AnthropicBatchBackend: BatchBackend, CustomStringConvertible {
         self.structuredOutput = structuredOutput
         self.limits = limits
         self.forcedTools = ForcedTools()
+    }
+
+    /// The initialiser with `limits` before `extraHeaders`, as it was before every provider's
+    /// factories took one parameter order. Disfavoured, so that a call naming only `limits` (valid
+    /// in both orders) picks the current initialiser.
+    @_disfavoredOverload
+    @available(*, deprecated, message: "pass limits after timeout: init(apiKey:baseURL:version:defaultMaxTokens:structuredOutput:extraHeaders:transport:timeout:limits:)")
+    public init(
+        apiKey: String? = nil, baseURL: URL = URL(string: "https://api.anthropic.com")!, version: String = "2023-06-01",
+        defaultMaxTokens: Int = AnthropicWire.defaultMaxTokens, structuredOutput: AnthropicStructuredOutput = .forcedTool,
+        limits: BatchLimits, extraHeaders: HTTPHeaders = [:], transport: any HTTPTransport = URLSessionTransport(),
+        timeout: Duration? = .seconds(600)
+    ) {
+        self.init(
+            apiKey: apiKey, baseURL: baseURL, version: version, defaultMaxTokens: defaultMaxTokens, structuredOutput: structuredOutput,
+            extraHeaders: extraHeaders, transport: transport, timeout: timeout, limits: limits)
     }
 
     /// Describes the backend without its key.

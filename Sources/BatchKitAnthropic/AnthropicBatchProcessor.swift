@@ -1,43 +1,61 @@
 import BatchKit
 import Foundation
 
-// `AnthropicBatchProcessor` is the name users type for Anthropic Message Batches: a factory for
-// ``NativeBatchProcessor`` over ``AnthropicBatchBackend`` (a function, like `OpenAIBatchProcessor`
-// and `GeminiBatchProcessor`, so each provider module offers its own without clashing initialisers
-// on the shared generic type, and the result plugs into `HybridProcessor` as it is).
+extension NativeBatchProcessor where C == ContinuousClock {
+    /// A native-batch processor for Anthropic Message Batches (half price): ``NativeBatchProcessor``
+    /// over ``AnthropicBatchBackend``.
+    ///
+    /// ```swift
+    /// let processor: any Processor = cheap
+    ///     ? NativeBatchProcessor.anthropic()                             // key from ANTHROPIC_API_KEY
+    ///     : ConcurrentProcessor(client: AnthropicClient(), configuration: .init(maxConcurrency: 32))
+    /// for await event in processor.processAsync(requests) { ... }
+    /// ```
+    ///
+    /// Custom ids are checked against Anthropic's `^[a-zA-Z0-9_-]{1,64}$` and for uniqueness before
+    /// anything is sent, work is split over 100,000 requests / 256 MB per batch, and results are
+    /// streamed from `results_url`. Parameters come in the order of every provider's factory (see
+    /// `NativeBatchProcessor.openAI(...)`); for another clock, build the backend and use
+    /// ``NativeBatchProcessor/init(backend:configuration:clock:)``.
+    ///
+    /// - Parameters:
+    ///   - apiKey: the key; `nil` reads `ANTHROPIC_API_KEY`.
+    ///   - baseURL: `https://api.anthropic.com` or the emulator's URL.
+    ///   - version: the `anthropic-version` header.
+    ///   - defaultMaxTokens: `max_tokens` when a request sets none.
+    ///   - structuredOutput: how JSON response formats are expressed.
+    ///   - extraHeaders: added to every request.
+    ///   - transport: the HTTP transport.
+    ///   - timeout: time allowed per HTTP call.
+    ///   - limits: per-job limits (Anthropic's: 100,000 requests, 256 MB).
+    ///   - configuration: polling, splitting, resubmission (see ``NativeBatchProcessor/Configuration``).
+    public static func anthropic(
+        apiKey: String? = nil, baseURL: URL = URL(string: "https://api.anthropic.com")!, version: String = "2023-06-01",
+        defaultMaxTokens: Int = AnthropicWire.defaultMaxTokens, structuredOutput: AnthropicStructuredOutput = .forcedTool,
+        extraHeaders: HTTPHeaders = [:], transport: any HTTPTransport = URLSessionTransport(), timeout: Duration? = .seconds(600),
+        limits: BatchLimits = AnthropicBatchBackend.defaultLimits, configuration: Configuration = .init()
+    ) -> NativeBatchProcessor<ContinuousClock> {
+        NativeBatchProcessor(
+            backend: AnthropicBatchBackend(
+                apiKey: apiKey, baseURL: baseURL, version: version, defaultMaxTokens: defaultMaxTokens,
+                structuredOutput: structuredOutput, extraHeaders: extraHeaders, transport: transport, timeout: timeout,
+                limits: limits),
+            configuration: configuration)
+    }
+}
 
-/// A native-batch processor for Anthropic Message Batches (half price): ``NativeBatchProcessor``
-/// over ``AnthropicBatchBackend``.
-///
-/// ```swift
-/// let processor: any Processor = cheap
-///     ? AnthropicBatchProcessor()                                        // key from ANTHROPIC_API_KEY
-///     : ConcurrentProcessor(client: AnthropicClient(), configuration: .init(maxConcurrency: 32))
-/// for await event in processor.processAsync(requests) { ... }
-/// ```
-///
-/// Custom ids are checked against Anthropic's `^[a-zA-Z0-9_-]{1,64}$` and for uniqueness before
-/// anything is sent, work is split over 100,000 requests / 256 MB per batch, and results are
-/// streamed from `results_url`.
-///
-/// - Parameters:
-///   - apiKey: the key; `nil` reads `ANTHROPIC_API_KEY`.
-///   - baseURL: `https://api.anthropic.com` or the emulator's URL.
-///   - defaultMaxTokens: `max_tokens` when a request sets none.
-///   - configuration: polling, splitting, resubmission (see ``NativeBatchProcessor/Configuration``).
-///   - transport: the HTTP transport.
+/// A native-batch processor for Anthropic Message Batches.
+@available(*, deprecated, message: "use NativeBatchProcessor.anthropic(apiKey:baseURL:version:defaultMaxTokens:structuredOutput:extraHeaders:transport:timeout:limits:configuration:)")
 public func AnthropicBatchProcessor(
     apiKey: String? = nil, baseURL: URL = URL(string: "https://api.anthropic.com")!,
     defaultMaxTokens: Int = AnthropicWire.defaultMaxTokens, configuration: NativeBatchProcessor<ContinuousClock>.Configuration = .init(),
     transport: any HTTPTransport = URLSessionTransport()
 ) -> NativeBatchProcessor<ContinuousClock> {
-    NativeBatchProcessor(
-        backend: AnthropicBatchBackend(apiKey: apiKey, baseURL: baseURL, defaultMaxTokens: defaultMaxTokens, transport: transport),
-        configuration: configuration)
+    .anthropic(apiKey: apiKey, baseURL: baseURL, defaultMaxTokens: defaultMaxTokens, transport: transport, configuration: configuration)
 }
 
-/// A native-batch processor over an Anthropic backend you configured, on any clock (tests pass a
-/// `ManualClock`).
+/// A native-batch processor over an Anthropic backend you configured, on any clock.
+@available(*, deprecated, message: "use NativeBatchProcessor(backend:configuration:clock:)")
 public func AnthropicBatchProcessor<C: Clock>(
     backend: AnthropicBatchBackend, configuration: NativeBatchProcessor<C>.Configuration = .init(), clock: C
 ) -> NativeBatchProcessor<C> where C.Duration == Duration {
@@ -45,6 +63,7 @@ public func AnthropicBatchProcessor<C: Clock>(
 }
 
 /// A native-batch processor over an Anthropic backend you configured.
+@available(*, deprecated, message: "use NativeBatchProcessor(backend:configuration:)")
 public func AnthropicBatchProcessor(
     backend: AnthropicBatchBackend, configuration: NativeBatchProcessor<ContinuousClock>.Configuration = .init()
 ) -> NativeBatchProcessor<ContinuousClock> {

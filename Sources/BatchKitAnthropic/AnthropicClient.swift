@@ -28,11 +28,11 @@ public struct AnthropicClient: ModelClient, CustomStringConvertible {
     ///   - structuredOutput: how JSON response formats are expressed (a forced tool by default).
     ///   - extraHeaders: added to every request (`anthropic-beta`, `anthropic-workspace-id`...).
     ///   - transport: the HTTP transport (a new ``URLSessionTransport`` by default).
-    ///   - timeout: per-request timeout; `nil` uses the transport's.
+    ///   - timeout: per-request timeout (10 minutes, as for every provider); `nil` uses the transport's.
     public init(
         apiKey: String? = nil, baseURL: URL = URL(string: "https://api.anthropic.com")!, version: String = "2023-06-01",
         defaultMaxTokens: Int = AnthropicWire.defaultMaxTokens, structuredOutput: AnthropicStructuredOutput = .forcedTool,
-        extraHeaders: HTTPHeaders = [:], transport: any HTTPTransport = URLSessionTransport(), timeout: Duration? = nil
+        extraHeaders: HTTPHeaders = [:], transport: any HTTPTransport = URLSessionTransport(), timeout: Duration? = .seconds(600)
     ) {
         self.connection = .anthropic(
             apiKey: apiKey, baseURL: baseURL, version: version, extraHeaders: extraHeaders, transport: transport, timeout: timeout)

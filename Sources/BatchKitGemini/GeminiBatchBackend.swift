@@ -34,6 +34,12 @@ public struct GeminiBatchBackend: BatchBackend, CustomStringConvertible, CustomR
     var listPageSize = 100
     let api: GeminiAPI
 
+    /// Gemini's limits: 100,000 requests and just under 2 GB (the input-file cap).
+    public static let defaultLimits = BatchLimits(maxRequests: 100_000, maxBytes: 2_000_000_000 - (1 << 20))
+
+    /// Inline create bodies stay under 20 MB, with room for the JSON around the requests.
+    public static let defaultInlineByteLimit = 20_000_000 - (64 << 10)
+
     /// - Parameters:
     ///   - apiKey: the key; `nil` reads `GEMINI_API_KEY`, then `GOOGLE_API_KEY`.
     ///   - baseURL: `https://generativelanguage.googleapis.com` (or an emulator's URL).
@@ -50,8 +56,8 @@ public struct GeminiBatchBackend: BatchBackend, CustomStringConvertible, CustomR
         extraHeaders: HTTPHeaders = [:],
         transport: any HTTPTransport = URLSessionTransport(),
         timeout: Duration? = .seconds(600),
-        limits: BatchLimits = BatchLimits(maxRequests: 100_000, maxBytes: 2_000_000_000 - (1 << 20)),
-        inlineByteLimit: Int = 20_000_000 - (64 << 10)
+        limits: BatchLimits = GeminiBatchBackend.defaultLimits,
+        inlineByteLimit: Int = GeminiBatchBackend.defaultInlineByteLimit
     ) {
         self.api = GeminiAPI(
             apiKey: apiKey, baseURL: baseURL, apiVersion: apiVersion, extraHeaders: extraHeaders, transport: transport,

@@ -1,41 +1,58 @@
 import BatchKit
 import Foundation
 
-// `GeminiBatchProcessor` is the name users type for native Gemini batches: a factory for
-// ``NativeBatchProcessor`` over ``GeminiBatchBackend`` (a function, like `OpenAIBatchProcessor`
-// and `AnthropicBatchProcessor`).
+extension NativeBatchProcessor where C == ContinuousClock {
+    /// Native Gemini batches (half price): ``NativeBatchProcessor`` over ``GeminiBatchBackend``.
+    ///
+    /// ```swift
+    /// let processor = NativeBatchProcessor.gemini(configuration: .init(pollInterval: .seconds(30)))  // key from GEMINI_API_KEY
+    /// for await event in processor.processAsync(requests) {
+    ///     if case .submitted(let job) = event { save(job.id) }        // batches/…, for attach after a restart
+    ///     if case .item(let result) = event { ... }
+    /// }
+    /// ```
+    ///
+    /// Requests are grouped per model and kind (one Gemini batch holds one model); small jobs are
+    /// sent inline, larger ones (20 MB and up) as an uploaded JSONL file. Parameters come in the
+    /// order of every provider's factory (see `NativeBatchProcessor.openAI(...)`); for another
+    /// clock, build the backend and use ``NativeBatchProcessor/init(backend:configuration:clock:)``.
+    ///
+    /// - Parameters:
+    ///   - apiKey: the key; `nil` reads `GEMINI_API_KEY`, then `GOOGLE_API_KEY`.
+    ///   - baseURL: `https://generativelanguage.googleapis.com` by default.
+    ///   - apiVersion: `v1beta` (default) or `v1`.
+    ///   - extraHeaders: added to every request.
+    ///   - transport: how requests are sent (URLSession by default).
+    ///   - timeout: time allowed per HTTP call (uploads and downloads included).
+    ///   - limits: per-job limits the processor splits by.
+    ///   - inlineByteLimit: see ``GeminiBatchBackend/inlineByteLimit``.
+    ///   - configuration: polling, resubmission, max wait...
+    public static func gemini(
+        apiKey: String? = nil, baseURL: URL = URL(string: "https://generativelanguage.googleapis.com")!,
+        apiVersion: String = "v1beta", extraHeaders: HTTPHeaders = [:], transport: any HTTPTransport = URLSessionTransport(),
+        timeout: Duration? = .seconds(600), limits: BatchLimits = GeminiBatchBackend.defaultLimits,
+        inlineByteLimit: Int = GeminiBatchBackend.defaultInlineByteLimit, configuration: Configuration = .init()
+    ) -> NativeBatchProcessor<ContinuousClock> {
+        NativeBatchProcessor(
+            backend: GeminiBatchBackend(
+                apiKey: apiKey, baseURL: baseURL, apiVersion: apiVersion, extraHeaders: extraHeaders, transport: transport,
+                timeout: timeout, limits: limits, inlineByteLimit: inlineByteLimit),
+            configuration: configuration)
+    }
+}
 
-/// Native Gemini batches (half price): ``NativeBatchProcessor`` over ``GeminiBatchBackend``.
-///
-/// ```swift
-/// let processor = GeminiBatchProcessor(configuration: .init(pollInterval: .seconds(30)))  // key from GEMINI_API_KEY
-/// for await event in processor.processAsync(requests) {
-///     if case .submitted(let job) = event { save(job.id) }        // batches/…, for attach after a restart
-///     if case .item(let result) = event { ... }
-/// }
-/// ```
-///
-/// Requests are grouped per model and kind (one Gemini batch holds one model); small jobs are
-/// sent inline, larger ones (20 MB and up) as an uploaded JSONL file.
-///
-/// - Parameters:
-///   - apiKey: the key; `nil` reads `GEMINI_API_KEY`, then `GOOGLE_API_KEY`.
-///   - baseURL: `https://generativelanguage.googleapis.com` by default.
-///   - apiVersion: `v1beta` (default) or `v1`.
-///   - transport: how requests are sent (URLSession by default).
-///   - configuration: polling, limits, resubmission...
+/// Native Gemini batches.
+@available(*, deprecated, message: "use NativeBatchProcessor.gemini(apiKey:baseURL:apiVersion:extraHeaders:transport:timeout:limits:inlineByteLimit:configuration:)")
 public func GeminiBatchProcessor(
     apiKey: String? = nil, baseURL: URL = URL(string: "https://generativelanguage.googleapis.com")!,
     apiVersion: String = "v1beta", transport: any HTTPTransport = URLSessionTransport(),
     configuration: NativeBatchProcessor<ContinuousClock>.Configuration = .init()
 ) -> NativeBatchProcessor<ContinuousClock> {
-    NativeBatchProcessor(
-        backend: GeminiBatchBackend(apiKey: apiKey, baseURL: baseURL, apiVersion: apiVersion, transport: transport),
-        configuration: configuration)
+    .gemini(apiKey: apiKey, baseURL: baseURL, apiVersion: apiVersion, transport: transport, configuration: configuration)
 }
 
-/// A native-batch processor over a Gemini backend you configured, on any clock (tests pass a
-/// `ManualClock`).
+/// A native-batch processor over a Gemini backend you configured, on any clock.
+@available(*, deprecated, message: "use NativeBatchProcessor(backend:configuration:clock:)")
 public func GeminiBatchProcessor<C: Clock>(
     backend: GeminiBatchBackend, configuration: NativeBatchProcessor<C>.Configuration = .init(), clock: C
 ) -> NativeBatchProcessor<C> where C.Duration == Duration {
@@ -43,6 +60,7 @@ public func GeminiBatchProcessor<C: Clock>(
 }
 
 /// A native-batch processor over a Gemini backend you configured.
+@available(*, deprecated, message: "use NativeBatchProcessor(backend:configuration:)")
 public func GeminiBatchProcessor(
     backend: GeminiBatchBackend, configuration: NativeBatchProcessor<ContinuousClock>.Configuration = .init()
 ) -> NativeBatchProcessor<ContinuousClock> {

@@ -49,7 +49,7 @@ public struct OpenAIBatchBackend: BatchBackend, CustomStringConvertible, CustomR
     public init(
         apiKey: String? = nil, baseURL: URL = URL(string: "https://api.openai.com/v1")!, organization: String? = nil,
         project: String? = nil, extraHeaders: HTTPHeaders = [:], transport: any HTTPTransport = URLSessionTransport(),
-        timeout: Duration? = .seconds(120), uploadTimeout: Duration = .seconds(3600), limits: BatchLimits = OpenAIBatchBackend.defaultLimits
+        timeout: Duration? = .seconds(600), uploadTimeout: Duration = .seconds(3600), limits: BatchLimits = OpenAIBatchBackend.defaultLimits
     ) {
         self.init(
             api: OpenAIAPI(
@@ -75,7 +75,7 @@ public struct OpenAIBatchBackend: BatchBackend, CustomStringConvertible, CustomR
     /// as `model`, and the batch is created for that endpoint.
     public static func azure(
         endpoint: URL, apiKey: String? = nil, apiVersion: String = "2024-10-21", deployment: (@Sendable (String) -> String)? = nil,
-        extraHeaders: HTTPHeaders = [:], transport: any HTTPTransport = URLSessionTransport(), timeout: Duration? = .seconds(120),
+        extraHeaders: HTTPHeaders = [:], transport: any HTTPTransport = URLSessionTransport(), timeout: Duration? = .seconds(600),
         limits: BatchLimits = OpenAIBatchBackend.defaultLimits
     ) -> OpenAIBatchBackend {
         OpenAIBatchBackend(

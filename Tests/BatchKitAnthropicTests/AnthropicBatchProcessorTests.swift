@@ -10,7 +10,7 @@ extension AnthropicFixture {
     func processor(
         _ configuration: NativeBatchProcessor<ManualClock>.Configuration = .init(), backend: AnthropicBatchBackend? = nil
     ) -> NativeBatchProcessor<ManualClock> {
-        AnthropicBatchProcessor(backend: backend ?? self.backend(), configuration: configuration, clock: clock)
+        NativeBatchProcessor(backend: backend ?? self.backend(), configuration: configuration, clock: clock)
     }
 }
 
@@ -240,7 +240,7 @@ struct DroppingTransport: HTTPTransport {
     }
 
     @Test func factoryDefaults() {
-        let p = AnthropicBatchProcessor(apiKey: "k", baseURL: emulatorURL, transport: ClosureTransport { _ in HTTPResponse(status: 500) })
+        let p = NativeBatchProcessor.anthropic(apiKey: "k", baseURL: emulatorURL, transport: ClosureTransport { _ in HTTPResponse(status: 500) })
         #expect(p.limits == AnthropicBatchBackend.defaultLimits)
         #expect(p.backend.provider == "anthropic")
     }

@@ -83,7 +83,7 @@ struct AnthropicFixture {
     }
 
     func backend(limits: BatchLimits = AnthropicBatchBackend.defaultLimits, apiKey: String = secretKey) -> AnthropicBatchBackend {
-        AnthropicBatchBackend(apiKey: apiKey, baseURL: baseURL, limits: limits, transport: transport)
+        AnthropicBatchBackend(apiKey: apiKey, baseURL: baseURL, transport: transport, limits: limits)
     }
 
     /// Sends a raw request to the emulator, as any HTTP client would.

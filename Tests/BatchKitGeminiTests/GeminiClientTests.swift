@@ -220,7 +220,7 @@ import Testing
         #expect(!client.description.contains("env-key-1"))
         var dumped = ""
         dump(client, to: &dumped)
-        dump(GeminiBatchProcessor(apiKey: "env-key-1", transport: ClosureTransport { _ in HTTPResponse(status: 500) }), to: &dumped)
+        dump(NativeBatchProcessor.gemini(apiKey: "env-key-1", transport: ClosureTransport { _ in HTTPResponse(status: 500) }), to: &dumped)
         #expect(!dumped.contains("env-key-1"))
         #expect(dumped.contains("<redacted>"))
     }

@@ -69,7 +69,7 @@ func pollingConfiguration(
     @Test(arguments: Wire.allCases)
     func fullLifecycleWithMixedOutcomes(_ wire: Wire) async throws {
         try await withBatch(wire, .init(batchDuration: .seconds(30))) { f in
-            let processor = GeminiBatchProcessor(backend: f.backend, configuration: pollingConfiguration(), clock: f.clock)
+            let processor = NativeBatchProcessor(backend: f.backend, configuration: pollingConfiguration(), clock: f.clock)
             var requests = chats(12)
             // Passes BatchKit's checks, rejected by Gemini per item (a message with no parts).
             requests.append(BatchRequest(id: "empty-parts", chat: ChatRequest(model: "gemini-2.5-flash", messages: [Message(role: .user, content: .parts([]))])))
@@ -106,7 +106,7 @@ func pollingConfiguration(
     @Test(arguments: Wire.allCases)
     func splitsOverSmallLimitsAndModels(_ wire: Wire) async throws {
         try await withBatch(wire) { f in
-            let processor = GeminiBatchProcessor(
+            let processor = NativeBatchProcessor(
                 backend: f.backend, configuration: pollingConfiguration(limits: BatchLimits(maxRequests: 4, maxBytes: 1 << 20)), clock: f.clock)
             let requests = chats(10) + (0..<3).map { chat("pro-\($0)", "Question \($0)", model: "gemini-2.5-pro") }
             let events = await drive(processor.processAsync(requests), clock: f.clock)
@@ -122,7 +122,7 @@ func pollingConfiguration(
     @Test(arguments: Wire.allCases)
     func expiryWithResubmission(_ wire: Wire) async throws {
         try await withBatch(wire, .init(batchDuration: .seconds(100), batchExpiry: .seconds(50))) { f in
-            let processor = GeminiBatchProcessor(
+            let processor = NativeBatchProcessor(
                 backend: f.backend, configuration: pollingConfiguration(resubmit: .failedAndExpired(maxRounds: 1)), clock: f.clock)
             let emulator = f.emulator
             // Once the expired items have been sent again, let batches run to completion.
@@ -143,7 +143,7 @@ func pollingConfiguration(
     @Test(arguments: Wire.allCases)
     func expiryWithoutResubmissionReportsExpiredItems(_ wire: Wire) async throws {
         try await withBatch(wire, .init(batchDuration: .seconds(100), batchExpiry: .seconds(20))) { f in
-            let processor = GeminiBatchProcessor(backend: f.backend, configuration: pollingConfiguration(), clock: f.clock)
+            let processor = NativeBatchProcessor(backend: f.backend, configuration: pollingConfiguration(), clock: f.clock)
             let events = await drive(processor.processAsync(chats(3)), clock: f.clock)
             let items = events.itemsByID
             #expect(items.count == 3)
@@ -155,7 +155,7 @@ func pollingConfiguration(
     @Test(arguments: Wire.allCases)
     func breakingOutCancelsTheRemoteJob(_ wire: Wire) async throws {
         try await withBatch(wire, .init(batchDuration: .seconds(1000))) { f in
-            let processor = GeminiBatchProcessor(backend: f.backend, configuration: pollingConfiguration(), clock: f.clock)
+            let processor = NativeBatchProcessor(backend: f.backend, configuration: pollingConfiguration(), clock: f.clock)
             var jobID: String?
             for await event in processor.processAsync(chats(5)) {
                 if case .submitted(let job) = event {
@@ -177,14 +177,14 @@ func pollingConfiguration(
     func attachFromAFreshProcessorSendsNothingAgain(_ wire: Wire) async throws {
         try await withBatch(wire, .init(batchDuration: .seconds(20))) { f in
             let requests = chats(5)
-            let first = GeminiBatchProcessor(backend: f.backend, configuration: pollingConfiguration(), clock: f.clock)
+            let first = NativeBatchProcessor(backend: f.backend, configuration: pollingConfiguration(), clock: f.clock)
             let (jobs, rejected) = try await first.submit(requests)
             #expect(rejected.isEmpty)
             let job = try #require(jobs.first)
             #expect(jobs.count == 1)
 
             // "After a restart": a new processor over a new backend value.
-            let second = GeminiBatchProcessor(
+            let second = NativeBatchProcessor(
                 backend: GeminiBatchBackend(apiKey: GeminiFixture.key, baseURL: f.harness.baseURL, transport: f.harness.transport),
                 configuration: pollingConfiguration(), clock: f.clock)
             let events = await drive(second.attach([job.id], expecting: [job.id: requests.map(\.id)]), clock: f.clock)
@@ -200,7 +200,7 @@ func pollingConfiguration(
     func failedPollsAreRetried(_ wire: Wire) async throws {
         let fault = EmulatorFault(.status(500), on: .batchPoll(.gemini), firstTimes: 3)
         try await withBatch(wire, .init(batchDuration: .seconds(10), faults: [fault])) { f in
-            let processor = GeminiBatchProcessor(backend: f.backend, configuration: pollingConfiguration(), clock: f.clock)
+            let processor = NativeBatchProcessor(backend: f.backend, configuration: pollingConfiguration(), clock: f.clock)
             let events = await drive(processor.processAsync(chats(4)), clock: f.clock)
             #expect(events.summary?.succeeded == 4)
             #expect(events.itemsByID.count == 4)
@@ -210,14 +210,14 @@ func pollingConfiguration(
     @Test(arguments: Wire.allCases)
     func malformedResultLinesAndErrorOnlyBatches(_ wire: Wire) async throws {
         try await withBatch(wire, .init(faults: [EmulatorFault(.malformedResultLines(2), on: .provider(.gemini))]), inlineByteLimit: 10) { f in
-            let processor = GeminiBatchProcessor(backend: f.backend, configuration: pollingConfiguration(), clock: f.clock)
+            let processor = NativeBatchProcessor(backend: f.backend, configuration: pollingConfiguration(), clock: f.clock)
             let items = await drive(processor.processAsync(chats(5)), clock: f.clock).itemsByID
             #expect(items.count == 5)
             #expect(items.values.filter { $0.error?.code == .invalidResponse }.count == 2)
             #expect(items.values.filter(\.isSuccess).count == 3)
         }
         try await withBatch(wire, .init(faults: [EmulatorFault(.errorFileOnly, on: .provider(.gemini))])) { f in
-            let processor = GeminiBatchProcessor(backend: f.backend, configuration: pollingConfiguration(), clock: f.clock)
+            let processor = NativeBatchProcessor(backend: f.backend, configuration: pollingConfiguration(), clock: f.clock)
             let events = await drive(processor.processAsync(chats(3)), clock: f.clock)
             #expect(events.itemsByID.count == 3)
             #expect(events.items.allSatisfy { $0.error?.code == .server })

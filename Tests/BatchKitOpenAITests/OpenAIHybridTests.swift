@@ -41,7 +41,7 @@ func consumeHoldingTime(_ stream: BatchEventStream, clock: ManualClock) async ->
     func deadlineMovesTheRestToRealTime(_ wire: Wire) async throws {
         try await withHarness(wire, EmulatorConfiguration(batchDuration: .seconds(100))) { h in
             let hybrid = HybridProcessor(
-                batch: OpenAIBatchProcessor(backend: h.backend(), configuration: .init(pollInterval: .seconds(5), maxPollInterval: .seconds(5)), clock: h.clock),
+                batch: NativeBatchProcessor(backend: h.backend(), configuration: .init(pollInterval: .seconds(5), maxPollInterval: .seconds(5)), clock: h.clock),
                 realtime: ConcurrentProcessor(client: h.client(), configuration: .init(maxConcurrency: 4), clock: h.clock),
                 deadline: .seconds(35), cancellationGrace: .seconds(30), clock: h.clock)
             let requests = (0..<10).map { chat("hy-\($0)", "question \($0)") }

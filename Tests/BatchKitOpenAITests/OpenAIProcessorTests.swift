@@ -54,7 +54,7 @@ func run(_ processor: NativeBatchProcessor<ManualClock>, _ requests: [BatchReque
 
     func processor(_ h: Harness, limits: BatchLimits = OpenAIBatchBackend.defaultLimits,
                    configuration: NativeBatchProcessor<ManualClock>.Configuration = config) -> NativeBatchProcessor<ManualClock> {
-        OpenAIBatchProcessor(backend: h.backend(limits: limits), configuration: configuration, clock: h.clock)
+        NativeBatchProcessor(backend: h.backend(limits: limits), configuration: configuration, clock: h.clock)
     }
 
     @Test(arguments: Wire.allCases)
