@@ -67,7 +67,7 @@ struct DroppingTransport: HTTPTransport {
 
 /// `AnthropicBatchProcessor` (NativeBatchProcessor + AnthropicBatchBackend) end to end, in
 /// process and over the loopback server.
-@Suite struct AnthropicBatchProcessorTests {
+@Suite(.timeLimit(.minutes(1))) struct AnthropicBatchProcessorTests {
     @Test(arguments: Wire.allCases) func fullLifecycle(_ wire: Wire) async throws {
         try await withFixture(wire, .init(batchDuration: .seconds(100))) { f in
             let reqs = requests(20)
@@ -247,26 +247,26 @@ struct DroppingTransport: HTTPTransport {
 }
 
 /// `HybridProcessor` with Anthropic on both sides: batch first, real time after the deadline.
-@Suite struct AnthropicHybridTests {
+@Suite(.timeLimit(.minutes(1))) struct AnthropicHybridTests {
     @Test(arguments: Wire.allCases) func deadlineMovesTheRestToRealTime(_ wire: Wire) async throws {
-        // A long batch and a deadline at 30 % of it: the driver may overshoot the deadline by a
-        // poll interval or two, which moves a few percent of the items, never all of them.
+        // A long batch and a deadline at 30 % of it. Time stands still until the batch exists,
+        // and at the deadline until the cancellation has been answered: over every wire it
+        // reaches the emulator at 3 000 s, when exactly 3 of the 10 items have finished.
         try await withFixture(wire, .init(batchDuration: .seconds(10_000))) { f in
+            let deadline = ManualClock.Instant(offset: .seconds(3_000))
+            let cancellations = CancellationLog(clock: f.clock)
+            let backend = AnthropicBatchBackend(apiKey: secretKey, baseURL: f.baseURL, transport: cancellations.wrap(f.transport))
             let hybrid = HybridProcessor(
-                batch: f.processor(),
+                batch: f.processor(backend: backend),
                 realtime: ConcurrentProcessor(client: f.client(), configuration: .init(maxConcurrency: 4), clock: f.clock),
-                deadline: .seconds(3_000), cancellationGrace: .seconds(60), clock: f.clock)
+                deadline: deadline.offset, cancellationGrace: .seconds(60), clock: f.clock)
             let reqs = requests(10)
-            // Time may move only once the batch exists (a greedy driver started earlier would jump
-            // to the deadline while the batch is still being submitted).
+            let driver = ClockDriver(f.clock, startsHeld: true)
+            driver.hold(at: deadline, until: { !cancellations.answered.isEmpty })
             var run = RunRecord()
-            var driver: Task<Void, Never>?
-            defer { driver?.cancel() }
-            for await event in hybrid.processAsync(reqs) {
+            for event in await driver.consume(hybrid.processAsync(reqs)) {
                 switch event {
-                case .submitted(let job):
-                    run.submitted.append(job)
-                    if driver == nil { driver = drive(f.clock) }
+                case .submitted(let job): run.submitted.append(job)
                 case .item(let item):
                     if run.results[item.id] != nil { run.duplicates += 1 }
                     run.results[item.id] = item
@@ -276,12 +276,16 @@ struct DroppingTransport: HTTPTransport {
             }
             #expect(run.failure == nil)
             #expect(run.duplicates == 0)
+            // The cancellation went out at the deadline, not later.
+            #expect(!driver.heldTooLong, "time was held at the deadline, but no cancellation came")
+            #expect(cancellations.sent.first == deadline)
+            #expect(cancellations.answered.first == deadline)
             #expect(run.results.count == 10)
             #expect(run.results.values.allSatisfy { $0.isSuccess })
             let viaBatch = run.results.values.filter { $0.route == .batch }
             let viaRealtime = run.results.values.filter { $0.route == .realtime }
-            #expect((3...9).contains(viaBatch.count), "batch: \(viaBatch.count)")
-            #expect(viaBatch.count + viaRealtime.count == 10)
+            #expect(viaBatch.count == 3, "batch: \(viaBatch.count)")
+            #expect(viaRealtime.count == 7)
             // The batch was cancelled remotely, and nothing that finished there ran again.
             let job = try #require(run.submitted.first)
             #expect(try await f.backend().status(of: job.id).status == .cancelled)

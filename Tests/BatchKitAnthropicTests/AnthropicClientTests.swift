@@ -5,7 +5,7 @@ import Testing
 
 @testable import BatchKitAnthropic
 
-@Suite struct AnthropicClientTests {
+@Suite(.timeLimit(.minutes(1))) struct AnthropicClientTests {
     @Test(arguments: Wire.allCases) func happyPath(_ wire: Wire) async throws {
         try await withFixture(wire, .init(requestsPerMinute: 100, tokensPerMinute: 100_000)) { f in
             let client = f.client()
@@ -250,10 +250,31 @@ import Testing
         }
     }
 
-    @Test func keyFromEnvironmentByDefault() {
-        let client = AnthropicClient(transport: ClosureTransport { _ in HTTPResponse(status: 200) })
-        #expect((client.connection.key?.value ?? "") == (ProcessInfo.processInfo.environment["ANTHROPIC_API_KEY"] ?? ""))
-        #expect(client.baseURL.absoluteString == "https://api.anthropic.com")
-        #expect(client.version == "2023-06-01")
+    @Test func keyFromEnvironmentByDefault() async throws {
+        // A known key in the environment (whatever was there is put back afterwards); the
+        // emulator accepts only that key, and the header it arrived in is checked.
+        let envKey = "sk-ant-from-environment-0001"
+        let previous = getenv("ANTHROPIC_API_KEY").map { String(cString: $0) }
+        setenv("ANTHROPIC_API_KEY", envKey, 1)
+        defer {
+            if let previous { setenv("ANTHROPIC_API_KEY", previous, 1) } else { unsetenv("ANTHROPIC_API_KEY") }
+        }
+        let emulator = ProviderEmulator(configuration: .init(requiredAPIKey: envKey), clock: ManualClock())
+        let recorder = RequestRecorder()
+        let inner = emulator.transport
+        let client = AnthropicClient(baseURL: emulatorURL, transport: ClosureTransport { request in
+            recorder.record(request)
+            return try await inner.send(request)
+        })
+        let response = try await client.send(chat("env-1"))
+        #expect(response.text?.isEmpty == false)
+        let sent = try #require(recorder.all.first)
+        #expect(sent.headers["x-api-key"] == envKey)
+        #expect(!client.description.contains(envKey))
+        // The other defaults.
+        let defaults = AnthropicClient(transport: ClosureTransport { _ in HTTPResponse(status: 200) })
+        #expect(defaults.connection.key?.value == envKey)
+        #expect(defaults.baseURL.absoluteString == "https://api.anthropic.com")
+        #expect(defaults.version == "2023-06-01")
     }
 }

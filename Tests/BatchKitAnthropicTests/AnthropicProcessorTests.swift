@@ -16,7 +16,7 @@ func drive(_ clock: ManualClock) -> Task<Void, Never> {
 }
 
 /// `AnthropicClient` under `ConcurrentProcessor`: its errors and headers drive pacing and retries.
-@Suite struct AnthropicProcessorTests {
+@Suite(.timeLimit(.minutes(1))) struct AnthropicProcessorTests {
     @Test(arguments: Wire.allCases) func retryAfterFrom429IsHonoured(_ wire: Wire) async throws {
         try await withFixture(wire, .init(requestsPerMinute: 2)) { f in
             let processor = ConcurrentProcessor(

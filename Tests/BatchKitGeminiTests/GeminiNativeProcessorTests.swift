@@ -65,7 +65,7 @@ func pollingConfiguration(
     .init(pollInterval: .seconds(5), maxPollInterval: .seconds(5), pollBackoff: 1, resubmit: resubmit, limits: limits)
 }
 
-@Suite struct GeminiNativeProcessorTests {
+@Suite(.timeLimit(.minutes(1))) struct GeminiNativeProcessorTests {
     @Test(arguments: Wire.allCases)
     func fullLifecycleWithMixedOutcomes(_ wire: Wire) async throws {
         try await withBatch(wire, .init(batchDuration: .seconds(30))) { f in
@@ -226,24 +226,35 @@ func pollingConfiguration(
     }
 }
 
-@Suite struct GeminiHybridTests {
+@Suite(.timeLimit(.minutes(1))) struct GeminiHybridTests {
     @Test(arguments: Wire.allCases)
     func deadlineMovesTheRestToRealTime(_ wire: Wire) async throws {
         try await withBatch(wire, .init(batchDuration: .seconds(100))) { f in
+            // Time stands still until the batch exists, and at the deadline until the
+            // cancellation has been answered: over every wire it reaches the emulator at 35 s.
+            let deadline = ManualClock.Instant(offset: .seconds(35))
+            let cancellations = CancellationLog(clock: f.clock)
+            let backend = GeminiBatchBackend(apiKey: GeminiFixture.key, baseURL: f.harness.baseURL, transport: cancellations.wrap(f.transport))
             let client = GeminiClient(apiKey: GeminiFixture.key, baseURL: f.harness.baseURL, transport: f.harness.transport)
             let hybrid = HybridProcessor(
-                batch: NativeBatchProcessor(backend: f.backend, configuration: pollingConfiguration(), clock: f.clock),
+                batch: NativeBatchProcessor(backend: backend, configuration: pollingConfiguration(), clock: f.clock),
                 realtime: ConcurrentProcessor(client: client, configuration: .init(maxConcurrency: 4), clock: f.clock),
-                deadline: .seconds(35), cancellationGrace: .seconds(30), clock: f.clock)
+                deadline: deadline.offset, cancellationGrace: .seconds(30), clock: f.clock)
             let requests = chats(10)
-            let events = await drive(hybrid.processAsync(requests), clock: f.clock, holdUntilSubmitted: true)
+            let driver = ClockDriver(f.clock, startsHeld: true)
+            driver.hold(at: deadline, until: { !cancellations.answered.isEmpty })
+            let events = await driver.consume(hybrid.processAsync(requests))
+            // The cancellation went out at the deadline, not later.
+            #expect(!driver.heldTooLong, "time was held at the deadline, but no cancellation came")
+            #expect(cancellations.sent.first == deadline)
+            #expect(cancellations.answered.first == deadline)
             let items = events.itemsByID
             #expect(items.count == 10)
             #expect(items.values.allSatisfy { $0.isSuccess })
             let viaBatch = items.values.filter { $0.route == .batch }
             let viaRealtime = items.values.filter { $0.route == .realtime }
-            #expect(viaBatch.count >= 3 && !viaRealtime.isEmpty)
-            #expect(viaBatch.count + viaRealtime.count == 10)
+            #expect(viaBatch.count == 3)
+            #expect(viaRealtime.count == 7)
             // Finished in the batch: sent once. Missed the deadline: sent to the batch, then once in real time.
             for r in viaBatch { #expect(f.emulator.sentCount(customID: r.id) == 1) }
             for r in viaRealtime { #expect(f.emulator.sentCount(customID: r.id) == 2) }

@@ -6,7 +6,7 @@ import Testing
 @testable import BatchKitGemini
 
 /// `GeminiClient` under `ConcurrentProcessor`: the 429's `RetryInfo` delay paces the retry.
-@Suite struct GeminiConcurrentProcessorTests {
+@Suite(.timeLimit(.minutes(1))) struct GeminiConcurrentProcessorTests {
     @Test(arguments: Wire.allCases)
     func retryInfoDelayIsHonoured(_ wire: Wire) async throws {
         try await withGemini(wire, .init(requestsPerMinute: 1)) { f in

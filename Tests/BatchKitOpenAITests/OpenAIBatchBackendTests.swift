@@ -5,7 +5,7 @@ import Foundation
 import Synchronization
 import Testing
 
-@Suite struct OpenAIBatchBackendTests {
+@Suite(.timeLimit(.minutes(1))) struct OpenAIBatchBackendTests {
     func encodeAll(_ backend: OpenAIBatchBackend, _ requests: [BatchRequest]) throws -> [EncodedBatchItem] {
         try requests.map { r throws(BatchError) in try backend.encode(r) }
     }

@@ -5,7 +5,7 @@ import Foundation
 import Synchronization
 import Testing
 
-@Suite struct OpenAIClientTests {
+@Suite(.timeLimit(.minutes(1))) struct OpenAIClientTests {
     static let key = "sk-test-key-123456"
 
     @Test(arguments: Wire.allCases)
@@ -224,11 +224,14 @@ import Testing
         #expect(requests[1].headers["Authorization"] == nil)
         #expect(!client.description.contains("sk-abc"))
         #expect(!azure.description.contains("az-key"))
+        // No key given and none in the environment (whatever is there is put back): no header.
+        let previous = getenv("OPENAI_API_KEY").map { String(cString: $0) }
+        unsetenv("OPENAI_API_KEY")
         let noKey = OpenAIClient(apiKey: nil, baseURL: URL(string: "http://localhost:11434/v1")!, transport: transport)
-        if ProcessInfo.processInfo.environment["OPENAI_API_KEY"] == nil {
-            _ = try await noKey.send(chat("id-3", "x"))
-            #expect(seen.withLock { $0.last?.headers["Authorization"] } == nil)
-        }
+        if let previous { setenv("OPENAI_API_KEY", previous, 1) }
+        _ = try await noKey.send(chat("id-3", "x"))
+        #expect(seen.withLock { $0.last?.headers["x-client-request-id"] } == "id-3")
+        #expect(seen.withLock { $0.last?.headers["Authorization"] } == nil)
         // An explicit empty key sends none, whatever the environment holds.
         let explicitlyNone = OpenAIClient(apiKey: "", baseURL: URL(string: "http://localhost:11434/v1")!, transport: transport)
         _ = try await explicitlyNone.send(chat("id-4", "x"))

@@ -5,47 +5,26 @@ import Foundation
 import Synchronization
 import Testing
 
-/// A one-way flag shared with the clock driver.
-final class OpenAIFlag: Sendable {
-    private let value = Mutex(false)
-    func set() { value.withLock { $0 = true } }
-    var isSet: Bool { value.withLock { $0 } }
-}
-
-/// Consumes a stream while moving the manual clock to each sleeper's deadline. Time stands still
-/// until the first `.submitted` event, so a deadline cannot pass while the upload is still on the
-/// wire.
-func consumeHoldingTime(_ stream: BatchEventStream, clock: ManualClock) async -> [BatchEvent] {
-    let done = OpenAIFlag()
-    let submitted = OpenAIFlag()
-    let driver = Task {
-        while !done.isSet {
-            if clock.sleeperCount > 0, submitted.isSet { _ = clock.advanceToNextDeadline() }
-            await Task.yield()
-        }
-    }
-    var events: [BatchEvent] = []
-    for await e in stream {
-        if case .submitted = e { submitted.set() }
-        events.append(e)
-    }
-    done.set()
-    await driver.value
-    return events
-}
-
 /// `HybridProcessor` with OpenAI on both sides: the batch is cancelled at the deadline, what
 /// finished is kept, the rest runs through `OpenAIClient`.
-@Suite struct OpenAIHybridTests {
+@Suite(.timeLimit(.minutes(1))) struct OpenAIHybridTests {
     @Test(arguments: Wire.allCases)
     func deadlineMovesTheRestToRealTime(_ wire: Wire) async throws {
         try await withHarness(wire, EmulatorConfiguration(batchDuration: .seconds(100))) { h in
+            // Time stands still until the job exists, and at the deadline until the cancellation
+            // has been answered: over every wire it reaches the emulator at 35 s, when 3 of the 10
+            // items have finished (items finish evenly over the first 90 s).
+            let deadline = ManualClock.Instant(offset: .seconds(35))
+            let cancellations = CancellationLog(clock: h.clock)
+            let backend = OpenAIBatchBackend(apiKey: "sk-test-key-123456", baseURL: h.baseURL, transport: cancellations.wrap(h.transport))
             let hybrid = HybridProcessor(
-                batch: NativeBatchProcessor(backend: h.backend(), configuration: .init(pollInterval: .seconds(5), maxPollInterval: .seconds(5)), clock: h.clock),
+                batch: NativeBatchProcessor(backend: backend, configuration: .init(pollInterval: .seconds(5), maxPollInterval: .seconds(5)), clock: h.clock),
                 realtime: ConcurrentProcessor(client: h.client(), configuration: .init(maxConcurrency: 4), clock: h.clock),
-                deadline: .seconds(35), cancellationGrace: .seconds(30), clock: h.clock)
+                deadline: deadline.offset, cancellationGrace: .seconds(30), clock: h.clock)
             let requests = (0..<10).map { chat("hy-\($0)", "question \($0)") }
-            let events = await consumeHoldingTime(hybrid.processAsync(requests), clock: h.clock)
+            let driver = ClockDriver(h.clock, startsHeld: true)
+            driver.hold(at: deadline, until: { !cancellations.answered.isEmpty })
+            let events = await driver.consume(hybrid.processAsync(requests))
             var items: [String: BatchResult] = [:]
             var jobs: [BatchJob] = []
             var completed = false
@@ -60,14 +39,16 @@ func consumeHoldingTime(_ stream: BatchEventStream, clock: ManualClock) async ->
                 }
             }
             #expect(completed)
+            // The cancellation went out at the deadline, not later.
+            #expect(!driver.heldTooLong, "time was held at the deadline, but no cancellation came")
+            #expect(cancellations.sent.first == deadline)
+            #expect(cancellations.answered.first == deadline)
             #expect(items.count == 10)
             #expect(items.values.allSatisfy { $0.isSuccess })
             let viaBatch = items.values.filter { $0.route == .batch }
             let viaRealtime = items.values.filter { $0.route == .realtime }
-            // 3 of 10 have finished at the 35 s deadline; over a socket the cancel may land a
-            // little later on the manual clock, so a few more can finish in the batch.
-            #expect(viaBatch.count >= 3 && viaBatch.count < 10)
-            #expect(viaBatch.count + viaRealtime.count == 10)
+            #expect(viaBatch.count == 3)
+            #expect(viaRealtime.count == 7)
             for r in viaBatch { #expect(h.emulator.sentCount(customID: r.id) == 1) }
             for r in viaRealtime { #expect(h.emulator.sentCount(customID: r.id) == 2) }
             let job = try #require(jobs.first)

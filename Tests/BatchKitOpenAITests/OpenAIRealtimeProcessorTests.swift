@@ -6,7 +6,7 @@ import Testing
 
 /// `OpenAIClient` under `ConcurrentProcessor`: its errors and rate-limit headers drive pacing and
 /// retries.
-@Suite struct OpenAIRealtimeProcessorTests {
+@Suite(.timeLimit(.minutes(1))) struct OpenAIRealtimeProcessorTests {
     @Test(arguments: Wire.allCases)
     func retryAfterFrom429IsHonoured(_ wire: Wire) async throws {
         try await withHarness(wire, EmulatorConfiguration(requestsPerMinute: 2)) { h in

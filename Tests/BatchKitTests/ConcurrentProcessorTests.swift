@@ -96,7 +96,11 @@ struct ConcurrentProcessorTests {
         // Read-ahead is bounded by what runs and what waits for the consumer.
         #expect(probe.pulled <= 100 + 4 + 8 + 4)
         let pulledAtBreak = probe.pulled
-        await eventually { true }
+        // The end signal: the run lets go of the input iterator when it has stopped. A run that
+        // ignored the break would go on pulling the 50 million requests instead (bounded here, so
+        // that such a run fails the test rather than hanging it).
+        await eventually { probe.released == 1 || probe.pulled > pulledAtBreak + 1_000 }
+        #expect(probe.released == 1, "the run did not stop: \(probe.pulled - pulledAtBreak) more requests were pulled after the break")
         #expect(probe.pulled <= pulledAtBreak + 4)
     }
 

@@ -72,7 +72,7 @@ private func lines(_ url: URL) throws -> [String] {
     try fileText(url).split(separator: "\n", omittingEmptySubsequences: true).map(String.init)
 }
 
-@Suite struct JournalTests {
+@Suite(.timeLimit(.minutes(1))) struct JournalTests {
     @Test func appendThenReopenSeesIDs() throws {
         let url = temporaryJournalURL()
         defer { try? FileManager.default.removeItem(at: url) }
@@ -386,7 +386,8 @@ private func lines(_ url: URL) throws -> [String] {
         defer { try? FileManager.default.removeItem(at: url) }
         let journal = try Journal(url: url)
         let counter = CallCounter()
-        let processor = SequentialProcessor(client: echoClient(counter)).journaled(journal)
+        let baseEnd = RunEnd()
+        let processor = EndObservedProcessor(base: SequentialProcessor(client: echoClient(counter)), end: baseEnd).journaled(journal)
         var items = 0
         for await event in processor.processAsync((0..<10_000).map { chat("b\($0)") }) {
             if case .item = event {
@@ -394,13 +395,24 @@ private func lines(_ url: URL) throws -> [String] {
                 if items == 3 { break }
             }
         }
-        // Buffers may let a few more through, never the whole input.
+        let atBreak = counter.total
+        // The end signal: the base run's body returned. A base run that went on after the break
+        // would end only after the whole input, and the counts below would show it.
+        guard case .failed(let error) = await baseEnd.wait() else {
+            Issue.record("the base run should end cancelled, not complete")
+            return
+        }
+        #expect(error.code == .cancelled)
+        // Buffers may let a few more through (at most the base stream's buffer and the call in
+        // flight after the break), never the whole input.
+        #expect(counter.total <= atBreak + 65, "\(counter.total - atBreak) calls after the break")
         #expect(counter.total < 500)
         #expect(journal.count >= 3)
+        #expect(journal.count <= counter.total)
     }
 }
 
-@Suite struct JournalConcurrentTests {
+@Suite(.timeLimit(.minutes(1))) struct JournalConcurrentTests {
     @Test func concurrentProcessorResumesEachIDExactlyOnce() async throws {
         let url = temporaryJournalURL()
         defer { try? FileManager.default.removeItem(at: url) }

@@ -236,12 +236,19 @@ struct NativeBatchProcessorTests {
         let backend = FakeBackend(pollsToFinish: 1_000)
         let processor = NativeBatchProcessor(
             backend: backend, configuration: .init(cancelsRemoteJobsOnCancellation: cancels), clock: clock)
-        let stream = processor.processAsync((0..<3).map { chatRequest("c\($0)") })
+        let end = RunEnd()
+        let stream = end.observe(processor.processAsync((0..<3).map { chatRequest("c\($0)") }))
         let consumer = Task {
             for await e in stream { if case .submitted = e { return } }
         }
         await consumer.value  // breaking out of the loop ends the run
-        await eventually { !cancels || backend.cancelledJobs == ["job-1"] }
+        // Wait for the run itself to end (what it does on the way out is the point), then look.
+        guard case .failed(let error) = await end.wait() else {
+            Issue.record("a run stopped by its consumer should end as failed (cancelled)")
+            return
+        }
+        #expect(error.code == .cancelled)
+        #expect(error.message.contains(cancels ? "cancelled jobs: job-1" : "left running jobs: job-1"), "\(error.message)")
         #expect(backend.cancelledJobs == (cancels ? ["job-1"] : []))
     }
 

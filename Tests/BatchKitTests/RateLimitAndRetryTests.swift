@@ -27,55 +27,67 @@ struct RateLimitAndRetryTests {
         #expect(clock.now.offset == .seconds(4))
     }
 
-    @Test func tokensPerMinuteBucketUsesEstimateAndIsCorrectedByUsage() async {
+    @Test func tokensPerMinuteBucketUsesEstimateAndIsCorrectedByUsage() async throws {
         let clock = ManualClock()
         let limiter = RateLimiter(limits: .init(tokensPerMinute: 6000), burst: .seconds(1), learnsFromServer: false, clock: clock)
         // Capacity: 100 tokens. A 100-token request goes at once; the next must wait a second.
-        try? await limiter.acquire(.init(inputTokens: 50, outputTokens: 50))
-        let waiter = Task { try await limiter.acquire(.init(inputTokens: 50, outputTokens: 50)) }
+        try await limiter.acquire(.init(inputTokens: 50, outputTokens: 50))
+        #expect(clock.now.offset == .zero)
+        #expect(clock.totalSleeps == 0, "the first request had the whole burst and should not have waited")
+        let waiter = Task { () throws -> Duration in
+            try await limiter.acquire(.init(inputTokens: 50, outputTokens: 50))
+            return clock.now.offset
+        }
         await clock.sleepers(atLeast: 1)
         #expect(clock.nextDeadline?.offset == .seconds(1))
         clock.advance(by: .seconds(1))
-        try? await waiter.value
+        #expect(try await waiter.value == .seconds(1))
         // The real usage was 10 tokens, not 100: 90 come back, so the next one waits only 0.1 s.
         limiter.settle(estimated: .init(inputTokens: 50, outputTokens: 50), actualInput: 5, actualOutput: 5)
-        let next = Task { try await limiter.acquire(.init(inputTokens: 50, outputTokens: 50)) }
+        let next = Task { () throws -> Duration in
+            try await limiter.acquire(.init(inputTokens: 50, outputTokens: 50))
+            return clock.now.offset
+        }
         await clock.sleepers(atLeast: 1)
         #expect(clock.nextDeadline?.offset == .milliseconds(1100))
         clock.advance(by: .milliseconds(100))
-        try? await next.value
+        #expect(try await next.value == .milliseconds(1100))
     }
 
-    @Test func pauseHoldsEveryStartAndNeverShrinks() async {
+    @Test func pauseHoldsEveryStartAndNeverShrinks() async throws {
         let clock = ManualClock()
         let limiter = RateLimiter(limits: .init(), learnsFromServer: false, clock: clock)
         limiter.pause(for: .seconds(5))
         limiter.pause(for: .seconds(2))
         let started = Flag()
-        let t = Task {
+        let t = Task { () throws -> Duration in
             try await limiter.acquire(.init())
             started.set()
+            return clock.now.offset
         }
         await clock.sleepers(atLeast: 1)
         #expect(clock.nextDeadline?.offset == .seconds(5))
         #expect(!started.isSet)
         clock.advance(by: .seconds(5))
-        try? await t.value
+        #expect(try await t.value == .seconds(5))
         #expect(started.isSet)
     }
 
-    @Test func serverHeadersTeachAndTightenTheBuckets() async {
+    @Test func serverHeadersTeachAndTightenTheBuckets() async throws {
         let clock = ManualClock()
         let limiter = RateLimiter(limits: .init(), learnsFromServer: true, clock: clock)
         #expect(limiter.limits.requestsPerMinute == nil)
         limiter.observe(RateLimitInfo(requests: .init(limit: 120, remaining: 0)))
         #expect(limiter.limits.requestsPerMinute == 120)
         // Remaining 0: the next start waits for one request's refill (0.5 s at 120/min).
-        let t = Task { try await limiter.acquire(.init()) }
+        let t = Task { () throws -> Duration in
+            try await limiter.acquire(.init())
+            return clock.now.offset
+        }
         await clock.sleepers(atLeast: 1)
         #expect(clock.nextDeadline?.offset == .milliseconds(500))
         clock.advance(by: .milliseconds(500))
-        try? await t.value
+        #expect(try await t.value == .milliseconds(500))
         // A configured limit is never loosened by the server.
         let strict = RateLimiter(limits: .init(requestsPerMinute: 60), learnsFromServer: true, clock: clock)
         strict.observe(RateLimitInfo(requests: .init(limit: 10_000, remaining: 9_999)))
@@ -210,7 +222,7 @@ struct RateLimitAndRetryTests {
         let processor = ConcurrentProcessor(client: client, configuration: .init(maxConcurrency: 1), clock: clock)
         var it = processor.processAsync((0..<3).map { chatRequest("l\($0)") }).makeAsyncIterator()
         _ = await it.nextSkippingProgress()
-        guard case .item = await it.nextSkippingProgress() else { return }
+        guard case .item = await it.nextSkippingProgress() else { Issue.record("expected the first item"); return }
         // The first answer said: 60/min and nothing left. The second start waits a second.
         await clock.sleepers(atLeast: 1)
         #expect(clock.nextDeadline?.offset == .seconds(1))

@@ -11,6 +11,7 @@ final class Probe: Sendable {
         var maxActive = 0
         var cancelled = 0
         var pulled = 0
+        var released = 0
         var ids: [String] = []
     }
 
@@ -21,6 +22,8 @@ final class Probe: Sendable {
     var active: Int { state.withLock { $0.active } }
     var cancelled: Int { state.withLock { $0.cancelled } }
     var pulled: Int { state.withLock { $0.pulled } }
+    /// How many input iterators were released (their run ended and let go of the input).
+    var released: Int { state.withLock { $0.released } }
     var ids: [String] { state.withLock { $0.ids } }
 
     @discardableResult
@@ -37,11 +40,56 @@ final class Probe: Sendable {
     func leave() { state.withLock { $0.active -= 1 } }
     func markCancelled() { state.withLock { $0.cancelled += 1 } }
     func markPulled() { state.withLock { $0.pulled += 1 } }
+    func markReleased() { state.withLock { $0.released += 1 } }
+}
+
+/// Tells a ``Probe`` when the iterator holding it is released.
+final class ReleaseSignal: Sendable {
+    let probe: Probe
+    init(_ probe: Probe) { self.probe = probe }
+    deinit { probe.markReleased() }
 }
 
 /// Spins (yielding, never sleeping) until `condition` holds.
 func eventually(_ condition: () -> Bool) async {
     while !condition() { await Task.yield() }
+}
+
+/// The end signal of a run: wraps a stream so that the run's outcome is recorded when its body
+/// returns, i.e. when the run has really stopped (not merely when the consumer stopped listening).
+final class RunEnd: Sendable {
+    private let recorded = Mutex<BatchRunOutcome?>(nil)
+
+    /// How the run ended; `nil` while it is still going.
+    var outcome: BatchRunOutcome? { recorded.withLock { $0 } }
+
+    /// `stream`, recording its run's outcome here.
+    func observe(_ stream: BatchEventStream) -> BatchEventStream {
+        let body = stream.body
+        return BatchEventStream(bufferSize: stream.bufferSize) { sink in
+            let outcome = await body(sink)
+            self.recorded.withLock { $0 = outcome }
+            return outcome
+        }
+    }
+
+    /// Waits (yielding, never sleeping) until the run has ended, and returns how.
+    func wait() async -> BatchRunOutcome {
+        while true {
+            if let outcome { return outcome }
+            await Task.yield()
+        }
+    }
+}
+
+/// A processor whose runs report their end to a ``RunEnd``.
+struct EndObservedProcessor<Base: Processor>: Processor {
+    let base: Base
+    let end: RunEnd
+
+    func processAsync(_ requests: some AsyncSequence<BatchRequest, Never> & Sendable) -> BatchEventStream {
+        end.observe(base.processAsync(requests))
+    }
 }
 
 /// Suspends until cancelled.
@@ -59,6 +107,8 @@ struct CountingRequests: AsyncSequence, Sendable {
     struct AsyncIterator: AsyncIteratorProtocol {
         let count: Int
         let probe: Probe
+        /// Marks the probe when the last copy of this iterator goes away.
+        let release: ReleaseSignal
         var i = 0
         mutating func next() async -> BatchRequest? { step() }
         mutating func next(isolation actor: isolated (any Actor)?) async throws(Never) -> BatchRequest? { step() }
@@ -70,7 +120,7 @@ struct CountingRequests: AsyncSequence, Sendable {
         }
     }
 
-    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(count: count, probe: probe) }
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(count: count, probe: probe, release: ReleaseSignal(probe)) }
 }
 
 func chatRequest(_ id: String, text: String = "hello", maxTokens: Int? = 10, model: String = "test-model") -> BatchRequest {

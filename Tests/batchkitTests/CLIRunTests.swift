@@ -22,7 +22,7 @@ func withEmulator<T>(
 
 /// `batchkit run` and the job commands, end to end: the built executable as a child process
 /// against a loopback `EmulatorServer` in the test process.
-@Suite struct CLIRunTests {
+@Suite(.timeLimit(.minutes(2))) struct CLIRunTests {
     static let key = "sk-cli-test-key-0001"
 
     @Test func realtimeRunWritesEveryIDOnceAndNeverPrintsTheKey() async throws {
@@ -206,11 +206,12 @@ func withEmulator<T>(
         let dir = try TempDir()
         let total = 40
         try dir.write("in.jsonl", Fixtures.chatLines(total))
-        // The batch takes 100 s of the emulator's manual clock. The server moves the clock to the
-        // middle of it as soon as the job is created (not the test: on a loaded machine the test
-        // could react after the CLI's real-time deadline); at the deadline the CLI cancels the job,
-        // and the server moves the clock past the cancellation's drain time, so the job ends
-        // cancelled with about half of its items finished.
+        // The batch takes 100 s of the emulator's manual clock, which only the server moves (the
+        // test does not: on a loaded machine it could react after the CLI's real-time deadline):
+        // to 50 s as soon as the job is created, and past the 10 s cancellation drain when the
+        // CLI cancels at its deadline. The CLI never races the submission against the deadline,
+        // so however slow the machine, the job is created, cancelled at 50 s with 22 of its 40
+        // items finished (items finish evenly over the first 90 s), and the other 18 run in real time.
         let clock = ManualClock()
         let emulator = ProviderEmulator(configuration: EmulatorConfiguration(batchDuration: .seconds(100)), clock: clock)
         let server = try await EmulatorServer.start { request in
@@ -222,28 +223,31 @@ func withEmulator<T>(
         do {
             let url = server.baseURL.absoluteString
             let child = try CLI.start(
-                ["run", "in.jsonl", "--output", "out.jsonl", "--mode", "hybrid", "--deadline", "6s", "--poll-interval", "100ms", "--base-url", url],
+                ["run", "in.jsonl", "--output", "out.jsonl", "--mode", "hybrid", "--deadline", "2s", "--poll-interval", "100ms", "--base-url", url],
                 in: dir.url)
             let submitted = await child.waitForStderrLine { $0.contains("submitted job batch_") }
             let result = await child.finish()
             #expect(result.status == 0, "\(result.stderr)")
+            #expect(submitted, "the job was not reported as submitted: \(result.stderr)")
             let lines = try Fixtures.outputLines(dir.file("out.jsonl"))
             let ids = lines.compactMap { $0["custom_id"]?.stringValue }
             #expect(ids.count == total && Set(ids).count == total)
             let batchIDs = lines.filter { $0["batchkit"]?["route"]?.stringValue == "batch" }.compactMap { $0["custom_id"]?.stringValue }
             let realtimeIDs = lines.filter { $0["batchkit"]?["route"]?.stringValue == "realtime" }.compactMap { $0["custom_id"]?.stringValue }
-            #expect(batchIDs.count + realtimeIDs.count == total)
-            // Finished in the batch: never sent in real time.
+            #expect(batchIDs.count == 22, "\(batchIDs.count) in the batch")
+            #expect(realtimeIDs.count == 18, "\(realtimeIDs.count) in real time")
+            // Finished in the batch: never sent in real time. The rest: once in the batch, once in real time.
             for id in batchIDs { #expect(emulator.sentCount(customID: id) == 1, "\(id)") }
-            if submitted {
-                // The rest: once in the batch, once in real time.
-                #expect(!batchIDs.isEmpty && !realtimeIDs.isEmpty)
-                for id in realtimeIDs { #expect(emulator.sentCount(customID: id) == 2, "\(id)") }
-            } else {
-                // On a machine so loaded that the job was not even created by the deadline, every
-                // request ran in real time, once.
-                for id in realtimeIDs { #expect(emulator.sentCount(customID: id) == 1, "\(id)") }
-            }
+            for id in realtimeIDs { #expect(emulator.sentCount(customID: id) == 2, "\(id)") }
+            // One job, cancelled 50 s after it was created (on the emulator's clock).
+            let listed = try await URLSessionTransport().send(HTTPRequest(
+                url: server.baseURL.appendingPathComponent("v1/batches"), headers: ["Authorization": "Bearer \(Self.key)"]))
+            let batches = try #require(try JSONValue(parsing: listed.body)["data"]?.arrayValue)
+            #expect(batches.count == 1)
+            let job = try #require(batches.first)
+            #expect(job["status"]?.stringValue == "cancelled")
+            let created = try #require(job["created_at"]?.intValue)
+            #expect(job["cancelling_at"]?.intValue == created + 50)
         }
         await server.shutdown()
     }

@@ -8,14 +8,9 @@ import Glibc
 import Darwin
 #endif
 
-/// The built `batchkit` executable, next to the test bundle.
-let batchkitBinary: URL? = {
-    let candidates = [
-        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("batchkit"),
-        Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("batchkit"),
-    ]
-    return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) }
-}()
+/// The built `batchkit` executable, next to the test bundle (or `BATCHKIT_BIN`). Tests that need
+/// it `#require` it: a missing binary fails them rather than skipping them.
+var batchkitBinary: URL? { CLI.binary }
 
 /// Runs the tool to completion; returns exit code, stdout and stderr.
 func runBatchkit(_ arguments: [String]) async throws -> (Int32, String, String) {
@@ -66,7 +61,7 @@ func startEmulator(_ arguments: [String]) async throws -> (Process, String) {
     return (process, line)
 }
 
-@Suite("batchkit emulator", .enabled(if: batchkitBinary != nil), .timeLimit(.minutes(1)))
+@Suite("batchkit emulator", .timeLimit(.minutes(1)))
 struct EmulatorCommandTests {
     @Test(arguments: [["frobnicate"], ["emulator", "--bogus"], ["emulator", "--port"], ["emulator", "--port", "x"],
                       ["emulator", "stray"], ["emulator", "--faults", "500,bogus"], ["emulator", "--fault-rate", "1.5"],
