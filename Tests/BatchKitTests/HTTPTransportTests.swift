@@ -79,7 +79,9 @@ struct HTTPTransportTests {
             #expect(error.code == .timedOut)
             #expect(BatchError(wrapping: error).code == .timeout)
         }
-        #expect(ContinuousClock.now - started < .seconds(10))
+        // The 300 ms timeout, not the 600 s default, ended it. The bound is loose: on a loaded
+        // 2-core machine the whole test process can be starved for many seconds.
+        #expect(ContinuousClock.now - started < .seconds(45))
         await server.shutdown()
     }
 
