@@ -80,4 +80,17 @@ struct ChaosTests {
         let problems = ChaosRun.exactlyOnce(output: dir, ids: ["a", "b", "c"])
         #expect(problems.count == 3, "\(problems)")
     }
+
+    /// A tool that never exits 0 is reported as not terminating, after a bounded number of runs.
+    @Test func aRunThatNeverSucceedsDoesNotTerminate() async throws {
+        let falseTool = URL(fileURLWithPath: "/bin/false")
+        try #require(FileManager.default.isExecutableFile(atPath: falseTool.path), "/bin/false is missing")
+        let work = FileManager.default.temporaryDirectory.appendingPathComponent("chaos-false-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: work) }
+        let options = ChaosOptions(batchkit: falseTool, requests: 2, maxKills: 1, runsAfterKills: 2, workDirectory: work)
+        let outcome = try await ChaosRun.run(ChaosCase(provider: .openAI, mode: .realtime, seed: 1), options: options)
+        #expect(outcome.runs.count == 3)
+        #expect(outcome.violations.contains { $0.hasPrefix("terminates: no exit 0 after 3 runs") }, "\(outcome.violations)")
+    }
 }

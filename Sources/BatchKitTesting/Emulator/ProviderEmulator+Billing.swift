@@ -19,7 +19,8 @@ struct BillingLedger {
 ///
 /// A job runs all of its items unless it is cancelled; a cancelled job runs the items that
 /// finished before the cancel took effect (its cancel drain included), and the rest never. A job
-/// still running counts in full: nothing will stop it. A deleted job keeps its entry (and a
+/// still running counts in full: nothing will stop it; so does an expired job (the refund of the
+/// items an expiry left unprocessed is not modelled). A deleted job keeps its entry (and a
 /// Gemini batch deleted while running counts as cancelled at the delete). Real-time calls are
 /// not jobs and do not appear here (``ProviderEmulator/sentCounts`` counts them).
 ///
