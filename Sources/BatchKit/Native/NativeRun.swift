@@ -198,12 +198,14 @@ final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
         var consumerGone = false
         var lastError: (any Error)?
         let mayResubmit = t.round < configuration.resubmit.rounds
+        // What a failed attempt already reported stays reported: its ids leave the pending set,
+        // so the next attempt skips them instead of reporting them twice.
+        var local = t
+        var localBooks = books
+        var localRetry = retry
         for attempt in 1...configuration.downloadAttempts {
             do {
-                var local = t
-                var localBooks = books
-                var localRetry = retry
-                try await backend.results(of: t.job) { result in
+                try await backend.results(of: local.job) { result in
                     if local.knowsIDs {
                         guard let item = local.pending.removeValue(forKey: result.id) else { return }  // not ours, or reported already
                         if mayResubmit, !result.isSuccess, result.error?.isRetryable == true {
@@ -219,19 +221,23 @@ final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
                         throw CancellationError()
                     }
                 }
-                t = local
-                books = localBooks
-                retry = localRetry
                 lastError = nil
                 break
             } catch {
-                if consumerGone || Task.isCancelled { return .failed(.cancelled()) }
+                if consumerGone || Task.isCancelled {
+                    t = local
+                    books = localBooks
+                    return .failed(.cancelled())
+                }
                 lastError = error
                 if attempt < configuration.downloadAttempts {
                     try? await clock.sleep(until: clock.now.advanced(by: .seconds(1 << min(attempt, 6))), tolerance: nil)
                 }
             }
         }
+        t = local
+        books = localBooks
+        retry = localRetry
         guard t.knowsIDs else { return nil }
         // Whatever is still pending had no result line.
         let missing: BatchError
