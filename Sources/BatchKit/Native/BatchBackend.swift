@@ -65,4 +65,47 @@ public protocol BatchBackend: Sendable {
 
     /// Deletes the job (and its files, where the provider keeps them), where supported.
     func delete(jobID: String) async throws
+
+    /// Whether jobs carry the tag of ``submit(_:metadata:intent:uploaded:)`` (OpenAI metadata,
+    /// Gemini display name), so a job can be recognised by it. `false` (the default): jobs are
+    /// recognised by creation time and request count.
+    var tagsJobs: Bool { get }
+
+    /// Creates one job for `intent`: like ``submit(_:metadata:)``, with the job tagged by
+    /// `intent.tag` where the provider allows it, and `uploaded` called with the input file's id
+    /// after the upload and before the create call, where there is a file.
+    ///
+    /// The default calls ``submit(_:metadata:)`` with the tag added to `metadata` under
+    /// ``JobIntent/metadataKey``.
+    func submit(
+        _ items: [EncodedBatchItem], metadata: [String: String], intent: JobIntent,
+        uploaded: @Sendable (String) async throws -> Void
+    ) async throws -> BatchJob
+
+    /// The job created for `intent`, among the provider's recent jobs, leaving out `excluding`
+    /// (jobs the run already tracks); `nil` when there is none. Throws when the jobs cannot be
+    /// listed: then nobody knows.
+    ///
+    /// The default lists the 100 most recent jobs and returns the one that
+    /// ``JobIntent/matches(_:tagsJobs:)``, the oldest when several do.
+    func findJob(for intent: JobIntent, excluding: Set<String>) async throws -> BatchJob?
+}
+
+extension BatchBackend {
+    public var tagsJobs: Bool { false }
+
+    public func submit(
+        _ items: [EncodedBatchItem], metadata: [String: String], intent: JobIntent,
+        uploaded: @Sendable (String) async throws -> Void
+    ) async throws -> BatchJob {
+        var tagged = metadata
+        tagged[JobIntent.metadataKey] = intent.tag
+        return try await submit(items, metadata: tagged)
+    }
+
+    public func findJob(for intent: JobIntent, excluding: Set<String>) async throws -> BatchJob? {
+        let tags = tagsJobs
+        let candidates = try await list(limit: 100).filter { !excluding.contains($0.id) && intent.matches($0, tagsJobs: tags) }
+        return candidates.min { ($0.createdAt ?? .distantFuture) < ($1.createdAt ?? .distantFuture) }
+    }
 }

@@ -51,12 +51,23 @@ public struct NativeBatchProcessor<C: Clock>: Processor where C.Duration == Dura
         public var eventBufferSize: Int
         /// Attempts to download one job's results before its items fail.
         public var downloadAttempts: Int
+        /// Where job intents and jobs are recorded before and after each create call, so a rerun
+        /// finds every job that may exist (see ``JobLedger``); `nil` records nothing.
+        public var ledger: (any JobLedger)?
+        /// Create calls per chunk. A call that may have reached the server is only repeated after
+        /// the provider's jobs were listed and none matched.
+        public var createAttempts: Int
+        /// At `maxWait`, report the requests of jobs still running as `timeout` failures (the
+        /// default), or leave them unreported, to be collected later by ``attach(_:expecting:)``
+        /// (what `batchkit run --mode native --deadline` does).
+        public var reportsUnfinishedAtMaxWait: Bool
 
         public init(
             pollInterval: Duration = .seconds(15), maxPollInterval: Duration = .seconds(300), pollBackoff: Double = 1.5,
             maxWait: Duration? = nil, resubmit: ResubmitPolicy = .none, cancelsRemoteJobsOnCancellation: Bool = true,
             limits: BatchLimits? = nil, metadata: [String: String] = [:], priceTable: PriceTable? = nil,
-            eventBufferSize: Int = 256, downloadAttempts: Int = 5
+            eventBufferSize: Int = 256, downloadAttempts: Int = 5, ledger: (any JobLedger)? = nil, createAttempts: Int = 4,
+            reportsUnfinishedAtMaxWait: Bool = true
         ) {
             self.pollInterval = pollInterval
             self.maxPollInterval = maxPollInterval
@@ -69,6 +80,9 @@ public struct NativeBatchProcessor<C: Clock>: Processor where C.Duration == Dura
             self.priceTable = priceTable
             self.eventBufferSize = max(1, eventBufferSize)
             self.downloadAttempts = max(1, downloadAttempts)
+            self.ledger = ledger
+            self.createAttempts = max(1, createAttempts)
+            self.reportsUnfinishedAtMaxWait = reportsUnfinishedAtMaxWait
         }
     }
 
@@ -142,7 +156,8 @@ public struct NativeBatchProcessor<C: Clock>: Processor where C.Duration == Dura
         var chunker = Chunker(limits: limits)
         func send(_ chunk: [EncodedBatchItem]) async {
             do {
-                report.jobs.append((try await backend.submit(chunk, metadata: configuration.metadata), chunk.map(\.id)))
+                let job = try await run.create(chunk, excluding: Set(report.jobs.map(\.job.id)))
+                report.jobs.append((job, chunk.map(\.id)))
             } catch {
                 report.failedChunks.append((chunk.map(\.id), NativeRun<C>.submissionError(error)))
             }

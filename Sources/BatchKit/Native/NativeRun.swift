@@ -92,7 +92,7 @@ final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
     /// - Returns: `false` when the consumer went away.
     func submit(_ items: [EncodedBatchItem], round: Int, tracked: inout [Tracked], books: inout Books, sink: EventSink) async -> Bool {
         do {
-            let job = try await backend.submit(items, metadata: configuration.metadata)
+            let job = try await create(items, excluding: Set(books.jobs.keys))
             books.record(job)
             tracked.append(
                 Tracked(job: job, pending: Dictionary(items.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a }), knowsIDs: true, round: round))
@@ -104,6 +104,84 @@ final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
                 if !(await sink.emit(.item(BatchResult(id: item.id, outcome: .failure(e), attempts: 0, route: .none)))) { return false }
             }
             return true
+        }
+    }
+
+    // MARK: - create
+
+    /// Creates the job for one chunk, never blindly twice: the intent is recorded in the ledger
+    /// first; a create call that failed in a way that may have reached the server (timeout, reset,
+    /// cut answer, 5xx) is followed by a look at the provider's recent jobs, and the match is
+    /// adopted. A new create call is made only when no job matches; when the jobs cannot be
+    /// listed, the chunk fails (its intent stays open in the ledger for a rerun to resolve).
+    ///
+    /// - Parameter excluding: jobs this run already holds (never adopted for this chunk).
+    func create(_ items: [EncodedBatchItem], excluding: Set<String>) async throws(BatchError) -> BatchJob {
+        let intent = JobIntent(provider: backend.provider, items: items)
+        let ledger = configuration.ledger
+        if let ledger {
+            do { try ledger.recordIntent(intent, ids: items.map(\.id)) } catch {
+                throw BatchError(.io, "cannot record the intent to create a batch job: \(BatchError(wrapping: error).message)", isRetryable: false)
+            }
+        }
+        var attempt = 0
+        while true {
+            attempt += 1
+            let failure: BatchError
+            do {
+                let job = try await backend.submit(items, metadata: configuration.metadata, intent: intent) { fileID in
+                    try ledger?.recordUpload(fileID, for: intent)
+                }
+                try await record(job, for: intent)
+                return job
+            } catch {
+                failure = BatchError(wrapping: error)
+            }
+            if failure.code == .io || failure.code == .cancelled || Task.isCancelled { throw failure }
+            if failure.mayHaveReachedServer {
+                // The job may exist: look before creating another one.
+                let found: BatchJob?
+                do {
+                    found = try await lookUp(intent, excluding: excluding.union(ledger?.recordedJobIDs ?? []))
+                } catch {
+                    var e = failure
+                    e.message = "the batch job may have been created (\(failure.message)), and the provider's jobs could not be listed to tell (\(error.message)); a rerun looks again"
+                    throw e
+                }
+                if let found {
+                    try await record(found, for: intent)
+                    return found
+                }
+            }
+            guard failure.isRetryable, attempt < configuration.createAttempts else { throw failure }
+            try? await clock.sleep(until: clock.now.advanced(by: .seconds(1 << min(attempt, 6))), tolerance: nil)
+        }
+    }
+
+    /// The provider's job for `intent`, if any; a failed listing is tried a few times.
+    func lookUp(_ intent: JobIntent, excluding: Set<String>) async throws(BatchError) -> BatchJob? {
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                return try await backend.findJob(for: intent, excluding: excluding)
+            } catch {
+                let e = BatchError(wrapping: error)
+                guard attempt < configuration.createAttempts, e.code != .cancelled, !Task.isCancelled else { throw e }
+                try? await clock.sleep(until: clock.now.advanced(by: .seconds(1 << min(attempt, 6))), tolerance: nil)
+            }
+        }
+    }
+
+    /// Records a created or adopted job. A job that cannot be recorded is cancelled (a rerun
+    /// could not find it otherwise) and the chunk fails.
+    func record(_ job: BatchJob, for intent: JobIntent) async throws(BatchError) {
+        guard let ledger = configuration.ledger else { return }
+        do {
+            try ledger.recordJob(job, for: intent)
+        } catch {
+            _ = try? await backend.cancel(jobID: job.id)
+            throw BatchError(.io, "cannot record batch job \(job.id) (cancelled it): \(BatchError(wrapping: error).message)", isRetryable: false)
         }
     }
 
@@ -301,6 +379,13 @@ final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
     /// with an error naming every job still running (they are left running, to attach later).
     func gaveUp(_ tracked: [Tracked], books: inout Books, sink: EventSink, maxWait: Duration) async -> BatchRunOutcome {
         let ids = tracked.map(\.job.id)
+        guard configuration.reportsUnfinishedAtMaxWait else {
+            let pending = tracked.reduce(0) { $0 + ($1.knowsIDs ? $1.pending.count : $1.job.requestCount) }
+            return .failed(BatchError(
+                .timeout,
+                "gave up after \(maxWait) with \(ids.count) job(s) still running (\(pending) request(s) unreported): \(ids.joined(separator: ", "))",
+                isRetryable: true))
+        }
         for t in tracked where t.knowsIDs {
             let e = BatchError(.timeout, "gave up after \(maxWait) waiting for job \(t.job.id) (still \(t.job.remoteStatus ?? t.job.status.rawValue)); attach to it later to collect the result", isRetryable: false)
             for id in t.pending.keys.sorted() {

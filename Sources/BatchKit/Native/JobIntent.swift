@@ -1,0 +1,101 @@
+import Foundation
+
+/// What a run is about to create: one provider job for one chunk of requests, recorded
+/// **before** the create call so that a crash, or an answer lost on the way back, never leads to a
+/// second job for the same requests.
+///
+/// The intent carries a fingerprint of the chunk (provider, group key — endpoint and model —, the
+/// number of requests and a hash of their ids), the tag the job is given where the provider can
+/// carry one (OpenAI `metadata`, Gemini `displayName`), and the uploaded input file once there is
+/// one. ``matches(_:tagsJobs:)`` recognises the job among the provider's recent jobs.
+public struct JobIntent: Sendable, Hashable, Codable {
+    /// A random tag, unique to this intent: `batchkit-` and 16 hex digits.
+    public var tag: String
+    /// The backend's provider name.
+    public var provider: String
+    /// The items' group key (OpenAI: endpoint and model; Gemini: kind and model).
+    public var groupKey: String
+    /// The number of requests in the chunk.
+    public var count: Int
+    /// FNV-1a (64 bits, hex) of the custom ids, each followed by a newline, in chunk order.
+    public var idsHash: String
+    /// When the intent was recorded (wall time: it is compared with the provider's `created_at`).
+    public var createdAt: Date
+    /// The input file uploaded for the job, once there is one.
+    public var fileID: String?
+
+    /// The metadata key that carries ``tag`` where the provider has job metadata.
+    public static let metadataKey = "batchkit_intent"
+
+    /// How far before ``createdAt`` a provider's `created_at` may lie and still match, to allow for
+    /// clocks that disagree.
+    public static let clockSkew: TimeInterval = 300
+
+    public init(provider: String, items: [EncodedBatchItem], createdAt: Date = Date(), tag: String? = nil) {
+        self.tag = tag ?? "batchkit-" + String(format: "%016llx", UInt64.random(in: 0...UInt64.max))
+        self.provider = provider
+        self.groupKey = items.first?.groupKey ?? ""
+        self.count = items.count
+        self.idsHash = Self.hash(items.lazy.map(\.id))
+        self.createdAt = createdAt
+    }
+
+    /// FNV-1a over the ids, each followed by a newline, as 16 hex digits.
+    public static func hash(_ ids: some Sequence<String>) -> String {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for id in ids {
+            for byte in id.utf8 {
+                h ^= UInt64(byte)
+                h = h &* 0x100_0000_01b3
+            }
+            h ^= 0x0A
+            h = h &* 0x100_0000_01b3
+        }
+        return String(format: "%016llx", h)
+    }
+
+    /// Whether `job` is the one created for this intent.
+    ///
+    /// A job that carries the tag (in its metadata, or as its Gemini display name) or the
+    /// intent's input file matches. When the provider cannot tag jobs (`tagsJobs` false:
+    /// Anthropic), a job matches when it was created after the intent (give or take
+    /// ``clockSkew``) and holds as many requests as the chunk.
+    public func matches(_ job: BatchJob, tagsJobs: Bool) -> Bool {
+        if job.metadata[Self.metadataKey] == tag || job.metadata["displayName"] == tag { return true }
+        if let fileID, job.metadata["input_file_id"] == fileID || job.metadata["inputFile"] == fileID { return true }
+        guard !tagsJobs, let created = job.createdAt else { return false }
+        return created >= createdAt.addingTimeInterval(-Self.clockSkew) && job.requestCount == count
+    }
+}
+
+/// Where a native run records job intents and jobs, durably, so a rerun can find every job it
+/// created (or may have created). `batchkit run` keeps them in `OUT.jsonl.jobs.json`.
+///
+/// The processor calls ``recordIntent(_:ids:)`` before each create call, ``recordUpload(_:for:)``
+/// once the input file is uploaded (before the create call), and ``recordJob(_:for:)`` once the
+/// job exists (created, or found and adopted). A method that throws stops the creation: the
+/// chunk's requests fail with the error (nothing is created unrecorded).
+public protocol JobLedger: Sendable {
+    /// Records that a job is about to be created for the requests `ids`. Must be durable
+    /// (written and flushed) on return.
+    func recordIntent(_ intent: JobIntent, ids: [String]) throws
+    /// Records the input file uploaded for `intent`.
+    func recordUpload(_ fileID: String, for intent: JobIntent) throws
+    /// Records the job created or adopted for `intent`.
+    func recordJob(_ job: BatchJob, for intent: JobIntent) throws
+    /// Jobs already recorded; they are never adopted for another intent.
+    var recordedJobIDs: Set<String> { get }
+}
+
+extension BatchError {
+    /// Whether a failed call may still have reached the server and taken effect: a timeout, a
+    /// broken connection, a cut or unreadable answer, a 5xx. A create call that failed this way
+    /// is never repeated blindly: the provider's jobs are looked at first.
+    public var mayHaveReachedServer: Bool {
+        if let status = httpStatus { return status >= 500 }
+        switch code {
+        case .timeout, .network, .server, .overloaded, .invalidResponse: return true
+        default: return false
+        }
+    }
+}

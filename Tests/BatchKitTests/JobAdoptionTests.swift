@@ -1,0 +1,209 @@
+import BatchKit
+import BatchKitTesting
+import Foundation
+import Synchronization
+import Testing
+
+@testable import BatchKit
+
+/// A ``FakeBackend`` whose create calls can lose their answer after the job was created, and
+/// whose jobs carry their tag (like OpenAI metadata) or only a creation time and count (like
+/// Anthropic).
+final class LossyCreateBackend: BatchBackend {
+    struct State {
+        var tags: [String: String] = [:]
+        var created: [String: Date] = [:]
+        var lostAnswers: Int
+        var failedLists: Int
+        var creates = 0
+        var lists = 0
+        var events: [String] = []
+    }
+
+    let base: FakeBackend
+    let tagsJobs: Bool
+    let state: Mutex<State>
+
+    init(base: FakeBackend = FakeBackend(), tags: Bool, lostAnswers: Int, failedLists: Int = 0) {
+        self.base = base
+        self.tagsJobs = tags
+        self.state = Mutex(State(lostAnswers: lostAnswers, failedLists: failedLists))
+    }
+
+    var creates: Int { state.withLock { $0.creates } }
+    var events: [String] { state.withLock { $0.events } }
+
+    var provider: String { base.provider }
+    var limits: BatchLimits { base.limits }
+    func encode(_ request: BatchRequest) throws(BatchError) -> EncodedBatchItem { try base.encode(request) }
+    func submit(_ items: [EncodedBatchItem], metadata: [String: String]) async throws -> BatchJob {
+        try await base.submit(items, metadata: metadata)
+    }
+    func submit(
+        _ items: [EncodedBatchItem], metadata: [String: String], intent: JobIntent, uploaded: @Sendable (String) async throws -> Void
+    ) async throws -> BatchJob {
+        try await uploaded("file-\(intent.tag)")
+        state.withLock { $0.events.append("create \(intent.tag)") }
+        var job = try await base.submit(items, metadata: metadata)
+        let lose = state.withLock { s -> Bool in
+            s.creates += 1
+            if tagsJobs { s.tags[job.id] = intent.tag }
+            s.created[job.id] = Date()
+            guard s.lostAnswers > 0 else { return false }
+            s.lostAnswers -= 1
+            return true
+        }
+        if lose { throw BatchError(.network, "connection reset before the answer") }
+        job.metadata[JobIntent.metadataKey] = tagsJobs ? intent.tag : nil
+        return job
+    }
+    func status(of jobID: String) async throws -> BatchJob { try await base.status(of: jobID) }
+    func results(of job: BatchJob, handler: (BatchResult) async throws -> Void) async throws {
+        try await base.results(of: job, handler: handler)
+    }
+    func cancel(jobID: String) async throws -> BatchJob { try await base.cancel(jobID: jobID) }
+    func list(limit: Int) async throws -> [BatchJob] {
+        try state.withLock { s in
+            s.lists += 1
+            if s.failedLists > 0 {
+                s.failedLists -= 1
+                throw BatchError(.server, "list failed", httpStatus: 500)
+            }
+        }
+        let (tags, created) = state.withLock { ($0.tags, $0.created) }
+        return try await base.list(limit: limit).map { job in
+            var j = job
+            j.metadata[JobIntent.metadataKey] = tags[job.id]
+            j.createdAt = created[job.id]
+            return j
+        }
+    }
+    func delete(jobID: String) async throws { try await base.delete(jobID: jobID) }
+}
+
+/// A ledger in memory that logs the order of calls.
+final class MemoryLedger: JobLedger {
+    let log = Mutex<[String]>([])
+    let jobs = Mutex<[String: String]>([:])  // tag → job id
+
+    func recordIntent(_ intent: JobIntent, ids: [String]) throws {
+        log.withLock { $0.append("intent \(intent.tag) \(ids.count)") }
+    }
+    func recordUpload(_ fileID: String, for intent: JobIntent) throws {
+        log.withLock { $0.append("upload \(intent.tag) \(fileID)") }
+    }
+    func recordJob(_ job: BatchJob, for intent: JobIntent) throws {
+        log.withLock { $0.append("job \(intent.tag) \(job.id)") }
+        jobs.withLock { $0[intent.tag] = job.id }
+    }
+    var recordedJobIDs: Set<String> { Set(jobs.withLock { $0.values }) }
+}
+
+@Suite(.timeLimit(.minutes(1)))
+struct JobAdoptionTests {
+    /// Issue 11, job creation is never blindly retried: a create call whose answer was lost after
+    /// the job was created is followed by a look at the provider's jobs, and the job is adopted,
+    /// by its tag (OpenAI, Gemini) or by creation time and count (Anthropic). Before the fix the
+    /// chunk's items failed ("could not be created") while the job ran unseen, and a rerun paid
+    /// again.
+    @Test(arguments: [true, false])
+    func aLostCreateAnswerAdoptsTheJob(tags: Bool) async {
+        let clock = ManualClock()
+        let backend = LossyCreateBackend(tags: tags, lostAnswers: 1)
+        let ledger = MemoryLedger()
+        let processor = NativeBatchProcessor(
+            backend: backend, configuration: .init(pollInterval: .seconds(1), ledger: ledger), clock: clock)
+        let requests = (0..<6).map { chatRequest("t\($0)") }
+        let events = await runNative(processor.processAsync(requests), clock: clock)
+        #expect(backend.creates == 1, "the job was created once")
+        #expect(backend.base.submitted.count == 1)
+        #expect(events.items.count == 6)
+        #expect(events.items.allSatisfy { $0.isSuccess })
+        let submitted = events.compactMap { if case .submitted(let j) = $0 { return j.id } else { return nil } }
+        #expect(submitted == ["job-1"])
+        // The intent, then the upload, were recorded before the create call; then the job.
+        let log = ledger.log.withLock { $0 }
+        #expect(log.count == 3)
+        #expect(log.first?.hasPrefix("intent batchkit-") == true && log.first?.hasSuffix(" 6") == true)
+        #expect(log.dropFirst().first?.hasPrefix("upload ") == true)
+        #expect(log.last?.hasSuffix(" job-1") == true)
+    }
+
+    /// A create that failed where nothing could have been created (a 400) is not looked up nor
+    /// retried; one that may have reached the server and matches no job is created again, once.
+    @Test(arguments: [(502, 1, 3), (400, 0, 0)])
+    func noMatchCreatesAgainAndARejectionIsNotRetried(status: Int, jobs: Int, succeeded: Int) async {
+        let clock = ManualClock()
+        let backend = FailingCreateBackend(status: status)
+        let processor = NativeBatchProcessor(backend: backend, configuration: .init(pollInterval: .seconds(1)), clock: clock)
+        let events = await runNative(processor.processAsync((0..<3).map { chatRequest("n\($0)") }), clock: clock)
+        #expect(backend.base.submitted.count == jobs)
+        #expect(backend.calls.withLock { $0 } == (status == 400 ? 1 : 2))
+        #expect(events.items.count == 3 && events.items.filter { $0.isSuccess }.count == succeeded)
+    }
+
+    /// When the jobs cannot be listed after a create that may have reached the server, the chunk
+    /// fails and no second job is created; the intent stays open for a rerun.
+    @Test func unlistableJobsNeverLeadToASecondCreate() async {
+        let clock = ManualClock()
+        let backend = LossyCreateBackend(tags: true, lostAnswers: 1, failedLists: 100)
+        let ledger = MemoryLedger()
+        let processor = NativeBatchProcessor(
+            backend: backend, configuration: .init(pollInterval: .seconds(1), ledger: ledger), clock: clock)
+        let events = await runNative(processor.processAsync((0..<4).map { chatRequest("u\($0)") }), clock: clock)
+        #expect(backend.creates == 1)
+        #expect(events.items.count == 4)
+        #expect(events.items.allSatisfy { $0.error?.message.contains("may have been created") == true })
+        #expect(ledger.log.withLock { $0 }.allSatisfy { !$0.hasPrefix("job ") })
+    }
+
+    @Test func fingerprintAndMatching() {
+        let items = ["a", "b"].map { EncodedBatchItem(id: $0, data: Data($0.utf8), groupKey: "/v1/chat/completions m") }
+        let intent = JobIntent(provider: "openai", items: items, createdAt: Date(timeIntervalSince1970: 1_000_000))
+        #expect(intent.count == 2 && intent.groupKey == "/v1/chat/completions m")
+        #expect(intent.idsHash == JobIntent.hash(["a", "b"]) && intent.idsHash != JobIntent.hash(["b", "a"]))
+        #expect(intent.tag.hasPrefix("batchkit-") && intent.tag.count == 25)
+        var tagged = BatchJob(id: "x", provider: "openai", status: .validating, requestCount: 0)
+        tagged.metadata[JobIntent.metadataKey] = intent.tag
+        #expect(intent.matches(tagged, tagsJobs: true))
+        let later = BatchJob(id: "y", provider: "anthropic", status: .inProgress, requestCount: 2, createdAt: Date(timeIntervalSince1970: 1_000_010))
+        #expect(intent.matches(later, tagsJobs: false))
+        #expect(!intent.matches(later, tagsJobs: true))
+        let earlier = BatchJob(id: "z", provider: "anthropic", status: .inProgress, requestCount: 2, createdAt: Date(timeIntervalSince1970: 990_000))
+        #expect(!intent.matches(earlier, tagsJobs: false))
+        let otherCount = BatchJob(id: "w", provider: "anthropic", status: .inProgress, requestCount: 3, createdAt: Date(timeIntervalSince1970: 1_000_010))
+        #expect(!intent.matches(otherCount, tagsJobs: false))
+        #expect(BatchError(.server, "x", httpStatus: 503).mayHaveReachedServer)
+        #expect(BatchError(.network, "reset").mayHaveReachedServer)
+        #expect(!BatchError(.rateLimited, "slow down", httpStatus: 429).mayHaveReachedServer)
+        #expect(!BatchError(.invalidRequest, "bad", httpStatus: 400).mayHaveReachedServer)
+    }
+}
+
+/// A backend whose first create call fails with `status` (before anything is created).
+final class FailingCreateBackend: BatchBackend {
+    let base = FakeBackend()
+    let status: Int
+    let calls = Mutex(0)
+
+    init(status: Int) { self.status = status }
+
+    var provider: String { base.provider }
+    var limits: BatchLimits { base.limits }
+    func encode(_ request: BatchRequest) throws(BatchError) -> EncodedBatchItem { try base.encode(request) }
+    func submit(_ items: [EncodedBatchItem], metadata: [String: String]) async throws -> BatchJob {
+        let n = calls.withLock { n -> Int in
+            n += 1
+            return n
+        }
+        if n == 1 { throw BatchError(BatchError.code(forHTTPStatus: status), "refused", httpStatus: status) }
+        return try await base.submit(items, metadata: metadata)
+    }
+    func status(of jobID: String) async throws -> BatchJob { try await base.status(of: jobID) }
+    func results(of job: BatchJob, handler: (BatchResult) async throws -> Void) async throws {
+        try await base.results(of: job, handler: handler)
+    }
+    func cancel(jobID: String) async throws -> BatchJob { try await base.cancel(jobID: jobID) }
+    func list(limit: Int) async throws -> [BatchJob] { try await base.list(limit: limit) }
+    func delete(jobID: String) async throws {}
+}
