@@ -29,7 +29,8 @@ enum RunCommand: Subcommand {
           --concurrency N      requests in flight at once (realtime/hybrid, default 16)
           --rpm N              requests per minute (default: learnt from the server's headers)
           --tpm N              tokens per minute
-          --deadline D         native: stop waiting after D (jobs keep running; rerun to collect);
+          --deadline D         native: stop waiting after D (jobs keep running, their requests stay
+                               pending; exit status 4; rerun to collect them);
                                hybrid: switch what is unfinished to real time after D (default 1h)
           --shard i/n          only the lines whose custom_id hashes to shard i of n (0 <= i < n);
                                --rpm and --tpm are divided by n
@@ -39,8 +40,14 @@ enum RunCommand: Subcommand {
           --progress-interval D
                                between progress lines when stderr is not a terminal (default 5s)
 
+        Before each native job is created its intent is recorded in OUT.jsonl.jobs.json; a rerun (or a
+        create call whose answer was lost) looks for the job among the provider's recent jobs and
+        adopts it instead of creating another. With --retry-failed, requests of a job that is running
+        or completed are collected from it, never submitted again.
+
         Durations: 250ms, 90s, 30m, 2h, 1d. Exit status: 0 when every request succeeded, 3 when the
-        run finished but some requests failed, 1 on an error, 2 on a usage mistake.
+        run finished but some requests failed, 4 when native jobs are still running (rerun to collect),
+        1 on an error, 2 on a usage mistake.
         """
     static let spec = ArgumentSpec(
         options: ProviderOptions.optionNames.union([
@@ -102,8 +109,11 @@ enum RunCommand: Subcommand {
         let alreadyDone = journal.finishedIDs.lazy.filter { shard?.contains($0) ?? true }.count
         let pending = max(0, shardIDs - alreadyDone)
 
+        // Requests held by native jobs that may still deliver them (never submitted again).
+        let held = Mutex<Set<String>>([])
         let transform: @Sendable (BatchRequest) -> BatchRequest? = { request in
             guard shard?.contains(request.id) ?? true else { return nil }
+            guard !held.withLock({ $0.contains(request.id) }) else { return nil }
             guard let model else { return request }
             return request.withModel(model)
         }
@@ -113,6 +123,8 @@ enum RunCommand: Subcommand {
         let display = ProgressDisplay(total: pending, interval: progressInterval, prices: prices)
         var stats = RunStats()
         var failure: BatchError?
+        /// Native jobs left running (at the deadline), and the requests they hold.
+        var stillRunning: (jobs: [String], requests: Int)?
         let defaultModel = model
 
         let runStart = ContinuousClock.now
@@ -135,10 +147,23 @@ enum RunCommand: Subcommand {
                     pollInterval: pollInterval, maxWait: mode == .native ? deadline : nil,
                     // A signal cancels the run: jobs are left running (recorded in the jobs file)
                     // for the rerun to collect. Hybrid cancels its jobs at the deadline itself.
-                    cancelsRemoteJobsOnCancellation: false, priceTable: prices))
+                    cancelsRemoteJobsOnCancellation: false, priceTable: prices, ledger: jobFile,
+                    reportsUnfinishedAtMaxWait: false))
 
-            // Re-attach to jobs of an earlier run that hold ids never recorded in the output.
-            let unfinished = jobFile.entries.filter { entry in entry.customIDs.contains { journal.entry(for: $0) == nil } }
+            // Jobs an earlier run may have created without recording them, and duplicates.
+            let (unsettled, unsettledError) = await resolveOpenIntents(jobFile: jobFile, backend: backend)
+            await cancelOrphans(jobFile: jobFile, backend: backend)
+
+            // Re-attach to jobs of an earlier run that hold ids without a result in the output
+            // (with --retry-failed: without a successful one; a job that completed is collected,
+            // never run again).
+            let retryFailed = arguments.flag("retry-failed")
+            let unfinished = jobFile.entries.filter { entry in
+                entry.customIDs.contains { id in
+                    guard let e = journal.entry(for: id) else { return true }
+                    return retryFailed && !e.isSuccess
+                }
+            }
             if !unfinished.isEmpty {
                 printError(
                     "batchkit run: re-attaching to \(unfinished.count) job(s) of an earlier run: "
@@ -160,10 +185,19 @@ enum RunCommand: Subcommand {
                         stats: &stats, display: display, model: defaultModel)
                     {
                         printError("batchkit run: \(e.message); cancelling the earlier jobs and running the rest again")
-                        for entry in unfinished { _ = try? await collector.cancel(entry.id) }
+                        let open = unfinished.filter { !(jobFile.status(of: $0.id)?.isTerminal ?? false) }
+                        for entry in open { _ = try? await collector.cancel(entry.id) }
+                        // Collect what ran before the cancellation took effect: it is paid for.
+                        var grace = config
+                        grace.maxWait = .seconds(600)
+                        let drainer = NativeBatchProcessor(backend: native.backend, configuration: grace)
+                        _ = await drainAttached(
+                            drainer.attach(open.map(\.id), expecting: expecting), journal: journal, keepFailures: false,
+                            stats: &stats, display: display, model: defaultModel)
                     }
                 }
             }
+            held.withLock { $0 = heldIDs(jobFile: jobFile, journal: journal, unsettled: unsettled, includingCompleted: mode == .native) }
             if failure == nil {
                 if mode == .native {
                     failure = await drain(
@@ -175,6 +209,15 @@ enum RunCommand: Subcommand {
                         rpm: rpm, tpm: tpm, prices: prices, journal: journal, requests: requests, stats: &stats,
                         display: display, model: defaultModel, interruption: interruption)
                 }
+            }
+            await cancelOrphans(jobFile: jobFile, backend: backend)
+            let running = runningJobs(jobFile: jobFile, journal: journal)
+            let waiting = heldIDs(jobFile: jobFile, journal: journal, unsettled: unsettled, includingCompleted: mode == .native).filter { shard?.contains($0) ?? true }
+            if failure == nil, let unsettledError { failure = BatchError(.network, unsettledError) }
+            if !running.isEmpty || (failure?.code == .timeout && mode == .native) {
+                stillRunning = (running, waiting.count)
+            } else if failure == nil, !waiting.isEmpty {
+                failure = BatchError(.network, "\(waiting.count) request(s) are held by jobs whose state is unknown")
             }
         }
         display.finish(stats)
@@ -198,6 +241,13 @@ enum RunCommand: Subcommand {
         if let signal = interruption.signal {
             printResumeHint(signal: signal, mode: mode, outputPath: outputPath, journal: journal)
             return 128 + signal
+        }
+        if let stillRunning {
+            printError(
+                "batchkit run: \(stillRunning.jobs.count) job(s) still running (\(stillRunning.jobs.joined(separator: ", "))), "
+                    + "holding \(stillRunning.requests) request(s); they stay pending in \(outputPath). "
+                    + "Run the same command again to collect them (nothing is submitted twice).")
+            return 4
         }
         if let failure {
             throw CommandFailure("the run stopped: \(failure.message)")
@@ -249,7 +299,12 @@ enum RunCommand: Subcommand {
         for await event in stream {
             switch event {
             case .item(let result):
-                guard journal.entry(for: result.id) == nil, keepFailures || result.isSuccess else { continue }
+                // A new result, or a success replacing a recorded failure (a download that broke,
+                // a creation that looked failed): the job ran it, this is its result.
+                let recorded = journal.entry(for: result.id)
+                guard recorded == nil || (recorded?.isSuccess == false && result.isSuccess), keepFailures || result.isSuccess else {
+                    continue
+                }
                 // Cut short by a signal: not a result; the rerun collects it.
                 if result.error?.code == .cancelled, Task.isCancelled { continue }
                 do throws(BatchError) { try journal.append(result) } catch { return error }
