@@ -85,3 +85,37 @@ struct HybridProcessorTests {
         #expect(clock.now.offset == .seconds(60))
     }
 }
+
+@Suite(.timeLimit(.minutes(1)))
+struct HybridFallbackTests {
+    /// Issue 11, bug 3: the items of a job the provider ended `failed` run in real time, once
+    /// (before the fix they were final failures).
+    @Test(arguments: [BatchJob.Status.failed, .expired, .cancelled])
+    func itemsOfAJobThatEndedBadlyRunInRealTimeOnce(ending: BatchJob.Status) async {
+        let clock = ManualClock()
+        let backend = FakeBackend(pollsToFinish: 3, ending: { _ in ending })
+        let probe = Probe()
+        let client = ClosureClient { r in
+            probe.enter(r.id)
+            probe.leave()
+            return okResponse("realtime \(r.id)")
+        }
+        let hybrid = HybridProcessor(
+            batch: NativeBatchProcessor(backend: backend, configuration: .init(pollInterval: .seconds(60)), clock: clock),
+            realtime: ConcurrentProcessor(client: client, configuration: .init(maxConcurrency: 4), clock: clock),
+            deadline: .seconds(86_400), clock: clock)
+        let requests = (0..<6).map { chatRequest("b\($0)") }
+        let consumer = Task { await collect(hybrid.processAsync(requests)) }
+        while clock.now.offset < .seconds(60) {
+            await clock.sleepers(atLeast: 2)
+            clock.advanceToNextDeadline()
+        }
+        let events = await consumer.value
+        #expect(events.items.count == 6)
+        #expect(Set(events.items.map(\.id)) == Set(requests.map(\.id)))
+        #expect(events.items.allSatisfy { $0.isSuccess })
+        // The fake keeps the first half of a job that did not complete: b0–b2 came from the batch.
+        #expect(Set(probe.ids) == ["b3", "b4", "b5"])
+        #expect(probe.calls == 3)
+    }
+}

@@ -14,9 +14,9 @@ import Synchronization
 /// The requests go to the native batch. Items that finish there are reported as they arrive. At
 /// the deadline the remote jobs are cancelled; every result that finished remotely before the
 /// cancellation took effect is collected (for at most `cancellationGrace`), and every request
-/// still without a result runs through the real-time processor. Requests whose job expired or
-/// failed, or whose batch item failed with a retryable error, run in real time too (without
-/// waiting for the deadline). Each request still yields exactly one item, and no request is sent
+/// still without a result runs through the real-time processor. Requests whose job the provider
+/// ended failed, expired or cancelled (whatever error their items carry), or whose batch item
+/// failed with a retryable error, run in real time too, once (without waiting for the deadline). Each request still yields exactly one item, and no request is sent
 /// to the real-time path after it finished in the batch.
 public struct HybridProcessor<C: Clock>: Processor where C.Duration == Duration {
     public let batch: NativeBatchProcessor<C>
@@ -74,9 +74,14 @@ public struct HybridProcessor<C: Clock>: Processor where C.Duration == Duration 
         let deadline = self.deadline
         let expecting = Dictionary(report.jobs.map { ($0.job.id, $0.ids) }, uniquingKeysWith: { a, _ in a })
         let jobIDs = report.jobs.map(\.job.id)
+        book.addMembership(expecting)
+        // Reads job states through the book, so failures of a job that ended failed, expired or
+        // cancelled by the provider go to real time.
+        let observed = NativeBatchProcessor(
+            backend: JobEndObserver(base: batch.backend, book: book), configuration: batch.configuration, clock: clock)
         let hitDeadline: Bool = jobIDs.isEmpty ? false : await withTaskGroup(of: DeadlineRace.self) { group in
             group.addTask {
-                for await event in batch.attach(jobIDs, expecting: expecting) {
+                for await event in observed.attach(jobIDs, expecting: expecting) {
                     if await !book.forwardBatchEvent(event, sink: sink) { return .consumerGone }
                 }
                 return .batchEnded
@@ -165,6 +170,10 @@ final class HybridBook: Sendable {
         var finished = Set<String>()
         var totals = RunTotals()
         var jobs: [BatchJob] = []
+        /// The job each submitted id went to.
+        var jobOfID: [String: String] = [:]
+        /// Jobs seen in a terminal state other than completed.
+        var endedBadly = Set<String>()
     }
 
     private let state: Mutex<State>
@@ -184,6 +193,24 @@ final class HybridBook: Sendable {
 
     func addJob(_ job: BatchJob) { state.withLock { $0.jobs.append(job) } }
 
+    /// Records which job holds each id.
+    func addMembership(_ idsByJob: [String: [String]]) {
+        state.withLock { s in
+            for (job, ids) in idsByJob { for id in ids { s.jobOfID[id] = job } }
+        }
+    }
+
+    /// Records a job's state as the native run reads it.
+    func noteStatus(_ job: BatchJob) {
+        guard job.status == .failed || job.status == .expired || job.status == .cancelled else { return }
+        _ = state.withLock { $0.endedBadly.insert(job.id) }
+    }
+
+    /// Whether the job holding `id` ended failed, expired or cancelled.
+    func jobEndedBadly(holding id: String) -> Bool {
+        state.withLock { s in s.jobOfID[id].map { s.endedBadly.contains($0) } ?? false }
+    }
+
     /// A request refused before sending. A repeated id is its own item (the first request with
     /// that id is still pending); any other refusal settles the id.
     func reportRejected(_ r: BatchResult, duplicate: Bool, sink: EventSink) async -> Bool {
@@ -199,8 +226,12 @@ final class HybridBook: Sendable {
         case .submitted:
             return true
         case .item(let r):
-            // Failures worth another try (expired, cancelled, retryable) go to real time instead.
-            let retryLater = !r.isSuccess && (r.error?.isRetryable == true || r.error?.code == .expired || r.error?.code == .cancelled)
+            // Failures worth another try (expired, cancelled, retryable, or any failure of a job
+            // the provider ended failed, expired or cancelled) go to real time instead, once.
+            let retryLater =
+                !r.isSuccess
+                && (r.error?.isRetryable == true || r.error?.code == .expired || r.error?.code == .cancelled
+                    || jobEndedBadly(holding: r.id))
             if retryLater { return true }
             return await report(r, sink: sink)
         case .progress:
