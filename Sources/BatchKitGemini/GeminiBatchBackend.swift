@@ -120,6 +120,27 @@ public struct GeminiBatchBackend: BatchBackend, CustomStringConvertible, CustomR
     /// Creates one batch: inline when the create body stays under ``inlineByteLimit``, otherwise
     /// through a resumable upload of a JSONL file. `metadata["displayName"]` names the job.
     public func submit(_ items: [EncodedBatchItem], metadata: [String: String]) async throws -> BatchJob {
+        try await create(items, metadata: metadata, uploaded: { _ in })
+    }
+
+    /// Gemini batches carry the tag as their `displayName`.
+    public var tagsJobs: Bool { true }
+
+    /// Creates a batch whose `displayName` is `intent.tag` (it replaces a display name given in
+    /// `metadata`); `uploaded` gets the input file's name before the create call, in file mode.
+    public func submit(
+        _ items: [EncodedBatchItem], metadata: [String: String], intent: JobIntent,
+        uploaded: @Sendable (String) async throws -> Void
+    ) async throws -> BatchJob {
+        var tagged = metadata
+        tagged["displayName"] = intent.tag
+        tagged["display_name"] = nil
+        return try await create(items, metadata: tagged, uploaded: uploaded)
+    }
+
+    func create(
+        _ items: [EncodedBatchItem], metadata: [String: String], uploaded: @Sendable (String) async throws -> Void
+    ) async throws -> BatchJob {
         guard let first = items.first else { throw BatchError.validation("a batch needs at least one request") }
         let parts = first.groupKey.split(separator: ":", maxSplits: 1).map(String.init)
         guard parts.count == 2, items.allSatisfy({ $0.groupKey == first.groupKey }) else {
@@ -151,6 +172,7 @@ public struct GeminiBatchBackend: BatchBackend, CustomStringConvertible, CustomR
             body.append(contentsOf: Array("]}}}}".utf8))
         } else {
             let file = try await upload(items, displayName: displayName)
+            try await uploaded(file)
             inputFile = file
             body = JSONValue.object([
                 "batch": ["displayName": .string(displayName), "inputConfig": ["fileName": .string(file)]],

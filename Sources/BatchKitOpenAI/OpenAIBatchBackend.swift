@@ -134,12 +134,39 @@ public struct OpenAIBatchBackend: BatchBackend, CustomStringConvertible, CustomR
     /// Uploads the items as one JSONL file and creates a batch for it.
     ///
     /// The multipart body is written to a temporary file and sent from disk, so a 200 MB job is
-    /// never held in memory a second time. When the batch cannot be created the uploaded file is
-    /// deleted again.
+    /// never held in memory a second time. When the batch was certainly not created (an answer
+    /// from the server refusing it) the uploaded file is deleted again; after a failure that may
+    /// have reached the server (a batch may exist that reads the file) it is kept.
     public func submit(_ items: [EncodedBatchItem], metadata: [String: String]) async throws -> BatchJob {
+        try await create(items, metadata: metadata, uploaded: { _ in })
+    }
+
+    /// OpenAI batches carry the tag in their `metadata` (``JobIntent/metadataKey``).
+    public var tagsJobs: Bool { true }
+
+    /// Creates a batch tagged with `intent.tag` in its `metadata`; `uploaded` gets the input
+    /// file's id before the create call.
+    public func submit(
+        _ items: [EncodedBatchItem], metadata: [String: String], intent: JobIntent,
+        uploaded: @Sendable (String) async throws -> Void
+    ) async throws -> BatchJob {
+        var tagged = metadata
+        tagged[JobIntent.metadataKey] = intent.tag
+        return try await create(items, metadata: tagged, uploaded: uploaded)
+    }
+
+    func create(
+        _ items: [EncodedBatchItem], metadata: [String: String], uploaded: @Sendable (String) async throws -> Void
+    ) async throws -> BatchJob {
         guard let first = items.first else { throw BatchError.validation("a batch needs at least one request") }
         let endpoint = Self.endpoint(of: first)
         let fileID = try await upload(items)
+        do {
+            try await uploaded(fileID)
+        } catch {
+            _ = try? await api.connection.sendJSON("DELETE", api.url("/v1/files/\(fileID)"))
+            throw error
+        }
         var body: [String: JSONValue] = [
             "input_file_id": .string(fileID),
             "endpoint": .string(api.isAzure ? Self.azureEndpoint(endpoint) : endpoint),
@@ -152,7 +179,9 @@ public struct OpenAIBatchBackend: BatchBackend, CustomStringConvertible, CustomR
             job.requestCount = max(job.requestCount, items.count)
             return job
         } catch {
-            _ = try? await api.connection.sendJSON("DELETE", api.url("/v1/files/\(fileID)"))
+            if !BatchError(wrapping: error).mayHaveReachedServer {
+                _ = try? await api.connection.sendJSON("DELETE", api.url("/v1/files/\(fileID)"))
+            }
             throw error
         }
     }
@@ -287,6 +316,7 @@ public struct OpenAIBatchBackend: BatchBackend, CustomStringConvertible, CustomR
         for key in ["input_file_id", "output_file_id", "error_file_id", "endpoint", "model"] {
             if let v = json[key]?.stringValue, !v.isEmpty { metadata[key] = v }
         }
+        if let tag = json["metadata"]?[JobIntent.metadataKey]?.stringValue { metadata[JobIntent.metadataKey] = tag }
         if case .array(let errors)? = json["errors"]?["data"], !errors.isEmpty {
             metadata["error"] = errors.prefix(20).map { e in
                 let line = e["line"]?.intValue.map { "line \($0): " } ?? ""

@@ -38,11 +38,13 @@ extension RunCommand {
         return (held, firstError)
     }
 
-    /// Cancels jobs that carry the tag of one of the run's intents but are not the job recorded
-    /// for it (a create call whose answer was lost, repeated after a look found nothing): their
-    /// requests are covered by the recorded job. Only for providers that tag jobs; a failed listing
-    /// is reported and skipped (the next run looks again).
-    static func cancelOrphans(jobFile: JobFile, backend: any BatchBackend) async {
+    /// Jobs that carry the tag of one of the run's intents but are not the job recorded for it
+    /// (a create call whose answer was lost, repeated after a look found nothing) are cancelled:
+    /// their requests are covered by the recorded job. A job of an intent still open is adopted,
+    /// unless every one of its requests already has a successful result (`isCovered`): then it is
+    /// cancelled too. Only for providers that tag jobs; a failed listing is reported and skipped
+    /// (the next run looks again).
+    static func cancelOrphans(jobFile: JobFile, backend: any BatchBackend, isCovered: (String) -> Bool) async {
         guard backend.tagsJobs else { return }
         let intents = jobFile.intents
         guard !intents.isEmpty else { return }
@@ -56,7 +58,7 @@ extension RunCommand {
         }
         for job in jobs where !recorded.contains(job.id) && !job.status.isTerminal && job.status != .cancelling {
             guard let intent = intents.first(where: { $0.intent.matches(job, tagsJobs: true) }) else { continue }
-            if intent.isOpen {
+            if intent.isOpen, !intent.customIDs.allSatisfy(isCovered) {
                 // Not settled yet (its listing failed earlier): adopt it now.
                 if (try? jobFile.recordJob(job, for: intent.intent)) != nil {
                     printError("batchkit run: adopted job \(job.id)")
@@ -65,7 +67,8 @@ extension RunCommand {
             }
             do {
                 _ = try await backend.cancel(jobID: job.id)
-                printError("batchkit run: cancelled job \(job.id): a duplicate of \(intent.jobID ?? "an abandoned job"), whose requests are covered")
+                if intent.isOpen { try? jobFile.abandon(tag: intent.intent.tag) }
+                printError("batchkit run: cancelled job \(job.id): its requests are covered (by \(intent.jobID ?? "results already recorded"))")
             } catch {
                 printError("batchkit run: could not cancel duplicate job \(job.id): \(BatchError(wrapping: error).message)")
             }

@@ -125,6 +125,8 @@ enum RunCommand: Subcommand {
         var failure: BatchError?
         /// Native jobs left running (at the deadline), and the requests they hold.
         var stillRunning: (jobs: [String], requests: Int)?
+        /// Native requests that failed inside a job that completed (not submitted again).
+        var finalFailures = 0
         let defaultModel = model
 
         let runStart = ContinuousClock.now
@@ -152,17 +154,13 @@ enum RunCommand: Subcommand {
 
             // Jobs an earlier run may have created without recording them, and duplicates.
             let (unsettled, unsettledError) = await resolveOpenIntents(jobFile: jobFile, backend: backend)
-            await cancelOrphans(jobFile: jobFile, backend: backend)
+            await cancelOrphans(jobFile: jobFile, backend: backend, isCovered: { journal.entry(for: $0)?.isSuccess == true })
 
-            // Re-attach to jobs of an earlier run that hold ids without a result in the output
-            // (with --retry-failed: without a successful one; a job that completed is collected,
-            // never run again).
-            let retryFailed = arguments.flag("retry-failed")
+            // Re-attach to jobs of an earlier run that hold ids without a successful result in the
+            // output: a job that ran them is where their results come from (a success replaces a
+            // recorded failure, e.g. of a download that broke); they are never run again.
             let unfinished = jobFile.entries.filter { entry in
-                entry.customIDs.contains { id in
-                    guard let e = journal.entry(for: id) else { return true }
-                    return retryFailed && !e.isSuccess
-                }
+                entry.customIDs.contains { journal.entry(for: $0)?.isSuccess != true }
             }
             if !unfinished.isEmpty {
                 printError(
@@ -210,14 +208,21 @@ enum RunCommand: Subcommand {
                         display: display, model: defaultModel, interruption: interruption)
                 }
             }
-            await cancelOrphans(jobFile: jobFile, backend: backend)
+            await cancelOrphans(jobFile: jobFile, backend: backend, isCovered: { journal.entry(for: $0)?.isSuccess == true })
             let running = runningJobs(jobFile: jobFile, journal: journal)
-            let waiting = heldIDs(jobFile: jobFile, journal: journal, unsettled: unsettled, includingCompleted: mode == .native).filter { shard?.contains($0) ?? true }
+            let inShard: (String) -> Bool = { shard?.contains($0) ?? true }
+            let waiting = heldIDs(jobFile: jobFile, journal: journal, unsettled: unsettled, includingCompleted: false).filter(inShard)
             if failure == nil, let unsettledError { failure = BatchError(.network, unsettledError) }
             if !running.isEmpty || (failure?.code == .timeout && mode == .native) {
                 stillRunning = (running, waiting.count)
             } else if failure == nil, !waiting.isEmpty {
-                failure = BatchError(.network, "\(waiting.count) request(s) are held by jobs whose state is unknown")
+                failure = BatchError(.network, "\(waiting.count) request(s) are held by jobs whose state is unknown; rerun to collect them")
+            }
+            if mode == .native, arguments.flag("retry-failed") {
+                // Failures inside jobs that completed are final: running them again would pay twice.
+                finalFailures = heldIDs(jobFile: jobFile, journal: journal, unsettled: [], includingCompleted: true)
+                    .subtracting(heldIDs(jobFile: jobFile, journal: journal, unsettled: [], includingCompleted: false))
+                    .filter(inShard).count
             }
         }
         display.finish(stats)
@@ -251,6 +256,12 @@ enum RunCommand: Subcommand {
         }
         if let failure {
             throw CommandFailure("the run stopped: \(failure.message)")
+        }
+        if finalFailures > 0 {
+            printError(
+                "batchkit run: \(finalFailures) request(s) failed inside native jobs that completed; they are not submitted "
+                    + "again (that would pay twice): their errors are in \(outputPath)")
+            if stats.failed == 0 { return 3 }
         }
         if stats.failed > 0 {
             printError("batchkit run: \(stats.failed) request(s) failed; their errors are in \(outputPath) (rerun with --retry-failed to try them again)")
