@@ -39,6 +39,11 @@ let package = Package(
         .testTarget(name: "BatchKitOpenAITests", dependencies: ["BatchKitOpenAI", "BatchKitTesting"], swiftSettings: strict),
         .testTarget(name: "BatchKitAnthropicTests", dependencies: ["BatchKitAnthropic", "BatchKitTesting"], swiftSettings: strict),
         .testTarget(name: "BatchKitGeminiTests", dependencies: ["BatchKitGemini", "BatchKitTesting"], swiftSettings: strict),
+        .testTarget(
+            name: "BatchKitConformanceTests",
+            dependencies: ["BatchKit", "BatchKitOpenAI", "BatchKitAnthropic", "BatchKitGemini", "BatchKitTesting"],
+            swiftSettings: strict
+        ),
         .testTarget(name: "BatchKitTestingTests", dependencies: ["BatchKitTesting"], swiftSettings: strict),
         .testTarget(
             name: "batchkitTests",

@@ -68,37 +68,6 @@ struct DroppingTransport: HTTPTransport {
 /// `AnthropicBatchProcessor` (NativeBatchProcessor + AnthropicBatchBackend) end to end, in
 /// process and over the loopback server.
 @Suite(.timeLimit(.minutes(1))) struct AnthropicBatchProcessorTests {
-    @Test(arguments: Wire.allCases) func fullLifecycle(_ wire: Wire) async throws {
-        try await withFixture(wire, .init(batchDuration: .seconds(100))) { f in
-            let reqs = requests(20)
-            let run = await record(f.processor(), f.clock, reqs)
-            #expect(run.failure == nil)
-            #expect(run.duplicates == 0)
-            #expect(run.submitted.count == 1)
-            #expect(run.submitted.first?.id.hasPrefix("msgbatch_") == true)
-            #expect(run.results.count == 20)
-            #expect(run.results.values.allSatisfy { $0.isSuccess && $0.route == .batch })
-            let summary = try #require(run.summary)
-            #expect(summary.succeeded == 20)
-            #expect(summary.usage.batchInputTokens == summary.usage.inputTokens)
-            #expect(summary.usage.inputTokens > 0)
-            #expect(run.progress.contains { $0.remoteStatus == "in_progress" })
-            for r in reqs { #expect(f.emulator.sentCount(customID: r.id) == 1) }
-        }
-    }
-
-    @Test(arguments: Wire.allCases) func splitsOverCountAndByteLimits(_ wire: Wire) async throws {
-        try await withFixture(wire) { f in
-            let byCount = await record(f.processor(.init(limits: BatchLimits(maxRequests: 4, maxBytes: 1 << 20))), f.clock, requests(10))
-            #expect(byCount.submitted.count == 3)
-            #expect(byCount.results.values.filter(\.isSuccess).count == 10)
-            let oneItem = try f.backend().encode(chat("size-probe", "Question number 1")).data.count
-            let byBytes = await record(
-                f.processor(.init(limits: BatchLimits(maxRequests: 100, maxBytes: oneItem * 3 + 3))), f.clock, requests(9, prefix: "b"))
-            #expect(byBytes.submitted.count == 3)
-            #expect(byBytes.results.values.filter(\.isSuccess).count == 9)
-        }
-    }
 
     @Test(arguments: Wire.allCases) func mixOfSucceededAndFailed(_ wire: Wire) async throws {
         try await withFixture(wire) { f in
@@ -171,53 +140,6 @@ struct DroppingTransport: HTTPTransport {
         }
     }
 
-    @Test(arguments: Wire.allCases) func breakingOutCancelsTheRemoteBatch(_ wire: Wire) async throws {
-        try await withFixture(wire, .init(batchDuration: .seconds(100))) { f in
-            var id: String?
-            for await e in f.processor().processAsync(requests(5)) {
-                if case .submitted(let j) = e {
-                    id = j.id
-                    break
-                }
-            }
-            let jobID = try #require(id)
-            // The run cancels its remote batch as it winds down; wait for that request to arrive.
-            let backend = f.backend()
-            var status = try await backend.status(of: jobID)
-            for _ in 0..<10_000 where status.metadata["cancel_initiated_at"] == nil {
-                await Task.yield()
-                status = try await backend.status(of: jobID)
-            }
-            #expect(status.metadata["cancel_initiated_at"] != nil)
-        }
-    }
-
-    @Test(arguments: Wire.allCases) func attachFromAFreshProcessorDoesNotResubmit(_ wire: Wire) async throws {
-        try await withFixture(wire, .init(batchDuration: .seconds(100))) { f in
-            let reqs = requests(8)
-            let (jobs, rejected) = try await f.processor(.init(limits: BatchLimits(maxRequests: 5, maxBytes: 1 << 20))).submit(reqs)
-            #expect(jobs.count == 2)
-            #expect(rejected.isEmpty)
-            // A new process: fresh backend and processor, only the job ids survive.
-            let fresh = f.processor(backend: f.backend())
-            let driver = drive(f.clock)
-            defer { driver.cancel() }
-            let run = await record(fresh.attach(jobs.map(\.id)))
-            #expect(run.results.count == 8)
-            #expect(run.results.values.allSatisfy { $0.isSuccess })
-            #expect(run.submitted.isEmpty)
-            for r in reqs { #expect(f.emulator.sentCount(customID: r.id) == 1) }
-        }
-    }
-
-    @Test(arguments: Wire.allCases) func failingPollsRecover(_ wire: Wire) async throws {
-        try await withFixture(wire, .init(batchDuration: .seconds(60), faults: [EmulatorFault(.status(500), on: .batchPoll(.anthropic), firstTimes: 3)])) { f in
-            let run = await record(f.processor(.init(pollInterval: .seconds(10))), f.clock, requests(4))
-            #expect(run.failure == nil)
-            #expect(run.results.values.filter(\.isSuccess).count == 4)
-        }
-    }
-
     @Test(arguments: Wire.allCases) func resultFileMissingAnID(_ wire: Wire) async throws {
         try await withFixture(wire) { f in
             let backend = AnthropicBatchBackend(apiKey: secretKey, baseURL: f.baseURL, transport: DroppingTransport(inner: f.transport, customID: "q-2"))
@@ -229,68 +151,9 @@ struct DroppingTransport: HTTPTransport {
         }
     }
 
-    @Test(arguments: Wire.allCases) func errorOnlyBatch(_ wire: Wire) async throws {
-        try await withFixture(wire, .init(faults: [EmulatorFault(.errorFileOnly, on: .provider(.anthropic))])) { f in
-            let run = await record(f.processor(), f.clock, requests(6))
-            #expect(run.results.count == 6)
-            #expect(run.results.values.allSatisfy { $0.error?.code == .server && $0.error?.isRetryable == true })
-            #expect(run.summary?.failed == 6)
-            #expect(run.summary?.usage == .zero)
-        }
-    }
-
     @Test func factoryDefaults() {
         let p = NativeBatchProcessor.anthropic(apiKey: "k", baseURL: emulatorURL, transport: ClosureTransport { _ in HTTPResponse(status: 500) })
         #expect(p.limits == AnthropicBatchBackend.defaultLimits)
         #expect(p.backend.provider == "anthropic")
-    }
-}
-
-/// `HybridProcessor` with Anthropic on both sides: batch first, real time after the deadline.
-@Suite(.timeLimit(.minutes(1))) struct AnthropicHybridTests {
-    @Test(arguments: Wire.allCases) func deadlineMovesTheRestToRealTime(_ wire: Wire) async throws {
-        // A long batch and a deadline at 30 % of it. Time stands still until the batch exists,
-        // and at the deadline until the cancellation has been answered: over every wire it
-        // reaches the emulator at 3 000 s, when exactly 3 of the 10 items have finished.
-        try await withFixture(wire, .init(batchDuration: .seconds(10_000))) { f in
-            let deadline = ManualClock.Instant(offset: .seconds(3_000))
-            let cancellations = CancellationLog(clock: f.clock)
-            let backend = AnthropicBatchBackend(apiKey: secretKey, baseURL: f.baseURL, transport: cancellations.wrap(f.transport))
-            let hybrid = HybridProcessor(
-                batch: f.processor(backend: backend),
-                realtime: ConcurrentProcessor(client: f.client(), configuration: .init(maxConcurrency: 4), clock: f.clock),
-                deadline: deadline.offset, cancellationGrace: .seconds(60), clock: f.clock)
-            let reqs = requests(10)
-            let driver = ClockDriver(f.clock, startsHeld: true)
-            driver.hold(at: deadline, until: { !cancellations.answered.isEmpty })
-            var run = RunRecord()
-            for event in await driver.consume(hybrid.processAsync(reqs)) {
-                switch event {
-                case .submitted(let job): run.submitted.append(job)
-                case .item(let item):
-                    if run.results[item.id] != nil { run.duplicates += 1 }
-                    run.results[item.id] = item
-                case .failed(let e): run.failure = e
-                default: break
-                }
-            }
-            #expect(run.failure == nil)
-            #expect(run.duplicates == 0)
-            // The cancellation went out at the deadline, not later.
-            #expect(!driver.heldTooLong, "time was held at the deadline, but no cancellation came")
-            #expect(cancellations.sent.first == deadline)
-            #expect(cancellations.answered.first == deadline)
-            #expect(run.results.count == 10)
-            #expect(run.results.values.allSatisfy { $0.isSuccess })
-            let viaBatch = run.results.values.filter { $0.route == .batch }
-            let viaRealtime = run.results.values.filter { $0.route == .realtime }
-            #expect(viaBatch.count == 3, "batch: \(viaBatch.count)")
-            #expect(viaRealtime.count == 7)
-            // The batch was cancelled remotely, and nothing that finished there ran again.
-            let job = try #require(run.submitted.first)
-            #expect(try await f.backend().status(of: job.id).status == .cancelled)
-            for r in viaBatch { #expect(f.emulator.sentCount(customID: r.id) == 1) }
-            for r in viaRealtime { #expect(f.emulator.sentCount(customID: r.id) == 2) }
-        }
     }
 }

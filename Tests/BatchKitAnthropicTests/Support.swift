@@ -9,64 +9,32 @@ import Synchronization
 let secretKey = "sk-ant-TESTSECRET-0123456789abcdef"
 let emulatorURL = URL(string: "http://emulator.invalid")!
 
-/// An emulator on a manual clock, and clients/backends wired to it in-process.
-/// How tests reach the emulator: its in-process transport, or `URLSessionTransport` or
-/// `PlainHTTPTransport` to the loopback `EmulatorServer`.
-enum Wire: String, CaseIterable, Sendable {
-    case inProcess
-    case loopback
-    case plainLoopback
-}
-
 /// Runs `body` with a fixture reached over `wire`, and stops the loopback server afterwards.
 func withFixture(
     _ wire: Wire, _ configuration: EmulatorConfiguration = .init(), _ body: (AnthropicFixture) async throws -> Void
 ) async throws {
-    let f = try await AnthropicFixture.make(configuration, wire)
-    do {
-        try await body(f)
-    } catch {
-        await f.shutdown()
-        throw error
-    }
-    await f.shutdown()
+    try await withEmulatorHarness(wire, configuration) { h in try await body(AnthropicFixture(harness: h)) }
 }
 
+/// The shared emulator harness (BatchKitTesting) with Anthropic clients and backends, every
+/// request they send recorded.
 struct AnthropicFixture {
-    let clock = ManualClock()
-    let emulator: ProviderEmulator
+    let harness: EmulatorHarness
     let recorder = RequestRecorder()
+
+    var clock: ManualClock { harness.clock }
+    var emulator: ProviderEmulator { harness.emulator }
     /// Where clients send their requests.
-    var baseURL = emulatorURL
-    /// The transport to the loopback server, when the fixture uses one.
-    var wireTransport: (any HTTPTransport)?
-    var server: EmulatorServer?
+    var baseURL: URL { harness.root }
 
-    init(_ configuration: EmulatorConfiguration = .init()) {
-        emulator = ProviderEmulator(configuration: configuration, clock: clock)
-    }
+    init(harness: EmulatorHarness) { self.harness = harness }
 
-    static func make(_ configuration: EmulatorConfiguration, _ wire: Wire) async throws -> AnthropicFixture {
-        var f = AnthropicFixture(configuration)
-        switch wire {
-        case .inProcess: return f
-        case .loopback, .plainLoopback:
-            let server = try await EmulatorServer.start(emulator: f.emulator)
-            f.server = server
-            f.baseURL = server.baseURL
-            f.wireTransport =
-                wire == .loopback
-                ? URLSessionTransport(configuration: .init(defaultTimeout: .seconds(30)))
-                : PlainHTTPTransport(configuration: .init(defaultTimeout: .seconds(30)))
-            return f
-        }
-    }
-
-    func shutdown() async { await server?.shutdown() }
+    /// An in-process fixture.
+    init(_ configuration: EmulatorConfiguration = .init()) { self.init(harness: .inProcess(configuration)) }
 
     /// The transport to the emulator, recording every request it carries.
     var transport: any HTTPTransport {
-        let inner = wireTransport ?? emulator.transport
+        let inner = harness.transport
         let recorder = self.recorder
         return ClosureTransport { request in
             recorder.record(request)
@@ -93,8 +61,7 @@ struct AnthropicFixture {
     ) async throws -> (status: Int, json: JSONValue?, headers: HTTPHeaders, body: Data) {
         var h = headers
         if body != nil { h["content-type"] = "application/json" }
-        let r = try await (wireTransport ?? emulator.transport).send(
-            HTTPRequest(method: method, url: URL(string: baseURL.absoluteString + path)!, headers: h, body: body.map { .data($0.serialized()) }))
+        let r = try await harness.send(method, path, headers: h, body: body?.serialized())
         let data = try r.bodyData()
         return (r.status, try? JSONValue(parsing: data), r.headers, data)
     }

@@ -104,22 +104,6 @@ func pollingConfiguration(
     }
 
     @Test(arguments: Wire.allCases)
-    func splitsOverSmallLimitsAndModels(_ wire: Wire) async throws {
-        try await withBatch(wire) { f in
-            let processor = NativeBatchProcessor(
-                backend: f.backend, configuration: pollingConfiguration(limits: BatchLimits(maxRequests: 4, maxBytes: 1 << 20)), clock: f.clock)
-            let requests = chats(10) + (0..<3).map { chat("pro-\($0)", "Question \($0)", model: "gemini-2.5-pro") }
-            let events = await drive(processor.processAsync(requests), clock: f.clock)
-            let jobs = events.submittedJobs
-            #expect(jobs.count == 4)  // 4 + 4 + 2 flash, 3 pro
-            #expect(Set(jobs.compactMap { $0.metadata["model"] }) == ["models/gemini-2.5-flash", "models/gemini-2.5-pro"])
-            #expect(jobs.allSatisfy { $0.requestCount <= 4 })
-            #expect(events.itemsByID.count == 13)
-            #expect(events.summary?.succeeded == 13)
-        }
-    }
-
-    @Test(arguments: Wire.allCases)
     func expiryWithResubmission(_ wire: Wire) async throws {
         try await withBatch(wire, .init(batchDuration: .seconds(100), batchExpiry: .seconds(50))) { f in
             let processor = NativeBatchProcessor(
@@ -153,61 +137,6 @@ func pollingConfiguration(
     }
 
     @Test(arguments: Wire.allCases)
-    func breakingOutCancelsTheRemoteJob(_ wire: Wire) async throws {
-        try await withBatch(wire, .init(batchDuration: .seconds(1000))) { f in
-            let processor = NativeBatchProcessor(backend: f.backend, configuration: pollingConfiguration(), clock: f.clock)
-            var jobID: String?
-            for await event in processor.processAsync(chats(5)) {
-                if case .submitted(let job) = event {
-                    jobID = job.id
-                    break
-                }
-            }
-            let id = try #require(jobID)
-            var status = try await f.backend.status(of: id).status
-            for _ in 0..<2_000 where status != .cancelled {
-                await Task.yield()
-                status = try await f.backend.status(of: id).status
-            }
-            #expect(status == .cancelled)
-        }
-    }
-
-    @Test(arguments: Wire.allCases)
-    func attachFromAFreshProcessorSendsNothingAgain(_ wire: Wire) async throws {
-        try await withBatch(wire, .init(batchDuration: .seconds(20))) { f in
-            let requests = chats(5)
-            let first = NativeBatchProcessor(backend: f.backend, configuration: pollingConfiguration(), clock: f.clock)
-            let (jobs, rejected) = try await first.submit(requests)
-            #expect(rejected.isEmpty)
-            let job = try #require(jobs.first)
-            #expect(jobs.count == 1)
-
-            // "After a restart": a new processor over a new backend value.
-            let second = NativeBatchProcessor(
-                backend: GeminiBatchBackend(apiKey: GeminiFixture.key, baseURL: f.harness.baseURL, transport: f.harness.transport),
-                configuration: pollingConfiguration(), clock: f.clock)
-            let events = await drive(second.attach([job.id], expecting: [job.id: requests.map(\.id)]), clock: f.clock)
-            let items = events.itemsByID
-            #expect(items.count == 5)
-            #expect(items.values.allSatisfy { $0.isSuccess && $0.route == .batch })
-            #expect(events.submittedJobs.isEmpty)
-            for r in requests { #expect(f.emulator.sentCount(customID: r.id) == 1) }
-        }
-    }
-
-    @Test(arguments: Wire.allCases)
-    func failedPollsAreRetried(_ wire: Wire) async throws {
-        let fault = EmulatorFault(.status(500), on: .batchPoll(.gemini), firstTimes: 3)
-        try await withBatch(wire, .init(batchDuration: .seconds(10), faults: [fault])) { f in
-            let processor = NativeBatchProcessor(backend: f.backend, configuration: pollingConfiguration(), clock: f.clock)
-            let events = await drive(processor.processAsync(chats(4)), clock: f.clock)
-            #expect(events.summary?.succeeded == 4)
-            #expect(events.itemsByID.count == 4)
-        }
-    }
-
-    @Test(arguments: Wire.allCases)
     func malformedResultLinesAndErrorOnlyBatches(_ wire: Wire) async throws {
         try await withBatch(wire, .init(faults: [EmulatorFault(.malformedResultLines(2), on: .provider(.gemini))]), inlineByteLimit: 10) { f in
             let processor = NativeBatchProcessor(backend: f.backend, configuration: pollingConfiguration(), clock: f.clock)
@@ -222,44 +151,6 @@ func pollingConfiguration(
             #expect(events.itemsByID.count == 3)
             #expect(events.items.allSatisfy { $0.error?.code == .server })
             #expect(events.summary?.failed == 3)
-        }
-    }
-}
-
-@Suite(.timeLimit(.minutes(1))) struct GeminiHybridTests {
-    @Test(arguments: Wire.allCases)
-    func deadlineMovesTheRestToRealTime(_ wire: Wire) async throws {
-        try await withBatch(wire, .init(batchDuration: .seconds(100))) { f in
-            // Time stands still until the batch exists, and at the deadline until the
-            // cancellation has been answered: over every wire it reaches the emulator at 35 s.
-            let deadline = ManualClock.Instant(offset: .seconds(35))
-            let cancellations = CancellationLog(clock: f.clock)
-            let backend = GeminiBatchBackend(apiKey: GeminiFixture.key, baseURL: f.harness.baseURL, transport: cancellations.wrap(f.transport))
-            let client = GeminiClient(apiKey: GeminiFixture.key, baseURL: f.harness.baseURL, transport: f.harness.transport)
-            let hybrid = HybridProcessor(
-                batch: NativeBatchProcessor(backend: backend, configuration: pollingConfiguration(), clock: f.clock),
-                realtime: ConcurrentProcessor(client: client, configuration: .init(maxConcurrency: 4), clock: f.clock),
-                deadline: deadline.offset, cancellationGrace: .seconds(30), clock: f.clock)
-            let requests = chats(10)
-            let driver = ClockDriver(f.clock, startsHeld: true)
-            driver.hold(at: deadline, until: { !cancellations.answered.isEmpty })
-            let events = await driver.consume(hybrid.processAsync(requests))
-            // The cancellation went out at the deadline, not later.
-            #expect(!driver.heldTooLong, "time was held at the deadline, but no cancellation came")
-            #expect(cancellations.sent.first == deadline)
-            #expect(cancellations.answered.first == deadline)
-            let items = events.itemsByID
-            #expect(items.count == 10)
-            #expect(items.values.allSatisfy { $0.isSuccess })
-            let viaBatch = items.values.filter { $0.route == .batch }
-            let viaRealtime = items.values.filter { $0.route == .realtime }
-            #expect(viaBatch.count == 3)
-            #expect(viaRealtime.count == 7)
-            // Finished in the batch: sent once. Missed the deadline: sent to the batch, then once in real time.
-            for r in viaBatch { #expect(f.emulator.sentCount(customID: r.id) == 1) }
-            for r in viaRealtime { #expect(f.emulator.sentCount(customID: r.id) == 2) }
-            let job = try #require(events.submittedJobs.first)
-            #expect(try await f.backend.status(of: job.id).status == .cancelled)
         }
     }
 }

@@ -6,62 +6,19 @@ import Testing
 
 @testable import BatchKitGemini
 
-/// How a test reaches the emulator.
-enum Wire: String, CaseIterable, Sendable, CustomTestStringConvertible {
-    /// The emulator's in-process transport.
-    case inProcess
-    /// `URLSessionTransport` to an `EmulatorServer` on a loopback port.
-    case loopback
-    /// `PlainHTTPTransport` to an `EmulatorServer` on a loopback port.
-    case plainLoopback
+/// The shared emulator harness (BatchKitTesting), seen from the Gemini tests.
+typealias GeminiHarness = EmulatorHarness
 
-    var testDescription: String { rawValue }
-}
-
-/// One URLSession for every loopback test (each test has its own server and port).
-let sharedURLSession = URLSessionTransport(configuration: .init(defaultTimeout: .seconds(30)))
-/// One `PlainHTTPTransport` likewise.
-let sharedPlainHTTP = PlainHTTPTransport(configuration: .init(defaultTimeout: .seconds(30)))
-
-/// An emulator on a manual clock, reachable in-process or over loopback.
-struct GeminiHarness: Sendable {
-    let clock: ManualClock
-    let emulator: ProviderEmulator
-    let server: EmulatorServer?
-    let transport: any HTTPTransport
-    let baseURL: URL
-
-    static func start(_ wire: Wire, _ configuration: EmulatorConfiguration) async throws -> GeminiHarness {
-        let clock = ManualClock()
-        let emulator = ProviderEmulator(configuration: configuration, clock: clock)
-        switch wire {
-        case .inProcess:
-            return GeminiHarness(
-                clock: clock, emulator: emulator, server: nil, transport: emulator.transport,
-                baseURL: URL(string: "http://emulator.invalid")!)
-        case .loopback, .plainLoopback:
-            let server = try await EmulatorServer.start(emulator: emulator)
-            let transport: any HTTPTransport = wire == .loopback ? sharedURLSession : sharedPlainHTTP
-            return GeminiHarness(clock: clock, emulator: emulator, server: server, transport: transport, baseURL: server.baseURL)
-        }
-    }
-
-    func close() async { await server?.shutdown() }
+extension EmulatorHarness {
+    /// Gemini's base URL is the emulator's root.
+    var baseURL: URL { root }
 }
 
 /// Runs `body` with a harness and always shuts it down.
 func withHarness<T>(
     _ wire: Wire, _ configuration: EmulatorConfiguration, _ body: (GeminiHarness) async throws -> T
 ) async throws -> T {
-    let h = try await GeminiHarness.start(wire, configuration)
-    do {
-        let result = try await body(h)
-        await h.close()
-        return result
-    } catch {
-        await h.close()
-        throw error
-    }
+    try await withEmulatorHarness(wire, configuration, body)
 }
 
 /// A Gemini client against a fresh emulator.

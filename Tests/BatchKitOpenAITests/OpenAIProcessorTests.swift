@@ -58,52 +58,6 @@ func run(_ processor: NativeBatchProcessor<ManualClock>, _ requests: [BatchReque
     }
 
     @Test(arguments: Wire.allCases)
-    func fullLifecycle(_ wire: Wire) async throws {
-        try await withHarness(wire, EmulatorConfiguration(batchDuration: .seconds(60))) { h in
-            let driver = driveClock(h.clock)
-            defer { driver.cancel() }
-            let requests = (0..<30).map { chat("life-\($0)", "question \($0)") }
-            let log = await run(processor(h), requests)
-            #expect(log.started == 1)
-            #expect(log.submitted.count == 1)
-            #expect(log.submitted.first?.id.hasPrefix("batch_") == true)
-            #expect(log.items.count == 30)
-            #expect(log.duplicateItems == 0)
-            #expect(log.items.values.allSatisfy { $0.isSuccess && $0.route == .batch && $0.usage.batchInputTokens > 0 })
-            #expect(log.progress.contains { $0.remoteStatus == "in_progress" })
-            #expect(log.summary?.succeeded == 30)
-            #expect(log.summary?.failed == 0)
-            #expect((log.summary?.usage.batchOutputTokens ?? 0) > 0)
-            #expect(log.failure == nil)
-            #expect(log.eventsAfterTerminal == 0)
-            #expect(requests.allSatisfy { h.emulator.sentCount(customID: $0.id) == 1 })
-            #expect(h.clock.now.offset >= .seconds(60))
-        }
-    }
-
-    @Test func splitsOverLimitsAndModels() async throws {
-        try await withHarness { h in
-            let driver = driveClock(h.clock)
-            defer { driver.cancel() }
-            let requests = (0..<10).map { chat("a-\($0)", "q\($0)") } + (0..<3).map { chat("b-\($0)", "q\($0)", model: "gpt-4o") }
-            let log = await run(processor(h, limits: BatchLimits(maxRequests: 4, maxBytes: 1_000_000)), requests)
-            #expect(log.submitted.count == 4)  // 4 + 4 + 2 of one model, 3 of the other
-            #expect(log.items.count == 13)
-            #expect(log.items.values.allSatisfy { $0.isSuccess })
-            let batches = try await h.backend().list(limit: 100)
-            #expect(batches.count == 4)
-            #expect(batches.allSatisfy { $0.requestCount <= 4 })
-            #expect(Set(batches.compactMap { $0.metadata["model"] }) == ["gpt-4o-mini", "gpt-4o"])
-
-            // A byte limit splits too.
-            let one = try h.backend().encode(chat("x-0", "q0")).data.count
-            let byBytes = await run(processor(h, limits: BatchLimits(maxRequests: 100, maxBytes: one * 2 + 2)), (0..<6).map { chat("x-\($0)", "q\($0)") })
-            #expect(byBytes.submitted.count == 3)
-            #expect(byBytes.items.count == 6)
-        }
-    }
-
-    @Test(arguments: Wire.allCases)
     func mixOfSuccessesAndFailures(_ wire: Wire) async throws {
         try await withHarness(wire) { h in
             let driver = driveClock(h.clock)
@@ -180,43 +134,6 @@ func run(_ processor: NativeBatchProcessor<ManualClock>, _ requests: [BatchReque
         }
     }
 
-    @Test(arguments: Wire.allCases)
-    func attachFromAFreshProcessorDoesNotResubmit(_ wire: Wire) async throws {
-        try await withHarness(wire, EmulatorConfiguration(batchDuration: .seconds(60))) { h in
-            let driver = driveClock(h.clock)
-            defer { driver.cancel() }
-            let requests = (0..<8).map { chat("att-\($0)", "q\($0)") }
-            let (jobs, rejected) = try await processor(h, limits: BatchLimits(maxRequests: 5, maxBytes: 1_000_000)).submit(requests)
-            #expect(jobs.count == 2)
-            #expect(rejected.isEmpty)
-            // A new processor, as after a restart: only the job ids are known.
-            let fresh = processor(h)
-            var items: [String: BatchResult] = [:]
-            var summary: BatchSummary?
-            for await event in fresh.attach(jobs.map(\.id)) {
-                if case .item(let r) = event { items[r.id] = r }
-                if case .completed(let s) = event { summary = s }
-            }
-            #expect(items.count == 8)
-            #expect(items.values.allSatisfy { $0.isSuccess })
-            #expect(summary?.succeeded == 8)
-            #expect(requests.allSatisfy { h.emulator.sentCount(customID: $0.id) == 1 })
-            #expect(try await h.backend().list(limit: 100).count == 2)
-        }
-    }
-
-    @Test(arguments: Wire.allCases)
-    func failingPollsRecover(_ wire: Wire) async throws {
-        try await withHarness(wire, EmulatorConfiguration(batchDuration: .seconds(30), faults: [EmulatorFault(.status(500), on: .batchPoll(.openAI), firstTimes: 3)])) { h in
-            let driver = driveClock(h.clock)
-            defer { driver.cancel() }
-            let log = await run(processor(h), (0..<4).map { chat("poll-\($0)", "q\($0)") })
-            #expect(log.failure == nil)
-            #expect(log.items.count == 4)
-            #expect(log.items.values.allSatisfy { $0.isSuccess })
-        }
-    }
-
     @Test func resultFileMissingIDs() async throws {
         try await withHarness(.inProcess, EmulatorConfiguration(faults: [EmulatorFault(.malformedResultLines(2), on: .provider(.openAI))])) { h in
             let driver = driveClock(h.clock)
@@ -227,18 +144,6 @@ func run(_ processor: NativeBatchProcessor<ManualClock>, _ requests: [BatchReque
             let missing = log.items.values.compactMap { $0.error }
             #expect(missing.count == 2)
             #expect(missing.allSatisfy { $0.code == .invalidResponse })
-        }
-    }
-
-    @Test(arguments: Wire.allCases)
-    func errorFileOnlyBatch(_ wire: Wire) async throws {
-        try await withHarness(wire, EmulatorConfiguration(faults: [EmulatorFault(.errorFileOnly)])) { h in
-            let driver = driveClock(h.clock)
-            defer { driver.cancel() }
-            let log = await run(processor(h), (0..<5).map { chat("efo-\($0)", "q\($0)") })
-            #expect(log.items.count == 5)
-            #expect(log.items.values.allSatisfy { $0.error?.code == .server && $0.error?.httpStatus == 500 })
-            #expect(log.summary?.failed == 5)
         }
     }
 

@@ -4,27 +4,11 @@ import BatchKitTesting
 import Foundation
 import Testing
 
-/// How the tests reach the emulator.
-enum Wire: String, CaseIterable, Sendable, CustomStringConvertible {
-    /// The emulator's in-process transport.
-    case inProcess
-    /// `URLSessionTransport` to the emulator's loopback HTTP server.
-    case loopback
-    /// `PlainHTTPTransport` to the emulator's loopback HTTP server (file uploads and downloads
-    /// go through its URLSession fallback).
-    case plainLoopback
-    var description: String { rawValue }
-}
+/// The shared emulator harness (BatchKitTesting), seen from the OpenAI tests.
+typealias Harness = EmulatorHarness
 
-/// An emulator on a manual clock, reachable through one transport.
-struct Harness: Sendable {
-    let emulator: ProviderEmulator
-    let clock: ManualClock
-    let transport: any HTTPTransport
-    /// The emulator's root (`http://host:port`), without `/v1`.
-    let root: URL
-    let server: EmulatorServer?
-
+extension EmulatorHarness {
+    /// The emulator's OpenAI base URL (`…/v1`).
     var baseURL: URL { root.appendingPathComponent("v1") }
 
     func client(apiKey: String? = "sk-test-key-123456", extraHeaders: HTTPHeaders = [:]) -> OpenAIClient {
@@ -41,37 +25,17 @@ struct Harness: Sendable {
     {
         var h = headers
         if json != nil { h["Content-Type"] = "application/json" }
-        let url = URL(string: root.absoluteString + path)!
-        let data = json?.serialized() ?? body
-        let r = try await transport.send(HTTPRequest(method: method, url: url, headers: h, body: data.map { .data($0) }))
+        let r = try await send(method, path, headers: h, body: json?.serialized() ?? body)
         let bytes = try r.bodyData()
         return (r.status, try? JSONValue(parsing: bytes), r.headers, bytes)
     }
-
-    func shutdown() async { await server?.shutdown() }
 }
 
+/// Runs `body` with an emulator on a manual clock reached over `wire`.
 func withHarness(
     _ wire: Wire = .inProcess, _ configuration: EmulatorConfiguration = .init(), _ body: (Harness) async throws -> Void
 ) async throws {
-    let clock = ManualClock()
-    let emulator = ProviderEmulator(configuration: configuration, clock: clock)
-    let harness: Harness
-    switch wire {
-    case .inProcess:
-        harness = Harness(emulator: emulator, clock: clock, transport: emulator.transport, root: URL(string: "http://emulator.invalid")!, server: nil)
-    case .loopback, .plainLoopback:
-        let server = try await EmulatorServer.start(emulator: emulator)
-        let transport: any HTTPTransport = wire == .loopback ? URLSessionTransport() : PlainHTTPTransport()
-        harness = Harness(emulator: emulator, clock: clock, transport: transport, root: server.baseURL, server: server)
-    }
-    do {
-        try await body(harness)
-    } catch {
-        await harness.shutdown()
-        throw error
-    }
-    await harness.shutdown()
+    try await withEmulatorHarness(wire, configuration, body)
 }
 
 func chat(_ id: String, _ text: String, model: String = "gpt-4o-mini", maxTokens: Int? = nil) -> BatchRequest {
