@@ -78,6 +78,11 @@ func runChaosBenchmark() async throws {
         "max_runs": .int(outcomes.map(\.runs.count).max() ?? 0),
         "faults_injected": .int(outcomes.reduce(0) { $0 + $1.faults.values.reduce(0, +) }),
         "jobs": .int(outcomes.reduce(0) { $0 + $1.billing.jobs.count }),
+        // Not a violation of "no id billed by two jobs", but paid twice all the same: ids a job ran
+        // that were also answered in real time (hybrid), and the cases where it happened.
+        "job_and_realtime_ids": .int(outcomes.reduce(0) { $0 + $1.billing.paidInJobAndRealtime.count }),
+        "job_and_realtime_cases": .array(
+            outcomes.filter { !$0.billing.paidInJobAndRealtime.isEmpty }.map { .string($0.chaosCase.description) }),
         "requests_per_case": .int(options.requests), "fault_rate": .double(options.faults.rate),
         "seeds": .string("\(firstSeed)...\(firstSeed + UInt64(max(1, seeds)) - 1)"),
         "seconds": .double(round3(start.duration(to: .now).seconds)),

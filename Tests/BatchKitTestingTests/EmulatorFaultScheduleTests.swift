@@ -168,4 +168,29 @@ struct EmulatorFaultScheduleTests {
         #expect(billing.jobCount(customID: "a2") == 1 && billing.jobCount(customID: "a3") == 0)
         #expect(billing.jobCount(customID: "g2") == 1 && billing.jobCount(customID: "g3") == 0)
     }
+
+    @Test func realTimeAnswersAreCountedAndAnIDPaidInAJobAndInRealTimeIsFound() async throws {
+        let emulator = ProviderEmulator(configuration: .init(), clock: ManualClock())
+        func chat(_ id: String) async -> Int {
+            var headers = Self.openAIKey
+            headers["x-client-request-id"] = id
+            return await emulator.handle(EmulatorRequest(
+                method: "POST", path: "/v1/chat/completions", headers: headers,
+                body: Data(#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}"#.utf8))).status
+        }
+        #expect(await chat("r0") == 200)
+        // Refused before it took effect: not billed.
+        emulator.update { $0.faultSchedule = EmulatorFaultSchedule(rate: 1, kinds: [.rateLimited]) }
+        #expect(await chat("r1") == 429)
+        // Answered, then the answer lost: billed.
+        emulator.update { $0.faultSchedule = EmulatorFaultSchedule(rate: 1, kinds: [.reset], afterEffectShare: 1) }
+        #expect(await chat("r2") == 500)
+        emulator.update { $0.faultSchedule = nil }
+        #expect(emulator.billing.realtimeCalls == ["r0": 1, "r2": 1])
+
+        let file = try await Self.upload(emulator, ids: ["r0", "r1"])
+        #expect(await Self.create(emulator, file: file).status == 200)
+        #expect(emulator.billing.paidInJobAndRealtime == ["r0"])
+        #expect(emulator.billing.paidTwice.isEmpty)
+    }
 }

@@ -118,6 +118,7 @@ public struct ChaosOutcome: Sendable {
             "kills": .int(runs.filter { $0.exitStatus == nil && !$0.timedOut }.count),
             "exits": .array(runs.map { $0.exitStatus.map { .int(Int($0)) } ?? .string("killed") }),
             "jobs": .int(billing.jobs.count),
+            "job_and_realtime": .int(billing.paidInJobAndRealtime.count),
             "faults": .int(faults.values.reduce(0, +)),
             "violations": .array(violations.map(JSONValue.string)),
         ]

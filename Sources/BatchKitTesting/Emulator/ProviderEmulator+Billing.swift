@@ -13,6 +13,8 @@ struct BillingLedger {
 
     var jobs: [String: Job] = [:]
     var order: [String] = []
+    /// Real-time model calls answered 200, per `x-client-request-id`.
+    var realtime: [String: Int] = [:]
 }
 
 /// What the emulator's batch jobs would cost, per custom id: the number of jobs that ran it.
@@ -46,12 +48,19 @@ public struct EmulatorBilling: Sendable, Hashable {
     public var jobs: [Job]
     /// For each custom id that ran in a job, the ids of the jobs that ran it, in creation order.
     public var jobsPerCustomID: [String: [String]]
+    /// Real-time model calls the emulator answered with 200 (and so would bill), per custom id
+    /// (`x-client-request-id`). Counted when the answer was produced, even if a fault then lost it.
+    public var realtimeCalls: [String: Int]
 
     /// The number of jobs that ran `customID` (0 when none did).
     public func jobCount(customID: String) -> Int { jobsPerCustomID[customID]?.count ?? 0 }
 
     /// The custom ids run by more than one job (paid more than once), with those jobs.
     public var paidTwice: [String: [String]] { jobsPerCustomID.filter { $0.value.count > 1 } }
+
+    /// The custom ids run by a batch job and also answered in real time (a hybrid run that
+    /// collected a job's result should not send it again).
+    public var paidInJobAndRealtime: [String] { jobsPerCustomID.keys.filter { realtimeCalls[$0] != nil }.sorted() }
 
     /// The ledger as JSON: `{"jobs":[{"id","provider","requests","billed","cancelled"}],
     /// "billed":{"<custom id>":<jobs>}, "paid_twice":{"<custom id>":["<job id>",…]}}`, keys sorted.
@@ -63,6 +72,8 @@ public struct EmulatorBilling: Sendable, Hashable {
             }),
             "billed": .object(jobsPerCustomID.mapValues { .int($0.count) }),
             "paid_twice": .object(paidTwice.mapValues { .array($0.map(JSONValue.string)) }),
+            "realtime": .object(realtimeCalls.mapValues { .int($0) }),
+            "job_and_realtime": .array(paidInJobAndRealtime.map(JSONValue.string)),
         ])
     }
 }
@@ -85,7 +96,7 @@ extension ProviderEmulator {
                     cancelled: job.ranBeforeCancel != nil))
                 for customID in job.customIDs.prefix(billed) { perID[customID, default: []].append(id) }
             }
-            return EmulatorBilling(jobs: jobs, jobsPerCustomID: perID)
+            return EmulatorBilling(jobs: jobs, jobsPerCustomID: perID, realtimeCalls: s.ledger.realtime)
         }
     }
 
@@ -103,6 +114,25 @@ extension ProviderEmulator {
         shared.withLock { s in
             guard s.ledger.jobs[id] != nil, s.ledger.jobs[id]?.ranBeforeCancel == nil else { return }
             s.ledger.jobs[id]?.ranBeforeCancel = max(0, ran)
+        }
+    }
+
+    /// Counts a real-time model call answered 200 for its `x-client-request-id`.
+    func billRealtime(_ request: EmulatorRequest, provider: EmulatedProvider, status: Int) {
+        guard status == 200, request.method == "POST", let id = request.headers["x-client-request-id"], !id.isEmpty,
+            Self.isRealtimeModelCall(request.path, provider: provider)
+        else { return }
+        shared.withLock { $0.ledger.realtime[id, default: 0] += 1 }
+    }
+
+    static func isRealtimeModelCall(_ path: String, provider: EmulatedProvider) -> Bool {
+        switch provider {
+        case .openAI:
+            return ["/chat/completions", "/embeddings", "/completions", "/responses"].contains { path.hasSuffix($0) }
+        case .anthropic:
+            return path == "/v1/messages"
+        case .gemini:
+            return [":generateContent", ":embedContent", ":batchEmbedContents"].contains { path.hasSuffix($0) }
         }
     }
 

@@ -168,7 +168,11 @@ public final class ProviderEmulator: Sendable {
         case .anthropic: answer = await handleAnthropic(request)
         case .gemini: answer = await handleGemini(request)
         }
-        return answer ?? errorResponse(provider, status: 404, message: "Unknown request URL: \(request.method) \(request.path)")
+        guard let answer else {
+            return errorResponse(provider, status: 404, message: "Unknown request URL: \(request.method) \(request.path)")
+        }
+        billRealtime(request, provider: provider, status: answer.status)
+        return answer
     }
 
     /// Which provider a request is for, by path and credentials.
