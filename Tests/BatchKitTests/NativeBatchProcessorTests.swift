@@ -32,14 +32,19 @@ final class FakeBackend: BatchBackend {
     let dropped: @Sendable (String) -> Bool
     /// Which ids fail (with a retryable server error).
     let failing: @Sendable (String) -> Bool
+    /// Which ids' result lines are unreadable and name no id: left out, and counted in
+    /// ``downloadResults(of:handler:)``'s summary.
+    let garbled: @Sendable (String) -> Bool
     let state = Mutex(State())
 
     init(
         limits: BatchLimits = .init(maxRequests: 1000, maxBytes: 1 << 20), pollsToFinish: Int = 2,
         ending: @escaping @Sendable (String) -> BatchJob.Status = { _ in .completed },
         dropped: @escaping @Sendable (String) -> Bool = { _ in false },
-        failing: @escaping @Sendable (String) -> Bool = { _ in false }, pollFailures: Int = 0
+        failing: @escaping @Sendable (String) -> Bool = { _ in false }, garbled: @escaping @Sendable (String) -> Bool = { _ in false },
+        pollFailures: Int = 0
     ) {
+        self.garbled = garbled
         self.limits = limits
         self.pollsToFinish = pollsToFinish
         self.ending = ending
@@ -90,7 +95,7 @@ final class FakeBackend: BatchBackend {
             return (j.items, j.status)
         }
         for (i, item) in items.enumerated() {
-            if dropped(item.id) { continue }
+            if dropped(item.id) || garbled(item.id) { continue }
             // Expired and cancelled jobs keep the first half of their results.
             if status != .completed, i >= items.count / 2 { continue }
             let outcome: Result<ModelResponse, BatchError> =
@@ -99,6 +104,17 @@ final class FakeBackend: BatchBackend {
                 : .success(ModelResponse(text: "answer \(item.id)", usage: Usage(inputTokens: 10, outputTokens: 5).asBatch, model: "m"))
             try await handler(BatchResult(id: item.id, outcome: outcome, attempts: 1, route: .batch))
         }
+    }
+
+    func downloadResults(of job: BatchJob, handler: (BatchResult) async throws -> Void) async throws -> BatchResultsSummary {
+        var summary = BatchResultsSummary()
+        try await results(of: job) { result in
+            summary.results += 1
+            try await handler(result)
+        }
+        let items = state.withLock { $0.jobs[job.id]?.items ?? [] }
+        for (i, item) in items.enumerated() where garbled(item.id) { summary.skip(at: "\(job.id).jsonl:\(i + 1)") }
+        return summary
     }
 
     func cancel(jobID: String) async throws -> BatchJob {
@@ -192,6 +208,21 @@ struct NativeBatchProcessorTests {
         #expect(byID.count == 5)
         #expect(byID["x2"]?.error?.code == .invalidResponse)
         #expect(byID["x3"]?.error?.code == .server)
+        #expect(events.summary?.succeeded == 3)
+    }
+
+    @Test func resultLinesThatNamedNoIDAreNamedInTheMissingItemsErrors() async throws {
+        let clock = ManualClock()
+        let backend = FakeBackend(dropped: { $0 == "g1" }, garbled: { $0 == "g3" })
+        let processor = NativeBatchProcessor(backend: backend, clock: clock)
+        let events = await runNative(processor.processAsync((0..<5).map { chatRequest("g\($0)") }), clock: clock)
+        let byID = Dictionary(uniqueKeysWithValues: events.items.map { ($0.id, $0) })
+        #expect(byID.count == 5)
+        for id in ["g1", "g3"] {
+            let error = try #require(byID[id]?.error)
+            #expect(error.code == .invalidResponse)
+            #expect(error.message.contains("1 result line(s) could not be read and named no id (job-1.jsonl:4)"), "\(error.message)")
+        }
         #expect(events.summary?.succeeded == 3)
     }
 

@@ -57,6 +57,13 @@ public protocol BatchBackend: Sendable {
     /// them.
     func results(of job: BatchJob, handler: (BatchResult) async throws -> Void) async throws
 
+    /// ``results(of:handler:)``, returning what the result lines held (``BatchResultsSummary``):
+    /// how many lines could not be read and named no id, and where. The processor names them in
+    /// the errors of the ids left without a result. The default calls ``results(of:handler:)``
+    /// and reports nothing skipped; a backend that reads result files with
+    /// `BatchResultsFile` returns its summary.
+    func downloadResults(of job: BatchJob, handler: (BatchResult) async throws -> Void) async throws -> BatchResultsSummary
+
     /// Asks the provider to cancel the job; returns its state after the request.
     func cancel(jobID: String) async throws -> BatchJob
 
@@ -107,5 +114,17 @@ extension BatchBackend {
         let tags = tagsJobs
         let candidates = try await list(limit: 100).filter { !excluding.contains($0.id) && intent.matches($0, tagsJobs: tags) }
         return candidates.min { ($0.createdAt ?? .distantFuture) < ($1.createdAt ?? .distantFuture) }
+    }
+}
+
+extension BatchBackend {
+    /// Calls ``results(of:handler:)`` and counts the results; reports no skipped lines.
+    public func downloadResults(of job: BatchJob, handler: (BatchResult) async throws -> Void) async throws -> BatchResultsSummary {
+        var summary = BatchResultsSummary()
+        try await results(of: job) { result in
+            summary.results += 1
+            try await handler(result)
+        }
+        return summary
     }
 }

@@ -275,6 +275,7 @@ final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
     func download(_ t: inout Tracked, books: inout Books, retry: inout [EncodedBatchItem], sink: EventSink) async -> BatchRunOutcome? {
         var consumerGone = false
         var lastError: (any Error)?
+        var lines = BatchResultsSummary()
         let mayResubmit = t.round < configuration.resubmit.rounds
         // What a failed attempt already reported stays reported: its ids leave the pending set,
         // so the next attempt skips them instead of reporting them twice.
@@ -283,7 +284,7 @@ final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
         var localRetry = retry
         for attempt in 1...configuration.downloadAttempts {
             do {
-                try await backend.results(of: local.job) { result in
+                lines = try await backend.downloadResults(of: local.job) { result in
                     if local.knowsIDs {
                         guard let item = local.pending.removeValue(forKey: result.id) else { return }  // not ours, or reported already
                         if mayResubmit, !result.isSuccess, result.error?.isRetryable == true {
@@ -318,7 +319,7 @@ final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
         retry = localRetry
         guard t.knowsIDs else { return nil }
         // Whatever is still pending had no result line.
-        let missing: BatchError
+        var missing: BatchError
         if let lastError {
             missing = BatchError(.network, "the results of job \(t.job.id) could not be downloaded: \(BatchError(wrapping: lastError).message)", isRetryable: true)
         } else {
@@ -327,6 +328,11 @@ final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
             case .cancelled: missing = BatchError(.cancelled, "job \(t.job.id) was cancelled before this request ran", isRetryable: false)
             case .failed: missing = BatchError(.invalidRequest, "job \(t.job.id) failed: \(t.job.metadata["error"] ?? "the provider rejected it")", isRetryable: false)
             default: missing = BatchError(.invalidResponse, "job \(t.job.id) ended without a result for this request", isRetryable: true)
+            }
+            if lines.malformedLines > 0 {
+                // One of those lines may have been this request's: say so, and where they are.
+                missing.message += "; \(lines.malformedLines) result line(s) could not be read and named no id"
+                    + " (\(lines.malformedLocations.prefix(5).joined(separator: ", ")))"
             }
         }
         for (id, item) in t.pending.sorted(by: { $0.key < $1.key }) {
