@@ -40,6 +40,11 @@ struct JobEndObserver: BatchBackend {
         try await base.results(of: job, handler: handler)
     }
 
+    func downloadResults(of job: BatchJob, handler: (BatchResult) async throws -> Void) async throws -> BatchResultsSummary {
+        book.noteStatus(job)
+        return try await base.downloadResults(of: job, handler: handler)
+    }
+
     func cancel(jobID: String) async throws -> BatchJob { try await base.cancel(jobID: jobID) }
 
     func list(limit: Int) async throws -> [BatchJob] { try await base.list(limit: limit) }
