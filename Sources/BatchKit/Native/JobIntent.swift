@@ -89,10 +89,14 @@ public protocol JobLedger: Sendable {
 
 extension BatchError {
     /// Whether a failed call may still have reached the server and taken effect: a timeout, a
-    /// broken connection, a cut or unreadable answer, a 5xx. A create call that failed this way
-    /// is never repeated blindly: the provider's jobs are looked at first.
+    /// broken connection, a cut or unreadable answer (even under a 2xx status), a 5xx. Only a 4xx
+    /// answer says the server refused it. A create call that failed this way is never repeated
+    /// blindly: the provider's jobs are looked at first.
     public var mayHaveReachedServer: Bool {
-        if let status = httpStatus { return status >= 500 }
+        if let status = httpStatus {
+            if (400...499).contains(status) { return false }
+            if status >= 500 || (200...299).contains(status) { return true }
+        }
         switch code {
         case .timeout, .network, .server, .overloaded, .invalidResponse: return true
         default: return false

@@ -124,6 +124,8 @@ final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
                 throw BatchError(.io, "cannot record the intent to create a batch job: \(BatchError(wrapping: error).message)", isRetryable: false)
             }
         }
+        // The input file of the latest attempt: a job that reads it is this chunk's.
+        let uploadedFile = Mutex<String?>(nil)
         var attempt = 0
         while true {
             attempt += 1
@@ -131,6 +133,7 @@ final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
             do {
                 let job = try await backend.submit(items, metadata: configuration.metadata, intent: intent) { fileID in
                     try ledger?.recordUpload(fileID, for: intent)
+                    uploadedFile.withLock { $0 = fileID }
                 }
                 try await record(job, for: intent)
                 return job
@@ -141,8 +144,10 @@ final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
             if failure.mayHaveReachedServer {
                 // The job may exist: look before creating another one.
                 let found: BatchJob?
+                var sought = intent
+                sought.fileID = uploadedFile.withLock { $0 }
                 do {
-                    found = try await lookUp(intent, excluding: excluding.union(ledger?.recordedJobIDs ?? []))
+                    found = try await lookUp(sought, excluding: excluding.union(ledger?.recordedJobIDs ?? []))
                 } catch {
                     var e = failure
                     e.message = "the batch job may have been created (\(failure.message)), and the provider's jobs could not be listed to tell (\(error.message)); a rerun looks again"
