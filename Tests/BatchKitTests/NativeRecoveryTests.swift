@@ -72,3 +72,28 @@ struct NativeRecoveryTests {
         #expect(events.items.filter { $0.error?.code == .network }.count == 5)
     }
 }
+
+/// A POST is never sent twice by the transport: a create call the server processed before the
+/// connection dropped would otherwise create a second job (found by the chaos suite,
+/// openai/hybrid/110: two batches from one create call).
+@Suite(.timeLimit(.minutes(1)))
+struct NoBlindResendTests {
+    @Test func aPOSTThatMeetsAClosedPooledConnectionFailsInsteadOfBeingSentAgain() async throws {
+        // Each connection answers one request and drops the next unanswered.
+        let server = try CannedServer(answer: Array("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".utf8), answersPerConnection: 1)
+        defer { server.stop() }
+        let transport = PlainHTTPTransport()
+        let first = try await transport.send(HTTPRequest(method: "POST", url: server.url, body: .data(Data("a".utf8))))
+        #expect(String(decoding: first.body, as: UTF8.self) == "ok")
+        await #expect(throws: URLError.self) {
+            _ = try await transport.send(HTTPRequest(method: "POST", url: server.url, body: .data(Data("b".utf8))))
+        }
+        #expect(server.requestsRead == 2, "the second POST was read once, never sent again")
+        // With an Idempotency-Key the caller says it is safe: it is sent again on a fresh connection.
+        var keyed = HTTPRequest(method: "POST", url: server.url, body: .data(Data("c".utf8)))
+        keyed.headers["Idempotency-Key"] = "k-1"
+        _ = try await transport.send(keyed)
+        let again = try await transport.send(keyed)
+        #expect(String(decoding: again.body, as: UTF8.self) == "ok")
+    }
+}

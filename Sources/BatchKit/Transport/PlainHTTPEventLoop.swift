@@ -32,6 +32,10 @@ struct PlainHTTPJob: Sendable {
     let deadline: ContinuousClock.Instant
     let token: Token
     let continuation: CheckedContinuation<HTTPResponse, any Error>
+    /// Whether the job may be sent again when a pooled connection fails without an answer: only
+    /// idempotent methods, or a request with an `Idempotency-Key` (RFC 9110 §9.2.2). A POST that
+    /// creates something (a batch job) may have been processed before the connection dropped.
+    let mayResend: Bool
     /// Whether the job was already sent again after a pooled connection turned out closed.
     var resent = false
 }
@@ -447,7 +451,7 @@ final class PlainHTTPWorker {
         }
         connection.job = nil
         close(connection)
-        if connection.reused && !connection.parser.receivedAnyBytes && !job.resent {
+        if connection.reused && !connection.parser.receivedAnyBytes && !job.resent && job.mayResend {
             job.resent = true
             start(job, fresh: true)
         } else {

@@ -248,13 +248,16 @@ final class PlainHTTPCore: Sendable {
         let id = nextID.add(1, ordering: .relaxed).newValue
         let token = PlainHTTPJob.Token()
         let isHEAD = request.method.uppercased() == "HEAD"
+        let mayResend =
+            ["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"].contains(request.method.uppercased())
+            || request.headers["Idempotency-Key"] != nil
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<HTTPResponse, any Error>) in
                 loop.submit(
                     .start(
                         PlainHTTPJob(
                             id: id, endpoint: endpoint, addresses: addresses, bytes: bytes, isHEAD: isHEAD, deadline: deadline,
-                            token: token, continuation: continuation)))
+                            token: token, continuation: continuation, mayResend: mayResend)))
             }
         } onCancel: {
             token.cancelled.store(true, ordering: .sequentiallyConsistent)
