@@ -200,21 +200,17 @@ struct BoundedChannelStateMachine<Element, Receiver, Sender> {
 
     /// The consumer asks for the next element.
     mutating func receive() -> ReceiveAction {
-        switch state {
-        case .open:
-            let taken = withOpen { open, _ in Self.take(from: &open) }
-            if let (e, sender) = taken ?? nil { return .element(e, resumeSender: sender) }
-            return .suspend
-        case .finished(var buffer):
-            state = .modifying
-            defer { state = .finished(buffer) }
-            if let e = buffer.popFirst() { return .element(e, resumeSender: nil) }
-            return .end
-        case .cancelled:
-            return .end
-        case .modifying:
-            preconditionFailure("BoundedChannelStateMachine is mid-update")
+        // Not a `switch state` around `withOpen`: the switch would keep a second reference to the
+        // buffer alive while it is mutated, copying it on every call.
+        if let taken = withOpen({ open, _ in Self.take(from: &open) }) {
+            guard let (e, sender) = taken else { return .suspend }
+            return .element(e, resumeSender: sender)
         }
+        guard case .finished(var buffer) = state else { return .end }
+        state = .modifying
+        defer { state = .finished(buffer) }
+        if let e = buffer.popFirst() { return .element(e, resumeSender: nil) }
+        return .end
     }
 
     /// The consumer told to suspend is about to park.
@@ -252,19 +248,13 @@ struct BoundedChannelStateMachine<Element, Receiver, Sender> {
 
     /// The consumer went away.
     mutating func cancel() -> CloseAction {
-        switch state {
-        case .open(let open):
+        if case .open(var open) = state {
             state = .cancelled
-            var senders = open.senders
-            return .resume(receiver: open.receiver, senders: senders.removeAll().map(\.sender))
-        case .finished:
-            state = .cancelled
-            return .none
-        case .cancelled:
-            return .none
-        case .modifying:
-            preconditionFailure("BoundedChannelStateMachine is mid-update")
+            return .resume(receiver: open.receiver, senders: open.senders.removeAll().map(\.sender))
         }
+        if case .modifying = state { preconditionFailure("BoundedChannelStateMachine is mid-update") }
+        state = .cancelled
+        return .none
     }
 
     /// Runs `body` on the open state, mutated in place; `nil` when the channel is not open.
