@@ -67,11 +67,9 @@ public struct BatchError: Error, Sendable, CustomStringConvertible {
     /// Whether trying again may succeed.
     public var isRetryable: Bool
     /// Rate-limit state reported with the failure (429 headers), if any.
-    public var rateLimit: RateLimitInfo? {
-        get { rateLimitBox?.value }
-        set { rateLimitBox = newValue.map(RateLimitBox.init) }
-    }
-    var rateLimitBox: RateLimitBox?
+    public var rateLimit: RateLimitInfo? { get { rateLimitBox.value } set { rateLimitBox = Boxed(newValue) } }
+    /// Boxed so that values stay small to copy through the event pipeline.
+    var rateLimitBox = Boxed<RateLimitInfo>(nil)
 
     public init(
         _ code: Code, _ message: String, httpStatus: Int? = nil, providerType: String? = nil, field: String? = nil,
@@ -84,7 +82,7 @@ public struct BatchError: Error, Sendable, CustomStringConvertible {
         self.field = field
         self.retryAfter = retryAfter
         self.isRetryable = isRetryable ?? code.isRetryableByDefault
-        self.rateLimitBox = rateLimit.map(RateLimitBox.init)
+        self.rateLimitBox = Boxed(rateLimit)
     }
 
     public var description: String {

@@ -31,12 +31,9 @@ public struct ModelResponse: Sendable, Hashable {
     public var raw: JSONValue
     /// Rate-limit state the server reported with this answer, if any. `ConcurrentProcessor` uses
     /// it to tighten its buckets before it would earn a 429.
-    public var rateLimit: RateLimitInfo? {
-        get { rateLimitBox?.value }
-        set { rateLimitBox = newValue.map(RateLimitBox.init) }
-    }
-    /// Boxed so that results stay small to copy through the event pipeline.
-    var rateLimitBox: RateLimitBox?
+    public var rateLimit: RateLimitInfo? { get { rateLimitBox.value } set { rateLimitBox = Boxed(newValue) } }
+    /// Boxed so that values stay small to copy through the event pipeline.
+    var rateLimitBox = Boxed<RateLimitInfo>(nil)
 
     public init(
         text: String? = nil, embeddings: [[Float]]? = nil, finishReason: FinishReason? = nil,
@@ -48,14 +45,24 @@ public struct ModelResponse: Sendable, Hashable {
         self.usage = usage
         self.model = model
         self.raw = raw
-        self.rateLimitBox = rateLimit.map(RateLimitBox.init)
+        self.rateLimitBox = Boxed(rateLimit)
     }
 }
 
-/// Immutable storage for a ``RateLimitInfo`` shared by copies of a response or error.
-final class RateLimitBox: Sendable, Hashable {
-    let value: RateLimitInfo
-    init(_ value: RateLimitInfo) { self.value = value }
-    static func == (a: RateLimitBox, b: RateLimitBox) -> Bool { a.value == b.value }
+/// An optional value kept in one shared, immutable box, so that values holding a large, rarely
+/// set field (``RateLimitInfo`` on responses and errors) stay small to copy. Equality and hashing
+/// are the value's.
+struct Boxed<Value: Sendable & Hashable>: Sendable, Hashable {
+    private final class Box: Sendable {
+        let value: Value
+        init(_ value: Value) { self.value = value }
+    }
+    private let box: Box?
+
+    init(_ value: Value?) { box = value.map(Box.init) }
+
+    var value: Value? { box?.value }
+
+    static func == (a: Boxed, b: Boxed) -> Bool { a.value == b.value }
     func hash(into h: inout Hasher) { h.combine(value) }
 }
