@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// Runs many requests and reports what happens as a stream of events.
 ///
@@ -218,20 +218,20 @@ public struct BatchJob: Sendable, Hashable, Codable {
 }
 
 /// An `AsyncSequence` over an array, for ``Processor/processAsync(_:)-([BatchRequest])``.
-public struct ArrayAsyncSequence<Element: Sendable>: AsyncSequence, Sendable {
-    public typealias Failure = Never
+struct ArrayAsyncSequence<Element: Sendable>: AsyncSequence, Sendable {
+    typealias Failure = Never
     let elements: [Element]
 
-    public init(_ elements: [Element]) { self.elements = elements }
+    init(_ elements: [Element]) { self.elements = elements }
 
-    public struct AsyncIterator: AsyncIteratorProtocol {
+    struct AsyncIterator: AsyncIteratorProtocol {
         var base: IndexingIterator<[Element]>
-        public mutating func next() async -> Element? { base.next() }
-        public mutating func next(isolation actor: isolated (any Actor)?) async throws(Never) -> Element? { base.next() }
+        mutating func next() async -> Element? { base.next() }
+        mutating func next(isolation actor: isolated (any Actor)?) async throws(Never) -> Element? { base.next() }
     }
 
-    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(base: elements.makeIterator()) }
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(base: elements.makeIterator()) }
 
     /// The number of elements.
-    public var count: Int { elements.count }
+    var count: Int { elements.count }
 }

@@ -1,5 +1,5 @@
-import BatchKit
-import Foundation
+public import BatchKit
+public import Foundation
 import Synchronization
 
 /// The ``BatchBackend`` for Anthropic's Message Batches API (`/v1/messages/batches`): inline

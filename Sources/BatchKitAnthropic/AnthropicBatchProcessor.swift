@@ -1,5 +1,5 @@
-import BatchKit
-import Foundation
+public import BatchKit
+public import Foundation
 
 extension NativeBatchProcessor where C == ContinuousClock {
     /// A native-batch processor for Anthropic Message Batches (half price): ``NativeBatchProcessor``

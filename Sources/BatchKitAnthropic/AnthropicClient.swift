@@ -1,5 +1,5 @@
-import BatchKit
-import Foundation
+public import BatchKit
+public import Foundation
 
 /// A ``ModelClient`` for Anthropic's Messages API (`POST /v1/messages`).
 ///

@@ -1,5 +1,5 @@
-import BatchKit
-import Foundation
+public import BatchKit
+public import Foundation
 
 /// How a JSON ``ResponseFormat`` is expressed on the Anthropic wire.
 public enum AnthropicStructuredOutput: Sendable, Hashable {

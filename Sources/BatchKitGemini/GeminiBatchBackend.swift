@@ -1,5 +1,5 @@
-import BatchKit
-import Foundation
+public import BatchKit
+public import Foundation
 
 /// The Gemini Batch API as a ``BatchBackend``: chat (`:batchGenerateContent`) and embeddings
 /// (`:asyncBatchEmbedContent`), inline requests for small jobs and an uploaded JSONL file above

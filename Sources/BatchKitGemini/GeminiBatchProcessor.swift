@@ -1,5 +1,5 @@
-import BatchKit
-import Foundation
+public import BatchKit
+public import Foundation
 
 extension NativeBatchProcessor where C == ContinuousClock {
     /// Native Gemini batches (half price): ``NativeBatchProcessor`` over ``GeminiBatchBackend``.

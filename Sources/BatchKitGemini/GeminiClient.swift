@@ -1,5 +1,5 @@
-import BatchKit
-import Foundation
+public import BatchKit
+public import Foundation
 
 /// A ``ModelClient`` for the Gemini Developer API's real-time endpoints.
 ///

@@ -1,5 +1,5 @@
-import BatchKit
-import Foundation
+public import BatchKit
+public import Foundation
 
 /// Translation between BatchKit's provider-neutral model and the Gemini Developer API's JSON
 /// (`generativelanguage.googleapis.com`, proto3 JSON mapping: camelCase names, int64 as strings,

@@ -1,5 +1,5 @@
-import BatchKit
-import Foundation
+public import BatchKit
+public import Foundation
 
 // The batch-line interchange format is OpenAI's batch format; the core names it neutrally
 // (`batchLine`, `outputLine`). These are the earlier, OpenAI-named spellings, kept so that code

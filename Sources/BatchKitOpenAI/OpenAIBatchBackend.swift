@@ -1,5 +1,5 @@
-import BatchKit
-import Foundation
+public import BatchKit
+public import Foundation
 
 /// OpenAI's Batch API (Files + Batches) as a ``BatchBackend``: half-price, results within 24 h.
 ///

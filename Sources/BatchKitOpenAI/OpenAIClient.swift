@@ -1,5 +1,5 @@
-import BatchKit
-import Foundation
+public import BatchKit
+public import Foundation
 
 /// A real-time client for OpenAI and any OpenAI-compatible server (vLLM, Ollama, Groq, Together,
 /// OpenRouter, Voyage embeddings...), and for Azure OpenAI through ``azure(endpoint:apiKey:apiVersion:deployment:extraHeaders:transport:timeout:)``.

@@ -1,4 +1,4 @@
-import BatchKit
+public import BatchKit
 import Foundation
 
 extension RateLimitHeaderParser {

@@ -1,5 +1,5 @@
-import BatchKit
-import Foundation
+public import BatchKit
+public import Foundation
 
 /// OpenAI's wire format: request bodies, response parsing and error classification.
 ///

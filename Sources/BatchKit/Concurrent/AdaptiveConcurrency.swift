@@ -9,20 +9,20 @@ import Synchronization
 ///
 /// The logic is ``AdaptiveConcurrencyStateMachine``; this class holds it in a lock and resumes
 /// the continuations it hands out after the lock is released.
-public final class AdaptiveConcurrency: Sendable {
+package final class AdaptiveConcurrency: Sendable {
     private typealias Machine = AdaptiveConcurrencyStateMachine<CheckedContinuation<Bool, Never>>
 
     /// The upper bound.
-    public let maximum: Int
+    package let maximum: Int
     /// The lower bound.
-    public let minimum: Int
+    package let minimum: Int
     private let machine: Mutex<Machine>
 
     /// - Parameters:
     ///   - maximum: the configured concurrency.
     ///   - minimum: the floor the limit never goes below.
     ///   - adapts: `false` keeps the limit at `maximum`.
-    public init(maximum: Int, minimum: Int = 1, adapts: Bool = true) {
+    package init(maximum: Int, minimum: Int = 1, adapts: Bool = true) {
         let machine = Machine(maximum: maximum, minimum: minimum, adapts: adapts)
         self.maximum = machine.maximum
         self.minimum = machine.minimum
@@ -30,10 +30,10 @@ public final class AdaptiveConcurrency: Sendable {
     }
 
     /// The limit now.
-    public var current: Int { machine.withLock { $0.current } }
+    package var current: Int { machine.withLock { $0.current } }
 
     /// Holders now.
-    public var active: Int { machine.withLock { $0.active } }
+    package var active: Int { machine.withLock { $0.active } }
 
     /// Callers waiting for a slot now.
     var waiting: Int { machine.withLock { $0.waiting } }
@@ -41,7 +41,7 @@ public final class AdaptiveConcurrency: Sendable {
     /// Waits for a slot under the limit.
     ///
     /// - Returns: `false` if the task was cancelled while waiting (no slot is held then).
-    public func acquire() async -> Bool {
+    package func acquire() async -> Bool {
         guard case .suspend(let id) = machine.withLock({ $0.acquire() }) else { return true }
         let granted = await withTaskCancellationHandler {
             await withCheckedContinuation { (waiter: CheckedContinuation<Bool, Never>) in
@@ -59,22 +59,22 @@ public final class AdaptiveConcurrency: Sendable {
     }
 
     /// Gives a slot back.
-    public func release() {
+    package func release() {
         Self.perform(machine.withLock { $0.release() })
     }
 
     /// A request succeeded: grow the limit by one (up to the maximum).
-    public func recordSuccess() {
+    package func recordSuccess() {
         Self.perform(machine.withLock { $0.recordSuccess() })
     }
 
     /// A request completed some other way (failed without throttling).
-    public func recordCompletion() {
+    package func recordCompletion() {
         machine.withLock { $0.recordCompletion() }
     }
 
     /// The server throttled a request (429) or said it is overloaded: halve the limit.
-    public func recordThrottle() {
+    package func recordThrottle() {
         _ = machine.withLock { $0.recordThrottle() }
     }
 

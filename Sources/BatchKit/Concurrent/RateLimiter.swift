@@ -10,15 +10,15 @@ import Synchronization
 ///
 /// Buckets refill continuously at `limit / 60` per second and hold at most `burst` seconds'
 /// worth, so a run starts with a small burst rather than a whole minute's quota.
-public final class RateLimiter<C: Clock>: Sendable where C.Duration == Duration {
+package final class RateLimiter<C: Clock>: Sendable where C.Duration == Duration {
     /// What one request needs.
-    public struct Cost: Sendable, Hashable {
-        public var requests: Int
-        public var inputTokens: Int
-        public var outputTokens: Int
-        public var totalTokens: Int { inputTokens + outputTokens }
+    package struct Cost: Sendable, Hashable {
+        package var requests: Int
+        package var inputTokens: Int
+        package var outputTokens: Int
+        package var totalTokens: Int { inputTokens + outputTokens }
 
-        public init(requests: Int = 1, inputTokens: Int = 0, outputTokens: Int = 0) {
+        package init(requests: Int = 1, inputTokens: Int = 0, outputTokens: Int = 0) {
             self.requests = requests
             self.inputTokens = inputTokens
             self.outputTokens = outputTokens
@@ -26,13 +26,13 @@ public final class RateLimiter<C: Clock>: Sendable where C.Duration == Duration 
     }
 
     /// The four limits (per minute). `nil` means unlimited (unless learned from the server).
-    public struct Limits: Sendable, Hashable {
-        public var requestsPerMinute: Int?
-        public var tokensPerMinute: Int?
-        public var inputTokensPerMinute: Int?
-        public var outputTokensPerMinute: Int?
+    package struct Limits: Sendable, Hashable {
+        package var requestsPerMinute: Int?
+        package var tokensPerMinute: Int?
+        package var inputTokensPerMinute: Int?
+        package var outputTokensPerMinute: Int?
 
-        public init(requestsPerMinute: Int? = nil, tokensPerMinute: Int? = nil, inputTokensPerMinute: Int? = nil, outputTokensPerMinute: Int? = nil) {
+        package init(requestsPerMinute: Int? = nil, tokensPerMinute: Int? = nil, inputTokensPerMinute: Int? = nil, outputTokensPerMinute: Int? = nil) {
             self.requestsPerMinute = requestsPerMinute
             self.tokensPerMinute = tokensPerMinute
             self.inputTokensPerMinute = inputTokensPerMinute
@@ -106,7 +106,7 @@ public final class RateLimiter<C: Clock>: Sendable where C.Duration == Duration 
     ///   - limits: configured limits.
     ///   - burst: how many seconds' worth each bucket holds (and starts with).
     ///   - learnsFromServer: whether limits the server reports create buckets that were not configured.
-    public init(limits: Limits, burst: Duration = .seconds(1), learnsFromServer: Bool = true, clock: C) {
+    package init(limits: Limits, burst: Duration = .seconds(1), learnsFromServer: Bool = true, clock: C) {
         self.clock = clock
         self.burst = burst
         self.learns = learnsFromServer
@@ -124,7 +124,7 @@ public final class RateLimiter<C: Clock>: Sendable where C.Duration == Duration 
     }
 
     /// The current per-minute limits (configured or learned).
-    public var limits: Limits {
+    package var limits: Limits {
         state.withLock { s in
             var limits = Limits()
             for kind in Kind.allCases { limits[kind] = s.buckets[kind].map { Int($0.perMinute) } }
@@ -137,7 +137,7 @@ public final class RateLimiter<C: Clock>: Sendable where C.Duration == Duration 
 
     /// Waits until `cost` may start, honouring any pause. Throws `CancellationError` if the task is
     /// cancelled while waiting (and returns the reservation).
-    public func acquire(_ cost: Cost) async throws {
+    package func acquire(_ cost: Cost) async throws {
         try await waitOutPause()
         let wait: Duration = state.withLock { s in
             if s.buckets.isEmpty { return .zero }
@@ -179,7 +179,7 @@ public final class RateLimiter<C: Clock>: Sendable where C.Duration == Duration 
     }
 
     /// Gives back a reservation that was not used (the request never reached the server).
-    public func refund(_ cost: Cost) {
+    package func refund(_ cost: Cost) {
         state.withLock { s in
             for kind in Kind.allCases {
                 guard var b = s.buckets[kind] else { continue }
@@ -193,7 +193,7 @@ public final class RateLimiter<C: Clock>: Sendable where C.Duration == Duration 
     ///
     /// Only for answers that report their usage: an answer without usage keeps its estimate as
     /// spent (pass nothing here), or a tokens-per-minute limit would not hold for such clients.
-    public func settle(estimated: Cost, actualInput: Int, actualOutput: Int) {
+    package func settle(estimated: Cost, actualInput: Int, actualOutput: Int) {
         let actual = Cost(requests: estimated.requests, inputTokens: actualInput, outputTokens: actualOutput)
         guard actual != estimated else { return }
         state.withLock { s in
@@ -210,7 +210,7 @@ public final class RateLimiter<C: Clock>: Sendable where C.Duration == Duration 
 
     /// Stops every new start until `duration` from now (a 429's retry-after). A pause never
     /// shortens an existing one.
-    public func pause(for duration: Duration) {
+    package func pause(for duration: Duration) {
         state.withLock { s in
             let until = clock.now.advanced(by: duration)
             if let p = s.pausedUntil, p >= until { return }
@@ -220,7 +220,7 @@ public final class RateLimiter<C: Clock>: Sendable where C.Duration == Duration 
 
     /// Tightens the buckets to what the server reports: never more available than the server's
     /// `remaining`; and, when learning, adopts limits that were not configured.
-    public func observe(_ info: RateLimitInfo) {
+    package func observe(_ info: RateLimitInfo) {
         state.withLock { s in
             let now = clock.now
             for kind in Kind.allCases {

@@ -29,7 +29,7 @@ public struct RetryPolicy: Sendable, Hashable {
 
     /// The wait before attempt `attempt + 1`, after attempt `attempt` failed with `error`; `nil`
     /// when the request should not be retried.
-    public func delay(afterAttempt attempt: Int, error: BatchError, random: () -> Double) -> Duration? {
+    package func delay(afterAttempt attempt: Int, error: BatchError, random: () -> Double) -> Duration? {
         guard error.isRetryable, attempt < maxAttempts else { return nil }
         if let ra = error.retryAfter, ra > maxRetryAfter { return nil }
         let exponent = min(attempt - 1, 30)

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// Prices per model, for estimates before a run (``CostEstimate``) and the actual cost after
 /// (``cost(of:model:)``).

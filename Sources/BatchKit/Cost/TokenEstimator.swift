@@ -3,14 +3,14 @@ import Foundation
 /// Rough token counts for rate limiting and cost estimates, without a tokenizer: about four
 /// bytes of text per token, which is close for English with all three providers' tokenizers.
 /// Real usage corrects the estimate after each answer.
-public enum TokenEstimator {
+package enum TokenEstimator {
     /// Bytes per token assumed for text.
-    public static let bytesPerToken = 4
+    package static let bytesPerToken = 4
     /// Tokens assumed for one image part.
-    public static let tokensPerImage = 765
+    package static let tokensPerImage = 765
 
     /// Estimated prompt tokens of a request.
-    public static func inputTokens(_ request: BatchRequest) -> Int {
+    package static func inputTokens(_ request: BatchRequest) -> Int {
         switch request.body {
         case .chat(let c):
             var bytes = c.system?.utf8.count ?? 0
@@ -38,7 +38,7 @@ public enum TokenEstimator {
     }
 
     /// Estimated output tokens: the request's max tokens, else `default` (0 for embeddings).
-    public static func outputTokens(_ request: BatchRequest, default defaultOutput: Int = 256) -> Int {
+    package static func outputTokens(_ request: BatchRequest, default defaultOutput: Int = 256) -> Int {
         switch request.body {
         case .chat(let c): return c.maxTokens ?? defaultOutput
         case .embedding: return 0

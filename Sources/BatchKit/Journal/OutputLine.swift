@@ -188,7 +188,7 @@ extension ModelResponse {
     /// is read as that format; any other body through the read-only reader of older lines (see
     /// `LegacyOutputBody`). Unknown shapes give a response with only `raw` set. New results carry
     /// the fields their provider's decoder produced, so nothing here decides them.
-    public static func parsing(providerBody body: JSONValue) -> ModelResponse {
+    package static func parsing(providerBody body: JSONValue) -> ModelResponse {
         let r = OutputBody.decode(body)
         if r.text != nil || r.embeddings != nil { return r }
         return LegacyOutputBody.decode(body) ?? r

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 // The batch-line interchange format: the batch input line (`{"custom_id","method","url","body"}`)
 // that the command-line tool reads and that native batch backends can write. It is the OpenAI

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// Why a byte sequence is not JSON, with the byte offset where parsing stopped.
 public struct JSONParseError: Error, Sendable, Hashable, CustomStringConvertible {
@@ -42,7 +42,7 @@ extension JSONValue {
     }
 
     /// Parses one JSON text from raw bytes.
-    public init(parsing bytes: UnsafeBufferPointer<UInt8>) throws(JSONParseError) {
+    package init(parsing bytes: UnsafeBufferPointer<UInt8>) throws(JSONParseError) {
         var p = JSONByteParser(bytes)
         self = try p.parseDocument()
     }

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 extension JSONValue {
     /// The compact JSON text of this value, as UTF-8 bytes. Keys are written in sorted order so the
@@ -18,7 +18,7 @@ extension JSONValue {
     }
 
     /// Appends the compact JSON text of this value to `out`.
-    public func write(into out: inout [UInt8]) {
+    package func write(into out: inout [UInt8]) {
         switch self {
         case .null: out.append(contentsOf: [0x6E, 0x75, 0x6C, 0x6C])
         case .bool(let v): out.append(contentsOf: v ? Array("true".utf8) : Array("false".utf8))

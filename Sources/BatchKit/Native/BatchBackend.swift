@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// Size limits of one provider batch job. `NativeBatchProcessor` splits work so no job exceeds them.
 public struct BatchLimits: Sendable, Hashable {

@@ -1,4 +1,4 @@
-import Foundation
+package import Foundation
 
 /// What reading a job's result lines found.
 ///

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// What a run is about to create: one provider job for one chunk of requests, recorded
 /// **before** the create call so that a crash, or an answer lost on the way back, never leads to a

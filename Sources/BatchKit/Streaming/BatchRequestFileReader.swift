@@ -1,4 +1,4 @@
-import Foundation
+package import Foundation
 
 #if canImport(Glibc)
 import Glibc
@@ -20,25 +20,25 @@ import Darwin
 /// let count = try reader.validate()                      // one pass: syntax, fields, unique ids
 /// for await event in processor.processAsync(reader.requests()) { ... }   // a second, lazy pass
 /// ```
-public struct BatchRequestFileReader: Sendable {
+package struct BatchRequestFileReader: Sendable {
     /// One request and the 1-based line it came from.
-    public struct Line: Sendable {
-        public var request: BatchRequest
-        public var lineNumber: Int
+    package struct Line: Sendable {
+        package var request: BatchRequest
+        package var lineNumber: Int
     }
 
     /// The file read.
-    public let url: URL
+    package let url: URL
     /// How the file is named in errors (by default its path as given).
-    public let displayName: String
+    package let displayName: String
     /// Bytes read at a time.
-    public let chunkSize: Int
+    package let chunkSize: Int
 
     /// - Parameters:
     ///   - url: the JSONL file.
     ///   - displayName: the name errors use; defaults to `url.path`.
     ///   - chunkSize: bytes read per system call.
-    public init(url: URL, displayName: String? = nil, chunkSize: Int = 1 << 20) {
+    package init(url: URL, displayName: String? = nil, chunkSize: Int = 1 << 20) {
         self.url = url
         self.displayName = displayName ?? url.path
         self.chunkSize = max(1, chunkSize)
@@ -47,14 +47,14 @@ public struct BatchRequestFileReader: Sendable {
     /// Opens the file for one pass.
     ///
     /// - Throws: an ``BatchError/Code/io`` error naming the file when it cannot be opened.
-    public func makeLineIterator() throws(BatchError) -> LineIterator {
+    package func makeLineIterator() throws(BatchError) -> LineIterator {
         LineIterator(source: try LineSource(path: url.path, name: displayName, chunkSize: chunkSize), name: displayName)
     }
 
     /// Calls `body` with every request in file order.
     ///
     /// - Throws: the first bad line's error (`FILE:LINE: …`), or an I/O error naming the file.
-    public func forEach(_ body: (Line) throws(BatchError) -> Void) throws(BatchError) {
+    package func forEach(_ body: (Line) throws(BatchError) -> Void) throws(BatchError) {
         var lines = try makeLineIterator()
         while let line = try lines.next() { try body(line) }
     }
@@ -67,7 +67,7 @@ public struct BatchRequestFileReader: Sendable {
     /// - Throws: the first problem: `FILE:LINE: not valid JSON …`, `FILE:LINE: missing field "custom_id"`,
     ///   `FILE:LINE: duplicate custom_id "x" (first on line N)` (field `custom_id`), or an I/O error.
     @discardableResult
-    public func validate(_ each: ((Line) throws(BatchError) -> Void)? = nil) throws(BatchError) -> Int {
+    package func validate(_ each: ((Line) throws(BatchError) -> Void)? = nil) throws(BatchError) -> Int {
         var firstLine: [String: Int] = [:]
         var count = 0
         let name = displayName
@@ -92,7 +92,7 @@ public struct BatchRequestFileReader: Sendable {
     ///     already finished...).
     ///   - onError: called once if the file cannot be read or a bad line is met; the sequence then
     ///     ends. Call ``validate(_:)`` first to report such problems before anything runs.
-    public func requests(
+    package func requests(
         transform: @escaping @Sendable (BatchRequest) -> BatchRequest? = { $0 },
         onError: @escaping @Sendable (BatchError) -> Void = { _ in }
     ) -> Requests {
@@ -100,25 +100,25 @@ public struct BatchRequestFileReader: Sendable {
     }
 
     /// The lazy sequence ``requests(transform:onError:)`` returns.
-    public struct Requests: AsyncSequence, Sendable {
-        public typealias Element = BatchRequest
-        public typealias Failure = Never
+    package struct Requests: AsyncSequence, Sendable {
+        package typealias Element = BatchRequest
+        package typealias Failure = Never
 
         let reader: BatchRequestFileReader
         let transform: @Sendable (BatchRequest) -> BatchRequest?
         let onError: @Sendable (BatchError) -> Void
 
         /// Pulls lines from the file as they are asked for.
-        public struct AsyncIterator: AsyncIteratorProtocol {
+        package struct AsyncIterator: AsyncIteratorProtocol {
             let reader: BatchRequestFileReader
             let transform: @Sendable (BatchRequest) -> BatchRequest?
             let onError: @Sendable (BatchError) -> Void
             var lines: LineIterator?
             var done = false
 
-            public mutating func next() async -> BatchRequest? { nextRequest() }
+            package mutating func next() async -> BatchRequest? { nextRequest() }
 
-            public mutating func next(isolation actor: isolated (any Actor)?) async throws(Never) -> BatchRequest? {
+            package mutating func next(isolation actor: isolated (any Actor)?) async throws(Never) -> BatchRequest? {
                 nextRequest()
             }
 
@@ -138,20 +138,20 @@ public struct BatchRequestFileReader: Sendable {
             }
         }
 
-        public func makeAsyncIterator() -> AsyncIterator {
+        package func makeAsyncIterator() -> AsyncIterator {
             AsyncIterator(reader: reader, transform: transform, onError: onError)
         }
     }
 
     /// A synchronous pass over the file.
-    public struct LineIterator {
+    package struct LineIterator {
         let source: LineSource
         let name: String
 
         /// The next request, or `nil` at the end of the file.
         ///
         /// - Throws: the line's error, `FILE:LINE: …` with ``BatchError/field`` set when a field is at fault.
-        public mutating func next() throws(BatchError) -> Line? {
+        package mutating func next() throws(BatchError) -> Line? {
             while let (bytes, number) = try source.nextLine() {
                 if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
                 do throws(BatchError) {

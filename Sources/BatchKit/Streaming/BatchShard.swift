@@ -8,14 +8,14 @@
 /// let shard = try BatchShard(parsing: "2/8")          // the third of eight
 /// let mine = requests.filter { shard.contains($0.id) }
 /// ```
-public struct BatchShard: Sendable, Hashable, CustomStringConvertible {
+package struct BatchShard: Sendable, Hashable, CustomStringConvertible {
     /// This shard, in `0..<count`.
-    public let index: Int
+    package let index: Int
     /// How many shards there are.
-    public let count: Int
+    package let count: Int
 
     /// The shard `index` of `count` (`0 <= index < count`).
-    public init(index: Int, count: Int) throws(BatchError) {
+    package init(index: Int, count: Int) throws(BatchError) {
         guard count >= 1, (0..<count).contains(index) else {
             throw .validation("a shard is i/n with 0 <= i < n, got \(index)/\(count)", field: "shard")
         }
@@ -24,7 +24,7 @@ public struct BatchShard: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Parses `i/n` (`0/4`, `3/4`).
-    public init(parsing text: String) throws(BatchError) {
+    package init(parsing text: String) throws(BatchError) {
         let parts = text.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 2, let i = Int(parts[0]), let n = Int(parts[1]) else {
             throw .validation("a shard is i/n with 0 <= i < n (e.g. 0/4), got '\(text)'", field: "shard")
@@ -33,15 +33,15 @@ public struct BatchShard: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Whether the request with this custom id belongs to this shard.
-    public func contains(_ id: String) -> Bool {
+    package func contains(_ id: String) -> Bool {
         Int(BatchShard.fnv1a(id) % UInt64(count)) == index
     }
 
     /// `i/n`.
-    public var description: String { "\(index)/\(count)" }
+    package var description: String { "\(index)/\(count)" }
 
     /// 64-bit FNV-1a of the UTF-8 bytes of `text`.
-    public static func fnv1a(_ text: String) -> UInt64 {
+    package static func fnv1a(_ text: String) -> UInt64 {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         for byte in text.utf8 {
             hash ^= UInt64(byte)

@@ -11,14 +11,14 @@ import Synchronization
 ///
 /// The logic is ``BoundedChannelStateMachine``; this class holds it in a lock and resumes the
 /// continuations it hands out after the lock is released.
-public final class BoundedChannel<Element: Sendable>: Sendable {
+package final class BoundedChannel<Element: Sendable>: Sendable {
     private typealias Machine = BoundedChannelStateMachine<Element, CheckedContinuation<Element?, Never>, CheckedContinuation<Bool, Never>>
 
     private let machine: Mutex<Machine>
     /// The most elements the buffer holds before `send` suspends.
-    public let capacity: Int
+    package let capacity: Int
 
-    public init(capacity: Int) {
+    package init(capacity: Int) {
         precondition(capacity > 0, "capacity must be positive")
         self.capacity = capacity
         self.machine = Mutex(Machine(capacity: capacity))
@@ -29,7 +29,7 @@ public final class BoundedChannel<Element: Sendable>: Sendable {
     /// - Returns: `false` when the element was discarded: the channel was cancelled or finished,
     ///   or the calling task was cancelled while waiting for room.
     @discardableResult
-    public func send(_ element: Element) async -> Bool {
+    package func send(_ element: Element) async -> Bool {
         switch machine.withLock({ $0.send(element) }) {
         case .buffered:
             return true
@@ -65,7 +65,7 @@ public final class BoundedChannel<Element: Sendable>: Sendable {
     ///
     /// - Returns: whether the element was accepted.
     @discardableResult
-    public func offer(_ element: Element) -> Bool {
+    package func offer(_ element: Element) -> Bool {
         switch machine.withLock({ $0.offer(element) }) {
         case .buffered:
             return true
@@ -81,7 +81,7 @@ public final class BoundedChannel<Element: Sendable>: Sendable {
     ///
     /// - Returns: `nil` once the channel is finished and drained, or cancelled. If the calling task
     ///   is cancelled while waiting, the channel is cancelled and `nil` returned.
-    public func receive() async -> Element? {
+    package func receive() async -> Element? {
         switch machine.withLock({ $0.receive() }) {
         case .element(let element, let sender):
             sender?.resume(returning: true)
@@ -106,12 +106,12 @@ public final class BoundedChannel<Element: Sendable>: Sendable {
 
     /// No more elements will be sent; the consumer drains what is buffered, then gets `nil`.
     /// Senders still waiting have their elements buffered and return `true`.
-    public func finish() {
+    package func finish() {
         Self.perform(machine.withLock { $0.finish() }, sendersGet: true)
     }
 
     /// The consumer is gone: discard the buffer and release every waiter.
-    public func cancel() {
+    package func cancel() {
         Self.perform(machine.withLock { $0.cancel() }, sendersGet: false)
     }
 
@@ -125,5 +125,5 @@ public final class BoundedChannel<Element: Sendable>: Sendable {
     var waitingSenders: Int { machine.withLock { $0.waitingSenders } }
 
     /// Whether the consumer cancelled.
-    public var isCancelled: Bool { machine.withLock { $0.isCancelled } }
+    package var isCancelled: Bool { machine.withLock { $0.isCancelled } }
 }

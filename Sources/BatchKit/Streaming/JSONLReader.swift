@@ -1,11 +1,11 @@
-import Foundation
+package import Foundation
 
 /// Reads JSON Lines from a file in fixed-size chunks, so a result file of any size is never one
 /// in-memory string.
-public enum JSONLReader {
+package enum JSONLReader {
     /// Calls `body` with each non-empty line (without its `\n` or `\r\n`) and its 1-based line
     /// number.
-    public static func forEachLine(
+    package static func forEachLine(
         in url: URL, chunkSize: Int = 1 << 20,
         _ body: (ArraySlice<UInt8>, Int) async throws -> Void
     ) async throws {
@@ -48,7 +48,7 @@ public enum JSONLReader {
     }
 
     /// Calls `body` with each non-empty line of in-memory data.
-    public static func forEachLine(in data: Data, _ body: (UnsafeBufferPointer<UInt8>, Int) throws -> Void) rethrows {
+    package static func forEachLine(in data: Data, _ body: (UnsafeBufferPointer<UInt8>, Int) throws -> Void) rethrows {
         try data.withUnsafeBytes { raw in
             let buf = raw.bindMemory(to: UInt8.self)
             var start = 0

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// The one seam between BatchKit and the network.
 ///
@@ -61,7 +61,7 @@ public struct HTTPHeaders: Sendable, Hashable, Sequence, ExpressibleByDictionary
     }
 
     /// Header names whose values are credentials; `description` masks them.
-    public static let sensitiveNames: Set<String> = [
+    package static let sensitiveNames: Set<String> = [
         "authorization", "x-api-key", "api-key", "x-goog-api-key", "proxy-authorization", "cookie", "set-cookie",
     ]
 
@@ -108,7 +108,7 @@ public struct HTTPRequest: Sendable, CustomStringConvertible {
 
     /// Whether `a` and `b` have the same scheme, host and port (default ports filled in): the
     /// test for whether a credential may follow a request from one URL to the other.
-    public static func sameOrigin(_ a: URL, _ b: URL) -> Bool {
+    package static func sameOrigin(_ a: URL, _ b: URL) -> Bool {
         func origin(_ u: URL) -> (String, String, Int) {
             let scheme = (u.scheme ?? "").lowercased()
             let port = u.port ?? (scheme == "https" ? 443 : scheme == "http" ? 80 : -1)
@@ -118,7 +118,7 @@ public struct HTTPRequest: Sendable, CustomStringConvertible {
     }
 
     /// The URL with the values of `key` and `api-key` query items replaced by `<redacted>`.
-    public static func redactedURL(_ url: URL) -> String {
+    package static func redactedURL(_ url: URL) -> String {
         guard var c = URLComponents(url: url, resolvingAgainstBaseURL: false), let items = c.queryItems else {
             return url.absoluteString
         }

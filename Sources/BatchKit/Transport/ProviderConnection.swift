@@ -1,4 +1,4 @@
-import Foundation
+package import Foundation
 
 /// How a provider wants its API key presented.
 package enum ProviderAuth: Sendable, Hashable {

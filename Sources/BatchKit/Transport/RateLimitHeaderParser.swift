@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// Reads one provider's rate-limit response headers into a ``RateLimitInfo``.
 ///

@@ -1,11 +1,11 @@
-import Foundation
+package import Foundation
 
 /// Parsing of the retry and reset formats the providers use.
-public enum RateLimitHeaderParsing {
+package enum RateLimitHeaderParsing {
     /// The delay a server asks for: `retry-after-ms` (milliseconds, fractional allowed), else
     /// `retry-after` as seconds (fractional allowed) or an HTTP date (measured against `now`).
     /// Returns `nil` when neither is present or parseable.
-    public static func retryAfter(_ headers: HTTPHeaders, now: Date = Date()) -> Duration? {
+    package static func retryAfter(_ headers: HTTPHeaders, now: Date = Date()) -> Duration? {
         if let ms = headers["retry-after-ms"].flatMap({ Double($0.trimmingCharacters(in: .whitespaces)) }), ms >= 0 {
             return .milliseconds(ms)
         }
@@ -16,7 +16,7 @@ public enum RateLimitHeaderParsing {
     }
 
     /// Parses a Go `time.Duration` string (`1h2m3.5s`, `6m0s`, `20ms`, `7.66s`, `150us`, `10µs`, `5ns`).
-    public static func goDuration(_ text: String) -> Duration? {
+    package static func goDuration(_ text: String) -> Duration? {
         var s = Substring(text.trimmingCharacters(in: .whitespaces))
         guard !s.isEmpty else { return nil }
         if s == "0" { return .zero }
@@ -43,7 +43,7 @@ public enum RateLimitHeaderParsing {
 
     /// Parses RFC 3339 (`2025-01-15T14:24:00Z`, `2024-08-20T18:37:24.100435+00:00`, up to nine
     /// fraction digits).
-    public static func rfc3339(_ text: String) -> Date? {
+    package static func rfc3339(_ text: String) -> Date? {
         let t = text.trimmingCharacters(in: .whitespaces)
         let u = Array(t.utf8)
         guard u.count >= 20 else { return nil }
@@ -96,7 +96,7 @@ public enum RateLimitHeaderParsing {
     }
 
     /// Parses an HTTP date (`Wed, 21 Oct 2015 07:28:00 GMT`).
-    public static func httpDate(_ text: String) -> Date? {
+    package static func httpDate(_ text: String) -> Date? {
         let f = DateFormatter()
         f.locale = Locale(identifier: "en_US_POSIX")
         f.timeZone = TimeZone(identifier: "GMT")

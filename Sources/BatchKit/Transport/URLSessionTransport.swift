@@ -1,5 +1,5 @@
 import Dispatch
-import Foundation
+public import Foundation
 import Synchronization
 
 #if canImport(FoundationNetworking)
@@ -141,7 +141,7 @@ private final class SessionDelegate: NSObject, URLSessionDataDelegate, URLSessio
     private struct Registry {
         var exchanges: [Int: Exchange] = [:]
         /// Created, armed, disarmed and cancelled under the lock only.
-        var timer: DispatchSourceTimer?
+        var timer: (any DispatchSourceTimer)?
         var armed = false
     }
 

@@ -5,8 +5,8 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import BatchKit
-import Foundation
+public import BatchKit
+public import Foundation
 import Synchronization
 
 /// One case of the chaos check: a provider, a `batchkit run` mode and a seed.

@@ -1,5 +1,5 @@
 import BatchKit
-import Foundation
+public import Foundation
 
 /// How the ``ProviderEmulator`` behaves.
 public struct EmulatorConfiguration: Sendable {

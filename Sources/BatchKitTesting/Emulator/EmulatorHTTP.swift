@@ -1,5 +1,5 @@
-import BatchKit
-import Foundation
+public import BatchKit
+public import Foundation
 
 /// A request as the emulator sees it, whether it came over the loopback server or the
 /// in-process transport.

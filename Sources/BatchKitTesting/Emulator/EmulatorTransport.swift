@@ -1,4 +1,4 @@
-import BatchKit
+public import BatchKit
 import Foundation
 
 /// An `HTTPTransport` answered by a ``ProviderEmulator`` in-process: no sockets, same answers

@@ -1,4 +1,4 @@
-import BatchKit
+public import BatchKit
 import Foundation
 
 /// The batch jobs the emulator has accepted, and the share of each that ran (and so would be paid).

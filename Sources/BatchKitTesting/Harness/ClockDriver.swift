@@ -1,4 +1,4 @@
-import BatchKit
+public import BatchKit
 import Synchronization
 
 /// Moves a ``ManualClock`` for code under test that waits on it: whenever something sleeps, time

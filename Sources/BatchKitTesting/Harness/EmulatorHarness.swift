@@ -1,5 +1,5 @@
-import BatchKit
-import Foundation
+public import BatchKit
+public import Foundation
 
 /// How a test reaches the emulator. Tests that exercise a client or processor run over every
 /// wire (`@Test(arguments: Wire.allCases)`): the same answers must come through the in-process

@@ -7,7 +7,7 @@ import Darwin
 #endif
 import BatchKit
 import Dispatch
-import Foundation
+public import Foundation
 import Synchronization
 
 /// A loopback HTTP/1.1 server in front of a ``ProviderEmulator`` (or any handler), with no

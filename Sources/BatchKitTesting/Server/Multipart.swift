@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// One part of a `multipart/form-data` body: a form field or an uploaded file.
 public struct MultipartPart: Sendable, Hashable {
