@@ -15,7 +15,7 @@ enum EmulatorCommand: Subcommand {
     static let summary = "serve the OpenAI/Anthropic/Gemini emulator on a local port"
     static let usage = """
         usage: batchkit emulator [--port N] [--host 127.0.0.1] [--latency-ms N] [--batch-seconds N]
-                                 [--rpm N] [--tpm N] [--api-key K]
+                                 [--rpm N] [--tpm N] [--api-key K] [--tls-cert PEM --tls-key PEM]
                                  [--faults LIST] [--fault-rate P] [--seed N] [--slow-ms N]
                                  [--billing-file FILE]
 
@@ -41,11 +41,14 @@ enum EmulatorCommand: Subcommand {
           --slow-ms N         how long a slow answer is held back (default 1500)
           --billing-file FILE at exit, write per custom id the number of batch jobs that ran it
                               (JSON; also served at GET /_emulator/billing)
+          --tls-cert PEM      serve https with this certificate chain (needs --tls-key;
+                              Linux, with the system's libssl.so.3)
+          --tls-key PEM       the certificate's private key
         """
     static let spec = ArgumentSpec(
         options: [
             "port", "host", "latency-ms", "batch-seconds", "rpm", "tpm", "api-key", "faults", "fault-rate", "seed", "slow-ms",
-            "billing-file",
+            "billing-file", "tls-cert", "tls-key",
         ], flags: [])
 
     static func run(_ arguments: Arguments) async throws -> Int32 {
@@ -72,14 +75,32 @@ enum EmulatorCommand: Subcommand {
         // Route SIGINT/SIGTERM to a stream before anything can be interrupted.
         let signals = SignalPipe.install([SIGINT, SIGTERM])
 
+        let certificate = arguments.string("tls-cert")
+        let key = arguments.string("tls-key")
+        guard (certificate == nil) == (key == nil) else { throw UsageError("options '--tls-cert' and '--tls-key' go together") }
+
         let emulator = ProviderEmulator(configuration: configuration)
-        let server = try await EmulatorServer.start(emulator: emulator, host: host, port: port)
-        printLine("BatchKit emulator listening on \(server.baseURL.absoluteString)")
+        let shutdown: @Sendable () async -> Void
+        if let certificate, let key {
+            #if canImport(Glibc)
+            let server = try await TLSEmulatorServer.start(
+                emulator: emulator, identity: TLSServerIdentity(certificateChainFile: certificate, privateKeyFile: key), host: host,
+                port: port)
+            printLine("BatchKit emulator listening on \(server.baseURL.absoluteString)")
+            shutdown = { await server.shutdown() }
+            #else
+            throw UsageError("option '--tls-cert' is supported on Linux only")
+            #endif
+        } else {
+            let server = try await EmulatorServer.start(emulator: emulator, host: host, port: port)
+            printLine("BatchKit emulator listening on \(server.baseURL.absoluteString)")
+            shutdown = { await server.shutdown() }
+        }
 
         var iterator = signals.makeAsyncIterator()
         let received = await iterator.next()
         printError("batchkit emulator: \(received == SIGTERM ? "SIGTERM" : "SIGINT") received, shutting down")
-        await server.shutdown()
+        await shutdown()
         if let billingFile {
             do {
                 try emulator.billing.json.serialized().write(to: billingFile, options: .atomic)

@@ -61,13 +61,15 @@ enum ProviderName: String, CaseIterable, Sendable {
 /// The key is never printed: errors name the variable, not its value.
 struct ProviderOptions: Sendable {
     /// The options every provider-facing subcommand accepts.
-    static let optionNames: Set<String> = ["provider", "base-url", "api-key-env"]
+    static let optionNames: Set<String> = ["provider", "base-url", "api-key-env", "ca-bundle"]
 
     static let helpText = """
           --provider P         openai (default), anthropic or gemini
           --base-url URL       API base (OpenAI: including /v1; a bare host gets /v1 added)
           --api-key-env NAME   read the key from NAME instead of OPENAI_API_KEY /
                                ANTHROPIC_API_KEY / GEMINI_API_KEY
+          --ca-bundle FILE     also trust the CA certificates in this PEM file for https
+                               (SSL_CERT_FILE and SSL_CERT_DIR are honoured too)
         """
 
     let provider: ProviderName
@@ -106,9 +108,16 @@ struct ProviderOptions: Sendable {
         guard let key, !key.isEmpty else {
             throw CommandFailure("no API key: set \(variable) (or name another variable with --api-key-env)")
         }
-        // `http://` servers (local vLLM, Ollama, the emulator) get the lean HTTP/1.1 client;
-        // `https://`, proxied hosts and file transfers go on through URLSession.
-        self.init(provider: provider, apiKey: key, baseURL: base, transport: PlainHTTPTransport())
+        var tls = TLSConfiguration()
+        if let bundle = arguments.string("ca-bundle") {
+            guard FileManager.default.isReadableFile(atPath: bundle) else {
+                throw UsageError("option '--ca-bundle': cannot read '\(bundle)'")
+            }
+            tls.trustRoots = [.file(bundle)]
+        }
+        // The lean HTTP/1.1 client, with its own TLS on Linux; proxied hosts and file transfers
+        // go on through URLSession.
+        self.init(provider: provider, apiKey: key, baseURL: base, transport: PlainHTTPTransport(configuration: .init(tls: tls)))
     }
 
     /// The real-time client.

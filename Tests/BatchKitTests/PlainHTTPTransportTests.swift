@@ -21,7 +21,9 @@ final class CannedServer: Sendable {
     var requestsRead: Int { requests.load(ordering: .sequentiallyConsistent) }
     var url: URL { URL(string: "http://127.0.0.1:\(port)/canned")! }
 
-    init(answer: [UInt8], answersPerConnection: Int? = nil) throws {
+    /// `waitsForHead: false` answers as soon as any bytes arrive (a cleartext server meeting a
+    /// TLS client).
+    init(answer: [UInt8], answersPerConnection: Int? = nil, waitsForHead: Bool = true) throws {
         let (fd, port) = try Socket.listen(host: "127.0.0.1", port: 0)
         listenFD = fd
         self.port = port
@@ -35,11 +37,11 @@ final class CannedServer: Sendable {
                 serving: while true {
                     // One request head (these tests send bodies only with `answersPerConnection` nil).
                     var request = [UInt8]()
-                    while !request.containsHeadEnd {
+                    repeat {
                         let n = recv(connection, &buffer, buffer.count, 0)
                         if n <= 0 { break serving }
                         request += buffer[0..<n]
-                    }
+                    } while waitsForHead && !request.containsHeadEnd
                     self.requests.add(1, ordering: .sequentiallyConsistent)
                     if let limit = answersPerConnection, answered >= limit { break }
                     _ = answer.withUnsafeBytes { send(connection, $0.baseAddress!, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -217,7 +219,8 @@ struct PlainHTTPTransportTests {
             seen.withLock { $0.append("\(request.method) \(request.url.absoluteString) \(request.downloadsToFile)") }
             return HTTPResponse(status: 299)
         }
-        let transport = PlainHTTPTransport(fallback: fallback)
+        // (With its own TLS switched off; TLSTransportTests cover https served here.)
+        let transport = PlainHTTPTransport(configuration: .init(handlesHTTPS: false), fallback: fallback)
         let https = try await transport.send(HTTPRequest(url: URL(string: "https://api.example.com/v1/models")!))
         let download = try await transport.send(HTTPRequest(url: URL(string: "http://127.0.0.1:9/out.jsonl")!, downloadsToFile: true))
         let upload = try await transport.send(
@@ -263,7 +266,7 @@ struct PlainHTTPTransportTests {
         let server = try await EmulatorServer.start { _ in
             EmulatorResponse(status: 308, headers: ["Location": "https://secure.example.com/v1/x?key=sk-secret&page=1"])
         }
-        let response = try await PlainHTTPTransport(fallback: fallback).send(
+        let response = try await PlainHTTPTransport(configuration: .init(handlesHTTPS: false), fallback: fallback).send(
             HTTPRequest(url: server.baseURL.appendingPathComponent("v1/x"), headers: ["Authorization": "Bearer sk-secret"]))
         #expect(response.status == 200)
         let forwarded = try #require(seen.withLock { $0 })

@@ -138,7 +138,7 @@ extension BatchError {
             switch u.code {
             case .timedOut: self = BatchError(.timeout, "the request timed out")
             case .cancelled: self = .cancelled()
-            default: self = BatchError(.network, "network error: \(u.code.rawValue)")
+            default: self = BatchError(.network, "network error: \(u.code.readableDescription)")
             }
             return
         }

@@ -8,6 +8,8 @@ import Synchronization
 struct PlainHTTPEndpoint: Hashable, Sendable {
     var host: String
     var port: Int
+    /// Whether connections speak TLS (`https://`); pooled apart from cleartext ones.
+    var secure = false
 }
 
 /// One resolved socket address (`sockaddr_in` or `sockaddr_in6` bytes).
@@ -38,6 +40,8 @@ struct PlainHTTPJob: Sendable {
     let mayResend: Bool
     /// Whether the job was already sent again after a pooled connection turned out closed.
     var resent = false
+    /// The TLS context for `https://` jobs; `nil` for cleartext.
+    var tls: TLSContext? = nil
 }
 
 /// Resolves host names with `getaddrinfo` off the Swift concurrency pool, caching answers for
@@ -206,13 +210,23 @@ final class PlainHTTPWorker {
         /// Whether an earlier answer came over this connection.
         var reused = false
         var idleSince = ContinuousClock.now
+        /// The TLS session of an `https://` connection (set once the socket connects).
+        var tls: TLSSession?
+        /// The TLS handshake is under way.
+        var handshaking = false
+        /// OpenSSL asked to be called again when the socket is writable.
+        var tlsWantsWrite = false
 
         init(fd: Int32, endpoint: PlainHTTPEndpoint) {
             self.fd = fd
             self.endpoint = endpoint
         }
 
-        var wantsWrite: Bool { connecting || (job.map { written < $0.bytes.count } ?? false) }
+        var wantsWrite: Bool {
+            if connecting || tlsWantsWrite { return true }
+            if handshaking { return false }
+            return job.map { written < $0.bytes.count } ?? false
+        }
     }
 
     private let loop: PlainHTTPEventLoop
@@ -371,7 +385,7 @@ final class PlainHTTPWorker {
                 openCount[job.endpoint, default: 0] += 1
                 connection.job = job
                 connection.parser = HTTP1ResponseParser(isHEAD: job.isHEAD)
-                if !connection.connecting { flush(connection) }
+                if !connection.connecting { connected(connection) }
                 return true
             }
             _ = Glibc.close(fd)
@@ -445,6 +459,10 @@ final class PlainHTTPWorker {
     /// connection the server had closed, with no byte of an answer, is sent again on a fresh
     /// connection; anything else fails with `code`.
     private func fail(_ connection: Connection, _ code: URLError.Code) {
+        fail(connection, URLError(code))
+    }
+
+    private func fail(_ connection: Connection, _ error: any Error) {
         guard var job = connection.job else {
             close(connection)
             return
@@ -455,7 +473,7 @@ final class PlainHTTPWorker {
             job.resent = true
             start(job, fresh: true)
         } else {
-            job.continuation.resume(throwing: URLError(code))
+            job.continuation.resume(throwing: error)
         }
     }
 
@@ -544,8 +562,18 @@ final class PlainHTTPWorker {
                 return
             }
             connection.connecting = false
-            flush(connection)
+            connected(connection)
             return
+        }
+        if connection.handshaking {
+            advanceHandshake(connection)
+            return
+        }
+        if connection.tlsWantsWrite && revents & Int16(POLLOUT) != 0 {
+            // OpenSSL wanted to write during a read: read again now that it can.
+            connection.tlsWantsWrite = false
+            receive(connection)
+            guard connections[connection.fd] === connection else { return }
         }
         if revents & Int16(POLLOUT) != 0 && connection.wantsWrite {
             flush(connection)
@@ -556,9 +584,76 @@ final class PlainHTTPWorker {
         }
     }
 
+    /// The socket connected: start TLS for an `https://` job, else send the request.
+    private func connected(_ connection: Connection) {
+        guard let context = connection.job?.tls else {
+            flush(connection)
+            return
+        }
+        guard let session = TLSSession(context: context, fd: connection.fd, serverName: connection.endpoint.host) else {
+            fail(connection, TLSFailure.handshake("OpenSSL could not set up the session").error(host: label(connection.endpoint)))
+            return
+        }
+        connection.tls = session
+        connection.handshaking = true
+        advanceHandshake(connection)
+    }
+
+    /// Moves the TLS handshake on; sends the request when it is done.
+    private func advanceHandshake(_ connection: Connection) {
+        guard let session = connection.tls else { return }
+        switch session.handshake() {
+        case .done:
+            connection.handshaking = false
+            connection.tlsWantsWrite = false
+            flush(connection)
+        case .wantRead:
+            connection.tlsWantsWrite = false
+        case .wantWrite:
+            connection.tlsWantsWrite = true
+        case .failed(let failure):
+            let reason = failure ?? .handshake("the connection closed during the handshake")
+            fail(connection, reason.error(host: label(connection.endpoint)))
+        case .bytes, .closed:
+            fail(connection, TLSFailure.handshake("the connection closed during the handshake").error(host: label(connection.endpoint)))
+        }
+    }
+
+    /// `host:port` as TLS errors name it (the port only when it is not 443).
+    private func label(_ endpoint: PlainHTTPEndpoint) -> String {
+        let host = endpoint.host.contains(":") && !endpoint.host.hasPrefix("[") ? "[\(endpoint.host)]" : endpoint.host
+        return endpoint.port == 443 ? host : "\(host):\(endpoint.port)"
+    }
+
+    /// Writes what the TLS session takes of the job's request.
+    private func flushTLS(_ connection: Connection, _ session: TLSSession, _ job: PlainHTTPJob) {
+        while connection.written < job.bytes.count {
+            let progress = job.bytes.withUnsafeBytes { raw in
+                session.write(raw.baseAddress! + connection.written, count: raw.count - connection.written)
+            }
+            switch progress {
+            case .bytes(let sent):
+                connection.written += sent
+                connection.tlsWantsWrite = false
+            case .wantWrite:
+                connection.tlsWantsWrite = true
+                return
+            case .wantRead:
+                return
+            case .done, .closed, .failed:
+                fail(connection, .networkConnectionLost)
+                return
+            }
+        }
+    }
+
     /// Writes what the socket takes of the job's request.
     private func flush(_ connection: Connection) {
         guard let job = connection.job else { return }
+        if let session = connection.tls {
+            flushTLS(connection, session, job)
+            return
+        }
         while connection.written < job.bytes.count {
             let sent = job.bytes.withUnsafeBytes { raw in
                 Glibc.send(connection.fd, raw.baseAddress! + connection.written, raw.count - connection.written, Int32(MSG_NOSIGNAL))
@@ -579,8 +674,18 @@ final class PlainHTTPWorker {
     /// Reads what has arrived; ends the job when its answer is whole or the connection ends.
     private func receive(_ connection: Connection) {
         guard connection.job != nil else {
-            // An idle connection is readable only when the server closed it (or misbehaved).
+            // An idle connection is readable only when the server closed it (or misbehaved), or,
+            // over TLS, sent a post-handshake message (a session ticket), which OpenSSL consumes.
+            if let session = connection.tls,
+                readBuffer.withUnsafeMutableBytes({ session.read(into: $0.baseAddress!, count: $0.count) }) == .wantRead
+            {
+                return
+            }
             close(connection)
+            return
+        }
+        if let session = connection.tls {
+            receiveTLS(connection, session)
             return
         }
         while true {
@@ -610,6 +715,43 @@ final class PlainHTTPWorker {
             } else if errno == EAGAIN || errno == EWOULDBLOCK {
                 return
             } else {
+                fail(connection, .networkConnectionLost)
+                return
+            }
+        }
+    }
+
+    /// ``receive(_:)`` over TLS: reads until OpenSSL has nothing more (it may hold decrypted bytes
+    /// the socket no longer signals).
+    private func receiveTLS(_ connection: Connection, _ session: TLSSession) {
+        while true {
+            let progress = readBuffer.withUnsafeMutableBytes { session.read(into: $0.baseAddress!, count: $0.count) }
+            switch progress {
+            case .bytes(let count):
+                let complete: Bool
+                do {
+                    complete = try readBuffer.withUnsafeBytes { try connection.parser.feed(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+                } catch {
+                    fail(connection, .cannotParseResponse)
+                    return
+                }
+                if complete {
+                    completeAnswer(on: connection)
+                    return
+                }
+            case .closed:
+                if connection.parser.finishAtEndOfStream() {
+                    completeAnswer(on: connection)
+                } else {
+                    fail(connection, .networkConnectionLost)
+                }
+                return
+            case .wantRead:
+                return
+            case .wantWrite:
+                connection.tlsWantsWrite = true
+                return
+            case .done, .failed:
                 fail(connection, .networkConnectionLost)
                 return
             }

@@ -5,8 +5,9 @@ import Synchronization
 import FoundationNetworking
 #endif
 
-/// A lean HTTP/1.1 client for cleartext `http://` servers: local model servers (vLLM, Ollama,
-/// llama.cpp, LM Studio), gateways on a private network, and the BatchKit emulator.
+/// A lean HTTP/1.1 client: local model servers (vLLM, Ollama, llama.cpp, LM Studio), gateways
+/// on a private network, the BatchKit emulator, and — on Linux, through the system's OpenSSL —
+/// the providers' `https://` endpoints.
 ///
 /// On Linux, URLSession (FoundationNetworking over libcurl) spends most of a millisecond of CPU
 /// and about twenty thread switches on every request; with thousands of requests a second
@@ -14,7 +15,12 @@ import FoundationNetworking
 /// of keep-alive connections per host and runs them from one thread that waits on all of them
 /// at once with `poll(2)`, which costs a few syscalls per request.
 ///
-/// What it does itself, for `http://` URLs with an in-memory body or none:
+/// What it does itself, for `http://` and (on Linux) `https://` URLs with an in-memory body or none:
+/// - TLS with the system's `libssl.so.3`, loaded at run time (no build-time dependency):
+///   certificate chain verified against the system store (plus `SSL_CERT_FILE`, `SSL_CERT_DIR`
+///   and ``Configuration/tls`` roots), host name checked against the certificate's DNS and IP
+///   names, SNI, TLS 1.2 or later, ALPN `http/1.1`; a TLS failure throws a non-retryable
+///   ``BatchError`` with code ``BatchError/Code/tls`` that names the host and the reason;
 /// - keep-alive connection pooling, at most ``Configuration/maximumConnectionsPerHost`` per
 ///   host (requests beyond wait for a free connection, in order);
 /// - `Content-Length`, chunked and read-until-close answers; interim 1xx answers skipped;
@@ -28,10 +34,11 @@ import FoundationNetworking
 /// - failures are thrown as plain `URLError(code)` values without URLs.
 ///
 /// Everything else goes to the `fallback` transport (``URLSessionTransport`` unless given):
-/// `https://` URLs (there is no TLS here), file uploads (``HTTPBody/file(_:)``) and downloads to
-/// a file (``HTTPRequest/downloadsToFile``), and — when the environment names an HTTP proxy
-/// (`http_proxy` or `HTTP_PROXY`) — every host that `no_proxy`/`NO_PROXY` does not exempt, so
-/// proxied traffic behaves exactly as with URLSession. It never asks for compressed answers.
+/// `https://` URLs when OpenSSL cannot be loaded (or ``Configuration/handlesHTTPS`` is off),
+/// file uploads (``HTTPBody/file(_:)``) and downloads to a file (``HTTPRequest/downloadsToFile``),
+/// and — when the environment names a proxy (`http_proxy`/`HTTP_PROXY` for `http://`,
+/// `https_proxy`/`HTTPS_PROXY` for `https://`) — every host that `no_proxy`/`NO_PROXY` does not
+/// exempt, so proxied traffic behaves exactly as with URLSession (there is no CONNECT tunnel here). It never asks for compressed answers.
 /// On platforms other than Linux every request goes to the fallback, where URLSession is
 /// already efficient.
 ///
@@ -51,16 +58,25 @@ public struct PlainHTTPTransport: HTTPTransport {
         public var idleConnectionTimeout: Duration
         /// Redirects followed for one request before `URLError(.httpTooManyRedirects)`.
         public var maximumRedirects: Int
+        /// How `https://` servers are verified (trust roots, minimum version).
+        public var tls: TLSConfiguration
+        /// Whether `https://` is served here, through the system's OpenSSL (`libssl.so.3`, loaded
+        /// at run time) on Linux. When `false`, or when OpenSSL cannot be loaded, `https://`
+        /// goes to the fallback.
+        public var handlesHTTPS: Bool
 
         /// Creates a configuration.
         public init(
             defaultTimeout: Duration = .seconds(600), maximumConnectionsPerHost: Int = 512,
-            idleConnectionTimeout: Duration = .seconds(60), maximumRedirects: Int = 10
+            idleConnectionTimeout: Duration = .seconds(60), maximumRedirects: Int = 10,
+            tls: TLSConfiguration = .init(), handlesHTTPS: Bool = true
         ) {
             self.defaultTimeout = defaultTimeout
             self.maximumConnectionsPerHost = max(1, maximumConnectionsPerHost)
             self.idleConnectionTimeout = idleConnectionTimeout
             self.maximumRedirects = max(0, maximumRedirects)
+            self.tls = tls
+            self.handlesHTTPS = handlesHTTPS
         }
     }
 
@@ -89,7 +105,17 @@ public struct PlainHTTPTransport: HTTPTransport {
         var request = request
         var hops = 0
         while true {
-            guard Self.handlesDirectly(request), !core.proxy.proxies(request.url.host ?? "") else {
+            let secure = request.url.scheme?.lowercased() == "https"
+            guard Self.handlesDirectly(request, https: core.servesHTTPS),
+                !core.proxy.proxies(request.url.host ?? "", secure: secure)
+            else {
+                if secure && core.configuration.tls.hasCustomTrust {
+                    // URLSession cannot take custom roots on Linux: say so rather than ignore them.
+                    throw TLSFailure.handshake(
+                        "custom trust roots need the lean TLS client (the system's libssl.so.3, and no HTTPS proxy); "
+                            + "URLSession on this platform cannot use them"
+                    ).error(host: TLSFailure.label(for: request.url))
+                }
                 request.timeout = max(.milliseconds(1), deadline - ContinuousClock.now)
                 return try await core.fallback.send(request)
             }
@@ -108,10 +134,12 @@ public struct PlainHTTPTransport: HTTPTransport {
     }
     #endif
 
-    /// Whether this transport sends `request` itself rather than through the fallback.
-    static func handlesDirectly(_ request: HTTPRequest) -> Bool {
+    /// Whether this transport sends `request` itself rather than through the fallback (`https`:
+    /// whether it speaks TLS itself).
+    static func handlesDirectly(_ request: HTTPRequest, https: Bool = false) -> Bool {
         #if canImport(Glibc)
-        guard request.url.scheme?.lowercased() == "http", !request.downloadsToFile else { return false }
+        let scheme = request.url.scheme?.lowercased()
+        guard scheme == "http" || (https && scheme == "https"), !request.downloadsToFile else { return false }
         if case .file = request.body { return false }
         return true
         #else
@@ -209,7 +237,17 @@ final class PlainHTTPCore: Sendable {
     private let loop: PlainHTTPEventLoop
     let resolver = PlainHTTPResolver()
     private let nextID = Atomic<UInt64>(0)
+    private let tlsContext = Mutex<TLSContext?>(nil)
     #endif
+
+    /// Whether `https://` is served here (configured so, and OpenSSL loaded).
+    var servesHTTPS: Bool {
+        #if canImport(Glibc)
+        return configuration.handlesHTTPS && OpenSSLLibrary.shared != nil
+        #else
+        return false
+        #endif
+    }
 
     init(configuration: PlainHTTPTransport.Configuration, fallback: (any HTTPTransport)?, proxy: ProxyEnvironment) {
         self.configuration = configuration
@@ -240,9 +278,11 @@ final class PlainHTTPCore: Sendable {
     func exchange(_ request: HTTPRequest, deadline: ContinuousClock.Instant) async throws -> HTTPResponse {
         #if canImport(Glibc)
         let bytes = try PlainHTTPTransport.encode(request)
-        let port = request.url.port ?? 80
+        let secure = request.url.scheme?.lowercased() == "https"
+        let port = request.url.port ?? (secure ? 443 : 80)
         guard let host = request.url.host, (1...65535).contains(port) else { throw URLError(.badURL) }
-        let endpoint = PlainHTTPEndpoint(host: host, port: port)
+        let endpoint = PlainHTTPEndpoint(host: host, port: port, secure: secure)
+        let tls = secure ? try clientTLSContext() : nil
         let addresses = try await resolver.addresses(for: endpoint)
         try Task.checkCancellation()
         let id = nextID.add(1, ordering: .relaxed).newValue
@@ -257,7 +297,7 @@ final class PlainHTTPCore: Sendable {
                     .start(
                         PlainHTTPJob(
                             id: id, endpoint: endpoint, addresses: addresses, bytes: bytes, isHEAD: isHEAD, deadline: deadline,
-                            token: token, continuation: continuation, mayResend: mayResend)))
+                            token: token, continuation: continuation, mayResend: mayResend, tls: tls)))
             }
         } onCancel: {
             token.cancelled.store(true, ordering: .sequentiallyConsistent)
@@ -267,6 +307,19 @@ final class PlainHTTPCore: Sendable {
         return try await fallback.send(request)
         #endif
     }
+
+    #if canImport(Glibc)
+    /// The client context, made on first use from ``PlainHTTPTransport/Configuration/tls``.
+    private func clientTLSContext() throws -> TLSContext {
+        try tlsContext.withLock { made in
+            if let made { return made }
+            guard let library = OpenSSLLibrary.shared else { throw URLError(.secureConnectionFailed) }
+            let context = try TLSContext(client: configuration.tls, library: library)
+            made = context
+            return context
+        }
+    }
+    #endif
 }
 
 extension URLSessionTransport {
@@ -282,24 +335,28 @@ extension URLSessionTransport {
 }
 
 /// The proxy settings of the environment, read the way curl (and so URLSession on Linux) reads
-/// them for `http://` URLs: `http_proxy` (or `HTTP_PROXY`) names the proxy; `no_proxy` (or
-/// `NO_PROXY`) lists hosts and domain suffixes reached directly, `*` meaning all.
+/// them: `http_proxy` (or `HTTP_PROXY`) names the proxy for `http://` URLs, `https_proxy` (or
+/// `HTTPS_PROXY`) the one for `https://` URLs; `no_proxy` (or `NO_PROXY`) lists hosts and domain
+/// suffixes reached directly, `*` meaning all.
 struct ProxyEnvironment: Sendable {
     var proxy: String?
+    var httpsProxy: String?
     var exempt: [String]
 
     init(_ environment: [String: String]) {
         let proxy = environment["http_proxy"] ?? environment["HTTP_PROXY"]
         self.proxy = proxy?.isEmpty == false ? proxy : nil
+        let httpsProxy = environment["https_proxy"] ?? environment["HTTPS_PROXY"]
+        self.httpsProxy = httpsProxy?.isEmpty == false ? httpsProxy : nil
         exempt = (environment["no_proxy"] ?? environment["NO_PROXY"] ?? "")
             .split(separator: ",")
             .map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
             .filter { !$0.isEmpty }
     }
 
-    /// Whether requests to `host` must go through the proxy.
-    func proxies(_ host: String) -> Bool {
-        guard proxy != nil else { return false }
+    /// Whether requests to `host` (over TLS when `secure`) must go through a proxy.
+    func proxies(_ host: String, secure: Bool = false) -> Bool {
+        guard (secure ? httpsProxy : proxy) != nil else { return false }
         var name = host.lowercased()
         if name.hasPrefix("[") && name.hasSuffix("]") { name = String(name.dropFirst().dropLast()) }
         for entry in exempt {

@@ -261,7 +261,7 @@ package struct ProviderConnection: Sendable, CustomStringConvertible, CustomRefl
         case let e as URLError:
             if e.code == .cancelled, Task.isCancelled { return CancellationError() }
             if e.code == .timedOut { return BatchError(.timeout, "\(request.description) timed out") }
-            return BatchError(.network, "\(request.description) failed: network error \(e.code.rawValue)", isRetryable: true)
+            return BatchError(.network, "\(request.description) failed: \(e.code.readableDescription)", isRetryable: true)
         default:
             if Task.isCancelled { return CancellationError() }
             return BatchError(.network, redact("\(request.description) failed: \(error)"), isRetryable: true)

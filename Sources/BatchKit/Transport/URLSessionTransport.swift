@@ -325,7 +325,8 @@ private final class Exchange: Sendable {
             } else if s.cancelled {
                 result = .failure(CancellationError())
             } else if let error {
-                result = .failure(Self.sanitized(error))
+                // A TLS failure becomes a readable, non-retryable `.tls` error naming the host.
+                result = .failure(TLSFailure.fromURLSession(error, url: task.originalRequest?.url) ?? Self.sanitized(error))
             } else if let response {
                 if s.fileFailed {
                     result = .failure(URLError(.cannotMoveFile))
