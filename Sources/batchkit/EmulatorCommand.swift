@@ -87,14 +87,20 @@ enum EmulatorCommand: Subcommand {
                 emulator: emulator, identity: TLSServerIdentity(certificateChainFile: certificate, privateKeyFile: key), host: host,
                 port: port)
             printLine("BatchKit emulator listening on \(server.baseURL.absoluteString)")
-            shutdown = { await server.shutdown() }
+            shutdown = {
+                await server.shutdown()
+                printError("batchkit emulator: served \(server.requestsServed) requests over \(server.connectionsAccepted) connections")
+            }
             #else
             throw UsageError("option '--tls-cert' is supported on Linux only")
             #endif
         } else {
             let server = try await EmulatorServer.start(emulator: emulator, host: host, port: port)
             printLine("BatchKit emulator listening on \(server.baseURL.absoluteString)")
-            shutdown = { await server.shutdown() }
+            shutdown = {
+                await server.shutdown()
+                printError("batchkit emulator: served \(server.requestsServed) requests over \(server.connectionsAccepted) connections")
+            }
         }
 
         var iterator = signals.makeAsyncIterator()
