@@ -112,8 +112,8 @@ public struct PlainHTTPTransport: HTTPTransport {
                 if secure && core.configuration.tls.hasCustomTrust {
                     // URLSession cannot take custom roots on Linux: say so rather than ignore them.
                     throw TLSFailure.handshake(
-                        "custom trust roots need the lean TLS client (the system's libssl.so.3, and no HTTPS proxy); "
-                            + "URLSession on this platform cannot use them"
+                        "custom trust roots apply only to requests this transport sends itself, and this one would go to "
+                            + "URLSession (a file upload or download, an HTTPS proxy, or no libssl.so.3), which cannot use them"
                     ).error(host: TLSFailure.label(for: request.url))
                 }
                 request.timeout = max(.milliseconds(1), deadline - ContinuousClock.now)
