@@ -48,7 +48,7 @@ func runTLSMakespanBenchmark() async throws {
         ]
         let out = Pipe()
         let errFile = FileManager.default.temporaryDirectory.appendingPathComponent("batchkit-bench-emulator-\(UUID().uuidString).log")
-        FileManager.default.createFile(atPath: errFile.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errFile.path, contents: nil)
         defer { try? FileManager.default.removeItem(at: errFile) }
         emulator.standardOutput = out
         emulator.standardError = try FileHandle(forWritingTo: errFile)
