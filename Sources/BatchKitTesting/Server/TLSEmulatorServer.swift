@@ -2,7 +2,7 @@
 import Glibc
 import BatchKit
 import Dispatch
-import Foundation
+public import Foundation
 import Synchronization
 
 /// A certificate chain and private key, as PEM files, for a server to present.
