@@ -691,24 +691,10 @@ final class PlainHTTPWorker {
         while true {
             let count = readBuffer.withUnsafeMutableBytes { recv(connection.fd, $0.baseAddress!, $0.count, 0) }
             if count > 0 {
-                let complete: Bool
-                do {
-                    complete = try readBuffer.withUnsafeBytes { try connection.parser.feed(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
-                } catch {
-                    fail(connection, .cannotParseResponse)
-                    return
-                }
-                if complete {
-                    completeAnswer(on: connection)
-                    return
-                }
+                if answerEnded(connection, afterReading: count) { return }
                 if count < readBuffer.count { return }
             } else if count == 0 {
-                if connection.parser.finishAtEndOfStream() {
-                    completeAnswer(on: connection)
-                } else {
-                    fail(connection, .networkConnectionLost)
-                }
+                endOfStream(connection)
                 return
             } else if errno == EINTR {
                 continue
@@ -728,23 +714,9 @@ final class PlainHTTPWorker {
             let progress = readBuffer.withUnsafeMutableBytes { session.read(into: $0.baseAddress!, count: $0.count) }
             switch progress {
             case .bytes(let count):
-                let complete: Bool
-                do {
-                    complete = try readBuffer.withUnsafeBytes { try connection.parser.feed(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
-                } catch {
-                    fail(connection, .cannotParseResponse)
-                    return
-                }
-                if complete {
-                    completeAnswer(on: connection)
-                    return
-                }
+                if answerEnded(connection, afterReading: count) { return }
             case .closed:
-                if connection.parser.finishAtEndOfStream() {
-                    completeAnswer(on: connection)
-                } else {
-                    fail(connection, .networkConnectionLost)
-                }
+                endOfStream(connection)
                 return
             case .wantRead:
                 return
@@ -755,6 +727,29 @@ final class PlainHTTPWorker {
                 fail(connection, .networkConnectionLost)
                 return
             }
+        }
+    }
+
+    /// Feeds `count` bytes of `readBuffer` to the connection's parser; `true` when the exchange
+    /// ended (the answer completed, or could not be parsed and the connection failed).
+    private func answerEnded(_ connection: Connection, afterReading count: Int) -> Bool {
+        let complete: Bool
+        do {
+            complete = try readBuffer.withUnsafeBytes { try connection.parser.feed(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+        } catch {
+            fail(connection, .cannotParseResponse)
+            return true
+        }
+        if complete { completeAnswer(on: connection) }
+        return complete
+    }
+
+    /// The peer closed: an answer delimited by the end of the stream completes; anything else is lost.
+    private func endOfStream(_ connection: Connection) {
+        if connection.parser.finishAtEndOfStream() {
+            completeAnswer(on: connection)
+        } else {
+            fail(connection, .networkConnectionLost)
         }
     }
 
