@@ -230,12 +230,17 @@ private func check<T: Equatable>(_ actual: T, _ expected: T, sourceLocation: Sou
         check(m.acquire(), .proceed)
         guard case .suspend(let w) = m.acquire() else { Issue.record("expected to suspend"); return }
         check(m.suspendAcquire(id: w, waiter: "w"), .parked)
-        check(m.recordSuccess(), .resume(["w"]))  // the limit grows to 2, the waiter gets it
+        check(m.recordSuccess(), .resume(["w"]))  // a window of one: the limit grows to 2, the waiter gets it
         #expect(m.current == 2)
         check(m.recordSuccess(), .none)
+        #expect(m.current == 2)  // one success of a window of two
+        check(m.recordSuccess(), .none)
+        #expect(m.current == 3)
+        for _ in 0..<2 { check(m.recordSuccess(), .none) }
+        #expect(m.current == 3)
         check(m.recordSuccess(), .none)
         #expect(m.current == 4)
-        check(m.recordSuccess(), .none)
+        for _ in 0..<10 { check(m.recordSuccess(), .none) }
         #expect(m.current == 4)  // never above the maximum
     }
 

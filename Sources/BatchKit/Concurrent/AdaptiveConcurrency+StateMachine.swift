@@ -58,6 +58,9 @@ struct AdaptiveConcurrencyStateMachine<Waiter> {
     /// Slots held now.
     private(set) var active = 0
     private(set) var adaptation: Adaptation
+    /// Successes since the limit last moved: when a whole window's worth (the limit) has
+    /// succeeded, the limit grows by one (additive increase).
+    private(set) var successesTowardIncrease = 0
     private var waiters = WaiterQueue<Waiter>()
 
     /// - Parameters:
@@ -131,15 +134,17 @@ struct AdaptiveConcurrencyStateMachine<Waiter> {
         }
     }
 
-    /// A request succeeded: the limit grows by one, up to the maximum.
+    /// A request succeeded: once as many have succeeded as the limit (one window), the limit
+    /// grows by one, up to the maximum. From half of `L` back to `L` thus takes about `L²/8`
+    /// successes — a slow climb back to the rate that was throttled, not a doubling.
     mutating func recordSuccess() -> AdmitAction {
         if case .fixed = adaptation { return .none }
-        guard current < maximum else {
-            countCompletion()
-            return .none
-        }
-        current += 1
         countCompletion()
+        guard current < maximum else { return .none }
+        successesTowardIncrease += 1
+        guard successesTowardIncrease >= current else { return .none }
+        successesTowardIncrease = 0
+        current += 1
         return admit()
     }
 
@@ -158,6 +163,7 @@ struct AdaptiveConcurrencyStateMachine<Waiter> {
             return .unchanged
         case .settled, .recovering:
             current = max(minimum, current / 2)
+            successesTowardIncrease = 0
             adaptation = .recovering(completions: 0)
             return .decreased(to: current)
         }

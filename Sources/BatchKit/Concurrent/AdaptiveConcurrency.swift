@@ -2,8 +2,9 @@ import Synchronization
 
 /// The concurrency limit, and the gate that enforces it: at most ``current`` holders at once.
 ///
-/// The limit adapts to how the server copes: halved on a rate limit or overload (429, 529, 503),
-/// grown back by one per success up to the configured maximum. A burst of throttled answers from
+/// The limit adapts to how the server copes (AIMD): halved on a rate limit or overload (429, 529,
+/// 503), grown back by one per window of successes (as many successes as the limit) up to the
+/// configured maximum. A burst of throttled answers from
 /// requests that were all in flight together counts as one signal: after a decrease, further
 /// decreases wait until as many requests as the new limit have completed.
 ///
@@ -63,7 +64,7 @@ package final class AdaptiveConcurrency: Sendable {
         Self.perform(machine.withLock { $0.release() })
     }
 
-    /// A request succeeded: grow the limit by one (up to the maximum).
+    /// A request succeeded: a window of successes grows the limit by one (up to the maximum).
     package func recordSuccess() {
         Self.perform(machine.withLock { $0.recordSuccess() })
     }

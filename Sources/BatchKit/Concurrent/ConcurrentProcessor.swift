@@ -14,9 +14,10 @@ import Synchronization
 /// - Requests are pulled lazily: a million-line input is never in memory, and the input is never
 ///   read much further ahead than what runs.
 /// - At most `maxConcurrency` requests are in flight; with adaptive concurrency (the default) the
-///   limit halves on 429/529/503 and grows back by one per success.
+///   limit halves on 429/529/503 and grows back by one per window of successes (AIMD).
 /// - Each start is admitted through the ``RateLimiter``: requests/minute and tokens/minute, the
-///   token estimate being prompt size + max output tokens, corrected by the real usage. Rate-limit
+///   token estimate being prompt size + max output tokens, corrected by the real usage, paced a
+///   little under each limit (``Configuration/rateLimitHeadroom``). Rate-limit
 ///   headers the server sends tighten the buckets, and teach them limits that were not configured.
 /// - A 429 pauses every new start until its retry-after; retryable failures are retried with capped
 ///   exponential backoff and full jitter (``RetryPolicy``), each retry announced by `.retrying`.
@@ -31,8 +32,13 @@ public struct ConcurrentProcessor<C: Clock>: Processor where C.Duration == Durat
         /// Input-token limit, for providers that meter input and output apart (Anthropic).
         public var inputTokensPerMinute: Int?
         public var outputTokensPerMinute: Int?
-        /// How many seconds' worth of budget a bucket holds (and starts with).
+        /// How many seconds' worth of budget a bucket holds (and starts with). Half a second by
+        /// default: with the headroom, that stays inside a server bucket of one second at the
+        /// limit however requests up to half a second apart bunch up on the way.
         public var rateLimitBurst: Duration
+        /// The share of every rate limit left unused, for jitter between leaving here and
+        /// arriving there (0.02: pace at 98 % of the limit; at most 0.5).
+        public var rateLimitHeadroom: Double
         /// Whether limits the server reports in its headers are adopted when none were configured.
         public var learnsRateLimits: Bool
         /// Halve concurrency on throttling, grow back on success.
@@ -56,8 +62,8 @@ public struct ConcurrentProcessor<C: Clock>: Processor where C.Duration == Durat
 
         public init(
             maxConcurrency: Int = 16, requestsPerMinute: Int? = nil, tokensPerMinute: Int? = nil,
-            inputTokensPerMinute: Int? = nil, outputTokensPerMinute: Int? = nil, rateLimitBurst: Duration = .seconds(1),
-            learnsRateLimits: Bool = true, adaptiveConcurrency: Bool = true, retry: RetryPolicy = RetryPolicy(),
+            inputTokensPerMinute: Int? = nil, outputTokensPerMinute: Int? = nil, rateLimitBurst: Duration = .milliseconds(500),
+            rateLimitHeadroom: Double = 0.02, learnsRateLimits: Bool = true, adaptiveConcurrency: Bool = true, retry: RetryPolicy = RetryPolicy(),
             timeout: Duration? = nil, defaultMaxOutputTokens: Int = 256, eventBufferSize: Int = 64,
             progressInterval: Duration = .milliseconds(500), priceTable: PriceTable? = nil,
             classifyError: (@Sendable (any Error) -> BatchError)? = nil, duplicateIDCheck: DuplicateIDCheck = .automatic
@@ -68,6 +74,7 @@ public struct ConcurrentProcessor<C: Clock>: Processor where C.Duration == Durat
             self.inputTokensPerMinute = inputTokensPerMinute
             self.outputTokensPerMinute = outputTokensPerMinute
             self.rateLimitBurst = rateLimitBurst
+            self.rateLimitHeadroom = rateLimitHeadroom
             self.learnsRateLimits = learnsRateLimits
             self.adaptiveConcurrency = adaptiveConcurrency
             self.retry = retry
@@ -157,7 +164,7 @@ final class ConcurrentRun<C: Clock>: Sendable where C.Duration == Duration {
             limits: .init(
                 requestsPerMinute: configuration.requestsPerMinute, tokensPerMinute: configuration.tokensPerMinute,
                 inputTokensPerMinute: configuration.inputTokensPerMinute, outputTokensPerMinute: configuration.outputTokensPerMinute),
-            burst: configuration.rateLimitBurst, learnsFromServer: configuration.learnsRateLimits, clock: clock)
+            burst: configuration.rateLimitBurst, headroom: configuration.rateLimitHeadroom, learnsFromServer: configuration.learnsRateLimits, clock: clock)
         self.adaptive = AdaptiveConcurrency(maximum: configuration.maxConcurrency, adapts: configuration.adaptiveConcurrency)
         self.rng = Mutex(UInt64.random(in: 1...UInt64.max))
         self.timeouts = configuration.timeout.map { TimeoutScheduler(timeout: $0, clock: clock) }

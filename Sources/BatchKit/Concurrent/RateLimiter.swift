@@ -8,8 +8,16 @@ import Synchronization
 /// deficit. Callers are therefore served in arrival order with one sleep each, and no thundering
 /// herd wakes to compete for the same tokens. A cancelled sleeper gives its reservation back.
 ///
-/// Buckets refill continuously at `limit / 60` per second and hold at most `burst` seconds'
-/// worth, so a run starts with a small burst rather than a whole minute's quota.
+/// Buckets refill continuously at `limit × (1 − headroom) / 60` per second and hold at most
+/// `burst` seconds' worth, so a run starts with a small burst rather than a whole minute's quota.
+///
+/// Headroom, because a server's bucket counts arrivals, not departures: requests paced exactly at
+/// the limit reach the server with network jitter, and a bucket that matches the server's to the
+/// request turns that jitter into 429s. A client bucket of `burst` seconds at a pace `headroom`
+/// under the limit never overruns a server bucket of one second at the limit as long as
+/// `burst + jitter ≤ 1 s` (a (σ, ρ)-bounded flow delayed by at most `J` is (σ + ρJ, ρ)-bounded).
+/// A limit learnt from the server starts with nothing available: requests already in flight were
+/// counted by the server after the `remaining` the first answer reports.
 package final class RateLimiter<C: Clock>: Sendable where C.Duration == Duration {
     /// What one request needs.
     package struct Cost: Sendable, Hashable {
@@ -41,7 +49,10 @@ package final class RateLimiter<C: Clock>: Sendable where C.Duration == Duration
     }
 
     struct Bucket {
+        /// The limit (configured or reported).
         var perMinute: Double
+        /// The pace: the limit less the headroom, per minute.
+        var pacePerMinute: Double
         var capacity: Double
         var available: Double
         var last: C.Instant
@@ -51,13 +62,13 @@ package final class RateLimiter<C: Clock>: Sendable where C.Duration == Duration
         mutating func refill(_ now: C.Instant) {
             let dt = last.duration(to: now)
             if dt > .zero {
-                available = min(capacity, available + dt.seconds * perMinute / 60)
+                available = min(capacity, available + dt.seconds * pacePerMinute / 60)
                 last = now
             }
         }
 
         /// Time until `available` is back to zero from a deficit.
-        var deficitWait: Duration { available >= 0 ? .zero : .seconds(-available / (perMinute / 60)) }
+        var deficitWait: Duration { available >= 0 ? .zero : .seconds(-available / (pacePerMinute / 60)) }
     }
 
     typealias Kind = RateLimitBucket
@@ -99,28 +110,36 @@ package final class RateLimiter<C: Clock>: Sendable where C.Duration == Duration
 
     let clock: C
     let burst: Duration
+    let headroom: Double
     let learns: Bool
     let state: Mutex<State>
 
     /// - Parameters:
     ///   - limits: configured limits.
     ///   - burst: how many seconds' worth each bucket holds (and starts with).
+    ///   - headroom: the share of each limit left unused (0.02 paces at 98 %), between 0 and 0.5.
     ///   - learnsFromServer: whether limits the server reports create buckets that were not configured.
-    package init(limits: Limits, burst: Duration = .seconds(1), learnsFromServer: Bool = true, clock: C) {
+    package init(limits: Limits, burst: Duration = .seconds(1), headroom: Double = 0, learnsFromServer: Bool = true, clock: C) {
+        let headroom = min(0.5, max(0, headroom))
         self.clock = clock
         self.burst = burst
+        self.headroom = headroom
         self.learns = learnsFromServer
         let now = clock.now
         var s = State()
         for kind in Kind.allCases {
-            if let l = limits[kind], l > 0 { s.buckets[kind] = Self.makeBucket(perMinute: Double(l), burst: burst, now: now, configured: true) }
+            if let l = limits[kind], l > 0 {
+                s.buckets[kind] = Self.makeBucket(perMinute: Double(l), headroom: headroom, burst: burst, now: now, configured: true)
+            }
         }
         self.state = Mutex(s)
     }
 
-    static func makeBucket(perMinute: Double, burst: Duration, now: C.Instant, configured: Bool) -> Bucket {
-        let cap = max(1, perMinute / 60 * burst.seconds)
-        return Bucket(perMinute: perMinute, capacity: cap, available: cap, last: now, configured: configured)
+    /// A full bucket for `perMinute`, paced `headroom` under it.
+    static func makeBucket(perMinute: Double, headroom: Double, burst: Duration, now: C.Instant, configured: Bool) -> Bucket {
+        let pace = perMinute * (1 - headroom)
+        let cap = max(1, pace / 60 * burst.seconds)
+        return Bucket(perMinute: perMinute, pacePerMinute: pace, capacity: cap, available: cap, last: now, configured: configured)
     }
 
     /// The current per-minute limits (configured or learned).
@@ -228,12 +247,16 @@ package final class RateLimiter<C: Clock>: Sendable where C.Duration == Duration
                 if let limit = budget.limit, limit > 0 {
                     if let old = s.buckets[kind] {
                         if !old.configured, Double(limit) != old.perMinute {
-                            var b = Self.makeBucket(perMinute: Double(limit), burst: burst, now: now, configured: false)
+                            var b = Self.makeBucket(perMinute: Double(limit), headroom: headroom, burst: burst, now: now, configured: false)
                             b.available = min(b.capacity, old.available)
                             s.buckets[kind] = b
                         }
                     } else if learns {
-                        s.buckets[kind] = Self.makeBucket(perMinute: Double(limit), burst: burst, now: now, configured: false)
+                        // Empty: the requests in flight when this answer came back were counted
+                        // by the server after the `remaining` it carries.
+                        var b = Self.makeBucket(perMinute: Double(limit), headroom: headroom, burst: burst, now: now, configured: false)
+                        b.available = 0
+                        s.buckets[kind] = b
                     }
                 }
                 if let remaining = budget.remaining, var b = s.buckets[kind] {

@@ -18,6 +18,14 @@ public struct EmulatorConfiguration: Sendable {
     public var requestsPerMinute: Int?
     /// Tokens per minute allowed per key on model endpoints (`nil`: unlimited).
     public var tokensPerMinute: Int?
+    /// How much of the limits the per-key buckets hold, in time: a minute (the default) lets a
+    /// whole minute's quota go at once, as OpenAI's documented limits do; one second is a strict
+    /// bucket that refuses anything beyond one second's worth plus the refill.
+    public var rateLimitWindow: Duration
+    /// A random delay between zero and this, drawn per model call (seeded), spent *before* the
+    /// rate limits see the call, as network delay would be: requests paced exactly by the client
+    /// reach the limiter bunched up or spread out.
+    public var latencyJitter: Duration
     /// Faults to inject.
     public var faults: [EmulatorFault]
     /// A seeded schedule of random faults on every route (`nil`: none). Applied before
@@ -32,7 +40,7 @@ public struct EmulatorConfiguration: Sendable {
     public init(
         latency: Duration = .zero, batchDuration: Duration = .zero, batchExpiry: Duration? = nil,
         requiredAPIKey: String? = nil, requestsPerMinute: Int? = nil, tokensPerMinute: Int? = nil,
-        faults: [EmulatorFault] = [], faultSchedule: EmulatorFaultSchedule? = nil,
+        rateLimitWindow: Duration = .seconds(60), latencyJitter: Duration = .zero, faults: [EmulatorFault] = [], faultSchedule: EmulatorFaultSchedule? = nil,
         publicBaseURL: URL = URL(string: "http://emulator.invalid")!, seed: UInt64 = 42
     ) {
         self.latency = latency
@@ -41,6 +49,8 @@ public struct EmulatorConfiguration: Sendable {
         self.requiredAPIKey = requiredAPIKey
         self.requestsPerMinute = requestsPerMinute
         self.tokensPerMinute = tokensPerMinute
+        self.rateLimitWindow = rateLimitWindow
+        self.latencyJitter = latencyJitter
         self.faults = faults
         self.faultSchedule = faultSchedule
         self.publicBaseURL = publicBaseURL

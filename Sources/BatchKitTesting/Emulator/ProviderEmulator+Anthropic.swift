@@ -78,7 +78,7 @@ extension ProviderEmulator {
             return errorResponse(.anthropic, status: 400, message: problem, type: "invalid_request_error")
         }
         let estimate = Self.anthropicPromptTokens(params) + (params["max_tokens"]?.intValue ?? 0)
-        let decision = admit(key: key, provider: .anthropic, tokens: estimate)
+        let decision = await admit(key: key, provider: .anthropic, tokens: estimate)
         guard decision.allowed else {
             shared.withLock { $0.modelRequests += 1 }  // a 429 is an answered model call too
             return rateLimitedResponse(decision, provider: .anthropic)

@@ -113,7 +113,7 @@ extension ProviderEmulator {
         if let id = r.headers["x-client-request-id"] { recordSent(customID: id) }
         let prompt = Self.geminiPromptText(body)
         let maxOut = Self.gField(Self.gField(body, "generationConfig"), "maxOutputTokens")?.intValue
-        let decision = admit(key: key, provider: .gemini, tokens: Self.tokenCount(prompt) + (maxOut ?? 16))
+        let decision = await admit(key: key, provider: .gemini, tokens: Self.tokenCount(prompt) + (maxOut ?? 16))
         await modelCall()
         guard decision.allowed else { return rateLimitedResponse(decision, provider: .gemini) }
         let answer = geminiAnswer(body, model: model)
@@ -132,7 +132,7 @@ extension ProviderEmulator {
         }
         if let id = r.headers["x-client-request-id"] { recordSent(customID: id) }
         let text = Self.geminiContentText(Self.gField(body, "content"))
-        let decision = admit(key: key, provider: .gemini, tokens: Self.tokenCount(text))
+        let decision = await admit(key: key, provider: .gemini, tokens: Self.tokenCount(text))
         await modelCall()
         guard decision.allowed else { return rateLimitedResponse(decision, provider: .gemini) }
         return .json(200, ["embedding": Self.geminiEmbedding(body)["embedding"] ?? .null])
@@ -161,7 +161,7 @@ extension ProviderEmulator {
             text += Self.geminiContentText(Self.gField(req, "content"))
         }
         if let id = r.headers["x-client-request-id"] { recordSent(customID: id) }
-        let decision = admit(key: key, provider: .gemini, tokens: Self.tokenCount(text))
+        let decision = await admit(key: key, provider: .gemini, tokens: Self.tokenCount(text))
         await modelCall()
         guard decision.allowed else { return rateLimitedResponse(decision, provider: .gemini) }
         return .json(200, ["embeddings": .array(requests.map { Self.geminiEmbedding($0)["embedding"] ?? .null })])

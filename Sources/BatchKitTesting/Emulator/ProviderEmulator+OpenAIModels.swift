@@ -29,7 +29,7 @@ extension ProviderEmulator {
     {
         if let id = request.headers["x-client-request-id"], !id.isEmpty { recordSent(customID: id) }
         let json = request.json
-        let decision = admit(key: route.key, provider: .openAI, tokens: Self.openAITokenEstimate(json, endpoint: endpoint))
+        let decision = await admit(key: route.key, provider: .openAI, tokens: Self.openAITokenEstimate(json, endpoint: endpoint))
         guard decision.allowed else {
             shared.withLock { $0.modelRequests += 1 }
             return rateLimitedResponse(decision, provider: .openAI)

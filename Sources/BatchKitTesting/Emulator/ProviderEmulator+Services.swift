@@ -160,16 +160,24 @@ extension ProviderEmulator {
     // MARK: - Rate limits
 
     /// Admits one model call of `tokens` estimated tokens for `key` against the configured limits,
-    /// and consumes the budget when allowed.
-    func admit(key: String, provider: EmulatedProvider, tokens: Int) -> RateDecision {
-        let (rpm, tpm) = config.withLock { ($0.requestsPerMinute, $0.tokensPerMinute) }
+    /// and consumes the budget when allowed; first waits the call's share of the latency jitter.
+    func admit(key: String, provider: EmulatedProvider, tokens: Int) async -> RateDecision {
+        let (rpm, tpm, window, jitter) = config.withLock { ($0.requestsPerMinute, $0.tokensPerMinute, $0.rateLimitWindow, $0.latencyJitter) }
+        if jitter > .zero {
+            let draw = shared.withLock { Double($0.jitterRNG.next() >> 11) / Double(1 << 53) }
+            try? await sleepFor(jitter * draw)
+        }
         let now = nowOffset()
+        // Bucket capacities: `window`'s worth of each limit (a minute's by default).
+        let share = window.seconds / 60
+        let requestCap = rpm.map { max(1, Double($0) * share) }
+        let tokenCap = tpm.map { max(1, Double($0) * share) }
         return shared.withLock { s -> RateDecision in
             let bucketKey = provider.rawValue + ":" + key
-            var w = s.buckets[bucketKey] ?? RateWindow(requests: Double(rpm ?? 0), tokens: Double(tpm ?? 0), lastRefill: now)
+            var w = s.buckets[bucketKey] ?? RateWindow(requests: requestCap ?? 0, tokens: tokenCap ?? 0, lastRefill: now)
             let dt = (now - w.lastRefill).seconds
-            if let rpm { w.requests = min(Double(rpm), w.requests + dt * Double(rpm) / 60) }
-            if let tpm { w.tokens = min(Double(tpm), w.tokens + dt * Double(tpm) / 60) }
+            if let rpm, let requestCap { w.requests = min(requestCap, w.requests + dt * Double(rpm) / 60) }
+            if let tpm, let tokenCap { w.tokens = min(tokenCap, w.tokens + dt * Double(tpm) / 60) }
             w.lastRefill = now
             var allowed = true
             var wait: Double = 0
@@ -179,9 +187,9 @@ extension ProviderEmulator {
                 wait = max(wait, (1 - w.requests) / (Double(rpm) / 60))
                 exhausted = "requests"
             }
-            if let tpm, w.tokens < Double(min(tokens, tpm)) {
+            if let tpm, let tokenCap, w.tokens < min(Double(tokens), tokenCap) {
                 allowed = false
-                wait = max(wait, (Double(min(tokens, tpm)) - w.tokens) / (Double(tpm) / 60))
+                wait = max(wait, (min(Double(tokens), tokenCap) - w.tokens) / (Double(tpm) / 60))
                 if exhausted.isEmpty { exhausted = "tokens" }
             }
             if allowed {
@@ -191,8 +199,8 @@ extension ProviderEmulator {
                 s.rateLimited += 1
             }
             s.buckets[bucketKey] = w
-            let reqReset = rpm.map { Duration.seconds((Double($0) - w.requests) / (Double($0) / 60)) } ?? .zero
-            let tokReset = tpm.map { Duration.seconds((Double($0) - w.tokens) / (Double($0) / 60)) } ?? .zero
+            let reqReset = rpm.map { Duration.seconds(((requestCap ?? 0) - w.requests) / (Double($0) / 60)) } ?? .zero
+            let tokReset = tpm.map { Duration.seconds(((tokenCap ?? 0) - w.tokens) / (Double($0) / 60)) } ?? .zero
             return RateDecision(
                 allowed: allowed, requestLimit: rpm, requestRemaining: max(0, Int(w.requests.rounded(.down))),
                 requestReset: reqReset, tokenLimit: tpm, tokenRemaining: max(0, Int(w.tokens.rounded(.down))),

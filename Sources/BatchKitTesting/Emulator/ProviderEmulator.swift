@@ -30,6 +30,8 @@ public final class ProviderEmulator: Sendable {
         var buckets: [String: RateWindow] = [:]
         /// Draws of the fault schedule, apart from `rng` so ids do not depend on the faults.
         var faultRNG: SplitMix64
+        /// Draws of the latency jitter, apart from `rng` for the same reason.
+        var jitterRNG: SplitMix64
         var scheduledFaults: [EmulatorFaultSchedule.Kind: Int] = [:]
         var ledger = BillingLedger()
     }
@@ -47,7 +49,9 @@ public final class ProviderEmulator: Sendable {
         self.sleepFor = { d in try await clock.sleep(until: clock.now.advanced(by: d), tolerance: nil) }
         self.startDate = Date()
         self.shared = Mutex(
-            Shared(rng: SplitMix64(seed: configuration.seed), faultRNG: SplitMix64(seed: configuration.seed ^ 0xFA17_5EED_0BAD_CAFE)))
+            Shared(
+                rng: SplitMix64(seed: configuration.seed), faultRNG: SplitMix64(seed: configuration.seed ^ 0xFA17_5EED_0BAD_CAFE),
+                jitterRNG: SplitMix64(seed: configuration.seed ^ 0x0715_7E12_5EED_0001)))
     }
 
     /// An emulator on the continuous clock.
