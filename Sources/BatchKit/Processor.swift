@@ -66,7 +66,7 @@ public struct BatchResponse: Sendable {
     public var results: [BatchResult]
     public var summary: BatchSummary
 
-    public init(results: [BatchResult], summary: BatchSummary) {
+    package init(results: [BatchResult], summary: BatchSummary) {
         self.results = results
         self.summary = summary
     }
@@ -116,7 +116,7 @@ public struct BatchProgress: Sendable, Hashable {
     /// The remote job status (native batch), e.g. `in_progress`.
     public var remoteStatus: String?
 
-    public init(
+    package init(
         succeeded: Int = 0, failed: Int = 0, inFlight: Int = 0, total: Int? = nil, usage: Usage = .zero,
         cost: Double? = nil, requestsPerSecond: Double = 0, eta: Duration? = nil, elapsed: Duration = .zero,
         remoteStatus: String? = nil
@@ -151,7 +151,7 @@ public struct BatchSummary: Sendable, Hashable {
     /// Native batch jobs the run created or attached to.
     public var jobs: [BatchJob]
 
-    public init(
+    package init(
         succeeded: Int = 0, failed: Int = 0, usage: Usage = .zero, cost: Double? = nil, duration: Duration = .zero,
         retries: Int = 0, rateLimited: Int = 0, jobs: [BatchJob] = []
     ) {
@@ -199,7 +199,7 @@ public struct BatchJob: Sendable, Hashable, Codable {
     /// Provider-specific handles (input/output/error file ids, results URL...).
     public var metadata: [String: String]
 
-    public init(
+    package init(
         id: String, provider: String, status: Status, remoteStatus: String? = nil, requestCount: Int,
         succeededCount: Int = 0, failedCount: Int = 0, createdAt: Date? = nil, expiresAt: Date? = nil,
         metadata: [String: String] = [:]

@@ -111,7 +111,7 @@ public struct AnthropicBatchBackend: BatchBackend, CustomStringConvertible {
     ///
     /// - Throws: a validation error naming `custom_id` for an id outside `^[a-zA-Z0-9_-]{1,64}$`,
     ///   `body` for embeddings and raw requests, or the chat field Anthropic cannot express.
-    public func encode(_ request: BatchRequest) throws(BatchError) -> EncodedBatchItem {
+    package func encode(_ request: BatchRequest) throws(BatchError) -> EncodedBatchItem {
         guard Self.isValidCustomID(request.id) else {
             throw .validation(
                 "Anthropic custom ids must match ^[a-zA-Z0-9_-]{1,64}$ (got \(request.id.prefix(80).debugDescription))",
@@ -139,7 +139,7 @@ public struct AnthropicBatchBackend: BatchBackend, CustomStringConvertible {
 
     /// Creates one batch: `POST /v1/messages/batches` with `{"requests":[...]}`, the encoded items
     /// concatenated as they are.
-    public func submit(_ items: [EncodedBatchItem], metadata: [String: String]) async throws -> BatchJob {
+    package func submit(_ items: [EncodedBatchItem], metadata: [String: String]) async throws -> BatchJob {
         guard !items.isEmpty else { throw BatchError.validation("a batch needs at least one request", field: "requests") }
         var body = Data()
         body.reserveCapacity(items.reduce(16) { $0 + $1.data.count + 1 })
@@ -156,7 +156,7 @@ public struct AnthropicBatchBackend: BatchBackend, CustomStringConvertible {
     // MARK: - Status
 
     /// `GET /v1/messages/batches/{id}`.
-    public func status(of jobID: String) async throws -> BatchJob {
+    package func status(of jobID: String) async throws -> BatchJob {
         let (json, _) = try await connection.sendJSON("GET", connection.url("/v1/messages/batches/\(try Self.pathID(jobID))"))
         return try Self.job(from: json)
     }
@@ -164,7 +164,7 @@ public struct AnthropicBatchBackend: BatchBackend, CustomStringConvertible {
     /// Asks Anthropic to cancel: `POST /v1/messages/batches/{id}/cancel` (the batch moves to
     /// `canceling`, then ends with unprocessed requests `canceled`). Cancelling a batch that has
     /// already ended answers with the ended batch rather than an error.
-    public func cancel(jobID: String) async throws -> BatchJob {
+    package func cancel(jobID: String) async throws -> BatchJob {
         do {
             let (json, _) = try await connection.sendJSON(
                 "POST", connection.url("/v1/messages/batches/\(try Self.pathID(jobID))/cancel"))
@@ -178,7 +178,7 @@ public struct AnthropicBatchBackend: BatchBackend, CustomStringConvertible {
 
     /// Batches of this workspace, newest first: `GET /v1/messages/batches?limit=&after_id=`,
     /// following `has_more`/`last_id` until `limit` batches are collected.
-    public func list(limit: Int) async throws -> [BatchJob] {
+    package func list(limit: Int) async throws -> [BatchJob] {
         var jobs: [BatchJob] = []
         var after: String?
         while jobs.count < limit {
@@ -196,7 +196,7 @@ public struct AnthropicBatchBackend: BatchBackend, CustomStringConvertible {
     }
 
     /// `DELETE /v1/messages/batches/{id}` (only ended batches can be deleted).
-    public func delete(jobID: String) async throws {
+    package func delete(jobID: String) async throws {
         _ = try await connection.sendJSON("DELETE", connection.url("/v1/messages/batches/\(try Self.pathID(jobID))"))
     }
 
@@ -205,14 +205,14 @@ public struct AnthropicBatchBackend: BatchBackend, CustomStringConvertible {
     /// Downloads the results at the batch's `results_url` to a temporary file and reports one
     /// result per line, reading the file in chunks (``downloadResults(of:handler:)`` without the
     /// summary).
-    public func results(of job: BatchJob, handler: (BatchResult) async throws -> Void) async throws {
+    package func results(of job: BatchJob, handler: (BatchResult) async throws -> Void) async throws {
         _ = try await downloadResults(of: job, handler: handler)
     }
 
     /// Downloads the results at the batch's `results_url` and reports one result per line. A line
     /// that cannot be read becomes a retryable `invalidResponse` failure for its `custom_id` when
     /// that can still be read, and is skipped and counted in the returned summary otherwise.
-    public func downloadResults(of job: BatchJob, handler: (BatchResult) async throws -> Void) async throws -> BatchResultsSummary {
+    package func downloadResults(of job: BatchJob, handler: (BatchResult) async throws -> Void) async throws -> BatchResultsSummary {
         var current = job
         if current.metadata["results_url"] == nil { current = try await status(of: job.id) }
         guard let text = current.metadata["results_url"], let url = connection.serverURL(text) else {

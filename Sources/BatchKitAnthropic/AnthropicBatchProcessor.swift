@@ -44,6 +44,20 @@ extension NativeBatchProcessor where C == ContinuousClock {
     }
 }
 
+
+extension NativeBatchProcessor {
+    /// A native-batch processor over a ``AnthropicBatchBackend`` you configured (your own limits or structured output), on `clock`
+    /// (tests pass a `ManualClock`).
+    public init(backend: AnthropicBatchBackend, configuration: Configuration = Configuration(), clock: C) {
+        self.init(backend: backend as any BatchBackend, configuration: configuration, clock: clock)
+    }
+
+    /// A native-batch processor over a ``AnthropicBatchBackend`` you configured, on the continuous clock.
+    public init(backend: AnthropicBatchBackend, configuration: Configuration = Configuration()) where C == ContinuousClock {
+        self.init(backend: backend as any BatchBackend, configuration: configuration, clock: ContinuousClock())
+    }
+}
+
 /// A native-batch processor for Anthropic Message Batches.
 @available(*, deprecated, message: "use NativeBatchProcessor.anthropic(apiKey:baseURL:version:defaultMaxTokens:structuredOutput:extraHeaders:transport:timeout:limits:configuration:)")
 public func AnthropicBatchProcessor(

@@ -1,11 +1,11 @@
-public import BatchKit
+package import BatchKit
 import Foundation
 
 extension RateLimitHeaderParser {
     /// Anthropic's rate-limit headers,
     /// `anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-{limit,remaining,reset}`,
     /// with resets as RFC 3339 instants measured against `now`.
-    public static let anthropic = RateLimitHeaderParser { headers, now in
+    package static let anthropic = RateLimitHeaderParser { headers, now in
         func budget(_ kind: String) -> RateLimitInfo.Budget {
             RateLimitInfo.Budget(
                 headers: headers, limit: "anthropic-ratelimit-\(kind)-limit",

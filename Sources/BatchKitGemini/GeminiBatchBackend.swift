@@ -78,7 +78,7 @@ public struct GeminiBatchBackend: BatchBackend, CustomStringConvertible, CustomR
     static let embeddingKind = "embedContent"
 
     /// Encodes one request as `{"key":"<id>","request":{…}}`.
-    public func encode(_ request: BatchRequest) throws(BatchError) -> EncodedBatchItem {
+    package func encode(_ request: BatchRequest) throws(BatchError) -> EncodedBatchItem {
         let kind: String
         let model: String
         let body: JSONValue
@@ -119,16 +119,16 @@ public struct GeminiBatchBackend: BatchBackend, CustomStringConvertible, CustomR
 
     /// Creates one batch: inline when the create body stays under ``inlineByteLimit``, otherwise
     /// through a resumable upload of a JSONL file. `metadata["displayName"]` names the job.
-    public func submit(_ items: [EncodedBatchItem], metadata: [String: String]) async throws -> BatchJob {
+    package func submit(_ items: [EncodedBatchItem], metadata: [String: String]) async throws -> BatchJob {
         try await create(items, metadata: metadata, uploaded: { _ in })
     }
 
     /// Gemini batches carry the tag as their `displayName`.
-    public var tagsJobs: Bool { true }
+    package var tagsJobs: Bool { true }
 
     /// Creates a batch whose `displayName` is `intent.tag` (it replaces a display name given in
     /// `metadata`); `uploaded` gets the input file's name before the create call, in file mode.
-    public func submit(
+    package func submit(
         _ items: [EncodedBatchItem], metadata: [String: String], intent: JobIntent,
         uploaded: @Sendable (String) async throws -> Void
     ) async throws -> BatchJob {
@@ -246,7 +246,7 @@ public struct GeminiBatchBackend: BatchBackend, CustomStringConvertible, CustomR
     static func batchName(_ id: String) -> String { id.hasPrefix("batches/") ? id : "batches/" + id }
 
     /// The job's state and counts (`GET /{version}/batches/{id}`).
-    public func status(of jobID: String) async throws -> BatchJob {
+    package func status(of jobID: String) async throws -> BatchJob {
         try Self.job(from: await api.connection.sendJSON("GET", api.url(Self.batchName(jobID))).0)
     }
 
@@ -296,14 +296,14 @@ public struct GeminiBatchBackend: BatchBackend, CustomStringConvertible, CustomR
     /// `invalidResponse` result when its key can still be read, and is skipped otherwise (the
     /// processor reports the id as missing; ``downloadResults(of:handler:)`` counts it). Expired
     /// Gemini jobs have no results.
-    public func results(of job: BatchJob, handler: (BatchResult) async throws -> Void) async throws {
+    package func results(of job: BatchJob, handler: (BatchResult) async throws -> Void) async throws {
         _ = try await downloadResults(of: job, handler: handler)
     }
 
     /// ``results(of:handler:)``, returning what the result file held: a line that cannot be read
     /// becomes a retryable `invalidResponse` failure for its `key` when that can still be read,
     /// and is skipped and counted otherwise. Inline results count as lines of their own.
-    public func downloadResults(of job: BatchJob, handler: (BatchResult) async throws -> Void) async throws -> BatchResultsSummary {
+    package func downloadResults(of job: BatchJob, handler: (BatchResult) async throws -> Void) async throws -> BatchResultsSummary {
         let (op, _) = try await api.connection.sendJSON("GET", api.url(Self.batchName(job.id)))
         let output = op["metadata"]?["output"] ?? op["response"]
         if let file = output?["responsesFile"]?.stringValue {
@@ -366,7 +366,7 @@ public struct GeminiBatchBackend: BatchBackend, CustomStringConvertible, CustomR
 
     /// `POST batches/{id}:cancel`, then the job's state. Cancelling a job that has already ended
     /// (refused with 400 `FAILED_PRECONDITION` by some deployments) returns its final state.
-    public func cancel(jobID: String) async throws -> BatchJob {
+    package func cancel(jobID: String) async throws -> BatchJob {
         do {
             _ = try await api.connection.send("POST", api.url(Self.batchName(jobID) + ":cancel"), body: .data(Data("{}".utf8)))
         } catch let e as BatchError where e.code == .invalidRequest {
@@ -378,7 +378,7 @@ public struct GeminiBatchBackend: BatchBackend, CustomStringConvertible, CustomR
     }
 
     /// `GET batches?pageSize=&pageToken=`, following `nextPageToken` until `limit` jobs.
-    public func list(limit: Int) async throws -> [BatchJob] {
+    package func list(limit: Int) async throws -> [BatchJob] {
         var jobs: [BatchJob] = []
         var token: String?
         repeat {
@@ -397,7 +397,7 @@ public struct GeminiBatchBackend: BatchBackend, CustomStringConvertible, CustomR
 
     /// Deletes the batch record (`DELETE batches/{id}`), then, best effort, its uploaded input
     /// file and generated result file.
-    public func delete(jobID: String) async throws {
+    package func delete(jobID: String) async throws {
         let job = try? await status(of: jobID)
         _ = try await api.connection.send("DELETE", api.url(Self.batchName(jobID)))
         for file in [job?.metadata["inputFile"], job?.metadata["responsesFile"]].compactMap({ $0 }) {

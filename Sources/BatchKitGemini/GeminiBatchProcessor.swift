@@ -41,6 +41,20 @@ extension NativeBatchProcessor where C == ContinuousClock {
     }
 }
 
+
+extension NativeBatchProcessor {
+    /// A native-batch processor over a ``GeminiBatchBackend`` you configured (your own limits or inline byte limit), on `clock`
+    /// (tests pass a `ManualClock`).
+    public init(backend: GeminiBatchBackend, configuration: Configuration = Configuration(), clock: C) {
+        self.init(backend: backend as any BatchBackend, configuration: configuration, clock: clock)
+    }
+
+    /// A native-batch processor over a ``GeminiBatchBackend`` you configured, on the continuous clock.
+    public init(backend: GeminiBatchBackend, configuration: Configuration = Configuration()) where C == ContinuousClock {
+        self.init(backend: backend as any BatchBackend, configuration: configuration, clock: ContinuousClock())
+    }
+}
+
 /// Native Gemini batches.
 @available(*, deprecated, message: "use NativeBatchProcessor.gemini(apiKey:baseURL:apiVersion:extraHeaders:transport:timeout:limits:inlineByteLimit:configuration:)")
 public func GeminiBatchProcessor(

@@ -98,7 +98,7 @@ public struct OpenAIBatchBackend: BatchBackend, CustomStringConvertible, CustomR
 
     /// The request as one batch input line. Fails validation for an empty model, or a raw
     /// endpoint the Batch API does not accept (field `endpoint`).
-    public func encode(_ request: BatchRequest) throws(BatchError) -> EncodedBatchItem {
+    package func encode(_ request: BatchRequest) throws(BatchError) -> EncodedBatchItem {
         let endpoint = request.endpoint
         guard Self.supportedEndpoints.contains(endpoint) else {
             throw .validation(
@@ -137,16 +137,16 @@ public struct OpenAIBatchBackend: BatchBackend, CustomStringConvertible, CustomR
     /// never held in memory a second time. When the batch was certainly not created (an answer
     /// from the server refusing it) the uploaded file is deleted again; after a failure that may
     /// have reached the server (a batch may exist that reads the file) it is kept.
-    public func submit(_ items: [EncodedBatchItem], metadata: [String: String]) async throws -> BatchJob {
+    package func submit(_ items: [EncodedBatchItem], metadata: [String: String]) async throws -> BatchJob {
         try await create(items, metadata: metadata, uploaded: { _ in })
     }
 
     /// OpenAI batches carry the tag in their `metadata` (``JobIntent/metadataKey``).
-    public var tagsJobs: Bool { true }
+    package var tagsJobs: Bool { true }
 
     /// Creates a batch tagged with `intent.tag` in its `metadata`; `uploaded` gets the input
     /// file's id before the create call.
-    public func submit(
+    package func submit(
         _ items: [EncodedBatchItem], metadata: [String: String], intent: JobIntent,
         uploaded: @Sendable (String) async throws -> Void
     ) async throws -> BatchJob {
@@ -240,20 +240,20 @@ public struct OpenAIBatchBackend: BatchBackend, CustomStringConvertible, CustomR
     // MARK: - Status, cancel, list
 
     /// The batch's state.
-    public func status(of jobID: String) async throws -> BatchJob {
+    package func status(of jobID: String) async throws -> BatchJob {
         let (json, _) = try await api.connection.sendJSON("GET", api.url("/v1/batches/\(jobID)"))
         return try Self.job(from: json)
     }
 
     /// Asks OpenAI to cancel; the batch goes to `cancelling`, then `cancelled`.
-    public func cancel(jobID: String) async throws -> BatchJob {
+    package func cancel(jobID: String) async throws -> BatchJob {
         let (json, _) = try await api.connection.sendJSON("POST", api.url("/v1/batches/\(jobID)/cancel"))
         return try Self.job(from: json)
     }
 
     /// The most recent batches of the account, newest first, following `after` cursors until
     /// `limit` jobs or the end.
-    public func list(limit: Int) async throws -> [BatchJob] {
+    package func list(limit: Int) async throws -> [BatchJob] {
         var jobs: [BatchJob] = []
         var after: String?
         while jobs.count < limit {
@@ -266,7 +266,7 @@ public struct OpenAIBatchBackend: BatchBackend, CustomStringConvertible, CustomR
     }
 
     /// One page of `GET /batches?after=&limit=` (limit 1...100).
-    public func listPage(after: String? = nil, limit: Int = 20) async throws -> (jobs: [BatchJob], hasMore: Bool, lastID: String?) {
+    package func listPage(after: String? = nil, limit: Int = 20) async throws -> (jobs: [BatchJob], hasMore: Bool, lastID: String?) {
         var query = [URLQueryItem(name: "limit", value: String(max(1, min(100, limit))))]
         if let after { query.append(URLQueryItem(name: "after", value: after)) }
         let (json, _) = try await api.connection.sendJSON("GET", api.url("/v1/batches", query: query))
@@ -279,7 +279,7 @@ public struct OpenAIBatchBackend: BatchBackend, CustomStringConvertible, CustomR
 
     /// Cancels the batch if it is still running, then deletes its input, output and error files
     /// (OpenAI keeps batches themselves forever). Files already gone are ignored.
-    public func delete(jobID: String) async throws {
+    package func delete(jobID: String) async throws {
         var job = try await status(of: jobID)
         if !job.status.isTerminal && job.status != .cancelling {
             job = (try? await cancel(jobID: jobID)) ?? job
@@ -333,10 +333,10 @@ public struct OpenAIBatchBackend: BatchBackend, CustomStringConvertible, CustomR
     // MARK: - Results
 
     /// What a results download found (see ``BatchResultsSummary`` for the malformed-line policy).
-    public typealias ResultsSummary = BatchResultsSummary
+    package typealias ResultsSummary = BatchResultsSummary
 
     /// Streams the results of a job (``downloadResults(of:handler:)`` without the summary).
-    public func results(of job: BatchJob, handler: (BatchResult) async throws -> Void) async throws {
+    package func results(of job: BatchJob, handler: (BatchResult) async throws -> Void) async throws {
         _ = try await downloadResults(of: job, handler: handler)
     }
 
@@ -349,7 +349,7 @@ public struct OpenAIBatchBackend: BatchBackend, CustomStringConvertible, CustomR
     /// A line that cannot be read becomes a retryable `invalidResponse` failure for its
     /// `custom_id` when that can still be read, and is skipped and counted in the returned summary
     /// otherwise.
-    public func downloadResults(of job: BatchJob, handler: (BatchResult) async throws -> Void) async throws -> ResultsSummary {
+    package func downloadResults(of job: BatchJob, handler: (BatchResult) async throws -> Void) async throws -> ResultsSummary {
         var job = job
         if job.metadata["output_file_id"] == nil && job.metadata["error_file_id"] == nil {
             job = try await status(of: job.id)
@@ -376,7 +376,7 @@ public struct OpenAIBatchBackend: BatchBackend, CustomStringConvertible, CustomR
     /// One line of an output or error file as a result (`route: .batch`, batch usage), parsed
     /// for `endpoint`; `nil` when the line is malformed (not JSON, no `custom_id`, neither a
     /// `response` nor an `error`).
-    public static func result(line: ArraySlice<UInt8>, endpoint: String = OpenAIWire.chatEndpoint) -> BatchResult? {
+    package static func result(line: ArraySlice<UInt8>, endpoint: String = OpenAIWire.chatEndpoint) -> BatchResult? {
         guard let json = try? JSONValue(parsing: line), let id = json["custom_id"]?.stringValue else { return nil }
         return result(json: json, id: id, endpoint: endpoint)
     }

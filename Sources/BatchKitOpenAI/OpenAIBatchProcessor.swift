@@ -41,6 +41,20 @@ extension NativeBatchProcessor where C == ContinuousClock {
     }
 }
 
+
+extension NativeBatchProcessor {
+    /// A native-batch processor over a ``OpenAIBatchBackend`` you configured (Azure, your own limits), on `clock`
+    /// (tests pass a `ManualClock`).
+    public init(backend: OpenAIBatchBackend, configuration: Configuration = Configuration(), clock: C) {
+        self.init(backend: backend as any BatchBackend, configuration: configuration, clock: clock)
+    }
+
+    /// A native-batch processor over a ``OpenAIBatchBackend`` you configured, on the continuous clock.
+    public init(backend: OpenAIBatchBackend, configuration: Configuration = Configuration()) where C == ContinuousClock {
+        self.init(backend: backend as any BatchBackend, configuration: configuration, clock: ContinuousClock())
+    }
+}
+
 /// A native-batch processor for OpenAI.
 @available(*, deprecated, message: "use NativeBatchProcessor.openAI(apiKey:baseURL:organization:project:extraHeaders:transport:timeout:limits:configuration:)")
 public func OpenAIBatchProcessor(

@@ -1,4 +1,4 @@
-public import BatchKit
+package import BatchKit
 import Foundation
 
 extension RateLimitHeaderParser {
@@ -6,7 +6,7 @@ extension RateLimitHeaderParser {
     /// resets as Go durations (`6m0s`, `20ms`). Many OpenAI-compatible servers send the same.
     ///
     /// Sentinel values some compatible deployments send (`-1`, a limit of `0`) are ignored.
-    public static let openAI = RateLimitHeaderParser { headers, _ in
+    package static let openAI = RateLimitHeaderParser { headers, _ in
         func budget(_ kind: String) -> RateLimitInfo.Budget {
             RateLimitInfo.Budget(
                 headers: headers, limit: "x-ratelimit-limit-\(kind)", remaining: "x-ratelimit-remaining-\(kind)",

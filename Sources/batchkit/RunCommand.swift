@@ -149,8 +149,9 @@ enum RunCommand: Subcommand {
                     pollInterval: pollInterval, maxWait: mode == .native ? deadline : nil,
                     // A signal cancels the run: jobs are left running (recorded in the jobs file)
                     // for the rerun to collect. Hybrid cancels its jobs at the deadline itself.
-                    cancelsRemoteJobsOnCancellation: false, priceTable: prices, ledger: jobFile,
-                    reportsUnfinishedAtMaxWait: false))
+                    cancelsRemoteJobsOnCancellation: false, priceTable: prices,
+                    reportsUnfinishedAtMaxWait: false
+                ).withLedger(jobFile))
 
             // Jobs an earlier run may have created without recording them, and duplicates.
             let (unsettled, unsettledError) = await resolveOpenIntents(jobFile: jobFile, backend: backend)

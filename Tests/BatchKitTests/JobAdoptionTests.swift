@@ -123,7 +123,7 @@ struct JobAdoptionTests {
         let backend = LossyCreateBackend(tags: tags, lostAnswers: 1, lostAnswer: lostAnswer)
         let ledger = MemoryLedger()
         let processor = NativeBatchProcessor(
-            backend: backend, configuration: .init(pollInterval: .seconds(1), ledger: ledger), clock: clock)
+            backend: backend, configuration: .init(pollInterval: .seconds(1)).withLedger(ledger), clock: clock)
         let requests = (0..<6).map { chatRequest("t\($0)") }
         let events = await runNative(processor.processAsync(requests), clock: clock)
         #expect(backend.creates == 1, "the job was created once")
@@ -160,7 +160,7 @@ struct JobAdoptionTests {
         let backend = LossyCreateBackend(tags: true, lostAnswers: 1, failedLists: 100)
         let ledger = MemoryLedger()
         let processor = NativeBatchProcessor(
-            backend: backend, configuration: .init(pollInterval: .seconds(1), ledger: ledger), clock: clock)
+            backend: backend, configuration: .init(pollInterval: .seconds(1)).withLedger(ledger), clock: clock)
         let events = await runNative(processor.processAsync((0..<4).map { chatRequest("u\($0)") }), clock: clock)
         #expect(backend.creates == 1)
         #expect(events.items.count == 4)

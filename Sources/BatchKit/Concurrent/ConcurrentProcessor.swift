@@ -88,8 +88,8 @@ public struct ConcurrentProcessor<C: Clock>: Processor where C.Duration == Durat
         }
     }
 
-    public let client: any ModelClient
-    public let configuration: Configuration
+    package let client: any ModelClient
+    package let configuration: Configuration
     let clock: C
 
     /// A processor on a given clock (tests pass a `ManualClock`).

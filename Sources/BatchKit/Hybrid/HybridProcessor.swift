@@ -19,14 +19,14 @@ import Synchronization
 /// failed with a retryable error, run in real time too, once (without waiting for the deadline). Each request still yields exactly one item, and no request is sent
 /// to the real-time path after it finished in the batch.
 public struct HybridProcessor<C: Clock>: Processor where C.Duration == Duration {
-    public let batch: NativeBatchProcessor<C>
-    public let realtime: ConcurrentProcessor<C>
+    package let batch: NativeBatchProcessor<C>
+    package let realtime: ConcurrentProcessor<C>
     /// How long the batch may take before the rest runs in real time.
-    public var deadline: Duration
+    package var deadline: Duration
     /// How long to wait, after cancelling at the deadline, for results that finished remotely.
-    public var cancellationGrace: Duration
+    package var cancellationGrace: Duration
     /// Prices for the summary's cost (batch items are billed at the batch discount).
-    public var priceTable: PriceTable?
+    package var priceTable: PriceTable?
     let clock: C
 
     public init(

@@ -50,25 +50,25 @@ public final class Journal: Sendable {
     }
 
     /// What opening the journal repaired.
-    public struct Repair: Sendable, Hashable {
+    package struct Repair: Sendable, Hashable {
         /// The 1-based number of the line that was cut.
-        public var line: Int
+        package var line: Int
         /// Bytes removed from the end of the file (0 when only a missing newline was added).
-        public var removedBytes: Int
+        package var removedBytes: Int
         /// Why the line was dropped.
-        public var reason: String
+        package var reason: String
     }
 
     /// What the journal knows about one id (the last line written for it).
-    public struct Entry: Sendable, Hashable {
+    package struct Entry: Sendable, Hashable {
         /// Whether the last result of the id succeeded.
-        public var isSuccess: Bool
+        package var isSuccess: Bool
         /// Tokens the result consumed.
-        public var usage: Usage
+        package var usage: Usage
         /// The model that answered, when the body names it.
-        public var model: String?
+        package var model: String?
         /// The route of the result.
-        public var route: BatchResult.Route
+        package var route: BatchResult.Route
         /// Where the line starts in the file, and its length without the newline.
         var offset: Int
         var length: Int
@@ -102,12 +102,12 @@ public final class Journal: Sendable {
     }
 
     /// The journal file.
-    public let url: URL
-    public let durability: Durability
+    package let url: URL
+    package let durability: Durability
     /// Whether failed ids run again on a rerun (the default) or count as finished.
-    public let retryFailed: Bool
+    package let retryFailed: Bool
     /// What opening repaired, if anything.
-    public let repair: Repair?
+    package let repair: Repair?
     private let state: Mutex<State>
 
     /// Opens (or creates) the journal at `url`, reading and if needed repairing it.
@@ -181,7 +181,7 @@ public final class Journal: Sendable {
     }
 
     /// The last entry of `id`, if it has one.
-    public func entry(for id: String) -> Entry? { state.withLock { $0.entries[id] } }
+    package func entry(for id: String) -> Entry? { state.withLock { $0.entries[id] } }
 
     /// The number of distinct ids in the journal.
     public var count: Int { state.withLock { $0.entries.count } }
@@ -224,7 +224,7 @@ public final class Journal: Sendable {
 
     /// Result lines in the file: more than ``count`` when some ids were run again (a failure
     /// followed by a later line for the same id).
-    public var lineCount: Int { state.withLock { $0.lines } }
+    package var lineCount: Int { state.withLock { $0.lines } }
 
     /// Rewrites the file with only the last line of each id, in file order, so every id appears
     /// exactly once (`batchkit run` does this at the end of a run whose failures were retried).

@@ -27,17 +27,17 @@ import Foundation
 ///   the journal's view (the last line per id); ``Journal/compact()`` makes that true of the file.
 public struct JournaledProcessor<Base: Processor>: Processor {
     /// The processor doing the work.
-    public let base: Base
+    package let base: Base
     /// Where results are recorded.
-    public let journal: Journal
+    package let journal: Journal
     /// Whether already finished requests are reported again from the journal.
-    public let replayFinished: Bool
+    package let replayFinished: Bool
 
     /// - Parameters:
     ///   - base: the processor doing the work.
     ///   - journal: where results are recorded and looked up.
     ///   - replayFinished: report already finished requests from the journal (default `false`).
-    public init(base: Base, journal: Journal, replayFinished: Bool = false) {
+    package init(base: Base, journal: Journal, replayFinished: Bool = false) {
         self.base = base
         self.journal = journal
         self.replayFinished = replayFinished

@@ -106,7 +106,7 @@ public struct BatchError: Error, Sendable, CustomStringConvertible {
     /// Maps an HTTP status to a code: 400 → invalidRequest, 401 → authentication, 403 → permission,
     /// 404 → notFound, 408 → timeout, 409 → server, 413/422 → invalidRequest, 429 → rateLimited,
     /// 503/529 → overloaded, other 5xx → server.
-    public static func code(forHTTPStatus status: Int) -> Code {
+    package static func code(forHTTPStatus status: Int) -> Code {
         switch status {
         case 400, 413, 422: return .invalidRequest
         case 401: return .authentication

@@ -1,12 +1,12 @@
-public import Foundation
+package import Foundation
 
 /// Why a byte sequence is not JSON, with the byte offset where parsing stopped.
-public struct JSONParseError: Error, Sendable, Hashable, CustomStringConvertible {
+package struct JSONParseError: Error, Sendable, Hashable, CustomStringConvertible {
     /// Byte offset of the problem within the parsed text.
-    public var offset: Int
+    package var offset: Int
     /// What was wrong.
-    public var reason: String
-    public var description: String { "invalid JSON at byte \(offset): \(reason)" }
+    package var reason: String
+    package var description: String { "invalid JSON at byte \(offset): \(reason)" }
 }
 
 extension JSONValue {
@@ -14,7 +14,7 @@ extension JSONValue {
     /// the JSONL paths need.
     ///
     /// - Throws: `JSONParseError` naming the byte offset.
-    public init(parsing data: Data) throws(JSONParseError) {
+    package init(parsing data: Data) throws(JSONParseError) {
         let result: Result<JSONValue, JSONParseError> = data.withUnsafeBytes { raw in
             var p = JSONByteParser(raw.bindMemory(to: UInt8.self))
             do throws(JSONParseError) { return .success(try p.parseDocument()) } catch { return .failure(error) }
@@ -23,7 +23,7 @@ extension JSONValue {
     }
 
     /// Parses one JSON text from a string.
-    public init(parsing string: String) throws(JSONParseError) {
+    package init(parsing string: String) throws(JSONParseError) {
         var s = string
         let result: Result<JSONValue, JSONParseError> = s.withUTF8 { buf in
             var p = JSONByteParser(buf)
@@ -33,7 +33,7 @@ extension JSONValue {
     }
 
     /// Parses one JSON text from a slice of bytes (a JSONL line).
-    public init(parsing bytes: ArraySlice<UInt8>) throws(JSONParseError) {
+    package init(parsing bytes: ArraySlice<UInt8>) throws(JSONParseError) {
         let result: Result<JSONValue, JSONParseError> = bytes.withUnsafeBufferPointer { buf in
             var p = JSONByteParser(buf)
             do throws(JSONParseError) { return .success(try p.parseDocument()) } catch { return .failure(error) }

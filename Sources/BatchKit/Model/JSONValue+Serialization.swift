@@ -1,9 +1,9 @@
-public import Foundation
+package import Foundation
 
 extension JSONValue {
     /// The compact JSON text of this value, as UTF-8 bytes. Keys are written in sorted order so the
     /// output is deterministic.
-    public func serialized() -> Data {
+    package func serialized() -> Data {
         var out = [UInt8]()
         out.reserveCapacity(256)
         write(into: &out)
@@ -11,7 +11,7 @@ extension JSONValue {
     }
 
     /// The compact JSON text of this value.
-    public var jsonString: String {
+    package var jsonString: String {
         var out = [UInt8]()
         write(into: &out)
         return String(decoding: out, as: UTF8.self)

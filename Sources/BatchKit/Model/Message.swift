@@ -105,7 +105,7 @@ public struct ImagePart: Sendable, Hashable {
     }
 
     /// The image as inline data when the source is a `data:` URL or inline bytes.
-    public var inlineData: (mediaType: String, data: String)? {
+    package var inlineData: (mediaType: String, data: String)? {
         switch source {
         case .base64(let mediaType, let data): return (mediaType, data)
         case .url(let url):

@@ -22,7 +22,7 @@ public struct RateLimitInfo: Sendable, Hashable {
             self.resetAfter = resetAfter
         }
 
-        public var isEmpty: Bool { limit == nil && remaining == nil && resetAfter == nil }
+        package var isEmpty: Bool { limit == nil && remaining == nil && resetAfter == nil }
     }
 
     public var requests: Budget
@@ -37,5 +37,5 @@ public struct RateLimitInfo: Sendable, Hashable {
         self.outputTokens = outputTokens
     }
 
-    public var isEmpty: Bool { requests.isEmpty && tokens.isEmpty && inputTokens.isEmpty && outputTokens.isEmpty }
+    package var isEmpty: Bool { requests.isEmpty && tokens.isEmpty && inputTokens.isEmpty && outputTokens.isEmpty }
 }

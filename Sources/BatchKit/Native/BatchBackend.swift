@@ -1,4 +1,4 @@
-public import Foundation
+package import Foundation
 
 /// Size limits of one provider batch job. `NativeBatchProcessor` splits work so no job exceeds them.
 public struct BatchLimits: Sendable, Hashable {
@@ -14,16 +14,16 @@ public struct BatchLimits: Sendable, Hashable {
 }
 
 /// One request already encoded in the provider's batch format.
-public struct EncodedBatchItem: Sendable {
+package struct EncodedBatchItem: Sendable {
     /// The custom id.
-    public var id: String
+    package var id: String
     /// The provider's JSON for this one request (an OpenAI input line without newline, an
     /// Anthropic `{custom_id, params}` element, a Gemini `{key, request}` line...).
-    public var data: Data
+    package var data: Data
     /// Requests with different group keys never share a job (OpenAI: one model and endpoint per file).
-    public var groupKey: String
+    package var groupKey: String
 
-    public init(id: String, data: Data, groupKey: String = "") {
+    package init(id: String, data: Data, groupKey: String = "") {
         self.id = id
         self.data = data
         self.groupKey = groupKey
@@ -34,7 +34,7 @@ public struct EncodedBatchItem: Sendable {
 /// shared half (validation, splitting, polling, joining, resubmission, events).
 ///
 /// Implementations: `OpenAIBatchBackend`, `AnthropicBatchBackend`, `GeminiBatchBackend`.
-public protocol BatchBackend: Sendable {
+package protocol BatchBackend: Sendable {
     /// `openai`, `anthropic`, `gemini`...
     var provider: String { get }
     /// Limits of one job.
@@ -99,9 +99,9 @@ public protocol BatchBackend: Sendable {
 }
 
 extension BatchBackend {
-    public var tagsJobs: Bool { false }
+    package var tagsJobs: Bool { false }
 
-    public func submit(
+    package func submit(
         _ items: [EncodedBatchItem], metadata: [String: String], intent: JobIntent,
         uploaded: @Sendable (String) async throws -> Void
     ) async throws -> BatchJob {
@@ -110,7 +110,7 @@ extension BatchBackend {
         return try await submit(items, metadata: tagged)
     }
 
-    public func findJob(for intent: JobIntent, excluding: Set<String>) async throws -> BatchJob? {
+    package func findJob(for intent: JobIntent, excluding: Set<String>) async throws -> BatchJob? {
         let tags = tagsJobs
         let candidates = try await list(limit: 100).filter { !excluding.contains($0.id) && intent.matches($0, tagsJobs: tags) }
         return candidates.min { ($0.createdAt ?? .distantFuture) < ($1.createdAt ?? .distantFuture) }
@@ -119,7 +119,7 @@ extension BatchBackend {
 
 extension BatchBackend {
     /// Calls ``results(of:handler:)`` and counts the results; reports no skipped lines.
-    public func downloadResults(of job: BatchJob, handler: (BatchResult) async throws -> Void) async throws -> BatchResultsSummary {
+    package func downloadResults(of job: BatchJob, handler: (BatchResult) async throws -> Void) async throws -> BatchResultsSummary {
         var summary = BatchResultsSummary()
         try await results(of: job) { result in
             summary.results += 1

@@ -7,19 +7,19 @@ package import Foundation
 /// `invalidResponse` failure for its id when the id can still be recovered, and is counted in
 /// ``malformedLines`` otherwise (its id then has no result, which the processor reports as
 /// missing).
-public struct BatchResultsSummary: Sendable, Hashable {
+package struct BatchResultsSummary: Sendable, Hashable {
     /// Lines reported as results: successes, failures, and unreadable lines whose id was recovered.
-    public var results: Int
+    package var results: Int
     /// Of ``results``, the lines that could not be read but named their id: reported as a
     /// retryable `invalidResponse` failure for that id.
-    public var unreadableLines: Int
+    package var unreadableLines: Int
     /// Lines that could not be read and named no id: skipped.
-    public var malformedLines: Int
+    package var malformedLines: Int
     /// `file:line` of the first skipped lines (at most 20), for diagnostics.
-    public var malformedLocations: [String]
+    package var malformedLocations: [String]
 
     /// Creates a summary.
-    public init(results: Int = 0, unreadableLines: Int = 0, malformedLines: Int = 0, malformedLocations: [String] = []) {
+    package init(results: Int = 0, unreadableLines: Int = 0, malformedLines: Int = 0, malformedLocations: [String] = []) {
         self.results = results
         self.unreadableLines = unreadableLines
         self.malformedLines = malformedLines

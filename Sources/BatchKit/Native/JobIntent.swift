@@ -1,4 +1,4 @@
-public import Foundation
+package import Foundation
 
 /// What a run is about to create: one provider job for one chunk of requests, recorded
 /// **before** the create call so that a crash, or an answer lost on the way back, never leads to a
@@ -8,30 +8,30 @@ public import Foundation
 /// number of requests and a hash of their ids), the tag the job is given where the provider can
 /// carry one (OpenAI `metadata`, Gemini `displayName`), and the uploaded input file once there is
 /// one. ``matches(_:tagsJobs:)`` recognises the job among the provider's recent jobs.
-public struct JobIntent: Sendable, Hashable, Codable {
+package struct JobIntent: Sendable, Hashable, Codable {
     /// A random tag, unique to this intent: `batchkit-` and 16 hex digits.
-    public var tag: String
+    package var tag: String
     /// The backend's provider name.
-    public var provider: String
+    package var provider: String
     /// The items' group key (OpenAI: endpoint and model; Gemini: kind and model).
-    public var groupKey: String
+    package var groupKey: String
     /// The number of requests in the chunk.
-    public var count: Int
+    package var count: Int
     /// FNV-1a (64 bits, hex) of the custom ids, each followed by a newline, in chunk order.
-    public var idsHash: String
+    package var idsHash: String
     /// When the intent was recorded (wall time: it is compared with the provider's `created_at`).
-    public var createdAt: Date
+    package var createdAt: Date
     /// The input file uploaded for the job, once there is one.
-    public var fileID: String?
+    package var fileID: String?
 
     /// The metadata key that carries ``tag`` where the provider has job metadata.
-    public static let metadataKey = "batchkit_intent"
+    package static let metadataKey = "batchkit_intent"
 
     /// How far before ``createdAt`` a provider's `created_at` may lie and still match, to allow for
     /// clocks that disagree.
-    public static let clockSkew: TimeInterval = 300
+    package static let clockSkew: TimeInterval = 300
 
-    public init(provider: String, items: [EncodedBatchItem], createdAt: Date = Date(), tag: String? = nil) {
+    package init(provider: String, items: [EncodedBatchItem], createdAt: Date = Date(), tag: String? = nil) {
         self.tag = tag ?? "batchkit-" + String(format: "%016llx", UInt64.random(in: 0...UInt64.max))
         self.provider = provider
         self.groupKey = items.first?.groupKey ?? ""
@@ -41,7 +41,7 @@ public struct JobIntent: Sendable, Hashable, Codable {
     }
 
     /// FNV-1a over the ids, each followed by a newline, as 16 hex digits.
-    public static func hash(_ ids: some Sequence<String>) -> String {
+    package static func hash(_ ids: some Sequence<String>) -> String {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
         for id in ids {
             for byte in id.utf8 {
@@ -60,7 +60,7 @@ public struct JobIntent: Sendable, Hashable, Codable {
     /// intent's input file matches. When the provider cannot tag jobs (`tagsJobs` false:
     /// Anthropic), a job matches when it was created after the intent (give or take
     /// ``clockSkew``) and holds as many requests as the chunk.
-    public func matches(_ job: BatchJob, tagsJobs: Bool) -> Bool {
+    package func matches(_ job: BatchJob, tagsJobs: Bool) -> Bool {
         if job.metadata[Self.metadataKey] == tag || job.metadata["displayName"] == tag { return true }
         if let fileID, job.metadata["input_file_id"] == fileID || job.metadata["inputFile"] == fileID { return true }
         guard !tagsJobs, let created = job.createdAt else { return false }
@@ -75,7 +75,7 @@ public struct JobIntent: Sendable, Hashable, Codable {
 /// once the input file is uploaded (before the create call), and ``recordJob(_:for:)`` once the
 /// job exists (created, or found and adopted). A method that throws stops the creation: the
 /// chunk's requests fail with the error (nothing is created unrecorded).
-public protocol JobLedger: Sendable {
+package protocol JobLedger: Sendable {
     /// Records that a job is about to be created for the requests `ids`. Must be durable
     /// (written and flushed) on return.
     func recordIntent(_ intent: JobIntent, ids: [String]) throws
@@ -92,7 +92,7 @@ extension BatchError {
     /// broken connection, a cut or unreadable answer (even under a 2xx status), a 5xx. Only a 4xx
     /// answer says the server refused it. A create call that failed this way is never repeated
     /// blindly: the provider's jobs are looked at first.
-    public var mayHaveReachedServer: Bool {
+    package var mayHaveReachedServer: Bool {
         if let status = httpStatus {
             if (400...499).contains(status) { return false }
             if status >= 500 || (200...299).contains(status) { return true }

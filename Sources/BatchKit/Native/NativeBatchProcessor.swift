@@ -5,7 +5,7 @@ import Synchronization
 /// the same events as ``ConcurrentProcessor``.
 ///
 /// ```swift
-/// let processor = NativeBatchProcessor(backend: OpenAIBatchBackend(apiKey: key))
+/// let processor = NativeBatchProcessor.openAI(apiKey: key)   // or .anthropic(...), .gemini(...)
 /// for await event in processor.processAsync(requests) {
 ///     if case .submitted(let job) = event { save(job.id) }     // to attach after a restart
 ///     if case .item(let result) = event { ... }
@@ -52,8 +52,9 @@ public struct NativeBatchProcessor<C: Clock>: Processor where C.Duration == Dura
         /// Attempts to download one job's results before its items fail.
         public var downloadAttempts: Int
         /// Where job intents and jobs are recorded before and after each create call, so a rerun
-        /// finds every job that may exist (see ``JobLedger``); `nil` records nothing.
-        public var ledger: (any JobLedger)?
+        /// finds every job that may exist (see ``JobLedger``); `nil` records nothing. Package-only:
+        /// set it with ``withLedger(_:)``.
+        package var ledger: (any JobLedger)?
         /// Create calls per chunk. A call that may have reached the server is only repeated after
         /// the provider's jobs were listed and none matched.
         public var createAttempts: Int
@@ -66,7 +67,7 @@ public struct NativeBatchProcessor<C: Clock>: Processor where C.Duration == Dura
             pollInterval: Duration = .seconds(15), maxPollInterval: Duration = .seconds(300), pollBackoff: Double = 1.5,
             maxWait: Duration? = nil, resubmit: ResubmitPolicy = .none, cancelsRemoteJobsOnCancellation: Bool = true,
             limits: BatchLimits? = nil, metadata: [String: String] = [:], priceTable: PriceTable? = nil,
-            eventBufferSize: Int = 256, downloadAttempts: Int = 5, ledger: (any JobLedger)? = nil, createAttempts: Int = 4,
+            eventBufferSize: Int = 256, downloadAttempts: Int = 5, createAttempts: Int = 4,
             reportsUnfinishedAtMaxWait: Bool = true
         ) {
             self.pollInterval = pollInterval
@@ -80,24 +81,31 @@ public struct NativeBatchProcessor<C: Clock>: Processor where C.Duration == Dura
             self.priceTable = priceTable
             self.eventBufferSize = max(1, eventBufferSize)
             self.downloadAttempts = max(1, downloadAttempts)
-            self.ledger = ledger
+            self.ledger = nil
             self.createAttempts = max(1, createAttempts)
             self.reportsUnfinishedAtMaxWait = reportsUnfinishedAtMaxWait
         }
+
+        /// This configuration, recording job intents and jobs in `ledger`.
+        package func withLedger(_ ledger: (any JobLedger)?) -> Configuration {
+            var copy = self
+            copy.ledger = ledger
+            return copy
+        }
     }
 
-    public let backend: any BatchBackend
-    public let configuration: Configuration
+    package let backend: any BatchBackend
+    package let configuration: Configuration
     let clock: C
 
-    public init(backend: any BatchBackend, configuration: Configuration = Configuration(), clock: C) {
+    package init(backend: any BatchBackend, configuration: Configuration = Configuration(), clock: C) {
         self.backend = backend
         self.configuration = configuration
         self.clock = clock
     }
 
     /// The limits jobs are split under.
-    public var limits: BatchLimits {
+    package var limits: BatchLimits {
         let b = backend.limits
         guard let l = configuration.limits else { return b }
         return BatchLimits(maxRequests: min(b.maxRequests, l.maxRequests), maxBytes: min(b.maxBytes, l.maxBytes))
@@ -200,7 +208,7 @@ public struct NativeBatchProcessor<C: Clock>: Processor where C.Duration == Dura
 
 extension NativeBatchProcessor where C == ContinuousClock {
     /// A processor on the continuous clock.
-    public init(backend: any BatchBackend, configuration: Configuration = Configuration()) {
+    package init(backend: any BatchBackend, configuration: Configuration = Configuration()) {
         self.init(backend: backend, configuration: configuration, clock: ContinuousClock())
     }
 }

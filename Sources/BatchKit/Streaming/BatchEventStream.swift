@@ -1,7 +1,7 @@
 import Synchronization
 
 /// How a run ended: the stream turns it into the last event.
-public enum BatchRunOutcome: Sendable {
+package enum BatchRunOutcome: Sendable {
     case completed(BatchSummary)
     case failed(BatchError)
 }
@@ -17,14 +17,14 @@ public enum BatchRunOutcome: Sendable {
 ///
 /// Iterate it once. Each call to `makeAsyncIterator()` starts a separate run.
 ///
-/// To write a processor, give the stream a body that does the work, sends `.item` events through
-/// the ``EventSink``, and returns the outcome; the stream sends `.started` before the body runs
-/// and the outcome's event last, exactly once.
+/// Inside the package, a processor gives the stream a body that does the work, sends `.item`
+/// events through the ``EventSink``, and returns the outcome; the stream sends `.started` before
+/// the body runs and the outcome's event last, exactly once.
 public struct BatchEventStream: AsyncSequence, Sendable {
     public typealias Element = BatchEvent
     public typealias Failure = Never
     /// The work of one run.
-    public typealias Body = @Sendable (EventSink) async -> BatchRunOutcome
+    package typealias Body = @Sendable (EventSink) async -> BatchRunOutcome
 
     let bufferSize: Int
     let body: Body
@@ -33,7 +33,7 @@ public struct BatchEventStream: AsyncSequence, Sendable {
     ///   - bufferSize: how many events may wait for the consumer before the run's `emit` calls
     ///     suspend (the backpressure bound).
     ///   - body: the run.
-    public init(bufferSize: Int = 64, _ body: @escaping Body) {
+    package init(bufferSize: Int = 64, _ body: @escaping Body) {
         self.bufferSize = bufferSize
         self.body = body
     }
@@ -104,7 +104,7 @@ public struct BatchEventStream: AsyncSequence, Sendable {
 }
 
 /// Where a processor's run sends its events.
-public struct EventSink: Sendable {
+package struct EventSink: Sendable {
     let channel: BoundedChannel<BatchEvent>
 
     /// Sends an event, suspending while the consumer is behind (backpressure). Use for events
@@ -112,12 +112,12 @@ public struct EventSink: Sendable {
     ///
     /// - Returns: `false` when the consumer has gone away; the run should then stop.
     @discardableResult
-    public func emit(_ event: BatchEvent) async -> Bool { await channel.send(event) }
+    package func emit(_ event: BatchEvent) async -> Bool { await channel.send(event) }
 
     /// Sends an event only if the consumer has room: for `.progress`, which may be coalesced.
     @discardableResult
-    public func offer(_ event: BatchEvent) -> Bool { channel.offer(event) }
+    package func offer(_ event: BatchEvent) -> Bool { channel.offer(event) }
 
     /// Whether the consumer has gone away.
-    public var isCancelled: Bool { channel.isCancelled }
+    package var isCancelled: Bool { channel.isCancelled }
 }

@@ -12,7 +12,7 @@ public protocol HTTPTransport: Sendable {
 
 /// Case-insensitive HTTP header fields, order preserved.
 public struct HTTPHeaders: Sendable, Hashable, Sequence, ExpressibleByDictionaryLiteral, CustomStringConvertible {
-    public private(set) var fields: [(name: String, value: String)]
+    package private(set) var fields: [(name: String, value: String)]
 
     public init() { fields = [] }
     public init(_ fields: [(String, String)]) { self.fields = fields.map { (name: $0.0, value: $0.1) } }
@@ -148,10 +148,10 @@ public struct HTTPResponse: Sendable {
     }
 
     /// Whether the status is 2xx.
-    public var isSuccess: Bool { (200..<300).contains(status) }
+    package var isSuccess: Bool { (200..<300).contains(status) }
 
     /// The whole body, reading the file if it was downloaded to one.
-    public func bodyData() throws -> Data {
+    package func bodyData() throws -> Data {
         if let bodyFile { return try Data(contentsOf: bodyFile) }
         return body
     }

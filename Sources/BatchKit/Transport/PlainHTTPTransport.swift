@@ -81,7 +81,7 @@ public struct PlainHTTPTransport: HTTPTransport {
     }
 
     /// The configuration the transport was created with.
-    public var configuration: Configuration { core.configuration }
+    package var configuration: Configuration { core.configuration }
     private let core: PlainHTTPCore
 
     /// Creates a transport. `fallback` carries what this transport does not handle itself

@@ -1,4 +1,4 @@
-public import Foundation
+package import Foundation
 
 /// Reads one provider's rate-limit response headers into a ``RateLimitInfo``.
 ///
@@ -17,30 +17,30 @@ public import Foundation
 /// }
 /// let info = parser.parse(response.headers)
 /// ```
-public struct RateLimitHeaderParser: Sendable {
+package struct RateLimitHeaderParser: Sendable {
     private let body: @Sendable (HTTPHeaders, Date) -> RateLimitInfo?
 
     /// A parser from a closure that returns `nil` when the headers carry no rate-limit state.
     /// `now` is the instant reset times given as dates are measured against.
-    public init(_ parse: @escaping @Sendable (_ headers: HTTPHeaders, _ now: Date) -> RateLimitInfo?) {
+    package init(_ parse: @escaping @Sendable (_ headers: HTTPHeaders, _ now: Date) -> RateLimitInfo?) {
         self.body = parse
     }
 
     /// The rate-limit state in `headers`, or `nil` when they carry none.
-    public func parse(_ headers: HTTPHeaders, now: Date = Date()) -> RateLimitInfo? {
+    package func parse(_ headers: HTTPHeaders, now: Date = Date()) -> RateLimitInfo? {
         guard let info = body(headers, now), !info.isEmpty else { return nil }
         return info
     }
 
     /// Reads nothing: for servers that send no rate-limit headers.
-    public static let none = RateLimitHeaderParser { _, _ in nil }
+    package static let none = RateLimitHeaderParser { _, _ in nil }
 }
 
 extension RateLimitInfo.Budget {
     /// A budget read from three headers: the limit, what remains, and the reset (read by
     /// `resetAfter`). Negative or non-numeric counts and a limit of `0` (sentinels some
     /// deployments send) count as absent.
-    public init(
+    package init(
         headers: HTTPHeaders, limit: String, remaining: String, reset: String,
         resetAfter: (String) -> Duration?
     ) {

@@ -45,7 +45,7 @@ public struct URLSessionTransport: HTTPTransport {
     }
 
     /// The configuration the transport was created with.
-    public let configuration: Configuration
+    package let configuration: Configuration
     private let owner: SessionOwner
 
     /// Creates a transport with its own `URLSession` (ephemeral: no cookies, no cache).
