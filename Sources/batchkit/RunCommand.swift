@@ -12,7 +12,7 @@ enum RunCommand: Subcommand {
         usage: batchkit run INPUT.jsonl --output OUT.jsonl [--mode realtime|native|hybrid]
                             [--provider openai|anthropic|gemini] [--base-url URL] [--model M]
                             [--concurrency N] [--rpm N] [--tpm N] [--deadline 2h] [--shard i/n]
-                            [--api-key-env NAME] [--retry-failed]
+                            [--api-key-env NAME] [--retry-failed] [--max-consecutive-failures N]
 
         Reads OpenAI batch input lines ({"custom_id","method","url","body"}), lazily, and writes one
         OpenAI batch output line per request to OUT.jsonl as each finishes. OUT.jsonl is also the
@@ -37,6 +37,12 @@ enum RunCommand: Subcommand {
           --poll-interval D    native: first wait between status polls (default 10s)
           --prices FILE        JSON price table merged over the built-in prices
           --retry-failed       run again the ids whose last result in OUT.jsonl failed
+          --max-consecutive-failures N
+                               stop starting requests once N results in a row failed the same
+                               way (wrong key, no access, unknown model or endpoint, untrusted
+                               certificate, the same refusal); 0 never stops (default 20).
+                               Native and hybrid runs also ask the provider's models endpoint
+                               about the first line's model before creating any job
           --progress-interval D
                                between progress lines when stderr is not a terminal (default 5s)
 
@@ -47,12 +53,14 @@ enum RunCommand: Subcommand {
 
         Durations: 250ms, 90s, 30m, 2h, 1d. Exit status: 0 when every request succeeded, 3 when the
         run finished but some requests failed, 4 when native jobs are still running (rerun to collect),
-        1 on an error, 2 on a usage mistake.
+        5 when the run stopped because every request failed the same way (see
+        --max-consecutive-failures; fix the cause and rerun with --retry-failed), 1 on an error,
+        2 on a usage mistake.
         """
     static let spec = ArgumentSpec(
         options: ProviderOptions.optionNames.union([
             "output", "mode", "model", "concurrency", "rpm", "tpm", "deadline", "shard", "poll-interval", "prices",
-            "progress-interval",
+            "progress-interval", "max-consecutive-failures",
         ]),
         flags: ["retry-failed"], maxPositional: 1)
 
@@ -71,6 +79,7 @@ enum RunCommand: Subcommand {
         let shard = try arguments.shard("shard")
         let shardCount = shard?.count ?? 1
         let concurrency = try arguments.int("concurrency", in: 1...100_000) ?? 16
+        let maxConsecutiveFailures = try arguments.int("max-consecutive-failures", in: 0...Int.max) ?? 20
         let rpm = try arguments.int("rpm", in: 1...Int.max).map { max(1, $0 / shardCount) }
         let tpm = try arguments.int("tpm", in: 1...Int.max).map { max(1, $0 / shardCount) }
         let deadline = try arguments.duration("deadline")
@@ -135,7 +144,8 @@ enum RunCommand: Subcommand {
             let processor = ConcurrentProcessor(
                 client: provider.client(),
                 configuration: .init(
-                    maxConcurrency: concurrency, requestsPerMinute: rpm, tokensPerMinute: tpm, priceTable: prices))
+                    maxConcurrency: concurrency, requestsPerMinute: rpm, tokensPerMinute: tpm, priceTable: prices,
+                    maxConsecutiveFailures: maxConsecutiveFailures))
             failure = await drain(
                 processor.stopping(on: interruption).journaled(journal).processAsync(requests), stats: &stats, display: display,
                 model: defaultModel)
@@ -205,7 +215,8 @@ enum RunCommand: Subcommand {
                 } else {
                     failure = try await runHybrid(
                         native: native, provider: provider, deadline: deadline ?? .seconds(3600), concurrency: concurrency,
-                        rpm: rpm, tpm: tpm, prices: prices, journal: journal, requests: requests, stats: &stats,
+                        rpm: rpm, tpm: tpm, maxConsecutiveFailures: maxConsecutiveFailures, prices: prices, journal: journal,
+                        requests: requests, stats: &stats,
                         display: display, model: defaultModel, interruption: interruption)
                 }
             }
@@ -254,6 +265,10 @@ enum RunCommand: Subcommand {
                     + "holding \(stillRunning.requests) request(s); they stay pending in \(outputPath). "
                     + "Run the same command again to collect them (nothing is submitted twice).")
             return 4
+        }
+        if let failure, failure.code == .systematicFailure {
+            printSystematicFailure(failure, stats: stats, pending: pending, outputPath: outputPath)
+            return systematicFailureStatus
         }
         if let failure {
             throw CommandFailure("the run stopped: \(failure.message)")

@@ -59,6 +59,14 @@ public struct ConcurrentProcessor<C: Clock>: Processor where C.Duration == Durat
         public var classifyError: (@Sendable (any Error) -> BatchError)?
         /// When a request whose id was already seen in this run fails validation instead of running.
         public var duplicateIDCheck: DuplicateIDCheck
+        /// Stop starting requests once this many results in a row failed the same systematic way
+        /// (``BatchError/systematicClass``: a wrong key, a missing model, an untrusted certificate,
+        /// the same refusal every time); `nil` or `0` (the default) never stops. A success, or a
+        /// failure of another kind, starts the count again. A tripped run ends with `.failed`
+        /// (code ``BatchError/Code/systematicFailure``, naming an example and the fix); requests
+        /// in flight finish and get their items, requests never started get none (over a
+        /// ``Journal`` a rerun sends them).
+        public var maxConsecutiveFailures: Int?
 
         public init(
             maxConcurrency: Int = 16, requestsPerMinute: Int? = nil, tokensPerMinute: Int? = nil,
@@ -66,7 +74,8 @@ public struct ConcurrentProcessor<C: Clock>: Processor where C.Duration == Durat
             rateLimitHeadroom: Double = 0.02, learnsRateLimits: Bool = true, adaptiveConcurrency: Bool = true, retry: RetryPolicy = RetryPolicy(),
             timeout: Duration? = nil, defaultMaxOutputTokens: Int = 256, eventBufferSize: Int = 64,
             progressInterval: Duration = .milliseconds(500), priceTable: PriceTable? = nil,
-            classifyError: (@Sendable (any Error) -> BatchError)? = nil, duplicateIDCheck: DuplicateIDCheck = .automatic
+            classifyError: (@Sendable (any Error) -> BatchError)? = nil, duplicateIDCheck: DuplicateIDCheck = .automatic,
+            maxConsecutiveFailures: Int? = nil
         ) {
             self.maxConcurrency = max(1, maxConcurrency)
             self.requestsPerMinute = requestsPerMinute
@@ -85,6 +94,7 @@ public struct ConcurrentProcessor<C: Clock>: Processor where C.Duration == Durat
             self.priceTable = priceTable
             self.classifyError = classifyError
             self.duplicateIDCheck = duplicateIDCheck
+            self.maxConsecutiveFailures = maxConsecutiveFailures
         }
     }
 
@@ -155,6 +165,8 @@ final class ConcurrentRun<C: Clock>: Sendable where C.Duration == Duration {
     let rng: Mutex<UInt64>
     /// Deadlines of attempts, when a timeout is configured.
     let timeouts: TimeoutScheduler<C>?
+    /// Stops new starts after a run of identical systematic failures, when configured.
+    let breaker: FailureBreaker?
 
     init(client: any ModelClient, configuration: ConcurrentProcessor<C>.Configuration, clock: C) {
         self.client = client
@@ -168,6 +180,7 @@ final class ConcurrentRun<C: Clock>: Sendable where C.Duration == Duration {
         self.adaptive = AdaptiveConcurrency(maximum: configuration.maxConcurrency, adapts: configuration.adaptiveConcurrency)
         self.rng = Mutex(UInt64.random(in: 1...UInt64.max))
         self.timeouts = configuration.timeout.map { TimeoutScheduler(timeout: $0, clock: clock) }
+        self.breaker = configuration.maxConsecutiveFailures.flatMap { $0 > 0 ? FailureBreaker(threshold: $0) : nil }
     }
 
     func random() -> Double {
@@ -221,6 +234,7 @@ final class ConcurrentRun<C: Clock>: Sendable where C.Duration == Duration {
                 }
             }
         }
+        if let tripped = breaker?.error { return .failed(tripped) }
         if book.isStopped || Task.isCancelled { return .failed(.cancelled("the run was cancelled")) }
         return .completed(book.summary(duration: start.duration(to: clock.now)))
     }
@@ -231,8 +245,10 @@ final class ConcurrentRun<C: Clock>: Sendable where C.Duration == Duration {
         while true {
             guard await adaptive.acquire() else { return }
             defer { adaptive.release() }
-            if book.isStopped || Task.isCancelled { return }
+            if book.isStopped || breaker?.isTripped == true || Task.isCancelled { return }
             guard let request = await input.next() else { return }
+            // Tripped while this worker waited for input: the request is left unstarted.
+            if breaker?.isTripped == true { return }
             let result: BatchResult
             if let invalid = validate(request, book: book) {
                 result = invalid
@@ -242,6 +258,7 @@ final class ConcurrentRun<C: Clock>: Sendable where C.Duration == Duration {
                 result = outcome.result
                 book.retried(outcome.retries, rateLimited: outcome.rateLimited)
             }
+            breaker?.record(result)
             let progress = book.finished(
                 result, model: request.model, elapsed: start.duration(to: clock.now), interval: configuration.progressInterval)
             if let progress { sink.offer(.progress(progress)) }

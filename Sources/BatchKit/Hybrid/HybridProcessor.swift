@@ -129,7 +129,8 @@ public struct HybridProcessor<C: Clock>: Processor where C.Duration == Duration 
                 case .completed(let s):
                     book.addRetries(s.retries, rateLimited: s.rateLimited)
                 case .failed(let e):
-                    if e.code == .cancelled { return .failed(e) }
+                    // A tripped failure breaker ends the hybrid run too: the rest would fail alike.
+                    if e.code == .cancelled || e.code == .systematicFailure { return .failed(e) }
                 default:
                     break
                 }
