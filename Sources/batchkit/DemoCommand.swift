@@ -11,6 +11,7 @@ enum DemoCommand: Subcommand {
     static let summary = "run a realistic job against the built-in emulator (no key, no network)"
     static let usage = """
         usage: batchkit demo [--requests N] [--concurrency N] [--latency-ms N] [--batch-seconds S]
+                             [--output OUT.jsonl] [--report REPORT.html]
 
         Generates N support tickets to classify (deterministically), then runs them against the
         in-process provider emulator twice: in real time (ConcurrentProcessor over OpenAIClient,
@@ -22,8 +23,12 @@ enum DemoCommand: Subcommand {
           --concurrency N      real-time requests in flight (default 64)
           --latency-ms N       emulated model latency (default 20)
           --batch-seconds S    how long an emulated batch job takes (default 2)
+          --output FILE        write both phases' results as output lines (the same ids twice:
+                               real time, then batch)
+          --report FILE        write the HTML report of both phases (see 'batchkit report')
         """
-    static let spec = ArgumentSpec(options: ["requests", "concurrency", "latency-ms", "batch-seconds"], flags: [], maxPositional: 0)
+    static let spec = ArgumentSpec(
+        options: ["requests", "concurrency", "latency-ms", "batch-seconds", "output", "report"], flags: [], maxPositional: 0)
 
     static let model = "gpt-4o-mini"
 
@@ -34,6 +39,10 @@ enum DemoCommand: Subcommand {
         let batchSeconds = try arguments.double("batch-seconds") ?? 2
         let prices = PriceTable.defaults
         let requests = tickets(count)
+        let reportPath = arguments.string("report")
+        let outputPath = arguments.string("output")
+            ?? reportPath.map { _ in FileManager.default.temporaryDirectory.appendingPathComponent("batchkit-demo-\(ProcessInfo.processInfo.processIdentifier).jsonl").path }
+        let output = try outputPath.map { path in try ResultWriter(path: path) }
 
         let estimate = CostEstimate.estimate(requests, prices: prices)
         printLine("BatchKit demo: classifying \(formatCount(count)) support tickets with \(model), against the built-in emulator")
@@ -61,7 +70,7 @@ enum DemoCommand: Subcommand {
                 maxConcurrency: concurrency, requestsPerMinute: clientRPM, retry: RetryPolicy(maxAttempts: 10),
                 priceTable: prices))
         printLine("1. real time: ConcurrentProcessor over OpenAIClient, \(concurrency) in flight; the emulator allows \(formatCount(rpm)) requests/minute and injects ~1% 500s and ~0.5% 529s")
-        let first = await phase(realtime.processAsync(requests), total: count, prices: prices)
+        let first = await phase(realtime.processAsync(requests), total: count, prices: prices, output: output)
         printLine(report(first, emulator: realtimeEmulator, prices: prices, route: "real-time"))
         printLine("")
 
@@ -80,7 +89,7 @@ enum DemoCommand: Subcommand {
                 pollInterval: poll, maxPollInterval: poll * 2, limits: BatchLimits(maxRequests: jobSize, maxBytes: 200 << 20),
                 priceTable: prices))
         printLine("2. native batch: NativeBatchProcessor over the OpenAI Batch API, split into jobs of at most \(formatCount(jobSize)); each job takes \(formatDuration(.milliseconds(Int64(batchSeconds * 1000)))); the first two status polls fail with 500")
-        let second = await phase(native.processAsync(requests), total: count, prices: prices)
+        let second = await phase(native.processAsync(requests), total: count, prices: prices, output: output)
         printLine(report(second, emulator: batchEmulator, prices: prices, route: "batch"))
         printLine("")
 
@@ -96,6 +105,14 @@ enum DemoCommand: Subcommand {
                     ]))
         }
         printLine("")
+        if let output, let outputPath {
+            output.close()
+            if let reportPath {
+                await RunCommand.writeRunReport(
+                    to: reportPath, outputPath: outputPath, stats: merged(first.stats, second.stats), prices: prices)
+                if arguments.string("output") == nil { try? FileManager.default.removeItem(atPath: outputPath) }
+            }
+        }
         printLine("next: 'batchkit run INPUT.jsonl --output OUT.jsonl' with OPENAI_API_KEY set, or '--base-url' of 'batchkit emulator'")
         // Items that failed after every retry are part of what the demo shows; only a run that
         // could not go on is a failure of the demo.
@@ -109,12 +126,13 @@ enum DemoCommand: Subcommand {
         var retriesByCode: [String: Int] = [:]
     }
 
-    static func phase(_ stream: BatchEventStream, total: Int, prices: PriceTable) async -> Phase {
+    static func phase(_ stream: BatchEventStream, total: Int, prices: PriceTable, output: ResultWriter?) async -> Phase {
         let display = ProgressDisplay(total: total, interval: .seconds(2), prices: prices)
         var p = Phase()
         for await event in stream {
             p.stats.record(event, defaultModel: model)
             switch event {
+            case .item(let result): output?.write(result)
             case .retrying(_, _, _, let error): p.retriesByCode[error.code.rawValue, default: 0] += 1
             case .failed(let error): p.failure = error
             default: break
@@ -143,6 +161,45 @@ enum DemoCommand: Subcommand {
         if let c = s.costs(prices) { rows.append(["   cost", "\(formatDollars(c.actual)) (\(route) prices)"]) }
         if let f = p.failure { rows.append(["   stopped", f.message]) }
         return formatTable(rows)
+    }
+
+    /// The rate-limit pauses and jobs of both phases, for the report.
+    static func merged(_ a: RunStats, _ b: RunStats) -> RunStats {
+        var m = a
+        m.rateLimitPauses += b.rateLimitPauses
+        m.jobs.merge(b.jobs) { _, new in new }
+        return m
+    }
+
+    /// Writes results as output lines, buffered (the demo's `--output`).
+    final class ResultWriter {
+        private let handle: FileHandle
+        private var buffer: [UInt8] = []
+
+        init(path: String) throws {
+            guard FileManager.default.createFile(atPath: path, contents: nil) else {
+                throw CommandFailure("\(path): cannot create the output file")
+            }
+            handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        }
+
+        func write(_ result: BatchResult) {
+            var r = result
+            if r.endedAt == nil { r.endedAt = Date() }
+            buffer += r.outputLineBytes()
+            buffer.append(0x0A)
+            if buffer.count > 1 << 16 { flush() }
+        }
+
+        func flush() {
+            handle.write(Data(buffer))
+            buffer.removeAll(keepingCapacity: true)
+        }
+
+        func close() {
+            flush()
+            try? handle.close()
+        }
     }
 
     /// `count` support tickets, the same on every run.

@@ -13,6 +13,7 @@ enum RunCommand: Subcommand {
                             [--provider openai|anthropic|gemini] [--base-url URL] [--model M]
                             [--concurrency N] [--rpm N] [--tpm N] [--deadline 2h] [--shard i/n]
                             [--api-key-env NAME] [--retry-failed] [--max-consecutive-failures N]
+                            [--report REPORT.html]
 
         Reads OpenAI batch input lines ({"custom_id","method","url","body"}), lazily, and writes one
         OpenAI batch output line per request to OUT.jsonl as each finishes. OUT.jsonl is also the
@@ -43,6 +44,8 @@ enum RunCommand: Subcommand {
                                certificate, the same refusal); 0 never stops (default 20).
                                Native and hybrid runs also ask the provider's models endpoint
                                about the first line's model before creating any job
+          --report FILE        at the end (also of an interrupted run) write the HTML report of
+                               OUT.jsonl, with this run's rate-limit pauses (see 'batchkit report')
           --progress-interval D
                                between progress lines when stderr is not a terminal (default 5s)
 
@@ -60,7 +63,7 @@ enum RunCommand: Subcommand {
     static let spec = ArgumentSpec(
         options: ProviderOptions.optionNames.union([
             "output", "mode", "model", "concurrency", "rpm", "tpm", "deadline", "shard", "poll-interval", "prices",
-            "progress-interval", "max-consecutive-failures",
+            "progress-interval", "max-consecutive-failures", "report",
         ]),
         flags: ["retry-failed"], maxPositional: 1)
 
@@ -255,6 +258,9 @@ enum RunCommand: Subcommand {
             ProgressDisplay.summary(
                 stats, skipped: skipped, duration: duration, prices: prices,
                 mode: mode.rawValue + (shard.map { " (shard \($0))" } ?? ""), output: outputPath))
+        if let reportPath = arguments.string("report") {
+            await writeRunReport(to: reportPath, outputPath: outputPath, stats: stats, prices: prices)
+        }
         if let signal = interruption.signal {
             printResumeHint(signal: signal, mode: mode, outputPath: outputPath, journal: journal)
             return 128 + signal

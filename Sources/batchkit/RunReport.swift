@@ -16,6 +16,8 @@ struct RunStats {
     var rateLimited = 0
     var jobs: [String: BatchJob] = [:]
     var remoteStatus: String?
+    /// When a 429 paused the run (a `.retrying` after a rate limit), the first 100,000.
+    var rateLimitPauses: [Date] = []
     /// Tokens per model (as spent: batch shares marked).
     var usageByModel: [String: Usage] = [:]
     /// Failures by error code.
@@ -50,7 +52,10 @@ struct RunStats {
         case .submitted(let job): jobs[job.id] = job
         case .retrying(_, _, _, let error):
             retries += 1
-            if error.code == .rateLimited { rateLimited += 1 }
+            if error.code == .rateLimited {
+                rateLimited += 1
+                if rateLimitPauses.count < 100_000 { rateLimitPauses.append(Date()) }
+            }
         case .progress(let p):
             inFlight = p.inFlight
             remoteStatus = p.remoteStatus

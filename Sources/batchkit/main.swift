@@ -11,6 +11,7 @@ enum BatchKitTool {
         CancelCommand.self,
         ListCommand.self,
         EstimateCommand.self,
+        ReportCommand.self,
         DemoCommand.self,
         EmulatorCommand.self,
     ]

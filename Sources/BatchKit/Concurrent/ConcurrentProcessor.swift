@@ -347,9 +347,16 @@ final class ConcurrentRun<C: Clock>: Sendable where C.Duration == Duration {
     }
 
     func finish(_ request: BatchRequest, _ outcome: Result<ModelResponse, BatchError>, attempt: Int, started: C.Instant, rateLimited: Int) -> RequestOutcome {
-        RequestOutcome(
-            result: BatchResult(id: request.id, outcome: outcome, attempts: attempt, latency: started.duration(to: clock.now), route: attempt > 0 ? .realtime : .none),
-            model: request.model, retries: max(0, attempt - 1), rateLimited: rateLimited)
+        var result = BatchResult(
+            id: request.id, outcome: outcome, attempts: attempt, latency: started.duration(to: clock.now), route: attempt > 0 ? .realtime : .none)
+        // Wall-clock stamps for the record (the report's time axis); the latency, measured on the
+        // injected clock, places the start.
+        let ended = Date()
+        result.endedAt = ended
+        if attempt > 0 { result.startedAt = ended.addingTimeInterval(-result.latency.seconds) }
+        result.rateLimitedAttempts = rateLimited
+        if let prices = configuration.priceTable, result.usage != .zero { result.cost = prices.cost(of: result, model: request.model) }
+        return RequestOutcome(result: result, model: request.model, retries: max(0, attempt - 1), rateLimited: rateLimited)
     }
 
     /// One attempt, bounded by the timeout.

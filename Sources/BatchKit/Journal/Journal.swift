@@ -320,10 +320,14 @@ public final class Journal: Sendable {
     /// Appends `result` as one line and pushes it to storage per ``durability``. Returns once the
     /// line is written: only then may the result be reported.
     ///
+    /// A result without ``BatchResult/endedAt`` is recorded as ended now.
+    ///
     /// - Throws: ``BatchError/Code/io`` when the write fails (disk full, file closed); the line is
     ///   then not recorded.
     public func append(_ result: BatchResult) throws(BatchError) {
-        var line = result.outputLineBytes()
+        var stamped = result
+        if stamped.endedAt == nil { stamped.endedAt = Date() }
+        var line = stamped.outputLineBytes()
         let length = line.count
         line.append(0x0A)
         let isSuccess = result.isSuccess

@@ -27,6 +27,9 @@ import Foundation
 ///   normalised fields the provider's decoder produced (`text`, `finish_reason`, `model`,
 ///   `embeddings`) that a reading of the body in the line's own format would not give back —
 ///   nothing for a body in that format, the text and finish reason for another provider's body.
+///   Where a result sits in its run: `started_at`/`ended_at` (integer milliseconds since the Unix
+///   epoch, UTC), `job_id` for batch items, `rate_limited` (429 answers met, when any) and `cost`
+///   (US dollars, when the processor had a price) — what `batchkit report` draws.
 ///   Readers of the format ignore unknown members. Lines without `batchkit` (an output file
 ///   downloaded from a provider) are read too: usage comes from the body, route is `.batch`; lines
 ///   without `fields` (written before it existed) are read as described in
@@ -107,6 +110,7 @@ extension BatchResult {
                 self.init(
                     id: id, outcome: .success(model), attempts: meta["attempts"]?.intValue ?? 1, usage: usage,
                     latency: latency, route: route)
+                OutputLineFormat.restoreRunFields(from: meta, into: &self)
             } else {
                 let e = body["error"] ?? .null
                 let message = e["message"]?.stringValue ?? e.stringValue ?? body.stringValue ?? "HTTP \(status)"
@@ -120,6 +124,7 @@ extension BatchResult {
                 self.init(
                     id: id, outcome: .failure(error), attempts: meta["attempts"]?.intValue ?? 1,
                     usage: storedUsage ?? .zero, latency: latency, route: route)
+                OutputLineFormat.restoreRunFields(from: meta, into: &self)
             }
             return
         }
@@ -134,6 +139,7 @@ extension BatchResult {
         self.init(
             id: id, outcome: .failure(error), attempts: meta["attempts"]?.intValue ?? 0, usage: storedUsage ?? .zero,
             latency: latency, route: meta["route"] == nil ? .none : route)
+        OutputLineFormat.restoreRunFields(from: meta, into: &self)
     }
 
     /// `response` and `error` members of the output line.
@@ -167,6 +173,7 @@ extension BatchResult {
         ]
         let ms = Double(latency.components.seconds) * 1000 + Double(latency.components.attoseconds) / 1e15
         m["latency_ms"] = .int(Int(ms.rounded()))
+        OutputLineFormat.writeRunFields(of: self, into: &m)
         if case .success(let r) = outcome {
             m["fields"] = OutputLineFormat.fields(of: r)
         }
@@ -241,6 +248,31 @@ enum OutputLineFormat {
         case .overloaded: return "overloaded_error"
         default: return "server_error"
         }
+    }
+
+    /// Adds the members that place a result in its run: `started_at` and `ended_at` (integer
+    /// milliseconds since 1970-01-01 UTC), `job_id` (batch route), `rate_limited` (429 answers met,
+    /// when any) and `cost` (US dollars, when priced). Each is left out when unknown.
+    static func writeRunFields(of r: BatchResult, into m: inout [String: JSONValue]) {
+        if let t = r.startedAt { m["started_at"] = .int(epochMilliseconds(t)) }
+        if let t = r.endedAt { m["ended_at"] = .int(epochMilliseconds(t)) }
+        if let job = r.jobID { m["job_id"] = .string(job) }
+        if r.rateLimitedAttempts > 0 { m["rate_limited"] = .int(r.rateLimitedAttempts) }
+        if let cost = r.cost, cost.isFinite { m["cost"] = .double(cost) }
+    }
+
+    /// Reads back what ``writeRunFields(of:into:)`` wrote; absent members leave the defaults.
+    static func restoreRunFields(from meta: JSONValue, into r: inout BatchResult) {
+        r.startedAt = meta["started_at"]?.doubleValue.map { Date(timeIntervalSince1970: $0 / 1000) }
+        r.endedAt = meta["ended_at"]?.doubleValue.map { Date(timeIntervalSince1970: $0 / 1000) }
+        r.jobID = meta["job_id"]?.stringValue
+        r.rateLimitedAttempts = meta["rate_limited"]?.intValue ?? 0
+        r.cost = meta["cost"]?.doubleValue
+    }
+
+    /// Whole milliseconds since 1970-01-01 UTC.
+    static func epochMilliseconds(_ date: Date) -> Int {
+        Int((date.timeIntervalSince1970 * 1000).rounded())
     }
 
     /// The `batchkit.usage` member: zero counts are left out.

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// The one result of one request.
 public struct BatchResult: Sendable {
@@ -22,6 +22,20 @@ public struct BatchResult: Sendable {
     /// Time from first attempt to outcome.
     public var latency: Duration
     public var route: Route
+    /// When the request started: its first attempt (real time), or the creation of the batch job
+    /// that ran it (batch; the provider's time). `nil` when not known (older output lines, requests
+    /// never sent).
+    public var startedAt: Date? = nil
+    /// When the outcome was known: the last answer (real time), or when BatchKit saw the batch job
+    /// end (batch). ``Journal`` stamps the time of writing on results that carry none.
+    public var endedAt: Date? = nil
+    /// The provider batch job that ran the request (batch route only).
+    public var jobID: String? = nil
+    /// How many 429 (rate limited) answers the request met before its outcome; each paused every
+    /// new start of the run for its retry-after.
+    public var rateLimitedAttempts: Int = 0
+    /// What the request cost in US dollars, when the processor had a price for its model.
+    public var cost: Double? = nil
 
     public init(
         id: String, outcome: Result<ModelResponse, BatchError>, attempts: Int, usage: Usage? = nil,

@@ -287,9 +287,22 @@ final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
         var local = t
         var localBooks = books
         var localRetry = retry
+        // The job was just seen ending; its items are placed from its creation to now.
+        let ended = Date()
+        let job = t.job
+        let prices = configuration.priceTable
+        func stamped(_ r: BatchResult) -> BatchResult {
+            var r = r
+            r.jobID = job.id
+            r.endedAt = ended
+            r.startedAt = job.createdAt.map { min($0, ended) }
+            if r.cost == nil, let prices, r.usage != .zero { r.cost = prices.cost(of: r) }
+            return r
+        }
         for attempt in 1...configuration.downloadAttempts {
             do {
-                lines = try await backend.downloadResults(of: local.job) { result in
+                lines = try await backend.downloadResults(of: local.job) { downloaded in
+                    let result = stamped(downloaded)
                     if local.knowsIDs {
                         guard let item = local.pending.removeValue(forKey: result.id) else { return }  // not ours, or reported already
                         if mayResubmit, !result.isSuccess, result.error?.isRetryable == true {
@@ -345,7 +358,7 @@ final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
                 retry.append(item)
                 continue
             }
-            let r = BatchResult(id: id, outcome: .failure(missing), attempts: 1, route: .batch)
+            let r = stamped(BatchResult(id: id, outcome: .failure(missing), attempts: 1, route: .batch))
             count(r, into: &books)
             if !(await sink.emit(.item(r))) { return .failed(.cancelled()) }
         }
@@ -401,7 +414,10 @@ final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
             let e = BatchError(.timeout, "gave up after \(maxWait) waiting for job \(t.job.id) (still \(t.job.remoteStatus ?? t.job.status.rawValue)); attach to it later to collect the result", isRetryable: false)
             for id in t.pending.keys.sorted() {
                 books.totals.failed += 1
-                if !(await sink.emit(.item(BatchResult(id: id, outcome: .failure(e), attempts: 1, route: .batch)))) { break }
+                var r = BatchResult(id: id, outcome: .failure(e), attempts: 1, route: .batch)
+                r.jobID = t.job.id
+                r.startedAt = t.job.createdAt
+                if !(await sink.emit(.item(r))) { break }
             }
         }
         return .failed(BatchError(.timeout, "gave up after \(maxWait); jobs still running: \(ids.joined(separator: ", "))", isRetryable: false))

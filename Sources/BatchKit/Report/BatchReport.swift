@@ -1,0 +1,444 @@
+public import Foundation
+
+/// What a run did, folded from its output lines in one pass and bounded memory: counts by
+/// outcome, route, attempts, error code and model; tokens and cost (and what the same tokens cost
+/// in the other mode); completions per time bucket; a latency sketch; one span per native job.
+/// `batchkit report` and `batchkit run --report` draw it (``text()``, ``html()``).
+///
+/// ```swift
+/// var report = BatchReport(prices: .defaults)
+/// try await report.add(contentsOf: URL(filePath: "out.jsonl"))
+/// print(report.text())
+/// try report.html().write(to: URL(filePath: "report.html"), atomically: true, encoding: .utf8)
+/// ```
+///
+/// Memory does not grow with the number of lines: time buckets coarsen (their width doubles)
+/// to stay at most ``maxTimeBuckets``; latency goes into a ``LatencySketch``; attempts, error
+/// codes, models and jobs are exact counts, each capped (``maxKeys``; the rest is counted as
+/// `(other)`). Every line counts: a file with superseded lines (a rerun with `--retry-failed`
+/// before its compaction) counts each.
+///
+/// Lines written before the `batchkit` member recorded times (`started_at`/`ended_at`), job ids
+/// or costs, and files downloaded from a provider (no `batchkit` member), are read for what they
+/// hold; ``missing`` says what could not be drawn and why.
+public struct BatchReport: Sendable {
+    /// The most time buckets kept; the bucket width doubles to stay within it.
+    public static let maxTimeBuckets = 120
+    /// The smallest bucket width, in milliseconds.
+    public static let minBucketMilliseconds: Int64 = 125
+    /// The most distinct error codes, models, attempt counts and jobs kept apart.
+    public static let maxKeys = 1000
+
+    /// Successes and failures that ended within one time bucket.
+    public struct TimeBucket: Sendable, Hashable {
+        public var succeeded = 0
+        public var failed = 0
+        /// 429 answers met by the requests that ended in the bucket.
+        public var rateLimited = 0
+        /// Rate-limit pauses that began in the bucket (from the run's events, when known).
+        public var pauses = 0
+    }
+
+    /// The count and first message of one error code.
+    public struct ErrorCount: Sendable, Hashable {
+        public var code: String
+        public var count: Int
+        /// The first message seen for the code (at most 300 characters).
+        public var example: String
+    }
+
+    /// Tokens and cost of one model through one route.
+    public struct ModelRoute: Sendable, Hashable {
+        public var model: String
+        /// `realtime`, `batch` or `none`.
+        public var route: String
+        public var requests = 0
+        public var usage = Usage.zero
+        /// Cost as spent, over the lines that could be priced.
+        public var cost = 0.0
+        /// What the same tokens would have cost in the other mode (batch for real time, and the
+        /// reverse), over the lines whose model has a price.
+        public var otherModeCost = 0.0
+        /// Lines with tokens that could not be priced.
+        public var unpriced = 0
+    }
+
+    /// One native batch job, as its items place it.
+    public struct JobSpan: Sendable, Hashable {
+        public var id: String
+        /// The job's creation (its items' earliest start), when known.
+        public var submittedAt: Date?
+        /// When BatchKit saw it end (its items' latest end), when known.
+        public var endedAt: Date?
+        public var succeeded = 0
+        public var failed = 0
+        /// The job's status when the run knew it (`run --report`), else inferred from its items.
+        public var status: String?
+        /// Failures by code, to infer a status.
+        var failureCodes: [String: Int] = [:]
+
+        /// The status to show: the recorded one, else `completed` when any item succeeded, else
+        /// the most frequent failure (`expired`, `cancelled`…).
+        public var displayStatus: String {
+            if let status { return status }
+            if succeeded > 0 || failureCodes.isEmpty { return "completed" }
+            return failureCodes.max { $0.value < $1.value || ($0.value == $1.value && $0.key > $1.key) }!.key
+        }
+    }
+
+    /// The prices used for lines that carry no `cost`, and for the other-mode cost.
+    public var prices: PriceTable
+    /// The files read, in order.
+    public private(set) var sources: [String] = []
+    /// Lines counted.
+    public private(set) var lines = 0
+    public private(set) var succeeded = 0
+    public private(set) var failed = 0
+    /// Lines that could not be read as output lines (not JSON, no `custom_id`), with the first
+    /// few locations (`file:line`).
+    public private(set) var unreadable = 0
+    public private(set) var unreadableLocations: [String] = []
+    /// Results by route (`realtime`, `batch`, `none`).
+    public private(set) var routes: [String: Int] = [:]
+    /// Requests by number of attempts (an attempt count over 99 is counted as 99).
+    public private(set) var attempts: [Int: Int] = [:]
+    /// Latency of the requests sent in real time, in milliseconds.
+    public private(set) var latency = LatencySketch()
+    /// Total 429 answers met.
+    public private(set) var rateLimitedAnswers = 0
+    /// Rate-limit pauses recorded from the run's events.
+    public private(set) var pauseCount = 0
+    private var errorCounts: [String: ErrorCount] = [:]
+    private var modelRoutes: [String: ModelRoute] = [:]
+    private var jobSpans: [String: JobSpan] = [:]
+    /// Items of jobs beyond ``maxKeys``.
+    public private(set) var jobsLeftOut = 0
+
+    // Time buckets: index = floor(ms since epoch / width).
+    private var bucketWidth: Int64 = BatchReport.minBucketMilliseconds
+    private var bucketsByIndex: [Int64: TimeBucket] = [:]
+    private var firstIndex = Int64.max
+    private var lastIndex = Int64.min
+    /// The earliest start and latest end seen (ms since epoch).
+    private var earliest = Int64.max
+    private var latest = Int64.min
+
+    // What older lines lacked.
+    private var withoutMember = 0
+    private var withoutTimes = 0
+    private var batchWithoutJob = 0
+    private var withoutModel = 0
+
+    /// An empty report; `prices` price lines without a recorded `cost`.
+    public init(prices: PriceTable = .defaults) {
+        self.prices = prices
+    }
+
+    // MARK: Reading
+
+    /// Reads every line of an output file (one pass, line by line).
+    ///
+    /// - Parameter name: how the file is named in the report and in errors (its path by default).
+    /// - Throws: when the file cannot be opened or read. Lines that are not output lines are
+    ///   counted in ``unreadable``, not thrown.
+    public mutating func add(contentsOf url: URL, name: String? = nil) async throws {
+        let display = name ?? url.path
+        sources.append(display)
+        try await JSONLReader.forEachLine(in: url) { bytes, lineNumber in
+            self.add(lineBytes: bytes, location: "\(display):\(lineNumber)")
+        }
+    }
+
+    /// Counts one output line given as JSON text.
+    ///
+    /// - Parameter location: where the line is (`file:line`), named when it cannot be read.
+    public mutating func add(lineBytes bytes: ArraySlice<UInt8>, location: @autoclosure () -> String) {
+        guard let json = try? JSONValue(parsing: bytes) else {
+            noteUnreadable(location())
+            return
+        }
+        add(line: json, location: location())
+    }
+
+    /// Counts one output line (see ``BatchResult/outputLine()``).
+    ///
+    /// - Parameter location: where the line is (`file:line`), named when it cannot be read.
+    public mutating func add(line: JSONValue, location: @autoclosure () -> String) {
+        guard case .object(let o) = line, o["custom_id"]?.stringValue != nil else {
+            noteUnreadable(location())
+            return
+        }
+        lines += 1
+        let meta = o["batchkit"] ?? .null
+        let hasMeta = meta.objectValue != nil
+        if !hasMeta { withoutMember += 1 }
+        let response = o["response"] ?? .null
+        let status = response["status_code"]?.intValue
+        let success = status.map { (200..<300).contains($0) } ?? false
+        let body = response["body"] ?? .null
+        let route = meta["route"]?.stringValue ?? (response.isNull && !hasMeta ? "none" : "batch")
+        routes[route, default: 0] += 1
+
+        if success { succeeded += 1 } else { failed += 1 }
+        if !success {
+            let e = body["error"] ?? .null
+            let lineError = o["error"] ?? .null
+            let code = meta["error"]?["code"]?.stringValue ?? e["code"]?.stringValue ?? lineError["code"]?.stringValue
+                ?? status.map { "http_\($0)" } ?? "error"
+            let message = e["message"]?.stringValue ?? lineError["message"]?.stringValue ?? e.stringValue ?? ""
+            noteError(code: code, message: message)
+        }
+
+        if hasMeta {
+            let a = meta["attempts"]?.intValue ?? (success ? 1 : 0)
+            let key = min(max(a, 0), 99)
+            if attempts[key] != nil || attempts.count < Self.maxKeys { attempts[key, default: 0] += 1 }
+            if route == "realtime", a > 0, let ms = meta["latency_ms"]?.doubleValue { latency.add(ms) }
+        }
+        let limited = meta["rate_limited"]?.intValue ?? 0
+        rateLimitedAnswers += limited
+
+        // Time.
+        let started = meta["started_at"]?.doubleValue.map { Int64($0) }
+        let ended = meta["ended_at"]?.doubleValue.map { Int64($0) }
+        if let ended {
+            var bucket = TimeBucket()
+            if success { bucket.succeeded = 1 } else { bucket.failed = 1 }
+            bucket.rateLimited = limited
+            addToBucket(at: ended, bucket)
+            latest = max(latest, ended)
+            earliest = min(earliest, started ?? ended)
+        } else {
+            withoutTimes += 1
+        }
+
+        // Model, tokens, cost.
+        let model = meta["fields"]?["model"]?.stringValue ?? body["model"]?.stringValue ?? body["modelVersion"]?.stringValue
+        var usage: Usage
+        if let stored = meta["usage"].flatMap(OutputLineFormat.usage(fromMember:)) {
+            usage = stored
+        } else if success {
+            let parsed = ModelResponse.parsing(providerBody: body).usage
+            usage = route == "batch" ? parsed.asBatch : parsed
+        } else {
+            usage = .zero
+        }
+        if model == nil, success { withoutModel += 1 }
+        if success || usage != .zero {
+            noteModel(model ?? "(unknown)", route: route, usage: usage, recordedCost: meta["cost"]?.doubleValue)
+        }
+
+        // Jobs.
+        if let job = meta["job_id"]?.stringValue {
+            noteJob(job, started: started, ended: ended, success: success, failureCode: success ? nil : errorCode(of: o, meta: meta))
+        } else if route == "batch", hasMeta {
+            batchWithoutJob += 1
+        }
+    }
+
+    private func errorCode(of o: [String: JSONValue], meta: JSONValue) -> String {
+        meta["error"]?["code"]?.stringValue ?? o["error"]?["code"]?.stringValue ?? "error"
+    }
+
+    private mutating func noteUnreadable(_ location: String) {
+        unreadable += 1
+        if unreadableLocations.count < 5 { unreadableLocations.append(location) }
+    }
+
+    private mutating func noteError(code: String, message: String) {
+        let key = errorCounts[code] != nil || errorCounts.count < Self.maxKeys ? code : "(other)"
+        if errorCounts[key] == nil {
+            errorCounts[key] = ErrorCount(code: key, count: 0, example: String(message.prefix(300)))
+        }
+        errorCounts[key]!.count += 1
+    }
+
+    private mutating func noteModel(_ model: String, route: String, usage: Usage, recordedCost: Double?) {
+        var key = model + "\u{0}" + route
+        var name = model
+        if modelRoutes[key] == nil, modelRoutes.count >= Self.maxKeys {
+            name = "(other)"
+            key = name + "\u{0}" + route
+        }
+        var entry = modelRoutes[key] ?? ModelRoute(model: name, route: route)
+        entry.requests += 1
+        entry.usage += usage
+        let price = prices.price(for: model)
+        if let c = recordedCost ?? price?.cost(of: usage) {
+            entry.cost += c
+        } else if usage != .zero {
+            entry.unpriced += 1
+        }
+        if let price {
+            var plain = usage
+            plain.batchInputTokens = 0
+            plain.batchOutputTokens = 0
+            entry.otherModeCost += route == "batch" ? price.cost(of: plain) : price.cost(of: plain.asBatch)
+        }
+        modelRoutes[key] = entry
+    }
+
+    private mutating func noteJob(_ id: String, started: Int64?, ended: Int64?, success: Bool, failureCode: String?) {
+        guard jobSpans[id] != nil || jobSpans.count < Self.maxKeys else {
+            jobsLeftOut += 1
+            return
+        }
+        var span = jobSpans[id] ?? JobSpan(id: id)
+        if let started {
+            let d = Date(timeIntervalSince1970: Double(started) / 1000)
+            span.submittedAt = min(span.submittedAt ?? d, d)
+        }
+        if let ended {
+            let d = Date(timeIntervalSince1970: Double(ended) / 1000)
+            span.endedAt = max(span.endedAt ?? d, d)
+        }
+        if success {
+            span.succeeded += 1
+        } else {
+            span.failed += 1
+            if let failureCode { span.failureCodes[failureCode, default: 0] += 1 }
+        }
+        jobSpans[id] = span
+    }
+
+    private mutating func addToBucket(at ms: Int64, _ add: TimeBucket) {
+        var index = Self.floorDiv(ms, bucketWidth)
+        firstIndex = min(firstIndex, index)
+        lastIndex = max(lastIndex, index)
+        while lastIndex - firstIndex + 1 > Int64(Self.maxTimeBuckets) {
+            coarsen()
+            index = Self.floorDiv(ms, bucketWidth)
+        }
+        var b = bucketsByIndex[index] ?? TimeBucket()
+        b.succeeded += add.succeeded
+        b.failed += add.failed
+        b.rateLimited += add.rateLimited
+        b.pauses += add.pauses
+        bucketsByIndex[index] = b
+    }
+
+    /// Doubles the bucket width, merging pairs of buckets (exact: indexes are aligned to the epoch).
+    private mutating func coarsen() {
+        bucketWidth *= 2
+        var merged: [Int64: TimeBucket] = [:]
+        for (i, b) in bucketsByIndex {
+            let j = Self.floorDiv(i, 2)
+            var m = merged[j] ?? TimeBucket()
+            m.succeeded += b.succeeded
+            m.failed += b.failed
+            m.rateLimited += b.rateLimited
+            m.pauses += b.pauses
+            merged[j] = m
+        }
+        bucketsByIndex = merged
+        firstIndex = Self.floorDiv(firstIndex, 2)
+        lastIndex = Self.floorDiv(lastIndex, 2)
+    }
+
+    static func floorDiv(_ a: Int64, _ b: Int64) -> Int64 {
+        let q = a / b
+        return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q
+    }
+
+    // MARK: What the run knew (run --report)
+
+    /// Records a rate-limit pause the run reported (a `.retrying` event after a 429): marked in
+    /// the bucket where it began.
+    public mutating func addRateLimitPause(at date: Date) {
+        pauseCount += 1
+        var b = TimeBucket()
+        b.pauses = 1
+        addToBucket(at: Int64((date.timeIntervalSince1970 * 1000).rounded(.down)), b)
+    }
+
+    /// Records a native job's final state as the run knew it; its bar shows this status.
+    public mutating func addJob(_ job: BatchJob) {
+        guard jobSpans[job.id] != nil || jobSpans.count < Self.maxKeys else { return }
+        var span = jobSpans[job.id] ?? JobSpan(id: job.id)
+        span.status = job.status.rawValue
+        if let created = job.createdAt { span.submittedAt = min(span.submittedAt ?? created, created) }
+        jobSpans[job.id] = span
+    }
+
+    // MARK: Results
+
+    /// The width of a time bucket, in milliseconds.
+    public var bucketMilliseconds: Int64 { bucketWidth }
+
+    /// The time buckets from the first to the last one with a completion or pause, empty ones
+    /// included, each with its start; empty when no line carried `ended_at`.
+    public var timeBuckets: [(start: Date, bucket: TimeBucket)] {
+        guard firstIndex <= lastIndex else { return [] }
+        return (firstIndex...lastIndex).map { i in
+            (Date(timeIntervalSince1970: Double(i * bucketWidth) / 1000), bucketsByIndex[i] ?? TimeBucket())
+        }
+    }
+
+    /// The run's span: the earliest start to the latest end recorded, when lines carried times.
+    public var span: (start: Date, end: Date)? {
+        guard earliest <= latest else { return nil }
+        return (Date(timeIntervalSince1970: Double(earliest) / 1000), Date(timeIntervalSince1970: Double(latest) / 1000))
+    }
+
+    /// Errors by code, most frequent first.
+    public var errors: [ErrorCount] {
+        errorCounts.values.sorted { $0.count != $1.count ? $0.count > $1.count : $0.code < $1.code }
+    }
+
+    /// Tokens and cost per model and route, by model then route.
+    public var models: [ModelRoute] {
+        modelRoutes.values.sorted { ($0.model, $0.route) < ($1.model, $1.route) }
+    }
+
+    /// Native jobs, by submission time then id.
+    public var jobs: [JobSpan] {
+        jobSpans.values.sorted {
+            let a = $0.submittedAt ?? .distantFuture
+            let b = $1.submittedAt ?? .distantFuture
+            return a != b ? a < b : $0.id < $1.id
+        }
+    }
+
+    /// Cost as spent, over the priced lines.
+    public var cost: Double { modelRoutes.values.reduce(0) { $0 + $1.cost } }
+    /// Token totals.
+    public var usage: Usage { modelRoutes.values.reduce(.zero) { $0 + $1.usage } }
+    /// What the run would have cost all real-time and all batch, over the models with a price.
+    public var allRealtimeCost: Double {
+        modelRoutes.values.reduce(0) { $0 + ($1.route == "batch" ? $1.otherModeCost : $1.cost) }
+    }
+    /// See ``allRealtimeCost``.
+    public var allBatchCost: Double {
+        modelRoutes.values.reduce(0) { $0 + ($1.route == "batch" ? $1.cost : $1.otherModeCost) }
+    }
+    /// Lines with tokens whose model has no price.
+    public var unpricedLines: Int { modelRoutes.values.reduce(0) { $0 + $1.unpriced } }
+
+    /// What the lines did not record, so what the report cannot show: one sentence each.
+    public var missing: [String] {
+        var notes: [String] = []
+        if withoutMember > 0 {
+            notes.append(
+                "\(withoutMember) line(s) have no \"batchkit\" member (a file downloaded from a provider?): no attempts, latency, times or job ids for them; route taken as batch")
+        }
+        if withoutTimes > 0 {
+            notes.append(
+                "\(withoutTimes) line(s) carry no ended_at (written before BatchKit recorded times): they are left out of the completions chart")
+        }
+        if batchWithoutJob > 0 {
+            notes.append("\(batchWithoutJob) batch line(s) carry no job_id: they are left out of the jobs timeline")
+        }
+        if withoutModel > 0 {
+            notes.append("\(withoutModel) success line(s) name no model: their tokens are under (unknown), unpriced")
+        }
+        if unpricedLines > 0 {
+            notes.append("\(unpricedLines) line(s) with tokens have no recorded cost and no price for their model: not in the cost totals")
+        }
+        if jobsLeftOut > 0 { notes.append("\(jobsLeftOut) item(s) of jobs beyond the first \(Self.maxKeys) are not in the timeline") }
+        if unreadable > 0 {
+            notes.append(
+                "\(unreadable) line(s) are not output lines and were skipped (\(unreadableLocations.joined(separator: ", ")))")
+        }
+        return notes
+    }
+}
