@@ -26,8 +26,16 @@ public enum AnthropicStructuredOutput: Sendable, Hashable {
 /// Mapping rules:
 /// - `ChatRequest.system` and any *leading* `system`/`developer` messages become the top-level
 ///   `system` string (joined by a blank line). A system message after the first user or assistant
-///   message cannot be expressed and fails validation naming `messages[i].role`; so does a `tool`
-///   message.
+///   message cannot be expressed and fails validation naming `messages[i].role`.
+/// - Tools: `tools` → `[{name, description, input_schema, strict, cache_control}]`; tool choice
+///   `auto`/`none`/`required`/named → `{"type":"auto"|"none"|"any"|"tool"}`;
+///   `parallelToolCalls == false` → `disable_parallel_tool_use: true`. Assistant tool calls →
+///   `tool_use` blocks; `tool` messages → `tool_result` blocks of the next user message (a user
+///   message right after them joins it).
+/// - Caching: ``CacheControl`` on the system prompt, a message or a tool → `cache_control` on the
+///   last system block, the message's last block, or the tool. `promptCacheKey` and
+///   `cachedContent` have no Anthropic form: validation errors naming `prompt_cache_key` and
+///   `cached_content`.
 /// - `max_tokens` is required by Anthropic: `ChatRequest.maxTokens`, else `defaultMaxTokens`
 ///   (4,096 unless the client or backend is configured otherwise).
 /// - Images: `data:` URLs and inline base64 → `{"type":"image","source":{"type":"base64",...}}`;
@@ -61,13 +69,23 @@ public enum AnthropicWire {
         guard !chat.model.isEmpty else { throw .validation("a model is required", field: "model") }
         body["model"] = .string(chat.model)
 
-        var systemParts: [String] = []
-        if let s = chat.system, !s.isEmpty { systemParts.append(s) }
+        var systemParts: [(text: String, cache: CacheControl?)] = []
+        if let s = chat.system, !s.isEmpty { systemParts.append((s, chat.systemCacheControl)) }
         var messages: [JSONValue] = []
         var leading = true
+        // Tool results open a user turn; the user message right after them joins it (Anthropic
+        // wants every result of one assistant turn in the next user message, results first).
+        var openResults: [JSONValue]?
+        func closeResults() {
+            if let blocks = openResults { messages.append(["role": "user", "content": .array(blocks)]) }
+            openResults = nil
+        }
         for (i, message) in chat.messages.enumerated() {
             if let badKey = message.extra.keys.sorted().first {
                 throw .validation("Anthropic messages have no field '\(badKey)'", field: "messages[\(i)].\(badKey)")
+            }
+            if !message.toolCalls.isEmpty, message.role != .assistant {
+                throw .validation("only assistant messages carry tool calls", field: "messages[\(i)].tool_calls")
             }
             switch message.role {
             case .system, .developer:
@@ -76,26 +94,85 @@ public enum AnthropicWire {
                         "Anthropic accepts system instructions only before the conversation; move this \(message.role) message into ChatRequest.system",
                         field: "messages[\(i)].role")
                 }
-                for (j, part) in message.content.parts.enumerated() {
+                let parts = message.content.parts
+                for (j, part) in parts.enumerated() {
                     guard case .text(let t) = part else {
                         throw .validation("a system message can only contain text on Anthropic", field: "messages[\(i)].content[\(j)]")
                     }
-                    if !t.isEmpty { systemParts.append(t) }
+                    if !t.isEmpty { systemParts.append((t, j == parts.count - 1 ? message.cacheControl : nil)) }
                 }
+            case .tool:
+                leading = false
+                guard let id = message.toolCallID, !id.isEmpty else {
+                    throw .validation("a tool result needs the id of the call it answers", field: "messages[\(i)].tool_call_id")
+                }
+                var result: [String: JSONValue] = ["type": "tool_result", "tool_use_id": .string(id)]
+                if case .text(let t) = message.content {
+                    result["content"] = .string(t)
+                } else {
+                    result["content"] = try content(message.content, index: i)
+                }
+                if let cc = message.cacheControl { result["cache_control"] = cc.json }
+                openResults = (openResults ?? []) + [.object(result)]
             case .user, .assistant:
                 leading = false
-                messages.append(["role": .string(message.role.rawValue), "content": try content(message.content, index: i)])
+                var body = try content(message.content, index: i, cacheControl: message.cacheControl)
+                if message.role == .assistant, !message.toolCalls.isEmpty {
+                    var blocks: [JSONValue]
+                    switch body {
+                    case .string(let t): blocks = t.isEmpty ? [] : [["type": "text", "text": .string(t)]]
+                    default: blocks = body.arrayValue ?? []
+                    }
+                    for (j, call) in message.toolCalls.enumerated() {
+                        guard case .object = call.arguments else {
+                            throw .validation(
+                                "Anthropic tool_use input must be a JSON object", field: "messages[\(i)].tool_calls[\(j)].function.arguments")
+                        }
+                        blocks.append(["type": "tool_use", "id": .string(call.id), "name": .string(call.name), "input": call.arguments])
+                    }
+                    body = .array(blocks)
+                }
+                if message.role == .user, var blocks = openResults {
+                    switch body {
+                    case .string(let t): if !t.isEmpty { blocks.append(["type": "text", "text": .string(t)]) }
+                    default: blocks += body.arrayValue ?? []
+                    }
+                    openResults = nil
+                    messages.append(["role": "user", "content": .array(blocks)])
+                    continue
+                }
+                closeResults()
+                messages.append(["role": .string(message.role.rawValue), "content": body])
             default:
                 throw .validation(
                     "Anthropic has no '\(message.role)' role (only user and assistant; tool results are user content blocks)",
                     field: "messages[\(i)].role")
             }
         }
+        closeResults()
         guard !messages.isEmpty else {
             throw .validation("Anthropic needs at least one user or assistant message", field: "messages")
         }
         body["messages"] = .array(messages)
-        if !systemParts.isEmpty { body["system"] = .string(systemParts.joined(separator: "\n\n")) }
+        if systemParts.contains(where: { $0.cache != nil }) {
+            body["system"] = .array(systemParts.map { part in
+                var block: [String: JSONValue] = ["type": "text", "text": .string(part.text)]
+                if let cc = part.cache { block["cache_control"] = cc.json }
+                return .object(block)
+            })
+        } else if !systemParts.isEmpty {
+            body["system"] = .string(systemParts.map(\.text).joined(separator: "\n\n"))
+        }
+        if chat.promptCacheKey != nil {
+            throw .validation(
+                "Anthropic has no prompt_cache_key; mark cache breakpoints with CacheControl (cache_control) instead",
+                field: "prompt_cache_key")
+        }
+        if chat.cachedContent != nil {
+            throw .validation(
+                "Anthropic has no named cached content (a Gemini feature); mark cache breakpoints with CacheControl (cache_control) instead",
+                field: "cached_content")
+        }
 
         let maxTokens = chat.maxTokens ?? defaultMaxTokens
         guard maxTokens >= 1 else { throw .validation("max_tokens must be at least 1 on Anthropic", field: "max_tokens") }
@@ -113,12 +190,49 @@ public enum AnthropicWire {
             throw .validation("Anthropic has no seed parameter; remove it for this provider", field: "seed")
         }
 
+        if !chat.tools.isEmpty {
+            var tools: [JSONValue] = []
+            for (k, tool) in chat.tools.enumerated() {
+                guard !tool.name.isEmpty else { throw .validation("a tool needs a name", field: "tools[\(k)].function.name") }
+                var t: [String: JSONValue] = ["name": .string(tool.name), "input_schema": tool.parameters ?? ["type": "object"]]
+                if let d = tool.description { t["description"] = .string(d) }
+                if let strict = tool.strict { t["strict"] = .bool(strict) }
+                if let cc = tool.cacheControl { t["cache_control"] = cc.json }
+                tools.append(.object(t))
+            }
+            body["tools"] = .array(tools)
+        }
+        if chat.toolChoice != nil || chat.parallelToolCalls != nil {
+            if chat.tools.isEmpty, chat.extra["tools"] == nil, chat.toolChoice != ToolChoice.none {
+                throw .validation("a tool choice needs tools", field: "tool_choice")
+            }
+            var choice: [String: JSONValue]
+            switch chat.toolChoice ?? .auto {
+            case .auto: choice = ["type": "auto"]
+            case .none: choice = ["type": "none"]
+            case .required: choice = ["type": "any"]
+            case .tool(let name):
+                if !chat.tools.isEmpty, !chat.tools.contains(where: { $0.name == name }) {
+                    throw .validation("the tool choice names '\(name)', which is not among the tools", field: "tool_choice")
+                }
+                choice = ["type": "tool", "name": .string(name)]
+            }
+            // `none` takes no parallel switch; the others do.
+            if chat.parallelToolCalls == false, chat.toolChoice != ToolChoice.none { choice["disable_parallel_tool_use"] = true }
+            body["tool_choice"] = .object(choice)
+        }
+
         switch chat.responseFormat {
         case .none, .text?: break
         case .jsonObject?, .jsonSchema?:
             if chat.extra["tools"] != nil || chat.extra["tool_choice"] != nil {
                 throw .validation(
                     "a JSON response format cannot be combined with tools or tool_choice given in extra on Anthropic",
+                    field: "response_format")
+            }
+            if structuredOutput == .forcedTool, !chat.tools.isEmpty || chat.toolChoice != nil {
+                throw .validation(
+                    "on Anthropic a JSON response format is a forced tool call and cannot be combined with tools; use AnthropicStructuredOutput.outputConfig or drop the response format",
                     field: "response_format")
             }
             if case .jsonSchema(let format)? = chat.responseFormat, structuredOutput == .outputConfig {
@@ -185,23 +299,34 @@ public enum AnthropicWire {
         }
     }
 
-    static func content(_ content: Message.Content, index i: Int) throws(BatchError) -> JSONValue {
-        switch content {
-        case .text(let s): return .string(s)
-        case .parts(let parts):
-            var blocks: [JSONValue] = []
-            blocks.reserveCapacity(parts.count)
-            for (j, part) in parts.enumerated() {
-                switch part {
-                case .text(let t): blocks.append(["type": "text", "text": .string(t)])
-                case .image(let image): blocks.append(try imageBlock(image, field: "messages[\(i)].content[\(j)]"))
-                case .other(let json):
-                    let kind = json["type"]?.stringValue ?? "unknown"
-                    throw .validation("Anthropic cannot express a '\(kind)' content part", field: "messages[\(i)].content[\(j)]")
+    /// A message's content: a string, or blocks (always blocks when a cache breakpoint marks the
+    /// last one). A text part that carries the interchange's `cache_control` (an `.other` part
+    /// `{"type":"text","text","cache_control"}`) is the same block on Anthropic and passes.
+    static func content(_ content: Message.Content, index i: Int, cacheControl: CacheControl? = nil) throws(BatchError) -> JSONValue {
+        if case .text(let s) = content, cacheControl == nil { return .string(s) }
+        let parts = content.parts
+        var blocks: [JSONValue] = []
+        blocks.reserveCapacity(parts.count)
+        for (j, part) in parts.enumerated() {
+            switch part {
+            case .text(let t): blocks.append(["type": "text", "text": .string(t)])
+            case .image(let image): blocks.append(try imageBlock(image, field: "messages[\(i)].content[\(j)]"))
+            case .other(let json):
+                if case .object(let o) = json, o["type"] == "text", o["text"]?.stringValue != nil, o.count == 3,
+                    let cc = o["cache_control"], CacheControl(json: cc) != nil
+                {
+                    blocks.append(json)
+                    continue
                 }
+                let kind = json["type"]?.stringValue ?? "unknown"
+                throw .validation("Anthropic cannot express a '\(kind)' content part", field: "messages[\(i)].content[\(j)]")
             }
-            return .array(blocks)
         }
+        if let cacheControl, case .object(var last)? = blocks.last {
+            last["cache_control"] = cacheControl.json
+            blocks[blocks.count - 1] = .object(last)
+        }
+        return .array(blocks)
     }
 
     static func imageBlock(_ image: ImagePart, field: String) throws(BatchError) -> JSONValue {
@@ -254,6 +379,9 @@ public enum AnthropicWire {
         } else if texts.isEmpty, toolUses.count == 1 {
             text = (toolUses[0]["input"] ?? .object([:])).jsonString
         }
+        let calls: [ToolCall] = forced ? [] : toolUses.map { block in
+            ToolCall(id: block["id"]?.stringValue ?? "", name: block["name"]?.stringValue ?? "", arguments: block["input"] ?? .object([:]))
+        }
         let finish: FinishReason?
         switch stopReason {
         case nil: finish = nil
@@ -264,16 +392,22 @@ public enum AnthropicWire {
         case let other?: finish = FinishReason(rawValue: other)
         }
         return ModelResponse(
-            text: text, finishReason: finish, usage: usage(json["usage"]), model: json["model"]?.stringValue, raw: json)
+            text: text, finishReason: finish, usage: usage(json["usage"]), model: json["model"]?.stringValue, raw: json,
+            toolCalls: calls)
     }
 
-    /// Anthropic `usage` → ``Usage`` (see ``parseMessage(_:structuredOutputTool:)``).
+    /// Anthropic `usage` → ``Usage`` (see ``parseMessage(_:structuredOutputTool:)``): cache reads
+    /// as ``Usage/cachedInputTokens``, writes as ``Usage/cacheWriteTokens``, of which the
+    /// one-hour ones (`cache_creation.ephemeral_1h_input_tokens`) as ``Usage/cacheWrite1hTokens``.
     public static func usage(_ u: JSONValue?) -> Usage {
         guard let u else { return .zero }
         let input = u["input_tokens"]?.intValue ?? 0
         let created = u["cache_creation_input_tokens"]?.intValue ?? 0
         let read = u["cache_read_input_tokens"]?.intValue ?? 0
-        return Usage(inputTokens: input + created + read, outputTokens: u["output_tokens"]?.intValue ?? 0, cachedInputTokens: read)
+        let oneHour = min(created, u["cache_creation"]?["ephemeral_1h_input_tokens"]?.intValue ?? 0)
+        return Usage(
+            inputTokens: input + created + read, outputTokens: u["output_tokens"]?.intValue ?? 0, cachedInputTokens: read,
+            cacheWriteTokens: created, cacheWrite1hTokens: oneHour)
     }
 
     // MARK: - Errors

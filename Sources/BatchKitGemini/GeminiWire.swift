@@ -46,9 +46,20 @@ public enum GeminiWire {
         if let s = chat.system { systemTexts.append(s) }
         var contents: [JSONValue] = []
         var seenConversation = false
+        // Tool call ids → function names: a functionResponse names the function, not the call.
+        var callNames: [String: String] = [:]
+        // Function responses of consecutive tool messages share one user turn.
+        var openResponses: [JSONValue]?
+        func closeResponses() {
+            if let parts = openResponses { contents.append(["role": "user", "parts": .array(parts)]) }
+            openResponses = nil
+        }
         for (i, message) in chat.messages.enumerated() {
             if let key = message.extra.keys.sorted().first {
                 throw .validation("Gemini contents cannot carry the message field '\(key)'", field: "messages[\(i)].\(key)")
+            }
+            if !message.toolCalls.isEmpty, message.role != .assistant {
+                throw .validation("only assistant messages carry tool calls", field: "messages[\(i)].tool_calls")
             }
             switch message.role {
             case .system, .developer:
@@ -63,23 +74,92 @@ public enum GeminiWire {
                     }
                     systemTexts.append(t)
                 }
+            case .tool:
+                seenConversation = true
+                guard let id = message.toolCallID, let name = callNames[id] else {
+                    throw .validation(
+                        "a Gemini functionResponse names its function: the tool result's tool_call_id must match a call of an earlier assistant message",
+                        field: "messages[\(i)].tool_call_id")
+                }
+                let text = message.content.text
+                // The response is a JSON object (a Struct): the result's JSON object as is, else
+                // its text under "result".
+                var response: JSONValue = ["result": .string(text)]
+                if case .object(let o)? = try? JSONValue(parsing: text) { response = .object(o) }
+                openResponses = (openResponses ?? []) + [["functionResponse": ["name": .string(name), "response": response]]]
             case .user, .assistant:
                 seenConversation = true
                 var parts: [JSONValue] = []
                 for (j, part) in message.content.parts.enumerated() {
                     parts.append(try partJSON(part, field: "messages[\(i)].content[\(j)]"))
                 }
+                for (j, call) in message.toolCalls.enumerated() {
+                    guard case .object = call.arguments else {
+                        throw .validation(
+                            "Gemini functionCall args must be a JSON object", field: "messages[\(i)].tool_calls[\(j)].function.arguments")
+                    }
+                    callNames[call.id] = call.name
+                    parts.append(["functionCall": ["name": .string(call.name), "args": call.arguments]])
+                }
+                if message.role == .user, var responses = openResponses {
+                    responses += parts
+                    openResponses = nil
+                    contents.append(["role": "user", "parts": .array(responses)])
+                    continue
+                }
+                closeResponses()
                 contents.append(["role": message.role == .user ? "user" : "model", "parts": .array(parts)])
             default:
-                throw .validation("Gemini has no '\(message.role.rawValue)' role (only user and assistant)", field: "messages[\(i)].role")
+                throw .validation("Gemini has no '\(message.role.rawValue)' role (only user, assistant and tool)", field: "messages[\(i)].role")
             }
         }
+        closeResponses()
         if contents.isEmpty {
             throw .validation("Gemini needs at least one user or assistant message", field: "messages")
         }
         var body: [String: JSONValue] = ["contents": .array(contents)]
         if !systemTexts.isEmpty {
             body["systemInstruction"] = ["parts": .array(systemTexts.map { ["text": .string($0)] })]
+        }
+        if !chat.tools.isEmpty {
+            var declarations: [JSONValue] = []
+            for (k, tool) in chat.tools.enumerated() {
+                if tool.strict != nil {
+                    throw .validation("Gemini function declarations have no strict flag", field: "tools[\(k)].function.strict")
+                }
+                var d: [String: JSONValue] = ["name": .string(tool.name)]
+                if let text = tool.description { d["description"] = .string(text) }
+                if let p = tool.parameters { d["parametersJsonSchema"] = p }
+                declarations.append(.object(d))
+            }
+            body["tools"] = [["functionDeclarations": .array(declarations)]]
+        }
+        if chat.parallelToolCalls == false {
+            throw .validation("Gemini cannot forbid parallel function calls", field: "parallel_tool_calls")
+        }
+        if let choice = chat.toolChoice {
+            var config: [String: JSONValue]
+            switch choice {
+            case .auto: config = ["mode": "AUTO"]
+            case .none: config = ["mode": "NONE"]
+            case .required: config = ["mode": "ANY"]
+            case .tool(let name):
+                if !chat.tools.isEmpty, !chat.tools.contains(where: { $0.name == name }) {
+                    throw .validation("the tool choice names '\(name)', which is not among the tools", field: "tool_choice")
+                }
+                config = ["mode": "ANY", "allowedFunctionNames": [.string(name)]]
+            }
+            body["toolConfig"] = ["functionCallingConfig": .object(config)]
+        }
+        if chat.promptCacheKey != nil {
+            throw .validation(
+                "Gemini has no prompt_cache_key; name a cached content (ChatRequest.cachedContent) instead", field: "prompt_cache_key")
+        }
+        if let name = chat.cachedContent {
+            guard name.hasPrefix("cachedContents/"), name.count > "cachedContents/".count else {
+                throw .validation("a Gemini cached content is named cachedContents/<id> (got \(name))", field: "cached_content")
+            }
+            body["cachedContent"] = .string(name)
         }
         var config: [String: JSONValue] = [:]
         if let m = chat.maxTokens { config["maxOutputTokens"] = .int(m) }
@@ -179,16 +259,20 @@ public enum GeminiWire {
             throw BatchError(.invalidResponse, "the Gemini answer has no candidates", isRetryable: false)
         }
         var text = ""
-        var hasFunctionCall = false
+        var calls: [ToolCall] = []
         for part in candidate["content"]?["parts"]?.arrayValue ?? [] {
-            if part["functionCall"] != nil { hasFunctionCall = true }
+            if let call = part["functionCall"] {
+                calls.append(ToolCall(
+                    id: call["id"]?.stringValue ?? "call_\(calls.count)", name: call["name"]?.stringValue ?? "",
+                    arguments: call["args"] ?? .object([:])))
+            }
             if part["thought"]?.boolValue == true { continue }
             if let t = part["text"]?.stringValue { text += t }
         }
         var reason = candidate["finishReason"]?.stringValue.map(finishReason)
-        if hasFunctionCall, reason == .stop { reason = .toolCalls }
+        if !calls.isEmpty, reason == .stop { reason = .toolCalls }
         return ModelResponse(
-            text: text, finishReason: reason, usage: usage, model: json["modelVersion"]?.stringValue, raw: json)
+            text: text, finishReason: reason, usage: usage, model: json["modelVersion"]?.stringValue, raw: json, toolCalls: calls)
     }
 
     /// Maps a Gemini `finishReason` to BatchKit's vocabulary; unknown values are kept lowercased.

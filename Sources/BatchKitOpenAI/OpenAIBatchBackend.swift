@@ -108,13 +108,28 @@ public struct OpenAIBatchBackend: BatchBackend, CustomStringConvertible, CustomR
         guard let model = request.model, !model.isEmpty else {
             throw .validation("request \(request.id): a batch request needs a model", field: "model")
         }
+        if case .chat(let c) = request.body {
+            do { try OpenAIWire.validate(c) } catch { throw .validation("request \(request.id): \(error.message)", field: error.field) }
+        }
         var out = [UInt8]()
         out.reserveCapacity(256)
         switch api.flavor {
         case .openAI:
-            request.writeBatchLine(into: &out)
+            if case .chat(let c) = request.body, c.hasCacheBreakpoints {
+                // The interchange line's cache breakpoints are Anthropic's: not sent to OpenAI.
+                let line: JSONValue = [
+                    "custom_id": .string(request.id), "method": "POST", "url": .string(endpoint),
+                    "body": OpenAIWire.chatBody(c),
+                ]
+                line.write(into: &out)
+            } else {
+                request.writeBatchLine(into: &out)
+            }
         case .azure(_, let deployment):
-            var line = request.batchLine()
+            var line: JSONValue = [
+                "custom_id": .string(request.id), "method": "POST", "url": .string(endpoint),
+                "body": OpenAIWire.body(of: request.body),
+            ]
             if case .object(var o) = line, case .object(var body)? = o["body"] {
                 body["model"] = .string(deployment(model))
                 o["body"] = .object(body)

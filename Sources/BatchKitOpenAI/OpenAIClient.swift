@@ -79,8 +79,9 @@ public struct OpenAIClient: ModelClient, CustomStringConvertible, CustomReflecta
         Mirror(self, children: ["baseURL": api.baseURL, "azure": api.isAzure], displayStyle: .struct)
     }
 
-    /// Rejects what no OpenAI endpoint can take: an empty model, a chat without messages, an
-    /// embedding without inputs, a raw endpoint that is not a path.
+    /// Rejects what no OpenAI endpoint can take: an empty model, a chat without messages or with
+    /// a field OpenAI cannot express (``OpenAIWire/validate(_:)``), an embedding without inputs, a
+    /// raw endpoint that is not a path.
     public func validate(_ request: BatchRequest) throws(BatchError) {
         switch request.body {
         case .chat(let c):
@@ -88,6 +89,7 @@ public struct OpenAIClient: ModelClient, CustomStringConvertible, CustomReflecta
             if c.messages.isEmpty && c.system == nil {
                 throw .validation("request \(request.id): a chat request needs at least one message", field: "messages")
             }
+            do { try OpenAIWire.validate(c) } catch { throw .validation("request \(request.id): \(error.message)", field: error.field) }
         case .embedding(let e):
             if e.model.isEmpty { throw .validation("request \(request.id): the model is empty", field: "model") }
             if e.inputs.isEmpty { throw .validation("request \(request.id): an embedding request needs at least one input", field: "inputs") }

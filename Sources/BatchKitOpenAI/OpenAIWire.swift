@@ -16,17 +16,31 @@ public enum OpenAIWire {
     // MARK: - Request bodies
 
     /// The JSON body posted for a request: ``chatBody(_:)``, ``embeddingBody(_:)`` or the raw body.
-    public static func body(of body: BatchRequest.Body) -> JSONValue { BatchLine.body(of: body) }
+    /// Cache breakpoints (``CacheControl``) are not written: OpenAI caches prompt prefixes on its own.
+    public static func body(of body: BatchRequest.Body) -> JSONValue { BatchLine.body(of: body, cacheMarkers: false) }
 
     /// The `/v1/chat/completions` body of a chat request.
     ///
     /// `system` becomes a leading `system` message; `maxTokens` is written as
     /// `max_completion_tokens` (or `max_tokens` when ``ChatRequest/usesLegacyMaxTokens``); integral
     /// numbers are written as integers; `extra` is merged last and overrides what BatchKit wrote.
-    public static func chatBody(_ c: ChatRequest) -> JSONValue { BatchLine.chatBody(c) }
+    /// Tools as `tools`, `tool_choice`, `parallel_tool_calls`, assistant `tool_calls` and
+    /// `role: tool` messages with `tool_call_id`; ``ChatRequest/promptCacheKey`` as
+    /// `prompt_cache_key`. Cache breakpoints are not written (OpenAI caches prefixes on its own).
+    public static func chatBody(_ c: ChatRequest) -> JSONValue { BatchLine.chatBody(c, cacheMarkers: false) }
+
+    /// Rejects what OpenAI cannot express in a chat request: a Gemini ``ChatRequest/cachedContent``
+    /// (field `cached_content`).
+    public static func validate(_ c: ChatRequest) throws(BatchError) {
+        if c.cachedContent != nil {
+            throw .validation(
+                "OpenAI has no named cached content (a Gemini feature); OpenAI caches prompt prefixes on its own, steered by prompt_cache_key",
+                field: "cached_content")
+        }
+    }
 
     /// One chat message in OpenAI's shape; `extra` is merged last.
-    public static func message(_ m: Message) -> JSONValue { BatchLine.message(m) }
+    public static func message(_ m: Message) -> JSONValue { BatchLine.message(m, cacheMarkers: false) }
 
     /// One content part in OpenAI's shape (`text`, `image_url`, or the verbatim `other` JSON).
     public static func contentPart(_ p: ContentPart) -> JSONValue { BatchLine.contentPart(p) }
@@ -62,7 +76,8 @@ public enum OpenAIWire {
         var finish = first?["finish_reason"]?.stringValue.map(finishReason)
         if text == nil, message?["refusal"]?.stringValue != nil { finish = .contentFilter }
         return ModelResponse(
-            text: text, finishReason: finish, usage: usage(body["usage"]), model: body["model"]?.stringValue, raw: body)
+            text: text, finishReason: finish, usage: usage(body["usage"]), model: body["model"]?.stringValue, raw: body,
+            toolCalls: OutputBody.toolCalls(message?["tool_calls"]))
     }
 
     /// OpenAI's `finish_reason` in BatchKit's vocabulary (`function_call` counts as `tool_calls`;

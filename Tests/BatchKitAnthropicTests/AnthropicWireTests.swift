@@ -29,9 +29,14 @@ import Testing
         let late = ChatRequest(model: "m", messages: [.user("Hi"), .system("Now be rude")])
         #expect(throws: BatchError.self) { try AnthropicWire.messagesBody(late) }
         do { _ = try AnthropicWire.messagesBody(late) } catch { #expect(error.field == "messages[1].role") }
+        // A tool result must name the call it answers.
         let tool = ChatRequest(model: "m", messages: [.user("Hi"), Message(role: .tool, content: .text("42"))])
         do { _ = try AnthropicWire.messagesBody(tool); Issue.record("expected a validation error") } catch {
             #expect(error.code == .validation)
+            #expect(error.field == "messages[1].tool_call_id")
+        }
+        let function = ChatRequest(model: "m", messages: [.user("Hi"), Message(role: "function", content: .text("42"))])
+        do { _ = try AnthropicWire.messagesBody(function); Issue.record("expected a validation error") } catch {
             #expect(error.field == "messages[1].role")
         }
         let onlySystem = ChatRequest(model: "m", messages: [.system("x")])
@@ -171,7 +176,7 @@ import Testing
             "usage": ["input_tokens": 12, "output_tokens": 5, "cache_creation_input_tokens": 100, "cache_read_input_tokens": 1000],
         ]
         let r = try AnthropicWire.parseMessage(m)
-        #expect(r.usage == Usage(inputTokens: 1112, outputTokens: 5, cachedInputTokens: 1000))
+        #expect(r.usage == Usage(inputTokens: 1112, outputTokens: 5, cachedInputTokens: 1000, cacheWriteTokens: 100))
         #expect(r.model == "claude-sonnet-4-5-20250929")
         #expect(r.raw == m)
         #expect(throws: BatchError.self) { try AnthropicWire.parseMessage(["type": "error"]) }

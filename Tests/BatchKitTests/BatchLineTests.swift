@@ -92,7 +92,9 @@ import Testing
         guard case .image(let dataImage) = parts[2] else { Issue.record("not an image"); return }
         #expect(dataImage.inlineData?.mediaType == "image/png")
         if case .other(let v) = parts[3] { #expect(v["type"] == "input_audio") } else { Issue.record("audio not kept") }
-        if case .other = parts[4] {} else { Issue.record("text part with extra keys must stay verbatim") }
+        // The last part's cache breakpoint is the message's.
+        #expect(parts[4] == .text("x"))
+        #expect(c.messages[0].cacheControl == .ephemeral)
 
         let schema = try BatchRequest(batchLine: Data(Self.lines[7].utf8))
         guard case .chat(let sc) = schema.body, case .jsonSchema(let f)? = sc.responseFormat else {
@@ -105,11 +107,17 @@ import Testing
 
         let tools = try BatchRequest(batchLine: Data(Self.lines[4].utf8))
         guard case .chat(let t) = tools.body else { Issue.record("not chat"); return }
-        #expect(t.extra["tools"] != nil)
+        #expect(t.tools == [Tool(name: "w", parameters: ["type": "object"])])
+        #expect(t.toolChoice == .auto)
+        #expect(t.extra["tools"] == nil)
         #expect(t.extra["n"] == 2)
+        #expect(t.extra["metadata"] == ["k": "v"])  // the body's metadata is OpenAI's, kept for OpenAI
         #expect(t.messages[0].extra["name"] == "bob")
-        #expect(t.messages[1].extra["content"] == .null)
-        #expect(t.messages[1].extra["tool_calls"] != nil)
+        #expect(t.messages[1].extra.isEmpty)
+        #expect(t.messages[1].content == .parts([]))
+        #expect(t.messages[1].toolCalls == [ToolCall(id: "c1", name: "w", arguments: [:])])
+        #expect(t.messages[2].toolCallID == "c1")
+        #expect(t.messages[2].role == .tool)
     }
 
     @Test func embeddingsAndRaw() throws {

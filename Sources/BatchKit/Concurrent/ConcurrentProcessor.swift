@@ -272,17 +272,19 @@ final class ConcurrentRun<C: Clock>: Sendable where C.Duration == Duration {
     /// Duplicate ids and what the client cannot express fail before anything is sent.
     func validate(_ request: BatchRequest, book: RunBook) -> BatchResult? {
         if request.id.isEmpty {
-            return BatchResult(id: request.id, outcome: .failure(.validation("the request id is empty", field: "id")), attempts: 0, route: .none)
+            return BatchResult(
+                id: request.id, outcome: .failure(.validation("the request id is empty", field: "id")), attempts: 0, route: .none,
+                metadata: request.metadata)
         }
         if !book.firstSight(of: request.id) {
             return BatchResult(
                 id: request.id, outcome: .failure(.validation("duplicate id \"\(request.id)\": ids must be unique within a run", field: "id")),
-                attempts: 0, route: .none)
+                attempts: 0, route: .none, metadata: request.metadata)
         }
         do {
             try client.validate(request)
         } catch {
-            return BatchResult(id: request.id, outcome: .failure(error), attempts: 0, route: .none)
+            return BatchResult(id: request.id, outcome: .failure(error), attempts: 0, route: .none, metadata: request.metadata)
         }
         return nil
     }
@@ -348,7 +350,8 @@ final class ConcurrentRun<C: Clock>: Sendable where C.Duration == Duration {
 
     func finish(_ request: BatchRequest, _ outcome: Result<ModelResponse, BatchError>, attempt: Int, started: C.Instant, rateLimited: Int) -> RequestOutcome {
         var result = BatchResult(
-            id: request.id, outcome: outcome, attempts: attempt, latency: started.duration(to: clock.now), route: attempt > 0 ? .realtime : .none)
+            id: request.id, outcome: outcome, attempts: attempt, latency: started.duration(to: clock.now), route: attempt > 0 ? .realtime : .none,
+            metadata: request.metadata)
         // Wall-clock stamps for the record (the report's time axis); the latency, measured on the
         // injected clock, places the start.
         let ended = Date()

@@ -26,11 +26,20 @@ public struct PriceTable: Sendable, Hashable {
         /// (Gemini bills cache hits in a batch like non-batch traffic: 1). `nil` means
         /// ``batchMultiplier`` (OpenAI, and Anthropic where the discounts stack).
         public var cachedInputBatchMultiplier: Double?
+        /// Input tokens written to the prompt cache with the default lifetime (Anthropic's five
+        /// minutes: 1.25× input); `nil` bills them as ordinary input. The batch discount applies.
+        public var cacheWritePerMillion: Double?
+        /// Input tokens written to the prompt cache with a one-hour lifetime (Anthropic: 2× input);
+        /// `nil` uses ``cacheWritePerMillion``. The batch discount applies.
+        public var cacheWrite1hPerMillion: Double?
 
         public init(
             inputPerMillion: Double, outputPerMillion: Double, cachedInputPerMillion: Double? = nil,
-            batchMultiplier: Double = 0.5, cachedInputBatchMultiplier: Double? = nil
+            batchMultiplier: Double = 0.5, cachedInputBatchMultiplier: Double? = nil,
+            cacheWritePerMillion: Double? = nil, cacheWrite1hPerMillion: Double? = nil
         ) {
+            self.cacheWritePerMillion = cacheWritePerMillion
+            self.cacheWrite1hPerMillion = cacheWrite1hPerMillion
             self.inputPerMillion = inputPerMillion
             self.outputPerMillion = outputPerMillion
             self.cachedInputPerMillion = cachedInputPerMillion
@@ -39,11 +48,15 @@ public struct PriceTable: Sendable, Hashable {
         }
 
         /// The cost of `usage` at this price. The batch share of each side (``Usage/batchInputTokens``,
-        /// ``Usage/batchOutputTokens``) is billed at the batch multiplier.
+        /// ``Usage/batchOutputTokens``) is billed at the batch multiplier. Input splits into cache
+        /// reads (``cachedInputPerMillion``), cache writes (``cacheWritePerMillion``, the one-hour
+        /// ones at ``cacheWrite1hPerMillion``) and the rest (``inputPerMillion``).
         public func cost(of usage: Usage) -> Double {
             let input = max(0, usage.inputTokens)
             let cached = min(max(0, usage.cachedInputTokens), input)
-            let uncached = input - cached
+            let writes = min(max(0, usage.cacheWriteTokens), input - cached)
+            let writes1h = min(max(0, usage.cacheWrite1hTokens), writes)
+            let uncached = input - cached - writes
             let inShare = input > 0 ? Double(min(usage.batchInputTokens, input)) / Double(input) : 0
             let outShare = usage.outputTokens > 0
                 ? Double(min(usage.batchOutputTokens, usage.outputTokens)) / Double(usage.outputTokens) : 0
@@ -55,9 +68,13 @@ public struct PriceTable: Sendable, Hashable {
             let cachedCost = discounted(
                 Double(cached) * (cachedInputPerMillion ?? inputPerMillion) / 1e6, share: inShare,
                 multiplier: cachedInputBatchMultiplier ?? batchMultiplier)
+            let writeRate = cacheWritePerMillion ?? inputPerMillion
+            let writeCost = discounted(
+                (Double(writes - writes1h) * writeRate + Double(writes1h) * (cacheWrite1hPerMillion ?? writeRate)) / 1e6,
+                share: inShare, multiplier: batchMultiplier)
             let outputCost = discounted(
                 Double(usage.outputTokens) * outputPerMillion / 1e6, share: outShare, multiplier: batchMultiplier)
-            return uncachedCost + cachedCost + outputCost
+            return uncachedCost + cachedCost + writeCost + outputCost
         }
     }
 
@@ -105,13 +122,19 @@ public struct PriceTable: Sendable, Hashable {
 extension PriceTable {
     /// The date the default prices were checked.
     public static let pricesAsOf = "2026-11-22"
+    /// The date the default cache rates (reads and writes) were checked.
+    public static let cachePricesAsOf = "2026-12-02"
 
     /// Standard (pay-as-you-go, global) list prices of a few current models as of ``pricesAsOf``,
     /// with each provider's 50 % batch discount. Prices change: override them with
     /// ``merging(_:)-(PriceTable)`` or a file (``init(contentsOf:)``) for billing-grade figures.
     ///
-    /// Not modelled: Gemini 2.5 Pro's higher rate for prompts over 200k tokens, Anthropic cache
-    /// *writes* (1.25×/2× input; BatchKit's ``Usage`` counts them as ordinary input), long-context
+    /// Cache rates (checked ``cachePricesAsOf``): OpenAI and Gemini cache hits at each model's
+    /// cached-input rate, no per-request write charge (Gemini's cache *storage* is billed per hour
+    /// outside any request, and is not modelled); Anthropic hits at 0.1× input, writes at 1.25×
+    /// (five minutes) or 2× (one hour) input, all under the batch discount.
+    ///
+    /// Not modelled: Gemini 2.5 Pro's higher rate for prompts over 200k tokens, long-context
     /// and regional surcharges, priority tiers.
     public static let defaults = PriceTable([
         // OpenAI — platform.openai.com/docs/pricing (standard tier); batch = 50 % of input and
@@ -126,16 +149,32 @@ extension PriceTable {
         "text-embedding-3-large": Price(inputPerMillion: 0.13, outputPerMillion: 0),
         "text-embedding-ada-002": Price(inputPerMillion: 0.10, outputPerMillion: 0),
         // Anthropic — platform.claude.com/docs/en/about-claude/pricing ("Model pricing" and
-        // "Batch processing" tables): cache hits 0.1× input; the batch discount stacks with
-        // caching (providers.md §4).
-        "claude-opus-4-7": Price(inputPerMillion: 5, outputPerMillion: 25, cachedInputPerMillion: 0.50),
-        "claude-opus-4-6": Price(inputPerMillion: 5, outputPerMillion: 25, cachedInputPerMillion: 0.50),
-        "claude-opus-4-5": Price(inputPerMillion: 5, outputPerMillion: 25, cachedInputPerMillion: 0.50),
-        "claude-opus-4-1": Price(inputPerMillion: 15, outputPerMillion: 75, cachedInputPerMillion: 1.50),
-        "claude-opus-4": Price(inputPerMillion: 15, outputPerMillion: 75, cachedInputPerMillion: 1.50),
-        "claude-sonnet-4": Price(inputPerMillion: 3, outputPerMillion: 15, cachedInputPerMillion: 0.30),
-        "claude-haiku-4-5": Price(inputPerMillion: 1, outputPerMillion: 5, cachedInputPerMillion: 0.10),
-        "claude-3-5-haiku": Price(inputPerMillion: 0.80, outputPerMillion: 4, cachedInputPerMillion: 0.08),
+        // "Batch processing" tables): cache hits 0.1× input, 5-minute writes 1.25×, 1-hour writes
+        // 2× (rechecked 2026-12-02); the batch discount stacks with caching (providers.md §4).
+        "claude-opus-4-7": Price(
+            inputPerMillion: 5, outputPerMillion: 25, cachedInputPerMillion: 0.50, cacheWritePerMillion: 6.25,
+            cacheWrite1hPerMillion: 10),
+        "claude-opus-4-6": Price(
+            inputPerMillion: 5, outputPerMillion: 25, cachedInputPerMillion: 0.50, cacheWritePerMillion: 6.25,
+            cacheWrite1hPerMillion: 10),
+        "claude-opus-4-5": Price(
+            inputPerMillion: 5, outputPerMillion: 25, cachedInputPerMillion: 0.50, cacheWritePerMillion: 6.25,
+            cacheWrite1hPerMillion: 10),
+        "claude-opus-4-1": Price(
+            inputPerMillion: 15, outputPerMillion: 75, cachedInputPerMillion: 1.50, cacheWritePerMillion: 18.75,
+            cacheWrite1hPerMillion: 30),
+        "claude-opus-4": Price(
+            inputPerMillion: 15, outputPerMillion: 75, cachedInputPerMillion: 1.50, cacheWritePerMillion: 18.75,
+            cacheWrite1hPerMillion: 30),
+        "claude-sonnet-4": Price(
+            inputPerMillion: 3, outputPerMillion: 15, cachedInputPerMillion: 0.30, cacheWritePerMillion: 3.75,
+            cacheWrite1hPerMillion: 6),
+        "claude-haiku-4-5": Price(
+            inputPerMillion: 1, outputPerMillion: 5, cachedInputPerMillion: 0.10, cacheWritePerMillion: 1.25,
+            cacheWrite1hPerMillion: 2),
+        "claude-3-5-haiku": Price(
+            inputPerMillion: 0.80, outputPerMillion: 4, cachedInputPerMillion: 0.08, cacheWritePerMillion: 1,
+            cacheWrite1hPerMillion: 1.6),
         // Google — ai.google.dev/gemini-api/docs/pricing (paid tier, text input, prompts up to
         // 200k tokens): batch = 50 % of the interactive price; cache hits in a batch are billed
         // like non-batch traffic (providers.md §4).
@@ -153,7 +192,8 @@ extension PriceTable {
 extension PriceTable {
     /// The fields of a price in a price file.
     static let fileFields: Set<String> = [
-        "input", "output", "cached_input", "batch_multiplier", "cached_input_batch_multiplier",
+        "input", "output", "cached_input", "batch_multiplier", "cached_input_batch_multiplier", "cache_write",
+        "cache_write_1h",
     ]
 
     /// Loads prices from a JSON file: an object from model name (or prefix) to a price, in US
@@ -167,7 +207,8 @@ extension PriceTable {
     /// ```
     ///
     /// `input` and `output` are required; `cached_input` defaults to `input`, `batch_multiplier`
-    /// to 0.5, `cached_input_batch_multiplier` to `batch_multiplier`. Merge the result over
+    /// to 0.5, `cached_input_batch_multiplier` to `batch_multiplier`, `cache_write` (cache writes)
+    /// to `input`, `cache_write_1h` (one-hour cache writes) to `cache_write`. Merge the result over
     /// ``defaults`` to override only some models.
     ///
     /// - Throws: ``BatchError`` `.validation` naming the file and, where it applies, the model and
@@ -224,7 +265,8 @@ extension PriceTable {
             prices[model] = Price(
                 inputPerMillion: input, outputPerMillion: output,
                 cachedInputPerMillion: try number("cached_input", required: false), batchMultiplier: multiplier,
-                cachedInputBatchMultiplier: cachedMultiplier)
+                cachedInputBatchMultiplier: cachedMultiplier, cacheWritePerMillion: try number("cache_write", required: false),
+                cacheWrite1hPerMillion: try number("cache_write_1h", required: false))
         }
         self.init(prices)
     }

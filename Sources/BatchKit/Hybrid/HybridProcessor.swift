@@ -252,12 +252,14 @@ final class HybridBook: Sendable {
     /// Reports a result once per id; results for ids already reported are dropped. Returns
     /// `false` when the consumer went away.
     func report(_ r: BatchResult, sink: EventSink) async -> Bool {
-        let fresh = state.withLock { s -> Bool in
-            guard let request = s.pending.removeValue(forKey: r.id), s.finished.insert(r.id).inserted else { return false }
+        let metadata = state.withLock { s -> [String: String]? in
+            guard let request = s.pending.removeValue(forKey: r.id), s.finished.insert(r.id).inserted else { return nil }
             s.totals.add(r, model: request.model, prices: priceTable)
-            return true
+            return request.metadata
         }
-        guard fresh else { return true }
+        guard let metadata else { return true }
+        var r = r
+        r.metadata = metadata
         return await sink.emit(.item(r))
     }
 

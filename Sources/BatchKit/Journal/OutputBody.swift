@@ -44,9 +44,11 @@ package enum OutputBody {
     package static func decodeText(_ body: JSONValue) -> ModelResponse {
         var text: String?
         var finish: FinishReason?
+        var calls: [ToolCall] = []
         if let choice = body["choices"]?[0] {
             text = choice["message"]?["content"]?.stringValue ?? choice["text"]?.stringValue
             finish = choice["finish_reason"]?.stringValue.map(finishReason)
+            calls = toolCalls(choice["message"]?["tool_calls"])
         } else if let t = body["output_text"]?.stringValue {
             text = t
         } else if case .array(let output)? = body["output"] {
@@ -60,7 +62,25 @@ package enum OutputBody {
             if body["status"]?.stringValue == "completed" { finish = .stop }
             if body["incomplete_details"]?["reason"]?.stringValue == "max_output_tokens" { finish = .length }
         }
-        return ModelResponse(text: text, finishReason: finish, usage: usage(body["usage"]), model: body["model"]?.stringValue, raw: body)
+        return ModelResponse(
+            text: text, finishReason: finish, usage: usage(body["usage"]), model: body["model"]?.stringValue, raw: body,
+            toolCalls: calls)
+    }
+
+    /// The function calls of a chat message's `tool_calls` (`[{"id","type":"function","function":{"name","arguments"}}]`),
+    /// arguments parsed from their JSON text; items of other types (custom tools) are skipped.
+    package static func toolCalls(_ v: JSONValue?) -> [ToolCall] {
+        guard case .array(let list)? = v else { return [] }
+        return list.compactMap { item in
+            guard let f = item["function"], let name = f["name"]?.stringValue else { return nil }
+            let arguments: JSONValue
+            switch f["arguments"] {
+            case .string(let text)?: arguments = ToolCall.arguments(parsing: text)
+            case let other?: arguments = other
+            case nil: arguments = .object([:])
+            }
+            return ToolCall(id: item["id"]?.stringValue ?? "", name: name, arguments: arguments)
+        }
     }
 
     /// Everything the format's body holds: ``decodeText(_:)``, or for an embedding list

@@ -30,6 +30,9 @@ import Foundation
 ///   Where a result sits in its run: `started_at`/`ended_at` (integer milliseconds since the Unix
 ///   epoch, UTC), `job_id` for batch items, `rate_limited` (429 answers met, when any) and `cost`
 ///   (US dollars, when the processor had a price) — what `batchkit report` draws.
+///   Every provider's tool calls are in `tool_calls` (`[{"id","name","arguments"}]`, arguments as
+///   JSON), cache reads and writes in `usage` (`cached`, `cache_write`, `cache_write_1h`), and the
+///   request's ``BatchRequest/metadata`` in `metadata`: one shape whichever provider answered.
 ///   Readers of the format ignore unknown members. Lines without `batchkit` (an output file
 ///   downloaded from a provider) are read too: usage comes from the body, route is `.batch`; lines
 ///   without `fields` (written before it existed) are read as described in
@@ -91,6 +94,7 @@ extension BatchResult {
         let route = meta["route"]?.stringValue.flatMap(Route.init(rawValue:)) ?? .batch
         let latency = meta["latency_ms"]?.doubleValue.map { Duration.milliseconds($0) } ?? .zero
         let storedUsage = meta["usage"].flatMap(OutputLineFormat.usage(fromMember:))
+        let metadata = (meta["metadata"]?.objectValue ?? [:]).compactMapValues(\.stringValue)
 
         if case .object(let response) = o["response"] ?? .null {
             guard let status = response["status_code"]?.intValue else {
@@ -105,11 +109,12 @@ extension BatchResult {
                 } else {
                     model = ModelResponse.parsing(providerBody: body)
                 }
+                if let calls = meta["tool_calls"] { model.toolCalls = OutputLineFormat.toolCalls(fromMember: calls) }
                 let usage = storedUsage ?? (route == .batch ? model.usage.asBatch : model.usage)
                 model.usage = usage
                 self.init(
                     id: id, outcome: .success(model), attempts: meta["attempts"]?.intValue ?? 1, usage: usage,
-                    latency: latency, route: route)
+                    latency: latency, route: route, metadata: metadata)
                 OutputLineFormat.restoreRunFields(from: meta, into: &self)
             } else {
                 let e = body["error"] ?? .null
@@ -123,7 +128,7 @@ extension BatchResult {
                     retryable: meta["error"]?["retryable"]?.boolValue)
                 self.init(
                     id: id, outcome: .failure(error), attempts: meta["attempts"]?.intValue ?? 1,
-                    usage: storedUsage ?? .zero, latency: latency, route: route)
+                    usage: storedUsage ?? .zero, latency: latency, route: route, metadata: metadata)
                 OutputLineFormat.restoreRunFields(from: meta, into: &self)
             }
             return
@@ -138,7 +143,7 @@ extension BatchResult {
             field: meta["error"]?["field"]?.stringValue, retryable: meta["error"]?["retryable"]?.boolValue)
         self.init(
             id: id, outcome: .failure(error), attempts: meta["attempts"]?.intValue ?? 0, usage: storedUsage ?? .zero,
-            latency: latency, route: meta["route"] == nil ? .none : route)
+            latency: latency, route: meta["route"] == nil ? .none : route, metadata: metadata)
         OutputLineFormat.restoreRunFields(from: meta, into: &self)
     }
 
@@ -176,7 +181,9 @@ extension BatchResult {
         OutputLineFormat.writeRunFields(of: self, into: &m)
         if case .success(let r) = outcome {
             m["fields"] = OutputLineFormat.fields(of: r)
+            if !r.toolCalls.isEmpty { m["tool_calls"] = OutputLineFormat.member(for: r.toolCalls) }
         }
+        if !metadata.isEmpty { m["metadata"] = .object(metadata.mapValues(JSONValue.string)) }
         if case .failure(let e) = outcome {
             var err: [String: JSONValue] = ["code": .string(e.code.rawValue), "retryable": .bool(e.isRetryable)]
             if let field = e.field { err["field"] = .string(field) }
@@ -282,7 +289,22 @@ enum OutputLineFormat {
         if u.reasoningTokens != 0 { m["reasoning"] = .int(u.reasoningTokens) }
         if u.batchInputTokens != 0 { m["batch_input"] = .int(u.batchInputTokens) }
         if u.batchOutputTokens != 0 { m["batch_output"] = .int(u.batchOutputTokens) }
+        if u.cacheWriteTokens != 0 { m["cache_write"] = .int(u.cacheWriteTokens) }
+        if u.cacheWrite1hTokens != 0 { m["cache_write_1h"] = .int(u.cacheWrite1hTokens) }
         return .object(m)
+    }
+
+    /// The `batchkit.tool_calls` member: `[{"id","name","arguments"}]`, arguments as JSON (the
+    /// same for every provider).
+    static func member(for calls: [ToolCall]) -> JSONValue {
+        .array(calls.map { ["id": .string($0.id), "name": .string($0.name), "arguments": $0.arguments] })
+    }
+
+    static func toolCalls(fromMember v: JSONValue) -> [ToolCall] {
+        (v.arrayValue ?? []).compactMap { c in
+            guard let name = c["name"]?.stringValue else { return nil }
+            return ToolCall(id: c["id"]?.stringValue ?? "", name: name, arguments: c["arguments"] ?? .object([:]))
+        }
     }
 
     static func usage(fromMember m: JSONValue) -> Usage? {
@@ -290,7 +312,8 @@ enum OutputLineFormat {
         return Usage(
             inputTokens: m["input"]?.intValue ?? 0, outputTokens: m["output"]?.intValue ?? 0,
             cachedInputTokens: m["cached"]?.intValue ?? 0, reasoningTokens: m["reasoning"]?.intValue ?? 0,
-            batchInputTokens: m["batch_input"]?.intValue ?? 0, batchOutputTokens: m["batch_output"]?.intValue ?? 0)
+            batchInputTokens: m["batch_input"]?.intValue ?? 0, batchOutputTokens: m["batch_output"]?.intValue ?? 0,
+            cacheWriteTokens: m["cache_write"]?.intValue ?? 0, cacheWrite1hTokens: m["cache_write_1h"]?.intValue ?? 0)
     }
 
     /// The `batchkit.fields` member of a success: each normalised field of `r` that reading the

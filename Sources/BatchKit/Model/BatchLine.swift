@@ -15,8 +15,12 @@ extension BatchRequest {
     /// The conversion is lossless: fields BatchKit does not model land in `extra` (of the
     /// request or of the message), and ``batchLine()`` writes the same JSON back. Two
     /// normalisations are the only exceptions, both meaning the same to the API: an integral
-    /// floating-point `temperature`/`top_p` (`1.0`) comes back as an integer (`1`), and a message
-    /// without a `content` key comes back with `"content": null`.
+    /// floating-point `temperature`/`top_p` (`1.0`) comes back as an integer (`1`), a message
+    /// without a `content` key comes back with `"content": null`, and tool-call `arguments` come
+    /// back as compact JSON text.
+    ///
+    /// A line's own `metadata` member (an object of strings, BatchKit's addition to the format)
+    /// becomes ``metadata``; ``batchLine()`` does not write it, so it never reaches a provider.
     ///
     /// ```swift
     /// let line: JSONValue = ["custom_id": "r1", "method": "POST", "url": "/v1/chat/completions",
@@ -44,18 +48,31 @@ extension BatchRequest {
         guard let bodyValue = o["body"] else { throw ctx.missing("body") }
         guard case .object(let body) = bodyValue else { throw ctx.invalid("body", "must be a JSON object") }
 
+        var metadata: [String: String] = [:]
+        if let m = o["metadata"], !m.isNull {
+            guard case .object(let members) = m else { throw ctx.invalid("metadata", "must be an object of strings") }
+            for key in members.keys.sorted() {
+                guard case .string(let value) = members[key]! else {
+                    throw ctx.invalid("metadata.\(key)", "must be a string")
+                }
+                metadata[key] = value
+            }
+        }
+
+        let requestBody: Body
         switch url {
         case BatchLine.chatEndpoint:
-            self.init(id: id, body: .chat(try BatchLine.chatRequest(body: body, ctx)))
+            requestBody = .chat(try BatchLine.chatRequest(body: body, ctx))
         case BatchLine.embeddingsEndpoint:
             if let embedding = try BatchLine.embeddingRequest(body: body, ctx) {
-                self.init(id: id, body: .embedding(embedding))
+                requestBody = .embedding(embedding)
             } else {
-                self.init(id: id, body: .raw(RawRequest(endpoint: url, body: bodyValue)))
+                requestBody = .raw(RawRequest(endpoint: url, body: bodyValue))
             }
         default:
-            self.init(id: id, body: .raw(RawRequest(endpoint: url, body: bodyValue)))
+            requestBody = .raw(RawRequest(endpoint: url, body: bodyValue))
         }
+        self.init(id: id, body: requestBody, metadata: metadata)
     }
 
     /// Reads one batch input line from its UTF-8 bytes (a JSONL line without its newline).
@@ -132,9 +149,9 @@ package enum BatchLine {
     // MARK: - Request bodies
 
     /// The JSON body posted for a request: ``chatBody(_:)``, ``embeddingBody(_:)`` or the raw body.
-    package static func body(of body: BatchRequest.Body) -> JSONValue {
+    package static func body(of body: BatchRequest.Body, cacheMarkers: Bool = true) -> JSONValue {
         switch body {
-        case .chat(let c): return chatBody(c)
+        case .chat(let c): return chatBody(c, cacheMarkers: cacheMarkers)
         case .embedding(let e): return embeddingBody(e)
         case .raw(let r): return r.body
         }
@@ -145,15 +162,28 @@ package enum BatchLine {
     /// `system` becomes a leading `system` message; `maxTokens` is written as
     /// `max_completion_tokens` (or `max_tokens` when ``ChatRequest/usesLegacyMaxTokens``); integral
     /// numbers are written as integers; `extra` is merged last and overrides what BatchKit wrote.
-    package static func chatBody(_ c: ChatRequest) -> JSONValue {
+    ///
+    /// Tools are written in OpenAI's shape (`tools`, `tool_choice`, `parallel_tool_calls`,
+    /// assistant `tool_calls`, `tool_call_id`), as are `prompt_cache_key`. Two members are the
+    /// interchange format's own, for the providers that take them: `cache_control` on a content
+    /// part or tool (Anthropic breakpoints; left out when `cacheMarkers` is `false`, as the OpenAI
+    /// module posts it) and `cached_content` (Gemini).
+    package static func chatBody(_ c: ChatRequest, cacheMarkers: Bool = true) -> JSONValue {
         var o: [String: JSONValue] = [:]
         o.reserveCapacity(4 + c.extra.count)
         o["model"] = .string(c.model)
         var messages: [JSONValue] = []
         messages.reserveCapacity(c.messages.count + 1)
-        if let system = c.system { messages.append(.object(["role": "system", "content": .string(system)])) }
-        for m in c.messages { messages.append(message(m)) }
+        if let system = c.system {
+            messages.append(message(Message(role: .system, content: .text(system), cacheControl: c.systemCacheControl), cacheMarkers: cacheMarkers))
+        }
+        for m in c.messages { messages.append(message(m, cacheMarkers: cacheMarkers)) }
         o["messages"] = .array(messages)
+        if !c.tools.isEmpty { o["tools"] = .array(c.tools.map { tool($0, cacheMarkers: cacheMarkers) }) }
+        if let choice = c.toolChoice { o["tool_choice"] = toolChoice(choice) }
+        if let parallel = c.parallelToolCalls { o["parallel_tool_calls"] = .bool(parallel) }
+        if let key = c.promptCacheKey { o["prompt_cache_key"] = .string(key) }
+        if let name = c.cachedContent { o["cached_content"] = .string(name) }
         if let n = c.maxTokens { o[c.usesLegacyMaxTokens ? "max_tokens" : "max_completion_tokens"] = .int(n) }
         if let t = c.temperature { o["temperature"] = number(t) }
         if let p = c.topP { o["top_p"] = number(p) }
@@ -168,7 +198,9 @@ package enum BatchLine {
     /// (keys sorted), when nothing needs merging (no `extra` anywhere). Returns `false`, having
     /// written nothing, otherwise.
     package static func writeChatBodyFast(_ c: ChatRequest, into out: inout [UInt8]) -> Bool {
-        guard c.extra.isEmpty, c.messages.allSatisfy({ $0.extra.isEmpty }) else { return false }
+        guard c.extra.isEmpty, !c.usesToolsOrCaching,
+            c.messages.allSatisfy({ $0.extra.isEmpty && $0.toolCalls.isEmpty && $0.toolCallID == nil && $0.cacheControl == nil })
+        else { return false }
         // Keys in sorted order: max_completion_tokens | max_tokens, messages, model,
         // response_format, seed, stop, temperature, top_p.
         out.append(UInt8(ascii: "{"))
@@ -224,14 +256,116 @@ package enum BatchLine {
     }
 
     /// One chat message in OpenAI's shape; `extra` is merged last.
-    package static func message(_ m: Message) -> JSONValue {
+    ///
+    /// An assistant turn with tool calls and no content has `"content": null`. A cache breakpoint
+    /// (when `cacheMarkers`) writes the content as parts, the last one carrying `cache_control`.
+    package static func message(_ m: Message, cacheMarkers: Bool = true) -> JSONValue {
         var o: [String: JSONValue] = ["role": .string(m.role.rawValue)]
         switch m.content {
-        case .text(let s): o["content"] = .string(s)
-        case .parts(let parts): o["content"] = .array(parts.map(contentPart))
+        case .parts(let parts) where parts.isEmpty && !m.toolCalls.isEmpty: o["content"] = .null
+        case .text(let s) where !(cacheMarkers && m.cacheControl != nil): o["content"] = .string(s)
+        default:
+            var parts = m.content.parts.map(contentPart)
+            if cacheMarkers, let cc = m.cacheControl, case .object(var last)? = parts.last {
+                last["cache_control"] = cc.json
+                parts[parts.count - 1] = .object(last)
+            }
+            o["content"] = .array(parts)
         }
+        if !m.toolCalls.isEmpty { o["tool_calls"] = .array(m.toolCalls.map(toolCall)) }
+        if let id = m.toolCallID { o["tool_call_id"] = .string(id) }
         for (k, v) in m.extra { o[k] = v }
         return .object(o)
+    }
+
+    /// One tool in OpenAI's shape: `{"type":"function","function":{"name","description","parameters","strict"}}`,
+    /// plus the interchange's `cache_control` when `cacheMarkers`.
+    package static func tool(_ t: Tool, cacheMarkers: Bool = true) -> JSONValue {
+        var f: [String: JSONValue] = ["name": .string(t.name)]
+        if let d = t.description { f["description"] = .string(d) }
+        if let p = t.parameters { f["parameters"] = p }
+        if let strict = t.strict { f["strict"] = .bool(strict) }
+        var o: [String: JSONValue] = ["type": "function", "function": .object(f)]
+        if cacheMarkers, let cc = t.cacheControl { o["cache_control"] = cc.json }
+        return .object(o)
+    }
+
+    /// OpenAI's `tool_choice`: `"auto"`, `"none"`, `"required"` or `{"type":"function","function":{"name"}}`.
+    package static func toolChoice(_ c: ToolChoice) -> JSONValue {
+        switch c {
+        case .auto: return "auto"
+        case .none: return "none"
+        case .required: return "required"
+        case .tool(let name): return ["type": "function", "function": ["name": .string(name)]]
+        }
+    }
+
+    /// One call in OpenAI's shape: `{"id","type":"function","function":{"name","arguments":"<JSON text>"}}`.
+    package static func toolCall(_ call: ToolCall) -> JSONValue {
+        ["id": .string(call.id), "type": "function",
+         "function": ["name": .string(call.name), "arguments": .string(call.argumentsText)]]
+    }
+
+    /// Reads OpenAI's `tool_calls` list; `nil` unless every element has exactly that shape.
+    package static func toolCalls(parsing v: JSONValue) -> [ToolCall]? {
+        guard case .array(let list) = v else { return nil }
+        var calls: [ToolCall] = []
+        calls.reserveCapacity(list.count)
+        for item in list {
+            guard case .object(let o) = item, o.count == 3, o["type"] == "function", case .string(let id)? = o["id"],
+                case .object(let f)? = o["function"], f.count == 2, case .string(let name)? = f["name"],
+                case .string(let arguments)? = f["arguments"]
+            else { return nil }
+            calls.append(ToolCall(id: id, name: name, arguments: ToolCall.arguments(parsing: arguments)))
+        }
+        return calls
+    }
+
+    /// Reads one tool in OpenAI's shape (with the interchange's `cache_control`); `nil` for any
+    /// other shape.
+    package static func tool(parsing v: JSONValue) -> Tool? {
+        guard case .object(let o) = v, o["type"] == "function", case .object(let f)? = o["function"],
+            case .string(let name)? = f["name"]
+        else { return nil }
+        var tool = Tool(name: name)
+        var known = 2
+        if let cc = o["cache_control"] {
+            guard let c = CacheControl(json: cc) else { return nil }
+            tool.cacheControl = c
+            known += 1
+        }
+        guard known == o.count else { return nil }
+        var fields = 1
+        if let d = f["description"] {
+            guard case .string(let text) = d else { return nil }
+            tool.description = text
+            fields += 1
+        }
+        if let p = f["parameters"] {
+            tool.parameters = p
+            fields += 1
+        }
+        if let s = f["strict"] {
+            guard case .bool(let b) = s else { return nil }
+            tool.strict = b
+            fields += 1
+        }
+        return fields == f.count ? tool : nil
+    }
+
+    /// Reads OpenAI's `tool_choice`; `nil` for a shape ``ToolChoice`` does not model.
+    package static func toolChoice(parsing v: JSONValue) -> ToolChoice? {
+        switch v {
+        case "auto": return .auto
+        case "none": return ToolChoice.none
+        case "required": return .required
+        case .object(let o):
+            guard o.count == 2, o["type"] == "function", case .object(let f)? = o["function"], f.count == 1,
+                case .string(let name)? = f["name"]
+            else { return nil }
+            return .tool(name)
+        default: return nil
+        }
     }
 
     /// One content part in OpenAI's shape (`text`, `image_url`, or the verbatim `other` JSON).
@@ -341,6 +475,29 @@ package enum BatchLine {
             chat.responseFormat = format
             extra["response_format"] = nil
         }
+        if case .array(let list)? = extra["tools"], !list.isEmpty {
+            let tools = list.compactMap(tool(parsing:))
+            if tools.count == list.count {
+                chat.tools = tools
+                extra["tools"] = nil
+            }
+        }
+        if let c = extra["tool_choice"], let choice = toolChoice(parsing: c) {
+            chat.toolChoice = choice
+            extra["tool_choice"] = nil
+        }
+        if case .bool(let b)? = extra["parallel_tool_calls"] {
+            chat.parallelToolCalls = b
+            extra["parallel_tool_calls"] = nil
+        }
+        if case .string(let key)? = extra["prompt_cache_key"] {
+            chat.promptCacheKey = key
+            extra["prompt_cache_key"] = nil
+        }
+        if case .string(let name)? = extra["cached_content"] {
+            chat.cachedContent = name
+            extra["cached_content"] = nil
+        }
         chat.extra = extra
         return chat
     }
@@ -359,22 +516,47 @@ package enum BatchLine {
         guard case .object(var o) = v else { throw ctx.invalid(path, "must be an object") }
         guard let roleValue = o.removeValue(forKey: "role") else { throw ctx.missing(path + ".role") }
         guard case .string(let role) = roleValue else { throw ctx.invalid(path + ".role", "must be a string") }
+        var toolCalls: [ToolCall] = []
+        if let v = o["tool_calls"], let calls = BatchLine.toolCalls(parsing: v), !calls.isEmpty {
+            toolCalls = calls
+            o["tool_calls"] = nil
+        }
+        var toolCallID: String?
+        if case .string(let id)? = o["tool_call_id"] {
+            toolCallID = id
+            o["tool_call_id"] = nil
+        }
+        var cacheControl: CacheControl?
         let content: Message.Content
         switch o["content"] {
         case .string(let s)?:
             content = .text(s)
             o["content"] = nil
-        case .array(let parts)?:
+        case .array(var parts)?:
+            // A breakpoint on the last part, a text part: the message's cache control.
+            if case .object(var last)? = parts.last, last.count == 3, last["type"] == "text", last["text"]?.stringValue != nil,
+                let cc = last["cache_control"].flatMap(CacheControl.init(json:))
+            {
+                cacheControl = cc
+                last["cache_control"] = nil
+                parts[parts.count - 1] = .object(last)
+            }
             content = .parts(parts.map(contentPart(parsing:)))
             o["content"] = nil
+        case .null? where !toolCalls.isEmpty, .none where !toolCalls.isEmpty:
+            // A tool-calling assistant turn without text: written back as `"content": null`.
+            content = .parts([])
+            o["content"] = nil
         case .some:
-            // `null` (an assistant message with tool calls) or another shape: written back verbatim.
+            // `null` or another shape: written back verbatim.
             content = .text("")
         case .none:
             content = .text("")
             o["content"] = .null
         }
-        return Message(role: Message.Role(rawValue: role), content: content, extra: o)
+        return Message(
+            role: Message.Role(rawValue: role), content: content, extra: o, toolCalls: toolCalls, toolCallID: toolCallID,
+            cacheControl: cacheControl)
     }
 
     package static func contentPart(parsing v: JSONValue) -> ContentPart {

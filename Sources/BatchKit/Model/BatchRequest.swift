@@ -19,16 +19,25 @@ public struct BatchRequest: Sendable, Hashable, Identifiable {
     /// The custom id: echoed in the result, used to join batch output, journal and resume.
     public var id: String
     public var body: Body
+    /// The caller's own labels, carried to ``BatchResult/metadata`` and to the output line
+    /// (`batchkit.metadata`). Never sent to a provider: OpenAI batch lines and Anthropic's
+    /// `metadata` (which takes only `user_id`) cannot hold it, so it stays on this side.
+    public var metadata: [String: String]
 
-    public init(id: String, body: Body) {
+    public init(id: String, body: Body, metadata: [String: String] = [:]) {
         self.id = id
         self.body = body
+        self.metadata = metadata
     }
 
     /// A chat request.
-    public init(id: String, chat: ChatRequest) { self.init(id: id, body: .chat(chat)) }
+    public init(id: String, chat: ChatRequest, metadata: [String: String] = [:]) {
+        self.init(id: id, body: .chat(chat), metadata: metadata)
+    }
     /// An embedding request.
-    public init(id: String, embedding: EmbeddingRequest) { self.init(id: id, body: .embedding(embedding)) }
+    public init(id: String, embedding: EmbeddingRequest, metadata: [String: String] = [:]) {
+        self.init(id: id, body: .embedding(embedding), metadata: metadata)
+    }
 
     /// The model named by the request.
     public var model: String? {

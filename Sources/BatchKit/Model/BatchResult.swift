@@ -36,11 +36,14 @@ public struct BatchResult: Sendable {
     public var rateLimitedAttempts: Int = 0
     /// What the request cost in US dollars, when the processor had a price for its model.
     public var cost: Double? = nil
+    /// The request's ``BatchRequest/metadata``, as given.
+    public var metadata: [String: String] = [:]
 
     public init(
         id: String, outcome: Result<ModelResponse, BatchError>, attempts: Int, usage: Usage? = nil,
-        latency: Duration = .zero, route: Route = .realtime
+        latency: Duration = .zero, route: Route = .realtime, metadata: [String: String] = [:]
     ) {
+        self.metadata = metadata
         self.id = id
         self.outcome = outcome
         self.attempts = attempts

@@ -25,6 +25,23 @@ public struct ChatRequest: Sendable, Hashable {
     public var responseFormat: ResponseFormat?
     /// Fields merged verbatim into the provider body (they override what BatchKit writes).
     public var extra: [String: JSONValue]
+    /// Functions the model may call. Empty: no `tools` sent.
+    public var tools: [Tool]
+    /// Whether and which tool the model must call; `nil` leaves it to the provider (auto).
+    public var toolChoice: ToolChoice?
+    /// Whether several tool calls may come in one answer (OpenAI `parallel_tool_calls`, Anthropic
+    /// `tool_choice.disable_parallel_tool_use` when `false`). Gemini has no switch: `false` fails
+    /// validation there.
+    public var parallelToolCalls: Bool?
+    /// A prompt-cache breakpoint after the system prompt (Anthropic `cache_control` on the last
+    /// `system` block); see ``CacheControl``.
+    public var systemCacheControl: CacheControl?
+    /// OpenAI's `prompt_cache_key`: requests sharing a long prefix and a key are routed to the
+    /// same cache. OpenAI only: other providers fail validation naming `prompt_cache_key`.
+    public var promptCacheKey: String?
+    /// The name of a Gemini cached content (`cachedContents/…`) holding the prompt's prefix.
+    /// Gemini only: other providers fail validation naming `cached_content`.
+    public var cachedContent: String?
     /// When `true`, the OpenAI encoding writes the legacy `max_tokens` instead of
     /// `max_completion_tokens`. Set when parsing an OpenAI line that used `max_tokens`, so it
     /// round-trips; set it yourself for OpenAI-compatible servers that only know the old name.
@@ -41,7 +58,13 @@ public struct ChatRequest: Sendable, Hashable {
         seed: Int? = nil,
         responseFormat: ResponseFormat? = nil,
         extra: [String: JSONValue] = [:],
-        usesLegacyMaxTokens: Bool = false
+        usesLegacyMaxTokens: Bool = false,
+        tools: [Tool] = [],
+        toolChoice: ToolChoice? = nil,
+        parallelToolCalls: Bool? = nil,
+        systemCacheControl: CacheControl? = nil,
+        promptCacheKey: String? = nil,
+        cachedContent: String? = nil
     ) {
         self.model = model
         self.messages = messages
@@ -54,6 +77,25 @@ public struct ChatRequest: Sendable, Hashable {
         self.responseFormat = responseFormat
         self.extra = extra
         self.usesLegacyMaxTokens = usesLegacyMaxTokens
+        self.tools = tools
+        self.toolChoice = toolChoice
+        self.parallelToolCalls = parallelToolCalls
+        self.systemCacheControl = systemCacheControl
+        self.promptCacheKey = promptCacheKey
+        self.cachedContent = cachedContent
+    }
+}
+
+extension ChatRequest {
+    /// Whether the request uses tools, tool choice, parallel-call control or a caching field.
+    package var usesToolsOrCaching: Bool {
+        !tools.isEmpty || toolChoice != nil || parallelToolCalls != nil || systemCacheControl != nil || promptCacheKey != nil
+            || cachedContent != nil
+    }
+
+    /// Whether any Anthropic-style cache breakpoint is set (system, a message or a tool).
+    package var hasCacheBreakpoints: Bool {
+        systemCacheControl != nil || messages.contains { $0.cacheControl != nil } || tools.contains { $0.cacheControl != nil }
     }
 }
 

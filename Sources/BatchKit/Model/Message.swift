@@ -45,14 +45,40 @@ public struct Message: Sendable, Hashable {
 
     public var role: Role
     public var content: Content
-    /// Message fields BatchKit does not model (`name`, `tool_calls`, `tool_call_id`, ...), written
-    /// verbatim by providers that accept them.
+    /// The tool calls of an assistant turn (conversation history). Anthropic writes them as
+    /// `tool_use` blocks, Gemini as `functionCall` parts.
+    public var toolCalls: [ToolCall]
+    /// For a ``Role/tool`` message: the id of the call it answers (OpenAI `tool_call_id`,
+    /// Anthropic `tool_result.tool_use_id`; Gemini's `functionResponse` names the function of
+    /// that call instead, found among the earlier assistant turns).
+    public var toolCallID: String?
+    /// A prompt-cache breakpoint after this message (Anthropic `cache_control` on its last
+    /// content block); see ``CacheControl``.
+    public var cacheControl: CacheControl?
+    /// Message fields BatchKit does not model (`name`, ...), written verbatim by providers that
+    /// accept them.
     public var extra: [String: JSONValue]
 
-    public init(role: Role, content: Content, extra: [String: JSONValue] = [:]) {
+    public init(
+        role: Role, content: Content, extra: [String: JSONValue] = [:], toolCalls: [ToolCall] = [],
+        toolCallID: String? = nil, cacheControl: CacheControl? = nil
+    ) {
         self.role = role
         self.content = content
         self.extra = extra
+        self.toolCalls = toolCalls
+        self.toolCallID = toolCallID
+        self.cacheControl = cacheControl
+    }
+
+    /// An assistant turn that called tools (conversation history), with optional text.
+    public static func assistant(_ text: String = "", toolCalls: [ToolCall]) -> Message {
+        Message(role: .assistant, content: text.isEmpty ? .parts([]) : .text(text), toolCalls: toolCalls)
+    }
+
+    /// The result of a tool call, answering the call with id `callID`.
+    public static func toolResult(callID: String, _ text: String) -> Message {
+        Message(role: .tool, content: .text(text), toolCallID: callID)
     }
 
     /// A user message with plain text.

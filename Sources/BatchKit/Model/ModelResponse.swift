@@ -24,6 +24,10 @@ public struct ModelResponse: Sendable, Hashable {
     /// One vector per input (embeddings), `nil` for chat.
     public var embeddings: [[Float]]?
     public var finishReason: FinishReason?
+    /// The tool calls of the answer, in order (empty when the model called none). Parsed by each
+    /// provider's decoder: OpenAI `message.tool_calls`, Anthropic `tool_use` blocks, Gemini
+    /// `functionCall` parts; ``finishReason`` is then ``FinishReason/toolCalls``.
+    public var toolCalls: [ToolCall]
     public var usage: Usage
     /// The model that answered, as the provider names it.
     public var model: String?
@@ -37,9 +41,11 @@ public struct ModelResponse: Sendable, Hashable {
 
     public init(
         text: String? = nil, embeddings: [[Float]]? = nil, finishReason: FinishReason? = nil,
-        usage: Usage = .zero, model: String? = nil, raw: JSONValue = .null, rateLimit: RateLimitInfo? = nil
+        usage: Usage = .zero, model: String? = nil, raw: JSONValue = .null, rateLimit: RateLimitInfo? = nil,
+        toolCalls: [ToolCall] = []
     ) {
         self.text = text
+        self.toolCalls = toolCalls
         self.embeddings = embeddings
         self.finishReason = finishReason
         self.usage = usage

@@ -22,11 +22,15 @@ package struct EncodedBatchItem: Sendable {
     package var data: Data
     /// Requests with different group keys never share a job (OpenAI: one model and endpoint per file).
     package var groupKey: String
+    /// The request's ``BatchRequest/metadata``, kept on this side (never in ``data``) and given
+    /// to the item's result. Set by the native run; backends leave it empty.
+    package var metadata: [String: String]
 
-    package init(id: String, data: Data, groupKey: String = "") {
+    package init(id: String, data: Data, groupKey: String = "", metadata: [String: String] = [:]) {
         self.id = id
         self.data = data
         self.groupKey = groupKey
+        self.metadata = metadata
     }
 }
 

@@ -44,7 +44,8 @@ final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
             return .failure(.validation("duplicate id \"\(request.id)\": ids must be unique within a run", field: "id"))
         }
         do {
-            let item = try backend.encode(request)
+            var item = try backend.encode(request)
+            item.metadata = request.metadata
             if item.data.count + 1 > limits.maxBytes {
                 return .failure(.validation("the request is \(item.data.count) bytes, over the \(limits.maxBytes)-byte job limit", field: "body"))
             }
@@ -70,7 +71,7 @@ final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
             switch encode(request, seen: &seen) {
             case .failure(let e):
                 books.totals.failed += 1
-                if !(await sink.emit(.item(BatchResult(id: request.id, outcome: .failure(e), attempts: 0, route: .none)))) {
+                if !(await sink.emit(.item(BatchResult(id: request.id, outcome: .failure(e), attempts: 0, route: .none, metadata: request.metadata)))) {
                     return await cancelled(tracked, books: books)
                 }
             case .success(let item):
@@ -101,7 +102,9 @@ final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
             let e = Self.submissionError(error)
             for item in items {
                 books.totals.failed += 1
-                if !(await sink.emit(.item(BatchResult(id: item.id, outcome: .failure(e), attempts: 0, route: .none)))) { return false }
+                if !(await sink.emit(.item(BatchResult(id: item.id, outcome: .failure(e), attempts: 0, route: .none, metadata: item.metadata)))) {
+                    return false
+                }
             }
             return true
         }
@@ -302,9 +305,10 @@ final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
         for attempt in 1...configuration.downloadAttempts {
             do {
                 lines = try await backend.downloadResults(of: local.job) { downloaded in
-                    let result = stamped(downloaded)
+                    var result = stamped(downloaded)
                     if local.knowsIDs {
                         guard let item = local.pending.removeValue(forKey: result.id) else { return }  // not ours, or reported already
+                        result.metadata = item.metadata
                         if mayResubmit, !result.isSuccess, result.error?.isRetryable == true {
                             localRetry.append(item)
                             return
@@ -358,7 +362,7 @@ final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
                 retry.append(item)
                 continue
             }
-            let r = stamped(BatchResult(id: id, outcome: .failure(missing), attempts: 1, route: .batch))
+            let r = stamped(BatchResult(id: id, outcome: .failure(missing), attempts: 1, route: .batch, metadata: item.metadata))
             count(r, into: &books)
             if !(await sink.emit(.item(r))) { return .failed(.cancelled()) }
         }

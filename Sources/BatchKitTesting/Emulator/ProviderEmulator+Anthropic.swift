@@ -84,7 +84,9 @@ extension ProviderEmulator {
             return rateLimitedResponse(decision, provider: .anthropic)
         }
         await modelCall()
-        let message = Self.anthropicAnswer(params: params, messageID: newID("msg_01", hexDigits: 22), serviceTier: "standard")
+        let message = withPromptCache {
+            Self.anthropicAnswer(params: params, messageID: newID("msg_01", hexDigits: 22), serviceTier: "standard", cache: &$0)
+        }
         var headers = rateLimitHeaders(decision, provider: .anthropic)
         headers["request-id"] = newID("req_01", hexDigits: 22)
         return .json(200, message, headers: headers)
@@ -148,14 +150,14 @@ extension ProviderEmulator {
         if o["stream"]?.boolValue == true {
             return inBatch ? "stream: streaming is not supported for batch requests" : "stream: the emulator does not stream"
         }
-        if let choice = o["tool_choice"], choice["type"]?.stringValue == "tool" {
-            let name = choice["name"]?.stringValue
-            let names = (o["tools"]?.arrayValue ?? []).compactMap { $0["name"]?.stringValue }
-            if name == nil || !names.contains(name!) {
-                return "tool_choice.name: Tool '\(name ?? "")' not found in tools"
+        if case .array(let blocks)? = o["system"] {
+            for (j, b) in blocks.enumerated() where b["type"] != "text" || b["text"]?.stringValue == nil {
+                return "system.\(j): Input should be a valid text block"
             }
+        } else if let system = o["system"], system.stringValue == nil {
+            return "system: Input should be a valid string or list of text blocks"
         }
-        return nil
+        return anthropicToolProblem(p)
     }
 
     /// The text of a request's system prompt and messages, for token counts and answers.
@@ -187,7 +189,7 @@ extension ProviderEmulator {
     /// A deterministic Message for a (valid) request: text from ``syntheticAnswer(prompt:maxTokens:)``,
     /// a `tool_use` block when a tool is forced, JSON text for `output_config.format`, stop
     /// sequences honoured.
-    static func anthropicAnswer(params p: JSONValue, messageID: String, serviceTier: String) -> JSONValue {
+    static func anthropicAnswer(params p: JSONValue, messageID: String, serviceTier: String, cache: inout EmulatorPromptCache) -> JSONValue {
         let prompt = anthropicPromptText(p)
         let maxTokens = p["max_tokens"]?.intValue
         let answer = syntheticAnswer(prompt: prompt, maxTokens: maxTokens)
@@ -215,6 +217,10 @@ extension ProviderEmulator {
             ]]
             stopReason = "tool_use"
             outputTokens = tokenCount(input.jsonString) + 10
+            if let maxTokens, outputTokens > maxTokens {
+                outputTokens = maxTokens
+                stopReason = "max_tokens"
+            }
         } else if p["output_config"]?["format"]?["type"]?.stringValue == "json_schema",
             let schema = p["output_config"]?["format"]?["schema"]
         {
@@ -235,13 +241,24 @@ extension ProviderEmulator {
             }
             content = [["type": "text", "text": .string(text)]]
         }
+        // Tool definitions are part of the prompt; a cache breakpoint splits it into written or
+        // read tokens and the rest.
+        var promptTokens = anthropicPromptTokens(p)
+        if let tools = p["tools"], !(tools.arrayValue ?? []).isEmpty { promptTokens += tokenCount(tools.jsonString) }
+        let cached = anthropicCacheUsage(p, cache: &cache)
+        let input = max(1, promptTokens - cached.write - cached.read)
         return [
             "id": .string(messageID), "type": "message", "role": "assistant",
             "model": p["model"] ?? "claude-emulated", "content": .array(content),
             "stop_reason": .string(stopReason), "stop_sequence": stopSequence,
             "usage": [
-                "input_tokens": .int(anthropicPromptTokens(p)), "output_tokens": .int(outputTokens),
-                "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "service_tier": .string(serviceTier),
+                "input_tokens": .int(input), "output_tokens": .int(outputTokens),
+                "cache_creation_input_tokens": .int(cached.write), "cache_read_input_tokens": .int(cached.read),
+                "cache_creation": [
+                    "ephemeral_5m_input_tokens": .int(cached.oneHour ? 0 : cached.write),
+                    "ephemeral_1h_input_tokens": .int(cached.oneHour ? cached.write : 0),
+                ],
+                "service_tier": .string(serviceTier),
             ],
         ]
     }

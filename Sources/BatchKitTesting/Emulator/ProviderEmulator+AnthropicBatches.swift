@@ -343,6 +343,8 @@ extension ProviderEmulator {
         let total = batch.items.count
         // Odd positions first, then even ones: a deterministic order that is not the input order.
         let order = Array(stride(from: 1, to: total, by: 2)) + Array(stride(from: 0, to: total, by: 2))
+        // Cache writes and reads in that order: the same for every download of the results.
+        var batchCache = EmulatorPromptCache()
         var out: [UInt8] = []
         out.reserveCapacity(total * 400)
         for (position, i) in order.enumerated() {
@@ -356,7 +358,7 @@ extension ProviderEmulator {
                 } else {
                     let message = Self.anthropicAnswer(
                         params: item.params, messageID: "msg_01" + Self.anthropicStableHex(id + item.customID, digits: 22),
-                        serviceTier: "batch")
+                        serviceTier: "batch", cache: &batchCache)
                     result = ["type": "succeeded", "message": message]
                 }
             } else {

@@ -190,6 +190,7 @@ extension ProviderEmulator {
 
     /// Why a `GenerateContentRequest` is invalid, as Gemini words it; `nil` when it is fine.
     static func geminiGenerateProblem(_ body: JSONValue) -> String? {
+        if let problem = geminiToolProblem(body) { return problem }
         guard let contents = gField(body, "contents")?.arrayValue, !contents.isEmpty else {
             return "* GenerateContentRequest.contents: contents is not specified"
         }
@@ -242,22 +243,46 @@ extension ProviderEmulator {
         let synthetic = Self.syntheticAnswer(prompt: prompt, maxTokens: maxOut)
         var text = synthetic.text
         var finish = synthetic.truncated ? "MAX_TOKENS" : "STOP"
+        var output = synthetic.outputTokens
         if Self.gField(config, "responseMimeType")?.stringValue == "application/json" {
             let schema = Self.gField(config, "responseJsonSchema") ?? Self.gField(config, "responseSchema")
             text = Self.geminiSampleJSON(schema, text: synthetic.text, depth: 0).jsonString
             finish = "STOP"
         }
+        var parts: [JSONValue] = [["text": .string(text)]]
+        if let function = Self.geminiForcedFunction(body) {
+            var seed: UInt64 = 0xcbf2_9ce4_8422_2325
+            for b in (prompt + function.name).utf8 { seed = (seed ^ UInt64(b)) &* 0x100_0000_01b3 }
+            let args = Self.anthropicSyntheticJSON(function.parameters, seed: seed)
+            // Gemini answers a forced call with the call alone and finish reason STOP.
+            parts = [["functionCall": ["name": .string(function.name), "args": args]]]
+            output = Self.tokenCount(args.jsonString) + 6
+            finish = "STOP"
+            if let maxOut, output > maxOut {
+                output = maxOut
+                finish = "MAX_TOKENS"
+            }
+        }
+        // A named cached content is part of the prompt, counted apart as cached.
+        var input = synthetic.inputTokens
+        var usage: [String: JSONValue] = [:]
+        if let name = Self.gField(body, "cachedContent")?.stringValue {
+            let cached = Self.geminiCachedContentTokens(name)
+            input += cached
+            usage["cachedContentTokenCount"] = .int(cached)
+            usage["cacheTokensDetails"] = [["modality": "TEXT", "tokenCount": .int(cached)]]
+        }
+        usage["promptTokenCount"] = .int(input)
+        usage["candidatesTokenCount"] = .int(output)
+        usage["totalTokenCount"] = .int(input + output)
+        usage["promptTokensDetails"] = [["modality": "TEXT", "tokenCount": .int(input)]]
         let modelID = model.split(separator: "/").last.map(String.init) ?? model
         return [
             "candidates": [[
-                "content": ["parts": [["text": .string(text)]], "role": "model"],
+                "content": ["parts": .array(parts), "role": "model"],
                 "finishReason": .string(finish), "index": 0,
             ]],
-            "usageMetadata": [
-                "promptTokenCount": .int(synthetic.inputTokens), "candidatesTokenCount": .int(synthetic.outputTokens),
-                "totalTokenCount": .int(synthetic.inputTokens + synthetic.outputTokens),
-                "promptTokensDetails": [["modality": "TEXT", "tokenCount": .int(synthetic.inputTokens)]],
-            ],
+            "usageMetadata": .object(usage),
             "modelVersion": .string(modelID),
             "responseId": .string(newID("", hexDigits: 22)),
         ]

@@ -110,6 +110,7 @@ extension ProviderEmulator {
         var embeddingInputs = 0
         var okPrefix = [0], inputPrefix = [0], outputPrefix = [0]
         let created = unixNow
+        var batchCache = EmulatorPromptCache()
         func lineError(_ code: String, _ message: String, param: String? = nil, line: Int?) {
             errors.append(["code": .string(code), "message": .string(message), "param": param.map(JSONValue.string) ?? .null,
                            "line": line.map(JSONValue.int) ?? .null])
@@ -156,7 +157,7 @@ extension ProviderEmulator {
             }
             if normalized == "/v1/embeddings" { embeddingInputs += Self.openAIInputs(lineBody["input"]).count }
             guard errors.isEmpty else { return }
-            let outcome = openAIOutcome(endpoint: normalized, body: lineBody, deployment: nil, created: created)
+            let outcome = openAIOutcome(endpoint: normalized, body: lineBody, deployment: nil, created: created, cache: &batchCache)
             okPrefix.append(okPrefix.last! + (outcome.isSuccess ? 1 : 0))
             inputPrefix.append(inputPrefix.last! + (outcome.isSuccess ? outcome.inputTokens : 0))
             outputPrefix.append(outputPrefix.last! + (outcome.isSuccess ? outcome.outputTokens : 0))
@@ -366,6 +367,7 @@ extension ProviderEmulator {
         var output = [UInt8]()
         var errorsOut = [UInt8]()
         var malformedLeft = 0
+        var batchCache = EmulatorPromptCache()
         if case .malformedResultLines(let n)? = b.fault { malformedLeft = n }
         var index = 0
         let unfinished: (code: String, message: String)? =
@@ -396,7 +398,7 @@ extension ProviderEmulator {
                 errorsOut.append(0x0A)
                 return
             }
-            let outcome = openAIOutcome(endpoint: endpoint, body: json["body"], deployment: nil, created: created)
+            let outcome = openAIOutcome(endpoint: endpoint, body: json["body"], deployment: nil, created: created, cache: &batchCache)
             if outcome.isSuccess {
                 if malformedLeft > 0 {
                     malformedLeft -= 1

@@ -40,7 +40,7 @@ extension ProviderEmulator {
             outcome = .failure(400,
                 "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON.)")
         } else {
-            outcome = openAIOutcome(endpoint: endpoint, body: json, deployment: deployment, created: unixNow)
+            outcome = withPromptCache { openAIOutcome(endpoint: endpoint, body: json, deployment: deployment, created: unixNow, cache: &$0) }
         }
         var headers = openAIHeaders()
         for f in rateLimitHeaders(decision, provider: .openAI) { headers[f.name] = f.value }
@@ -66,12 +66,12 @@ extension ProviderEmulator {
     }
 
     /// The answer to one request body for an endpoint (`/v1/...` form).
-    func openAIOutcome(endpoint: String, body: JSONValue?, deployment: String?, created: Int) -> OpenAIOutcome {
+    func openAIOutcome(endpoint: String, body: JSONValue?, deployment: String?, created: Int, cache: inout EmulatorPromptCache) -> OpenAIOutcome {
         guard let body, case .object = body else {
             return .failure(400, "The request body must be a JSON object.")
         }
         switch endpoint {
-        case "/v1/chat/completions": return openAIChat(body, deployment: deployment, created: created)
+        case "/v1/chat/completions": return openAIChat(body, deployment: deployment, created: created, cache: &cache)
         case "/v1/embeddings": return openAIEmbeddings(body, deployment: deployment)
         case "/v1/completions": return openAICompletion(body, deployment: deployment, created: created)
         case "/v1/responses": return openAIResponse(body, deployment: deployment, created: created)
@@ -102,7 +102,7 @@ extension ProviderEmulator {
 
     static let openAIRoles: Set<String> = ["system", "developer", "user", "assistant", "tool", "function"]
 
-    func openAIChat(_ body: JSONValue, deployment: String?, created: Int) -> OpenAIOutcome {
+    func openAIChat(_ body: JSONValue, deployment: String?, created: Int, cache: inout EmulatorPromptCache) -> OpenAIOutcome {
         let model: String
         switch Self.openAIModel(body, deployment: deployment) {
         case .success(let m): model = m
@@ -151,6 +151,9 @@ extension ProviderEmulator {
             return .failure(400, "Invalid 'temperature': decimal \(t > 2 ? "above maximum" : "below minimum") value. Expected a value \(t > 2 ? "<= 2" : ">= 0"), but got \(t) instead.",
                             param: "temperature", code: t > 2 ? "decimal_above_max_value" : "decimal_below_min_value")
         }
+        if let problem = Self.openAIToolProblem(body) {
+            return .failure(400, problem.message, param: problem.param, code: problem.code)
+        }
         let prompt = Self.openAIPrompt(body["messages"])
         var answer = Self.syntheticAnswer(prompt: prompt, maxTokens: maxTokens)
         var text = answer.text
@@ -159,14 +162,30 @@ extension ProviderEmulator {
             answer.outputTokens = Self.tokenCount(text)
             answer.truncated = false
         }
+        var message: JSONValue = ["role": "assistant", "content": .string(text), "refusal": nil, "annotations": []]
+        var finish = answer.truncated ? "length" : "stop"
+        if let tool = Self.openAIForcedTool(body) {
+            var seed: UInt64 = 0xcbf2_9ce4_8422_2325
+            for b in (prompt + tool.name).utf8 { seed = (seed ^ UInt64(b)) &* 0x100_0000_01b3 }
+            let arguments = Self.anthropicSyntheticJSON(tool.parameters, seed: seed).jsonString
+            message = [
+                "role": "assistant", "content": nil, "refusal": nil, "annotations": [],
+                "tool_calls": [[
+                    "id": .string("call_" + String(seed, radix: 36)), "type": "function",
+                    "function": ["name": .string(tool.name), "arguments": .string(arguments)],
+                ]],
+            ]
+            answer.outputTokens = Self.tokenCount(arguments) + 8
+            finish = "tool_calls"
+            if let maxTokens, answer.outputTokens > maxTokens {
+                answer.outputTokens = maxTokens
+                finish = "length"
+            }
+        }
+        let cached = Self.openAICachedTokens(body, cache: &cache)
         let n = max(1, body["n"]?.intValue ?? 1)
         let choices: [JSONValue] = (0..<n).map { i in
-            [
-                "index": .int(i),
-                "message": ["role": "assistant", "content": .string(text), "refusal": nil, "annotations": []],
-                "logprobs": nil,
-                "finish_reason": answer.truncated ? "length" : "stop",
-            ]
+            ["index": .int(i), "message": message, "logprobs": nil, "finish_reason": .string(finish)]
         }
         let output = answer.outputTokens * n
         return OpenAIOutcome(
@@ -180,7 +199,7 @@ extension ProviderEmulator {
                 "usage": [
                     "prompt_tokens": .int(answer.inputTokens), "completion_tokens": .int(output),
                     "total_tokens": .int(answer.inputTokens + output),
-                    "prompt_tokens_details": ["cached_tokens": 0, "audio_tokens": 0],
+                    "prompt_tokens_details": ["cached_tokens": .int(cached), "audio_tokens": 0],
                     "completion_tokens_details": ["reasoning_tokens": 0, "audio_tokens": 0, "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0],
                 ],
                 "service_tier": .string(body["service_tier"]?.stringValue ?? "default"),

@@ -316,14 +316,15 @@ extension ProviderEmulator {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
         for b in prompt.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
         let wanted = 4 + Int(h % 12)
+        // The "Echo(…): " head counts 4 tokens, each word one; `maxTokens` caps the whole answer.
         let limit = maxTokens.map { max(1, $0) } ?? Int.max
-        let count = min(wanted, limit)
+        let count = min(wanted, max(0, limit - 4))
         var rng = SplitMix64(seed: h)
         var parts: [String] = []
         parts.reserveCapacity(count)
         for _ in 0..<count { parts.append(words[Int(rng.next() % UInt64(words.count))]) }
-        let text = "Echo(\(String(h % 1_000_000, radix: 36))): " + parts.joined(separator: " ")
-        return (text, tokenCount(prompt), count + 4, count < wanted)
+        let text = "Echo(\(String(h % 1_000_000, radix: 36))):" + (parts.isEmpty ? "" : " " + parts.joined(separator: " "))
+        return (text, tokenCount(prompt), min(wanted + 4, limit), wanted + 4 > limit)
     }
 
     /// A deterministic unit-length embedding for a text: the same text gives the same vector,

@@ -40,6 +40,8 @@ public final class ProviderEmulator: Sendable {
     let openAIState = Mutex(OpenAIEmulatorState())
     let anthropicState = Mutex(AnthropicEmulatorState())
     let geminiState = Mutex(GeminiEmulatorState())
+    /// Prompt prefixes cached by real-time requests (ProviderEmulator+Tools.swift).
+    let promptCache = Mutex(EmulatorPromptCache())
 
     /// An emulator whose batch progress, rate windows and latency follow `clock`.
     public init<C: Clock>(configuration: EmulatorConfiguration = .init(), clock: C) where C.Duration == Duration {
