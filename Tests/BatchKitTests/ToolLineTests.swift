@@ -100,4 +100,22 @@ import Testing
         #expect(abs(try #require(file.cost(of: w, model: "m")) - 7) < 1e-9)
         #expect(!PriceTable.cachePricesAsOf.isEmpty)
     }
+
+    /// The Anthropic row of Docs/Tools.md's caching table: 1,000 requests sharing a 10,000-token
+    /// prefix, 200 tokens of question and 100 of answer each.
+    @Test func docsCachingExample() throws {
+        let prices = PriceTable.defaults
+        func total(_ usages: [Usage]) throws -> Double {
+            try usages.reduce(0) { $0 + (try #require(prices.cost(of: $1, model: "claude-haiku-4-5"))) }
+        }
+        let read = Usage(inputTokens: 10_200, outputTokens: 100, cachedInputTokens: 10_000)
+        let uncached = Array(repeating: Usage(inputTokens: 10_200, outputTokens: 100), count: 1000)
+        let realtime = [Usage(inputTokens: 10_200, outputTokens: 100, cacheWriteTokens: 10_000)] + Array(repeating: read, count: 999)
+        let batch = ([Usage(inputTokens: 10_200, outputTokens: 100, cacheWriteTokens: 10_000, cacheWrite1hTokens: 10_000)]
+            + Array(repeating: read, count: 999)).map(\.asBatch)
+        #expect(abs(try total(uncached) - 10.70) < 0.005)
+        #expect(abs(try total(realtime) - 1.7115) < 1e-9)
+        #expect(abs(try total(uncached.map(\.asBatch)) - 5.35) < 0.005)
+        #expect(abs(try total(batch) - 0.8595) < 1e-9)
+    }
 }
