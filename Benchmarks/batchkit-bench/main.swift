@@ -4,7 +4,7 @@ import Foundation
 // prints one JSON line on stdout, chatter goes to stderr. Add a scenario as a file with one
 // `func run...Benchmark() async` and a case here.
 
-let scenarios = ["executor", "memory", "emulator", "makespan", "makespan-tls", "ratelimit", "native", "jsonl", "chaos"]
+let scenarios = ["executor", "memory", "emulator", "makespan", "makespan-tls", "ratelimit", "native", "jsonl", "report", "chaos"]
 /// Scenarios left out when none is named (minutes long).
 let onlyOnRequest: Set<String> = ["chaos", "makespan-tls"]
 let wanted = CommandLine.arguments.count > 1
@@ -27,13 +27,14 @@ for name in wanted {
             FileHandle.standardError.write(Data("chaos benchmark failed: \(error)\n".utf8))
             exit(1)
         }
-    case "makespan", "makespan-tls", "ratelimit", "native", "jsonl":
+    case "makespan", "makespan-tls", "ratelimit", "native", "jsonl", "report":
         do {
             switch name {
             case "makespan": try await runMakespanBenchmark()
             case "makespan-tls": try await runTLSMakespanBenchmark()
             case "ratelimit": try await runRateLimitBenchmark()
             case "jsonl": try await runJSONLBenchmark()
+            case "report": try await runReportBenchmark()
             default: try await runNativeBenchmark()
             }
         } catch {

@@ -87,7 +87,7 @@ public struct BatchReport: Sendable {
     }
 
     /// The prices used for lines that carry no `cost`, and for the other-mode cost.
-    public var prices: PriceTable
+    public let prices: PriceTable
     /// The files read, in order.
     public private(set) var sources: [String] = []
     /// Lines counted.
@@ -111,6 +111,8 @@ public struct BatchReport: Sendable {
     private var errorCounts: [String: ErrorCount] = [:]
     private var modelRoutes: [String: ModelRoute] = [:]
     private var jobSpans: [String: JobSpan] = [:]
+    /// The price of each model seen (a table lookup may scan every key for a prefix).
+    private var priceCache: [String: PriceTable.Price?] = [:]
     /// Items of jobs beyond ``maxKeys``.
     public private(set) var jobsLeftOut = 0
 
@@ -263,7 +265,13 @@ public struct BatchReport: Sendable {
         var entry = modelRoutes[key] ?? ModelRoute(model: name, route: route)
         entry.requests += 1
         entry.usage += usage
-        let price = prices.price(for: model)
+        let price: PriceTable.Price?
+        if let cached = priceCache[model] {
+            price = cached
+        } else {
+            price = prices.price(for: model)
+            if priceCache.count < Self.maxKeys { priceCache[model] = price }
+        }
         if let c = recordedCost ?? price?.cost(of: usage) {
             entry.cost += c
         } else if usage != .zero {
