@@ -39,7 +39,13 @@ enum ResultsCommand: Subcommand {
                     continue
                 }
                 var buffer = [UInt8]()
-                try await backend.results(of: job) { result in
+                // Placed in the job for `batchkit report`: from its creation to when it was seen ended.
+                let seen = Date()
+                try await backend.results(of: job) { downloaded in
+                    var result = downloaded
+                    result.jobID = job.id
+                    result.startedAt = job.createdAt.map { min($0, seen) }
+                    result.endedAt = seen
                     if result.isSuccess { succeeded += 1 } else { failed += 1 }
                     buffer.append(contentsOf: result.outputLineBytes())
                     buffer.append(0x0A)

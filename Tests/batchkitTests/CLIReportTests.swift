@@ -82,6 +82,24 @@ struct CLIReportTests {
         }
     }
 
+    @Test func resultsOfASubmittedJobArePlacedInTheJob() async throws {
+        let dir = try TempDir()
+        try dir.write("in.jsonl", Fixtures.chatLines(6))
+        try await withEmulator { _, url in
+            let submit = try await CLI.run(["submit", "in.jsonl", "--base-url", url], in: dir.url, environment: Self.environment)
+            let jobID = submit.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(submit.status == 0 && jobID.hasPrefix("batch_"), "\(submit.stderr)")
+            let results = try await CLI.run(["results", jobID, "--output", "res.jsonl", "--base-url", url], in: dir.url, environment: Self.environment)
+            #expect(results.status == 0, "\(results.stderr)")
+            let lines = try Fixtures.outputLines(dir.file("res.jsonl"))
+            #expect(lines.count == 6)
+            #expect(lines.allSatisfy { $0["batchkit"]?["job_id"]?.stringValue == jobID && $0["batchkit"]?["ended_at"]?.intValue != nil })
+            let report = try await CLI.run(["report", "res.jsonl", "--html", "r.html"], in: dir.url)
+            #expect(report.status == 0, "\(report.stderr)")
+            #expect(try Self.elements(dir.file("r.html"), having: "data-job").map { $0.attributes["data-job"] } == [jobID])
+        }
+    }
+
     @Test func anInterruptedRunStillWritesItsReport() async throws {
         let dir = try TempDir()
         try dir.write("in.jsonl", Fixtures.chatLines(12))
