@@ -89,6 +89,7 @@ extension ProviderEmulator {
         }
         var headers = rateLimitHeaders(decision, provider: .anthropic)
         headers["request-id"] = newID("req_01", hexDigits: 22)
+        if params["stream"]?.boolValue == true { return Self.eventStream(Self.anthropicStream(message), headers: headers) }
         return .json(200, message, headers: headers)
     }
 
@@ -147,9 +148,8 @@ extension ProviderEmulator {
             if v < 0 || v > 1 { return "temperature: Input should be less than or equal to 1" }
         }
         if let s = o["stop_sequences"], s.arrayValue == nil { return "stop_sequences: Input should be a valid list" }
-        if o["stream"]?.boolValue == true {
-            return inBatch ? "stream: streaming is not supported for batch requests" : "stream: the emulator does not stream"
-        }
+        if let stream = o["stream"], stream.boolValue == nil { return "stream: Input should be a valid boolean" }
+        if inBatch, o["stream"]?.boolValue == true { return "stream: streaming is not supported for batch requests" }
         if case .array(let blocks)? = o["system"] {
             for (j, b) in blocks.enumerated() where b["type"] != "text" || b["text"]?.stringValue == nil {
                 return "system.\(j): Input should be a valid text block"

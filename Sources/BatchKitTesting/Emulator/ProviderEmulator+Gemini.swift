@@ -67,6 +67,8 @@ extension ProviderEmulator {
         switch (request.method, route.area, parts.first, parts.count, route.verb) {
         case ("POST", "", "models"?, 2, "generateContent"), ("POST", "", "tunedModels"?, 2, "generateContent"):
             return await geminiGenerateContent(request, key: key, model: route.resource)
+        case ("POST", "", "models"?, 2, "streamGenerateContent"), ("POST", "", "tunedModels"?, 2, "streamGenerateContent"):
+            return await geminiGenerateContent(request, key: key, model: route.resource, stream: true)
         case ("POST", "", "models"?, 2, "embedContent"):
             return await geminiEmbedContent(request, key: key, model: route.resource)
         case ("POST", "", "models"?, 2, "batchEmbedContents"):
@@ -101,7 +103,7 @@ extension ProviderEmulator {
     // MARK: - Real time
 
     /// `POST models/{m}:generateContent`.
-    func geminiGenerateContent(_ r: EmulatorRequest, key: String, model: String) async -> EmulatorResponse {
+    func geminiGenerateContent(_ r: EmulatorRequest, key: String, model: String, stream: Bool = false) async -> EmulatorResponse {
         let body: JSONValue
         switch geminiParseBody(r) {
         case .success(let b): body = b
@@ -117,6 +119,10 @@ extension ProviderEmulator {
         await modelCall()
         guard decision.allowed else { return rateLimitedResponse(decision, provider: .gemini) }
         let answer = geminiAnswer(body, model: model)
+        if stream {
+            let (data, contentType) = Self.geminiStream(answer, sse: r.query["alt"] == "sse")
+            return .bytes(data, contentType: contentType)
+        }
         return .json(200, answer)
     }
 
@@ -190,6 +196,8 @@ extension ProviderEmulator {
 
     /// Why a `GenerateContentRequest` is invalid, as Gemini words it; `nil` when it is fine.
     static func geminiGenerateProblem(_ body: JSONValue) -> String? {
+        // Streaming is an endpoint (`:streamGenerateContent`), not a field.
+        if body["stream"] != nil { return "Invalid JSON payload received. Unknown name \"stream\": Cannot find field." }
         if let problem = geminiToolProblem(body) { return problem }
         guard let contents = gField(body, "contents")?.arrayValue, !contents.isEmpty else {
             return "* GenerateContentRequest.contents: contents is not specified"

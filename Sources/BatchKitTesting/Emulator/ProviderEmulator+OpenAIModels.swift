@@ -44,6 +44,10 @@ extension ProviderEmulator {
         }
         var headers = openAIHeaders()
         for f in rateLimitHeaders(decision, provider: .openAI) { headers[f.name] = f.value }
+        if outcome.isSuccess, endpoint == "/v1/chat/completions", json?["stream"]?.boolValue == true {
+            let usage = json?["stream_options"]?["include_usage"]?.boolValue == true
+            return Self.eventStream(Self.openAIStream(outcome.body, includeUsage: usage), headers: headers)
+        }
         return .json(outcome.status, outcome.body, headers: headers)
     }
 
