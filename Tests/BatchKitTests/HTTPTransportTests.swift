@@ -89,7 +89,8 @@ struct HTTPTransportTests {
         let stall = StallingHandler()
         let server = try await EmulatorServer.start(handler: stall.handler)
         let transport = kind.make(defaultTimeout: .milliseconds(200))
-        await #expect(throws: URLError(.timedOut)) { _ = try await transport.send(HTTPRequest(url: server.baseURL)) }
+        let error = await #expect(throws: URLError.self) { _ = try await transport.send(HTTPRequest(url: server.baseURL)) }
+        #expect(error?.code == .timedOut)
         await server.shutdown()
     }
 
@@ -206,6 +207,67 @@ struct HTTPTransportTests {
                          String(describing: BatchError(wrapping: error))]
             for text in texts { #expect(!text.contains("AIza-secret"), "\(text)") }
             #expect(error is URLError)
+        }
+    }
+
+    /// A refused connection says so and names the host, through the transport's own error, the
+    /// wrapped `BatchError` and a provider connection's error; never a bare code like -1004.
+    @Test(arguments: TransportKind.allCases) func aRefusedConnectionSaysSoAndNamesTheHost(_ kind: TransportKind) async throws {
+        let url = URL(string: "http://127.0.0.1:1/v1/chat/completions?api-key=sk-secret")!
+        let error = await failure(of: kind, HTTPRequest(method: "POST", url: url, headers: ["Authorization": "Bearer sk-secret"]))
+        let urlError = try #require(error as? URLError)
+        #expect(urlError.code == .cannotConnectToHost)
+        let connection = ProviderConnection(
+            baseURL: URL(string: "http://127.0.0.1:1/v1")!, key: APIKey("sk-secret"), auth: .bearer, transport: kind.make(),
+            timeout: nil, decodeError: { s, _, _ in BatchError(.server, "HTTP \(s)") })
+        let viaConnection = connection.transportError(error, for: HTTPRequest(method: "POST", url: url))
+        for text in [urlError.localizedDescription, String(describing: BatchError(wrapping: error)), String(describing: viaConnection)] {
+            #expect(text.contains("refused"), "\(text)")
+            #expect(text.contains("127.0.0.1:1"), "\(text)")
+            #expect(!text.contains("-1004") && !text.contains("1004"), "\(text)")
+            #expect(!text.contains("sk-secret"), "\(text)")
+        }
+        #expect(BatchError(wrapping: error).code == .network)
+    }
+
+    /// A name that cannot resolve (the reserved `.invalid` top-level domain) says "DNS" and names it.
+    @Test(arguments: TransportKind.allCases) func anUnresolvableHostSaysDNSAndNamesIt(_ kind: TransportKind) async throws {
+        let url = URL(string: "http://batchkit-test.invalid:8080/v1/models?key=AIza-secret")!
+        var request = HTTPRequest(url: url)
+        request.timeout = .seconds(20)
+        let error = await failure(of: kind, request)
+        let urlError = try #require(error as? URLError)
+        #expect(urlError.code == .cannotFindHost || urlError.code == .dnsLookupFailed)
+        for text in [urlError.localizedDescription, String(describing: BatchError(wrapping: error))] {
+            #expect(text.contains("DNS"), "\(text)")
+            #expect(text.contains("batchkit-test.invalid:8080"), "\(text)")
+            #expect(!text.contains("AIza-secret"), "\(text)")
+            #expect(!text.contains("-1003"), "\(text)")
+        }
+    }
+
+    /// A server that never answers: the timeout names the host.
+    @Test(arguments: TransportKind.allCases) func aTimeoutNamesTheHost(_ kind: TransportKind) async throws {
+        let stalling = StallingHandler()
+        let server = try await EmulatorServer.start(handler: stalling.handler)
+        var request = HTTPRequest(url: server.baseURL.appendingPathComponent("slow"))
+        request.timeout = .milliseconds(300)
+        let error = await failure(of: kind, request)
+        await server.shutdown()
+        let batchError = BatchError(wrapping: error)
+        #expect(batchError.code == .timeout)
+        let host = "127.0.0.1:\(server.baseURL.port ?? 0)"
+        #expect(batchError.description.contains("timed out waiting for \(host)"), "\(batchError)")
+    }
+
+    /// The error `request` fails with (a success is recorded as an issue).
+    private func failure(of kind: TransportKind, _ request: HTTPRequest) async -> any Error {
+        do {
+            _ = try await kind.make().send(request)
+            Issue.record("expected \(request.url) to fail")
+            return CancellationError()
+        } catch {
+            return error
         }
     }
 }

@@ -136,9 +136,11 @@ extension BatchError {
         if error is CancellationError { self = .cancelled(); return }
         if let u = error as? URLError {
             switch u.code {
-            case .timedOut: self = BatchError(.timeout, "the request timed out")
+            case .timedOut: self = BatchError(.timeout, u.readableMessage)
             case .cancelled: self = .cancelled()
-            default: self = BatchError(.network, "network error: \(u.code.readableDescription)")
+            // What happened and the host, when the transport named it: "connection refused by
+            // 127.0.0.1:1 (...)", "DNS lookup failed: the host name x.invalid does not resolve".
+            default: self = BatchError(.network, u.readableMessage)
             }
             return
         }

@@ -80,8 +80,9 @@ final class PlainHTTPResolver: Sendable {
         var list: UnsafeMutablePointer<addrinfo>?
         let host = endpoint.host.hasPrefix("[") && endpoint.host.hasSuffix("]")
             ? String(endpoint.host.dropFirst().dropLast()) : endpoint.host
-        guard getaddrinfo(host, String(endpoint.port), &hints, &list) == 0, let first = list else {
-            throw URLError(.cannotFindHost)
+        let status = getaddrinfo(host, String(endpoint.port), &hints, &list)
+        guard status == 0, let first = list else {
+            throw URLError(.cannotFindHost, userInfo: [URLError.detailKey: String(cString: gai_strerror(status)).lowercased()])
         }
         defer { freeaddrinfo(first) }
         var addresses: [PlainHTTPAddress] = []
@@ -360,11 +361,27 @@ final class PlainHTTPWorker {
         flush(connection)
     }
 
+    /// The error of a connection that no address accepted, with what the last attempt met
+    /// (`connect`'s or `SO_ERROR`'s errno) in words.
+    static func connectFailure(_ error: Int32) -> URLError {
+        let detail: String?
+        switch error {
+        case ECONNREFUSED: detail = "connection refused"
+        case ENETUNREACH: detail = "network unreachable"
+        case EHOSTUNREACH: detail = "host unreachable"
+        case ETIMEDOUT: detail = "the connection attempt timed out"
+        case 0: detail = nil
+        default: detail = String(cString: strerror(error)).lowercased()
+        }
+        return URLError(.cannotConnectToHost, userInfo: detail.map { [URLError.detailKey: $0] } ?? [:])
+    }
+
     /// Opens a non-blocking socket to the first of the job's addresses from `index` on that
     /// accepts or may still accept; fails the job when none does (and returns `false`).
     @discardableResult
-    private func open(for job: PlainHTTPJob, from index: Int) -> Bool {
+    private func open(for job: PlainHTTPJob, from index: Int, lastError: Int32 = 0) -> Bool {
         var index = index
+        var lastError = lastError
         while index < job.addresses.count {
             let address = job.addresses[index]
             let fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
@@ -388,10 +405,11 @@ final class PlainHTTPWorker {
                 if !connection.connecting { connected(connection) }
                 return true
             }
+            lastError = errno
             _ = Glibc.close(fd)
             index += 1
         }
-        job.continuation.resume(throwing: URLError(.cannotConnectToHost))
+        job.continuation.resume(throwing: Self.connectFailure(lastError))
         return false
     }
 
@@ -558,7 +576,7 @@ final class PlainHTTPWorker {
                 // The slot passes to the next address; if none connects, to whoever waits.
                 connection.job = nil
                 release(connection)
-                if !open(for: job, from: connection.addressIndex + 1) { serveWaiting(for: job.endpoint) }
+                if !open(for: job, from: connection.addressIndex + 1, lastError: error) { serveWaiting(for: job.endpoint) }
                 return
             }
             connection.connecting = false

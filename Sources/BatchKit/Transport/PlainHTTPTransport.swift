@@ -31,7 +31,8 @@ import FoundationNetworking
 ///   a fresh one (only if not a byte of an answer had arrived);
 /// - redirects (301, 302, 303, 307, 308) are followed, dropping the API key (key headers and
 ///   `key=` query items) when scheme, host or port change, like ``URLSessionTransport``;
-/// - failures are thrown as plain `URLError(code)` values without URLs.
+/// - failures are thrown as `URLError(code)` values whose description says what happened and
+///   names the host and port, never the path or query (which may hold a key).
 ///
 /// Everything else goes to the `fallback` transport (``URLSessionTransport`` unless given):
 /// `https://` URLs when OpenSSL cannot be loaded (or ``Configuration/handlesHTTPS`` is off),
@@ -119,7 +120,12 @@ public struct PlainHTTPTransport: HTTPTransport {
                 request.timeout = max(.milliseconds(1), deadline - ContinuousClock.now)
                 return try await core.fallback.send(request)
             }
-            let response = try await core.exchange(request, deadline: deadline)
+            let response: HTTPResponse
+            do {
+                response = try await core.exchange(request, deadline: deadline)
+            } catch let e as URLError {
+                throw e.naming(request.url)
+            }
             guard let next = Self.redirect(request, response) else { return response }
             hops += 1
             guard hops <= core.configuration.maximumRedirects else { throw URLError(.httpTooManyRedirects) }

@@ -260,8 +260,9 @@ package struct ProviderConnection: Sendable, CustomStringConvertible, CustomRefl
             return redact(e)
         case let e as URLError:
             if e.code == .cancelled, Task.isCancelled { return CancellationError() }
-            if e.code == .timedOut { return BatchError(.timeout, "\(request.description) timed out") }
-            return BatchError(.network, "\(request.description) failed: \(e.code.readableDescription)", isRetryable: true)
+            let named = e.naming(request.url)
+            if e.code == .timedOut { return BatchError(.timeout, "\(request.description): \(named.readableMessage)") }
+            return BatchError(.network, "\(request.description) failed: \(named.readableMessage)", isRetryable: true)
         default:
             if Task.isCancelled { return CancellationError() }
             return BatchError(.network, redact("\(request.description) failed: \(error)"), isRetryable: true)

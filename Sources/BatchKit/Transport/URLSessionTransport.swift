@@ -16,7 +16,8 @@ import FoundationNetworking
 ///   ``HTTPRequest/downloadsToFile`` are downloaded to a temporary file that the caller owns.
 /// - A redirect to another scheme, host or port drops the API key: `Authorization`, `x-api-key`,
 ///   `api-key`, `x-goog-api-key` and any `key=` query item.
-/// - Failures are thrown as plain `URLError(code)` values without URLs, so no key in a query can
+/// - Failures are thrown as `URLError(code)` values naming the host (and port) but never the URL
+///   (see `URLError.readableMessage`), so no key in a query can
 ///   leak through an error; ``BatchError/init(wrapping:)`` maps them.
 ///
 /// ```swift
@@ -321,12 +322,14 @@ private final class Exchange: Sendable {
             s.body = Data()
             let result: Result<HTTPResponse, any Error>
             if s.timedOut {
-                result = .failure(URLError(.timedOut))
+                result = .failure(URLError.naming(.timedOut, url: task.originalRequest?.url))
             } else if s.cancelled {
                 result = .failure(CancellationError())
             } else if let error {
                 // A TLS failure becomes a readable, non-retryable `.tls` error naming the host.
-                result = .failure(TLSFailure.fromURLSession(error, url: task.originalRequest?.url) ?? Self.sanitized(error))
+                result = .failure(
+                    TLSFailure.fromURLSession(error, url: task.originalRequest?.url)
+                        ?? Self.sanitized(error, url: task.originalRequest?.url))
             } else if let response {
                 if s.fileFailed {
                     result = .failure(URLError(.cannotMoveFile))
@@ -347,13 +350,13 @@ private final class Exchange: Sendable {
         continuation?.resume(with: result)
     }
 
-    /// A `URLError` with its code only: its user info may hold the request URL, whose query may
-    /// hold a key.
-    private static func sanitized(_ error: any Error) -> any Error {
-        if let urlError = error as? URLError { return URLError(urlError.code) }
+    /// A `URLError` with its code and the host of `url` only: URLSession's user info may hold the
+    /// request URL, whose query may hold a key.
+    private static func sanitized(_ error: any Error, url: URL?) -> any Error {
+        if let urlError = error as? URLError { return URLError.naming(urlError.code, url: url) }
         let ns = error as NSError
-        if ns.domain == NSURLErrorDomain { return URLError(URLError.Code(rawValue: ns.code) ?? .unknown) }
-        return URLError(.unknown)
+        if ns.domain == NSURLErrorDomain { return URLError.naming(URLError.Code(rawValue: ns.code) ?? .unknown, url: url) }
+        return URLError.naming(.unknown, url: url)
     }
 
     private static func headers(of response: HTTPURLResponse) -> HTTPHeaders {
