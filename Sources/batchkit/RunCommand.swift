@@ -13,7 +13,7 @@ enum RunCommand: Subcommand {
                             [--provider openai|anthropic|gemini] [--base-url URL] [--model M]
                             [--concurrency N] [--rpm N] [--tpm N] [--deadline 2h] [--shard i/n]
                             [--api-key-env NAME] [--retry-failed] [--max-consecutive-failures N]
-                            [--report REPORT.html]
+                            [--report REPORT.html] [--max-cost USD]
 
         Reads OpenAI batch input lines ({"custom_id","method","url","body"}), lazily, and writes one
         OpenAI batch output line per request to OUT.jsonl as each finishes. OUT.jsonl is also the
@@ -37,6 +37,11 @@ enum RunCommand: Subcommand {
                                --rpm and --tpm are divided by n
           --poll-interval D    native: first wait between status polls (default 10s)
           --prices FILE        JSON price table merged over the built-in prices
+          --max-cost USD       spend at most USD in this run (realtime, native): a request (realtime)
+                               or job (native) whose estimated cost (prompt + max_tokens) could take
+                               spending over it is not sent and fails as budget_exceeded; rerun
+                               with a larger --max-cost and --retry-failed to run those. Every model
+                               needs a price (built in or from --prices); divided by n with --shard
           --retry-failed       run again the ids whose last result in OUT.jsonl failed
           --max-consecutive-failures N
                                stop starting requests once N results in a row failed the same
@@ -63,7 +68,7 @@ enum RunCommand: Subcommand {
     static let spec = ArgumentSpec(
         options: ProviderOptions.optionNames.union([
             "output", "mode", "model", "concurrency", "rpm", "tpm", "deadline", "shard", "poll-interval", "prices",
-            "progress-interval", "max-consecutive-failures", "report",
+            "progress-interval", "max-consecutive-failures", "report", "max-cost",
         ]),
         flags: ["retry-failed"], maxPositional: 1)
 
@@ -93,6 +98,10 @@ enum RunCommand: Subcommand {
         if let model, model.isEmpty { throw UsageError("option '--model' needs a non-empty value") }
         let prices = try loadPrices(arguments)
         let provider = try ProviderOptions(arguments)
+        let maxCost = try arguments.double("max-cost").map { $0 / Double(shardCount) }
+        if maxCost != nil, mode == .hybrid {
+            throw UsageError("--max-cost applies to --mode realtime or native (hybrid runs are not budgeted yet)")
+        }
 
         // 1. Check the whole input before anything is sent or written.
         let inputURL = URL(fileURLWithPath: inputPath)
@@ -102,10 +111,24 @@ enum RunCommand: Subcommand {
         }
         let reader = BatchRequestFileReader(url: inputURL, displayName: inputPath)
         var shardIDs = 0
+        /// Models without a price, when a budget needs every price.
+        var unpriced = Set<String>()
         do throws(BatchError) {
-            try reader.validate { line in if shard?.contains(line.request.id) ?? true { shardIDs += 1 } }
+            try reader.validate { line in
+                guard shard?.contains(line.request.id) ?? true else { return }
+                shardIDs += 1
+                if maxCost != nil {
+                    let name = model ?? line.request.model ?? "(none)"
+                    if prices.price(for: name) == nil { unpriced.insert(name) }
+                }
+            }
         } catch {
             throw CommandFailure(error)
+        }
+        if !unpriced.isEmpty {
+            throw CommandFailure(
+                "--max-cost needs the price of every model, and there is none for: \(unpriced.sorted().joined(separator: ", ")) "
+                    + "(give prices with --prices FILE); nothing was sent")
         }
 
         // 2. Open the output (the journal), repairing a line cut by a crash.
@@ -148,7 +171,7 @@ enum RunCommand: Subcommand {
                 client: provider.client(),
                 configuration: .init(
                     maxConcurrency: concurrency, requestsPerMinute: rpm, tokensPerMinute: tpm, priceTable: prices,
-                    maxConsecutiveFailures: maxConsecutiveFailures))
+                    maxConsecutiveFailures: maxConsecutiveFailures, maxCost: maxCost))
             failure = await drain(
                 processor.stopping(on: interruption).journaled(journal).processAsync(requests), stats: &stats, display: display,
                 model: defaultModel)
@@ -163,7 +186,7 @@ enum RunCommand: Subcommand {
                     // A signal cancels the run: jobs are left running (recorded in the jobs file)
                     // for the rerun to collect. Hybrid cancels its jobs at the deadline itself.
                     cancelsRemoteJobsOnCancellation: false, priceTable: prices,
-                    reportsUnfinishedAtMaxWait: false
+                    reportsUnfinishedAtMaxWait: false, maxCost: maxCost
                 ).withLedger(jobFile))
 
             // Jobs an earlier run may have created without recording them, and duplicates.
@@ -257,7 +280,7 @@ enum RunCommand: Subcommand {
         printLine(
             ProgressDisplay.summary(
                 stats, skipped: skipped, duration: duration, prices: prices,
-                mode: mode.rawValue + (shard.map { " (shard \($0))" } ?? ""), output: outputPath))
+                mode: mode.rawValue + (shard.map { " (shard \($0))" } ?? ""), output: outputPath, budget: maxCost))
         if let reportPath = arguments.string("report") {
             await writeRunReport(to: reportPath, outputPath: outputPath, stats: stats, prices: prices)
         }

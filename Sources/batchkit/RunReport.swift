@@ -168,7 +168,8 @@ final class ProgressDisplay {
 
     /// The table printed at the end of a run.
     static func summary(
-        _ s: RunStats, skipped: Int, duration: Duration, prices: PriceTable, mode: String, output: String?
+        _ s: RunStats, skipped: Int, duration: Duration, prices: PriceTable, mode: String, output: String?,
+        budget: Double? = nil
     ) -> String {
         var rows: [[String]] = []
         rows.append(["mode", mode])
@@ -193,6 +194,13 @@ final class ProgressDisplay {
             rows.append(["  all batch", formatDollars(c.batch)])
         } else {
             rows.append(["cost", "- (no price for the models used)"])
+        }
+        if let budget {
+            var text = "\(formatDollars(s.costs(prices)?.actual ?? 0)) spent of \(formatDollars(budget))"
+            if let refused = s.failuresByCode[BatchError.Code.budgetExceeded.rawValue], refused > 0 {
+                text += "; \(formatCount(refused)) request(s) not sent (budget_exceeded: rerun with a larger --max-cost and --retry-failed)"
+            }
+            rows.append(["budget", text])
         }
         rows.append(["duration", formatDuration(duration)])
         if !s.jobs.isEmpty {

@@ -67,6 +67,14 @@ public struct ConcurrentProcessor<C: Clock>: Processor where C.Duration == Durat
         /// in flight finish and get their items, requests never started get none (over a
         /// ``Journal`` a rerun sends them).
         public var maxConsecutiveFailures: Int?
+        /// A spending limit in dollars for each run; `nil` for none. Each request reserves its
+        /// estimated real-time cost (prompt estimate + `maxTokens`, priced by ``priceTable`` or
+        /// ``PriceTable/defaults``) before it is sent and settles on the usage its answer reports; a
+        /// request that could take spending over the limit is not started and fails with
+        /// ``BatchError/Code/budgetExceeded``. A request of a model without a price fails
+        /// validation. What an answer without usage cost is taken to be its estimate, and so is a
+        /// request that failed without an HTTP answer (a timeout may still be billed).
+        public var maxCost: Double?
 
         public init(
             maxConcurrency: Int = 16, requestsPerMinute: Int? = nil, tokensPerMinute: Int? = nil,
@@ -75,7 +83,7 @@ public struct ConcurrentProcessor<C: Clock>: Processor where C.Duration == Durat
             timeout: Duration? = nil, defaultMaxOutputTokens: Int = 256, eventBufferSize: Int = 64,
             progressInterval: Duration = .milliseconds(500), priceTable: PriceTable? = nil,
             classifyError: (@Sendable (any Error) -> BatchError)? = nil, duplicateIDCheck: DuplicateIDCheck = .automatic,
-            maxConsecutiveFailures: Int? = nil
+            maxConsecutiveFailures: Int? = nil, maxCost: Double? = nil
         ) {
             self.maxConcurrency = max(1, maxConcurrency)
             self.requestsPerMinute = requestsPerMinute
@@ -95,6 +103,7 @@ public struct ConcurrentProcessor<C: Clock>: Processor where C.Duration == Durat
             self.classifyError = classifyError
             self.duplicateIDCheck = duplicateIDCheck
             self.maxConsecutiveFailures = maxConsecutiveFailures
+            self.maxCost = maxCost
         }
     }
 
@@ -167,6 +176,8 @@ final class ConcurrentRun<C: Clock>: Sendable where C.Duration == Duration {
     let timeouts: TimeoutScheduler<C>?
     /// Stops new starts after a run of identical systematic failures, when configured.
     let breaker: FailureBreaker?
+    /// The run's spending limit, when `maxCost` is set.
+    let budget: CostBudget?
 
     init(client: any ModelClient, configuration: ConcurrentProcessor<C>.Configuration, clock: C) {
         self.client = client
@@ -181,6 +192,7 @@ final class ConcurrentRun<C: Clock>: Sendable where C.Duration == Duration {
         self.rng = Mutex(UInt64.random(in: 1...UInt64.max))
         self.timeouts = configuration.timeout.map { TimeoutScheduler(timeout: $0, clock: clock) }
         self.breaker = configuration.maxConsecutiveFailures.flatMap { $0 > 0 ? FailureBreaker(threshold: $0) : nil }
+        self.budget = configuration.maxCost.map { CostBudget(limit: $0) }
     }
 
     func random() -> Double {
@@ -297,11 +309,29 @@ final class ConcurrentRun<C: Clock>: Sendable where C.Duration == Duration {
         let started = clock.now
         var attempt = 0
         var rateLimited = 0
+        // The budget's price and estimate for this request (real-time prices).
+        var spending: (price: PriceTable.Price, estimate: Double)?
+        if budget != nil {
+            let prices = configuration.priceTable ?? .defaults
+            guard let model = request.model, let price = prices.price(for: model) else {
+                let error = BatchError.validation(
+                    "no price for model \(request.model ?? "(none)"): a budget (maxCost) needs the price of every model; add it to the price table",
+                    field: "model")
+                return finish(request, .failure(error), attempt: 0, started: started, rateLimited: 0)
+            }
+            spending = (price, price.cost(of: Usage(inputTokens: cost.inputTokens, outputTokens: cost.outputTokens)))
+        }
         while true {
             attempt += 1
+            if let budget, let spending, !budget.reserve(spending.estimate) {
+                return finish(
+                    request, .failure(budget.exceededError(estimate: spending.estimate)), attempt: attempt - 1, started: started,
+                    rateLimited: rateLimited)
+            }
             do {
                 try await limiter.acquire(cost)
             } catch {
+                if let spending { budget?.settle(reserved: spending.estimate, actual: 0) }
                 return finish(request, .failure(.cancelled()), attempt: attempt - 1, started: started, rateLimited: rateLimited)
             }
             let error: BatchError
@@ -314,10 +344,18 @@ final class ConcurrentRun<C: Clock>: Sendable where C.Duration == Duration {
                     limiter.settle(estimated: cost, actualInput: response.usage.inputTokens, actualOutput: response.usage.outputTokens)
                 }
                 if let info = response.rateLimit { limiter.observe(info) }
+                if let spending {
+                    // An answer without usage keeps its estimate as spent.
+                    let actual = response.usage.totalTokens > 0 ? spending.price.cost(of: response.usage) : spending.estimate
+                    budget?.settle(reserved: spending.estimate, actual: actual)
+                }
                 adaptive.recordSuccess()
                 return finish(request, .success(response), attempt: attempt, started: started, rateLimited: rateLimited)
             } catch let e {
                 error = classify(e)
+                // An HTTP error answer is not billed; a failure without an answer (a timeout, a
+                // dropped connection) may have been: its estimate stays spent.
+                if let spending { budget?.settle(reserved: spending.estimate, actual: error.httpStatus == nil && error.code != .cancelled ? spending.estimate : 0) }
             }
             if error.code == .cancelled || Task.isCancelled {
                 limiter.refund(cost)

@@ -43,6 +43,9 @@ public struct BatchError: Error, Sendable, CustomStringConvertible {
         /// BatchKit refused the request before sending it (bad input, duplicate id, a field the
         /// provider cannot express).
         public static let validation = Code(rawValue: "validation")
+        /// The request was not started: its estimated cost could take spending over the run's
+        /// budget (`maxCost`). Not retried within the run; rerun with a larger budget.
+        public static let budgetExceeded = Code(rawValue: "budget_exceeded")
 
         /// Whether failures of this code are worth retrying by default.
         public var isRetryableByDefault: Bool {

@@ -62,13 +62,21 @@ public struct NativeBatchProcessor<C: Clock>: Processor where C.Duration == Dura
         /// default), or leave them unreported, to be collected later by ``attach(_:expecting:)``
         /// (what `batchkit run --mode native --deadline` does).
         public var reportsUnfinishedAtMaxWait: Bool
+        /// A spending limit in dollars for each run; `nil` for none. Each job's estimated cost (its
+        /// requests' prompt estimates + `maxTokens`, at batch prices from ``priceTable`` or
+        /// ``PriceTable/defaults``) is reserved before it is created; a job whose estimate exceeds
+        /// what remains is not created, and its requests fail with
+        /// ``BatchError/Code/budgetExceeded``. A request of a model without a price fails
+        /// validation. Reservations are kept (estimates are upper bounds when requests set
+        /// `maxTokens`); resubmissions reuse the reservation of their first job.
+        public var maxCost: Double?
 
         public init(
             pollInterval: Duration = .seconds(15), maxPollInterval: Duration = .seconds(300), pollBackoff: Double = 1.5,
             maxWait: Duration? = nil, resubmit: ResubmitPolicy = .none, cancelsRemoteJobsOnCancellation: Bool = true,
             limits: BatchLimits? = nil, metadata: [String: String] = [:], priceTable: PriceTable? = nil,
             eventBufferSize: Int = 256, downloadAttempts: Int = 5, createAttempts: Int = 4,
-            reportsUnfinishedAtMaxWait: Bool = true
+            reportsUnfinishedAtMaxWait: Bool = true, maxCost: Double? = nil
         ) {
             self.pollInterval = pollInterval
             self.maxPollInterval = maxPollInterval
@@ -84,6 +92,7 @@ public struct NativeBatchProcessor<C: Clock>: Processor where C.Duration == Dura
             self.ledger = nil
             self.createAttempts = max(1, createAttempts)
             self.reportsUnfinishedAtMaxWait = reportsUnfinishedAtMaxWait
+            self.maxCost = maxCost
         }
 
         /// This configuration, recording job intents and jobs in `ledger`.

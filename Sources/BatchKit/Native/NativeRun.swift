@@ -64,24 +64,56 @@ final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
         var seen = Set<String>()
         var chunker = Chunker(limits: limits)
         var iterator = requests.makeAsyncIterator()
+        let budget = configuration.maxCost.map { CostBudget(limit: $0) }
+        /// The estimated batch cost of each item in a chunk not yet submitted (with a budget).
+        var estimates: [String: Double] = [:]
+        /// Submits `chunk` if its estimate fits what remains of the budget; otherwise fails its items.
+        func submitWithinBudget(_ chunk: [EncodedBatchItem]) async -> Bool {
+            if let budget {
+                let estimate = chunk.reduce(0) { $0 + (estimates.removeValue(forKey: $1.id) ?? 0) }
+                if !budget.reserve(estimate) {
+                    let e = budget.exceededError(estimate: estimate)
+                    for item in chunk {
+                        books.totals.failed += 1
+                        if !(await sink.emit(.item(BatchResult(id: item.id, outcome: .failure(e), attempts: 0, route: .none)))) { return false }
+                    }
+                    return true
+                }
+            }
+            return await submit(chunk, round: 0, tracked: &tracked, books: &books, sink: sink)
+        }
 
         // 1. Validate, split, submit.
         while let request = await iterator.next(isolation: nil) {
             if Task.isCancelled { return await cancelled(tracked, books: books) }
-            switch encode(request, seen: &seen) {
+            var encoded = encode(request, seen: &seen)
+            if budget != nil, case .success(let item) = encoded {
+                let prices = configuration.priceTable ?? .defaults
+                if let model = request.model, let price = prices.price(for: model) {
+                    let usage = Usage(
+                        inputTokens: TokenEstimator.inputTokens(request),
+                        outputTokens: TokenEstimator.outputTokens(request, default: CostEstimate.defaultOutputTokens))
+                    estimates[item.id] = price.cost(of: usage.asBatch)
+                } else {
+                    encoded = .failure(.validation(
+                        "no price for model \(request.model ?? "(none)"): a budget (maxCost) needs the price of every model; add it to the price table",
+                        field: "model"))
+                }
+            }
+            switch encoded {
             case .failure(let e):
                 books.totals.failed += 1
                 if !(await sink.emit(.item(BatchResult(id: request.id, outcome: .failure(e), attempts: 0, route: .none, metadata: request.metadata)))) {
                     return await cancelled(tracked, books: books)
                 }
             case .success(let item):
-                if let full = chunker.add(item), !(await submit(full, round: 0, tracked: &tracked, books: &books, sink: sink)) {
+                if let full = chunker.add(item), !(await submitWithinBudget(full)) {
                     return await cancelled(tracked, books: books)
                 }
             }
         }
         for chunk in chunker.drain() {
-            if !(await submit(chunk, round: 0, tracked: &tracked, books: &books, sink: sink)) { return await cancelled(tracked, books: books) }
+            if !(await submitWithinBudget(chunk)) { return await cancelled(tracked, books: books) }
         }
         seen = []
         // 2. Wait and collect.
