@@ -10,6 +10,10 @@ import Glibc
 ///
 /// Only the functions BatchKit calls are resolved; every pointer type is opaque. The constants
 /// below are the stable ABI values from OpenSSL 3's public headers.
+///
+/// `@unchecked Sendable`: every stored property is a `let` (C function pointers resolved once in
+/// `init` and never changed), and OpenSSL 3's functions are safe to call from any thread on
+/// distinct `SSL` objects; nothing mutable is shared.
 struct OpenSSLLibrary: @unchecked Sendable {
     // `@unchecked`: every stored property is an immutable C function pointer, resolved once.
 
