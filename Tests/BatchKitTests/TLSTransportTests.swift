@@ -185,5 +185,38 @@ struct TLSTransportTests {
         #expect(exempt.proxies("api.example.com", secure: true))
         #expect(!exempt.proxies("api.example.com", secure: false))
     }
+
+    /// OpenSSL writes its socket with write(2), which raises SIGPIPE when the peer has gone; the
+    /// default action of SIGPIPE ends the process (this is how whole test runs died). On a thread
+    /// that called `BrokenPipe.blockOnThisThread()`, as the transport's loop thread and the TLS
+    /// emulator's threads do, the handshake on a closed socket fails as an error instead. Without
+    /// the block this test kills the test process.
+    @Test func aTLSWriteToAClosedPeerFailsAndDoesNotKillTheProcess() async throws {
+        let library = try #require(OpenSSLLibrary.shared)
+        let context = try TLSContext(client: TLSFixtures.caBundle, library: library)
+        let (progress, signalWasRaised) = await withCheckedContinuation {
+            (continuation: CheckedContinuation<(TLSSession.Progress?, Bool), Never>) in
+            Thread {
+                BrokenPipe.blockOnThisThread()
+                var fds: [Int32] = [0, 0]
+                guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0 else {
+                    continuation.resume(returning: (nil, false)); return
+                }
+                close(fds[1])
+                let session = TLSSession(context: context, fd: fds[0], serverName: "localhost")
+                let progress = session?.handshake()
+                var pending = sigset_t()
+                sigpending(&pending)
+                let raised = sigismember(&pending, SIGPIPE) == 1
+                close(fds[0])
+                continuation.resume(returning: (progress, raised))
+            }.start()
+        }
+        guard case .failed = try #require(progress) else {
+            Issue.record("the handshake on a closed socket was \(String(describing: progress))"); return
+        }
+        // The write really raised SIGPIPE (held pending on the blocked thread, dropped when it ends).
+        #expect(signalWasRaised)
+    }
 }
 #endif

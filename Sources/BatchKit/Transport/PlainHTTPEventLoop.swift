@@ -190,7 +190,10 @@ final class PlainHTTPEventLoop: Sendable {
             for case .start(let job) in queued { job.continuation.resume(throwing: URLError(.cannotConnectToHost)) }
             return
         }
-        let thread = Thread { [self] in PlainHTTPWorker(loop: self).run() }
+        let thread = Thread { [self] in
+            BrokenPipe.blockOnThisThread()
+            PlainHTTPWorker(loop: self).run()
+        }
         thread.name = "BatchKit.PlainHTTPTransport"
         thread.start()
     }

@@ -137,6 +137,7 @@ public final class EmulatorServer: Sendable {
     private func spawn(name: String, _ body: @escaping @Sendable () -> Void) {
         state.withLock { $0.liveThreads += 1 }
         let thread = Thread { [self] in
+            BrokenPipe.blockOnThisThread()
             body()
             threadEnded()
         }

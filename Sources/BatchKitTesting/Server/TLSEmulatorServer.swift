@@ -157,6 +157,7 @@ public final class TLSEmulatorServer: Sendable {
     private func spawn(name: String, _ body: @escaping @Sendable () -> Void) {
         state.withLock { $0.liveThreads += 1 }
         let thread = Thread { [self] in
+            BrokenPipe.blockOnThisThread()
             body()
             let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
                 s.liveThreads -= 1
