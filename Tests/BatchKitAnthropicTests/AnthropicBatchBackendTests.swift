@@ -18,7 +18,7 @@ func requests(_ n: Int, prefix: String = "q") -> [BatchRequest] {
     (0..<n).map { chat("\(prefix)-\($0)", "Question number \($0)") }
 }
 
-@Suite(.timeLimit(.minutes(1))) struct AnthropicBatchBackendTests {
+@Suite(.timeLimit(.minutes(5))) struct AnthropicBatchBackendTests {
     @Test func encodeShape() throws {
         let f = AnthropicFixture()
         let item = try f.backend().encode(chat("q-1", "Hi") { $0.system = "Answer in French."; $0.maxTokens = 256 })

@@ -67,7 +67,7 @@ struct DroppingTransport: HTTPTransport {
 
 /// `AnthropicBatchProcessor` (NativeBatchProcessor + AnthropicBatchBackend) end to end, in
 /// process and over the loopback server.
-@Suite(.timeLimit(.minutes(1))) struct AnthropicBatchProcessorTests {
+@Suite(.timeLimit(.minutes(5))) struct AnthropicBatchProcessorTests {
 
     @Test(arguments: Wire.allCases) func mixOfSucceededAndFailed(_ wire: Wire) async throws {
         try await withFixture(wire) { f in

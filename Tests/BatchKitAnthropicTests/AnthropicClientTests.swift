@@ -5,7 +5,7 @@ import Testing
 
 @testable import BatchKitAnthropic
 
-@Suite(.timeLimit(.minutes(1))) struct AnthropicClientTests {
+@Suite(.timeLimit(.minutes(5))) struct AnthropicClientTests {
     @Test(arguments: Wire.allCases) func happyPath(_ wire: Wire) async throws {
         try await withFixture(wire, .init(requestsPerMinute: 100, tokensPerMinute: 100_000)) { f in
             let client = f.client()

@@ -6,7 +6,7 @@ import Testing
 @testable import BatchKitAnthropic
 
 /// The emulator's Anthropic endpoints, checked on the wire (providers.md §2, checklist §2.8).
-@Suite(.timeLimit(.minutes(1))) struct AnthropicEmulatorTests {
+@Suite(.timeLimit(.minutes(5))) struct AnthropicEmulatorTests {
     let message: JSONValue = ["model": "claude-sonnet-4-5", "max_tokens": 64, "messages": [["role": "user", "content": "Say hi"]]]
 
     @Test(arguments: Wire.allCases) func messageAnswerShape(_ wire: Wire) async throws {

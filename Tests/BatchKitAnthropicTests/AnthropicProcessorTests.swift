@@ -16,7 +16,7 @@ func drive(_ clock: ManualClock) -> Task<Void, Never> {
 }
 
 /// `AnthropicClient` under `ConcurrentProcessor`: its errors and headers drive pacing and retries.
-@Suite(.timeLimit(.minutes(1))) struct AnthropicProcessorTests {
+@Suite(.timeLimit(.minutes(5))) struct AnthropicProcessorTests {
 
     @Test(arguments: Wire.allCases) func validationFailuresAreItemsNotSends(_ wire: Wire) async throws {
         try await withFixture(wire) { f in

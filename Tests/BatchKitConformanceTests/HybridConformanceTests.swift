@@ -5,7 +5,7 @@ import Testing
 
 /// `HybridProcessor` with each provider on both sides, over every wire: the batch is cancelled at
 /// the deadline, what finished there is kept, the rest runs in real time, nothing runs twice.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(5)))
 struct HybridConformanceTests {
     @Test(arguments: Provider.allCases, Wire.allCases)
     func deadlineMovesTheRestToRealTime(_ provider: Provider, _ wire: Wire) async throws {

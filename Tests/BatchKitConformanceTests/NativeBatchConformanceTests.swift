@@ -6,7 +6,7 @@ import Testing
 /// `NativeBatchProcessor` over each provider's batch backend, over every wire: submission,
 /// polling, collection, splitting, cancellation, re-attaching and faulty polls or result files
 /// behave the same for all three.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(5)))
 struct NativeBatchConformanceTests {
     @Test(arguments: Provider.allCases, Wire.allCases)
     func fullLifecycle(_ provider: Provider, _ wire: Wire) async throws {
@@ -105,7 +105,7 @@ struct NativeBatchConformanceTests {
         try await withEmulatorHarness(wire, .init(batchDuration: .seconds(60))) { h in
             let requests = provider.chats(8, prefix: "att")
             let (jobs, rejected) = try await provider.processor(h, limits: BatchLimits(maxRequests: 5, maxBytes: 1 << 20)).submit(requests)
-            #expect(jobs.count == 2)
+            try #require(jobs.count == 2)
             #expect(rejected.isEmpty)
             // A new process: a fresh backend and processor; only the job ids survive.
             let fresh = provider.processor(h)

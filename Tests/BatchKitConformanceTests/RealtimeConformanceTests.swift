@@ -5,7 +5,7 @@ import Testing
 
 /// Each provider's client under `ConcurrentProcessor`, over every wire: its 429s, overload answers
 /// and rate-limit headers drive pacing and retries the same way.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(5)))
 struct RealtimeConformanceTests {
     /// At `rpm` requests a minute, request number `rpm` (0-based) is refused with a 429 whose
     /// retry-after (OpenAI, Anthropic: header; Gemini: `RetryInfo`) the retry honours.

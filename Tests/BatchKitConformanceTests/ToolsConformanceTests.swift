@@ -5,7 +5,7 @@ import Testing
 
 /// Tool calling, prompt caching and per-request metadata, the same for every provider, real time
 /// and native batch, over every wire.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(5)))
 struct ToolsConformanceTests {
     static let weather = Tool(
         name: "get_weather", description: "Current weather of a city",

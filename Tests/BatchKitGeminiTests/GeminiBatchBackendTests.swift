@@ -6,7 +6,7 @@ import Testing
 
 @testable import BatchKitGemini
 
-@Suite(.timeLimit(.minutes(1))) struct GeminiBatchBackendTests {
+@Suite(.timeLimit(.minutes(5))) struct GeminiBatchBackendTests {
     @Test(arguments: Wire.allCases, ["v1beta", "v1"])
     func inlineLifecycleOverTime(_ wire: Wire, _ version: String) async throws {
         try await withBatch(wire, .init(batchDuration: .seconds(100)), apiVersion: version) { f in
@@ -258,7 +258,7 @@ import Testing
     }
 }
 
-@Suite(.timeLimit(.minutes(1))) struct GeminiBatchScaleTests {
+@Suite(.timeLimit(.minutes(5))) struct GeminiBatchScaleTests {
     @Test(arguments: Wire.allCases, [false, true])
     func thousandsOfItems(_ wire: Wire, _ viaFile: Bool) async throws {
         try await withBatch(wire, inlineByteLimit: viaFile ? 10 : nil) { f in
@@ -277,7 +277,7 @@ import Testing
 }
 
 /// The backend against scripted answers: shapes the emulator does not produce.
-@Suite(.timeLimit(.minutes(1))) struct GeminiBatchBackendScriptedTests {
+@Suite(.timeLimit(.minutes(5))) struct GeminiBatchBackendScriptedTests {
     static func backend(_ answer: @escaping @Sendable (HTTPRequest) -> HTTPResponse) -> GeminiBatchBackend {
         GeminiBatchBackend(apiKey: "k", transport: ClosureTransport { answer($0) })
     }

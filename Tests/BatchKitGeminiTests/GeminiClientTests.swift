@@ -6,7 +6,7 @@ import Testing
 
 @testable import BatchKitGemini
 
-@Suite(.timeLimit(.minutes(1))) struct GeminiClientTests {
+@Suite(.timeLimit(.minutes(5))) struct GeminiClientTests {
     @Test(arguments: Wire.allCases, ["v1beta", "v1"])
     func generateContentHappyPath(_ wire: Wire, _ version: String) async throws {
         try await withGemini(wire, apiVersion: version) { f in

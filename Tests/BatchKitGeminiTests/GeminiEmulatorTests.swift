@@ -27,7 +27,7 @@ func withRaw(_ wire: Wire, _ configuration: EmulatorConfiguration = .init(), _ b
     try await withHarness(wire, configuration) { h in try await body(GeminiRawHTTP(harness: h)) }
 }
 
-@Suite(.timeLimit(.minutes(1))) struct GeminiEmulatorTests {
+@Suite(.timeLimit(.minutes(5))) struct GeminiEmulatorTests {
     static let inline = """
         {"batch":{"display_name":"snake","input_config":{"requests":{"requests":[
           {"request":{"contents":[{"role":"user","parts":[{"text":"Describe photosynthesis."}]}],"generation_config":{"max_output_tokens":1}},"metadata":{"key":"k1"}},

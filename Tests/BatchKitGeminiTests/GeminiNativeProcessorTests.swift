@@ -65,7 +65,7 @@ func pollingConfiguration(
     .init(pollInterval: .seconds(5), maxPollInterval: .seconds(5), pollBackoff: 1, resubmit: resubmit, limits: limits)
 }
 
-@Suite(.timeLimit(.minutes(1))) struct GeminiNativeProcessorTests {
+@Suite(.timeLimit(.minutes(5))) struct GeminiNativeProcessorTests {
     @Test(arguments: Wire.allCases)
     func fullLifecycleWithMixedOutcomes(_ wire: Wire) async throws {
         try await withBatch(wire, .init(batchDuration: .seconds(30))) { f in
@@ -114,7 +114,7 @@ func pollingConfiguration(
                 if emulator.sentCount(customID: "req-0") >= 2 { emulator.update { $0.batchExpiry = nil } }
             })
             let jobs = events.submittedJobs
-            #expect(jobs.count == 2)
+            try #require(jobs.count == 2)
             let first = try await f.backend.status(of: jobs[0].id)
             #expect(first.status == .expired)
             let items = events.itemsByID

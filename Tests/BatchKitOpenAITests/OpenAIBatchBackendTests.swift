@@ -5,7 +5,7 @@ import Foundation
 import Synchronization
 import Testing
 
-@Suite(.timeLimit(.minutes(1))) struct OpenAIBatchBackendTests {
+@Suite(.timeLimit(.minutes(5))) struct OpenAIBatchBackendTests {
     func encodeAll(_ backend: OpenAIBatchBackend, _ requests: [BatchRequest]) throws -> [EncodedBatchItem] {
         try requests.map { r throws(BatchError) in try backend.encode(r) }
     }

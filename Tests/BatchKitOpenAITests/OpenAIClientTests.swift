@@ -5,7 +5,7 @@ import Foundation
 import Synchronization
 import Testing
 
-@Suite(.timeLimit(.minutes(1))) struct OpenAIClientTests {
+@Suite(.timeLimit(.minutes(5))) struct OpenAIClientTests {
     static let key = "sk-test-key-123456"
 
     @Test(arguments: Wire.allCases)

@@ -4,7 +4,7 @@ import BatchKitTesting
 import Foundation
 import Testing
 
-@Suite(.timeLimit(.minutes(1))) struct OpenAIEmulatorTests {
+@Suite(.timeLimit(.minutes(5))) struct OpenAIEmulatorTests {
     static let batchKeys: Set<String> = [
         "id", "object", "endpoint", "model", "errors", "input_file_id", "completion_window", "status", "output_file_id",
         "error_file_id", "created_at", "in_progress_at", "expires_at", "finalizing_at", "completed_at", "failed_at",

@@ -49,7 +49,7 @@ func run(_ processor: NativeBatchProcessor<ManualClock>, _ requests: [BatchReque
 
 /// `OpenAIBatchProcessor` (``NativeBatchProcessor`` over ``OpenAIBatchBackend``) end to end
 /// against the emulator.
-@Suite(.timeLimit(.minutes(1))) struct OpenAIProcessorTests {
+@Suite(.timeLimit(.minutes(5))) struct OpenAIProcessorTests {
     static let config = NativeBatchProcessor<ManualClock>.Configuration(pollInterval: .seconds(5), maxPollInterval: .seconds(20))
 
     func processor(_ h: Harness, limits: BatchLimits = OpenAIBatchBackend.defaultLimits,

@@ -6,7 +6,7 @@ import Testing
 
 /// `OpenAIClient` under `ConcurrentProcessor`: its errors and rate-limit headers drive pacing and
 /// retries.
-@Suite(.timeLimit(.minutes(1))) struct OpenAIRealtimeProcessorTests {
+@Suite(.timeLimit(.minutes(5))) struct OpenAIRealtimeProcessorTests {
 
     @Test func validationAndPermanentErrorsAreItems() async throws {
         try await withHarness { h in

@@ -18,7 +18,7 @@ private enum Fixtures {
 
 /// OpenAI real-time runs over real TLS on loopback: the emulator behind a TLS front, the client on
 /// the lean transport (and URLSession), the processor's default retry policy.
-@Suite("OpenAI over TLS", .timeLimit(.minutes(1)))
+@Suite("OpenAI over TLS", .timeLimit(.minutes(5)))
 struct OpenAITLSTests {
     @Test func aRunRoundTripsOverTLSOnKeptAliveConnections() async throws {
         let emulator = ProviderEmulator()

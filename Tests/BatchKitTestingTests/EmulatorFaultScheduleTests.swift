@@ -5,7 +5,7 @@ import Testing
 
 /// The seeded fault schedule (every route, before or after the request took effect) and the
 /// per-id billing ledger, driven in-process on a `ManualClock`.
-@Suite("Emulator fault schedule and billing", .timeLimit(.minutes(1)))
+@Suite("Emulator fault schedule and billing", .timeLimit(.minutes(5)))
 struct EmulatorFaultScheduleTests {
     static let openAIKey: HTTPHeaders = ["Authorization": "Bearer sk-test", "Content-Type": "application/json"]
 

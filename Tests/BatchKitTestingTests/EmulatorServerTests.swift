@@ -23,7 +23,7 @@ let echoHandler: EmulatorServer.Handler = { request in
 
 func json(_ data: Data) throws -> JSONValue { try JSONValue(parsing: data) }
 
-@Suite("EmulatorServer", .timeLimit(.minutes(1)))
+@Suite("EmulatorServer", .timeLimit(.minutes(5)))
 struct EmulatorServerTests {
     @Test func servesSeveralRequestsOnOneKeptAliveConnection() async throws {
         let server = try await EmulatorServer.start(handler: echoHandler)

@@ -5,7 +5,7 @@ import Testing
 
 /// `stream: true` as each provider answers it: server-sent events in real time whose deltas add
 /// up to the plain answer; rejection inside batch bodies where the provider rejects it.
-@Suite(.timeLimit(.minutes(1))) struct EmulatorStreamingTests {
+@Suite(.timeLimit(.minutes(5))) struct EmulatorStreamingTests {
     func post(_ e: ProviderEmulator, _ path: String, _ headers: HTTPHeaders, _ body: JSONValue) async throws -> HTTPResponse {
         var request = HTTPRequest(method: "POST", url: URL(string: "http://emulator.invalid" + path)!, headers: headers)
         request.headers["content-type"] = "application/json"

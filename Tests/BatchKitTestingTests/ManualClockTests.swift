@@ -2,7 +2,7 @@ import BatchKit
 import BatchKitTesting
 import Testing
 
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(5)))
 struct ManualClockTests {
     @Test func sleepersWakeInDeadlineOrderOnlyWhenTimeIsAdvanced() async throws {
         let clock = ManualClock()
@@ -35,7 +35,7 @@ struct ManualClockTests {
     }
 }
 
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(5)))
 struct BoundedChannelTests {
     @Test func sendersWaitWhileFullAndEverythingArrivesInOrder() async {
         let channel = BoundedChannel<Int>(capacity: 2)

@@ -8,7 +8,7 @@ import Testing
 
 /// The spending limit: reservations before sending, settlement on usage, `budget_exceeded` for
 /// what could go over, a clear error for models without a price.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(5)))
 struct BudgetTests {
     @Test func reservationsNeverExceedTheLimitAndSettlementFreesTheDifference() {
         let budget = CostBudget(limit: 1.0)

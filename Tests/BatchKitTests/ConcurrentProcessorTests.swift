@@ -4,7 +4,7 @@ import Foundation
 import Synchronization
 import Testing
 
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(5)))
 struct ConcurrentProcessorTests {
     @Test func exactlyOneItemPerRequestAndTerminalLast() async {
         let client = ClosureClient { r in

@@ -6,7 +6,7 @@ import Testing
 
 /// `maxConsecutiveFailures`: a run whose requests all fail the same systematic way stops starting
 /// new ones; anything else never trips it.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(5)))
 struct FailureBreakerTests {
     static let wrongKey = BatchError(.authentication, "Incorrect API key provided.", httpStatus: 401, providerType: "invalid_request_error")
 

@@ -52,7 +52,7 @@ enum TransportKind: String, CaseIterable, CustomTestStringConvertible, Sendable 
     var testDescription: String { rawValue }
 }
 
-@Suite("HTTP transports", .timeLimit(.minutes(1)))
+@Suite("HTTP transports", .timeLimit(.minutes(5)))
 struct HTTPTransportTests {
     @Test(arguments: TransportKind.allCases) func sendsAndReceivesJSON(_ kind: TransportKind) async throws {
         let server = try await EmulatorServer.start(handler: credentialEcho)

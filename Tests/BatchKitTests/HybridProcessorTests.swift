@@ -5,7 +5,7 @@ import Testing
 
 @testable import BatchKit
 
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(5)))
 struct HybridProcessorTests {
     func realtime(_ probe: Probe, clock: ManualClock) -> ConcurrentProcessor<ManualClock> {
         let client = ClosureClient { r in
@@ -86,7 +86,7 @@ struct HybridProcessorTests {
     }
 }
 
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(5)))
 struct HybridFallbackTests {
     /// Issue 11, bug 3: the items of a job the provider ended `failed` run in real time, once
     /// (before the fix they were final failures).

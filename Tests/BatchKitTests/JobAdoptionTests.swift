@@ -105,7 +105,7 @@ final class MemoryLedger: JobLedger {
     var recordedJobIDs: Set<String> { Set(jobs.withLock { $0.values }) }
 }
 
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(5)))
 struct JobAdoptionTests {
     /// Issue 11, job creation is never blindly retried: a create call whose answer was lost after
     /// the job was created is followed by a look at the provider's jobs, and the job is adopted,

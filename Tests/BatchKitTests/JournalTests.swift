@@ -72,7 +72,7 @@ private func lines(_ url: URL) throws -> [String] {
     try fileText(url).split(separator: "\n", omittingEmptySubsequences: true).map(String.init)
 }
 
-@Suite(.timeLimit(.minutes(1))) struct JournalTests {
+@Suite(.timeLimit(.minutes(5))) struct JournalTests {
     @Test func appendThenReopenSeesIDs() throws {
         let url = temporaryJournalURL()
         defer { try? FileManager.default.removeItem(at: url) }
@@ -412,7 +412,7 @@ private func lines(_ url: URL) throws -> [String] {
     }
 }
 
-@Suite(.timeLimit(.minutes(1))) struct JournalConcurrentTests {
+@Suite(.timeLimit(.minutes(5))) struct JournalConcurrentTests {
     @Test func concurrentProcessorResumesEachIDExactlyOnce() async throws {
         let url = temporaryJournalURL()
         defer { try? FileManager.default.removeItem(at: url) }
@@ -644,7 +644,7 @@ private func lines(_ url: URL) throws -> [String] {
     }
 }
 
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(5)))
 struct JournalNativeTests {
     @Test func nativeRerunSubmitsOnlyWhatIsNotFinished() async throws {
         let url = temporaryJournalURL()

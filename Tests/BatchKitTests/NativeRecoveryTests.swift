@@ -41,7 +41,7 @@ final class BreakingDownloadBackend: BatchBackend {
     func delete(jobID: String) async throws { try await base.delete(jobID: jobID) }
 }
 
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(5)))
 struct NativeRecoveryTests {
     /// Issue 11, bug 1: a download that fails part-way is retried without reporting again what the
     /// failed attempt reported (8 requests gave 15 items before the fix).
@@ -76,7 +76,7 @@ struct NativeRecoveryTests {
 /// A POST is never sent twice by the transport: a create call the server processed before the
 /// connection dropped would otherwise create a second job (found by the chaos suite,
 /// openai/hybrid/110: two batches from one create call).
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(5)))
 struct NoBlindResendTests {
     @Test func aPOSTThatMeetsAClosedPooledConnectionFailsInsteadOfBeingSentAgain() async throws {
         // Each connection answers one request and drops the next unanswered.

@@ -70,7 +70,7 @@ extension Array where Element == UInt8 {
 /// What only `PlainHTTPTransport` does: pooling, its connection cap and queue, redirects it
 /// follows itself, answers framed every way HTTP/1.1 allows, and routing to its fallback. What
 /// both transports do is tested over both in `HTTPTransportTests`.
-@Suite("PlainHTTPTransport", .timeLimit(.minutes(1)))
+@Suite("PlainHTTPTransport", .timeLimit(.minutes(5)))
 struct PlainHTTPTransportTests {
     @Test func sequentialRequestsShareOneConnection() async throws {
         let server = try await EmulatorServer.start { request in .json(200, ["path": .string(request.path)]) }

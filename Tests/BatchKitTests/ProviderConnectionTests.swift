@@ -9,7 +9,7 @@ import FoundationNetworking
 
 /// The one provider HTTP layer: authentication styles, error decoding, transport-failure mapping
 /// and redaction, over a closure transport (no provider, no network).
-@Suite(.timeLimit(.minutes(1))) struct ProviderConnectionTests {
+@Suite(.timeLimit(.minutes(5))) struct ProviderConnectionTests {
     static let secret = "secret-key-0123456789"
 
     /// Records the requests it is given and answers with `answer`.

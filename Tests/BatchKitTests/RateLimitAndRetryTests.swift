@@ -6,7 +6,7 @@ import Testing
 
 @testable import BatchKit
 
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(5)))
 struct RateLimitAndRetryTests {
     @Test func requestsPerMinuteBucketPacesStarts() async {
         let clock = ManualClock()

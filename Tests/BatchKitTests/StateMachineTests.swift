@@ -363,7 +363,7 @@ private func check<T: Equatable>(_ actual: T, _ expected: T, sourceLocation: Sou
 // The shells: every wait ends when its task is cancelled. These tests order events with the
 // primitives' own counters and continuations; nothing sleeps.
 
-@Suite(.timeLimit(.minutes(1))) struct CancellableWaitTests {
+@Suite(.timeLimit(.minutes(5))) struct CancellableWaitTests {
     /// Yields until `condition` holds (the other task has reached the state the test needs).
     private func until(_ condition: () -> Bool) async {
         while !condition() { await Task.yield() }
@@ -460,7 +460,7 @@ private func check<T: Equatable>(_ actual: T, _ expected: T, sourceLocation: Sou
 
 // #11 item 6: tokens per minute hold for clients that report no usage.
 
-@Suite(.timeLimit(.minutes(1))) struct TokensWithoutUsageTests {
+@Suite(.timeLimit(.minutes(5))) struct TokensWithoutUsageTests {
     @Test func anAnswerWithoutUsageKeepsItsEstimateAsSpent() async {
         let clock = ManualClock()
         // No usage in the answer: Usage.zero, as a client that does not report it returns.

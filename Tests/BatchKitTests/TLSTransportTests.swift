@@ -30,7 +30,7 @@ enum TLSFixtures {
 }
 
 /// https through ``PlainHTTPTransport``'s own TLS client, over real TLS on loopback.
-@Suite("TLS transport", .timeLimit(.minutes(1)))
+@Suite("TLS transport", .timeLimit(.minutes(5)))
 struct TLSTransportTests {
     @Test func roundTripsOverTLSAndReusesTheConnection() async throws {
         let server = try await TLSFixtures.server("good")

@@ -5,7 +5,7 @@ import Testing
 
 /// `--max-consecutive-failures`: a run whose requests all fail the same way stops, says why and
 /// how to go on, and leaves the requests it never started for the rerun.
-@Suite(.timeLimit(.minutes(2))) struct CLIBreakerTests {
+@Suite(.timeLimit(.minutes(5))) struct CLIBreakerTests {
     static let rightKey = "sk-right-key-0001"
     static let wrongKey = "sk-wrong-key-0002"
 

@@ -5,7 +5,7 @@ import Testing
 
 /// `batchkit run --max-cost`: requests that could take spending over the budget are not sent and
 /// fail as `budget_exceeded`; a rerun with a larger budget and `--retry-failed` runs them.
-@Suite(.timeLimit(.minutes(2))) struct CLIBudgetTests {
+@Suite(.timeLimit(.minutes(5))) struct CLIBudgetTests {
     @Test func aBudgetStopsSendingAndARerunWithMoreRunsTheRest() async throws {
         let dir = try TempDir()
         try dir.write("in.jsonl", Fixtures.chatLines(20))

@@ -4,7 +4,7 @@ import Foundation
 import Testing
 
 /// Bad input: a non-zero exit and one line on stderr naming the file, the line and the field.
-@Suite(.timeLimit(.minutes(2))) struct CLIInputErrorTests {
+@Suite(.timeLimit(.minutes(5))) struct CLIInputErrorTests {
     static let good = #"{"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}}"#
 
     struct Case: Sendable, CustomTestStringConvertible {
@@ -104,7 +104,7 @@ import Testing
 }
 
 /// The streamed JSONL input reader behind the tool.
-@Suite(.timeLimit(.minutes(1))) struct BatchRequestFileReaderTests {
+@Suite(.timeLimit(.minutes(5))) struct BatchRequestFileReaderTests {
     @Test(arguments: [1, 7, 64, 1 << 20])
     func readsEveryLineAcrossChunkBoundaries(_ chunkSize: Int) throws {
         let dir = try TempDir()

@@ -6,7 +6,7 @@ import Testing
 
 /// Issue 11: native runs that meet a deadline, a lost create answer or a crash between creating
 /// a job and recording it: each id is paid for by one job and ends with one line.
-@Suite(.timeLimit(.minutes(3)))
+@Suite(.timeLimit(.minutes(5)))
 struct CLINativeRecoveryTests {
     static let environment = ["OPENAI_API_KEY": "sk-cli-test-key-0001", "ANTHROPIC_API_KEY": "ak-test-0001", "GEMINI_API_KEY": "gk-test-0001"]
 

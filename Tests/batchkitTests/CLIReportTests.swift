@@ -14,7 +14,7 @@ import FoundationXML
 
 /// `batchkit report` and `batchkit run --report`, as child processes against a loopback emulator:
 /// the pages parse as XML and their marks add up to the output files' lines.
-@Suite("batchkit report", .serialized, .timeLimit(.minutes(2)))
+@Suite("batchkit report", .serialized, .timeLimit(.minutes(5)))
 struct CLIReportTests {
     static let environment = ["OPENAI_API_KEY": "sk-cli-test-key-0001"]
 

@@ -22,7 +22,7 @@ func withEmulator<T>(
 
 /// `batchkit run` and the job commands, end to end: the built executable as a child process
 /// against a loopback `EmulatorServer` in the test process.
-@Suite(.timeLimit(.minutes(2))) struct CLIRunTests {
+@Suite(.timeLimit(.minutes(5))) struct CLIRunTests {
     static let key = "sk-cli-test-key-0001"
 
     @Test func realtimeRunWritesEveryIDOnceAndNeverPrintsTheKey() async throws {

@@ -12,7 +12,7 @@ import Darwin
 /// `batchkit run` under SIGINT and SIGTERM, as a child process against a loopback emulator on a
 /// `ManualClock`: the test decides when answers come, so a signal always lands while requests
 /// are in flight or a job runs (no timing guesses), and every wait is bounded.
-@Suite("batchkit run: signals", .serialized, .timeLimit(.minutes(2)))
+@Suite("batchkit run: signals", .serialized, .timeLimit(.minutes(5)))
 struct CLISignalTests {
     static let environment = ["OPENAI_API_KEY": "sk-cli-test-key-0001"]
 

@@ -6,7 +6,7 @@ import Testing
 /// `batchkit run` with tool-calling input lines that carry their own metadata: for every provider,
 /// real time and native, the output line's `batchkit` member has the tool calls in one shape and
 /// the input line's metadata.
-@Suite(.timeLimit(.minutes(2))) struct CLIToolTests {
+@Suite(.timeLimit(.minutes(5))) struct CLIToolTests {
     static func lines(_ count: Int) -> String {
         (0..<count).map { i in
             #"{"custom_id":"t\#(i)","method":"POST","url":"/v1/chat/completions","metadata":{"row":"\#(i)","batch":"nightly"},"body":{"model":"gpt-4o-mini","max_tokens":200,"messages":[{"role":"user","content":"Extract the city from ticket \#(i)"}],"tools":[{"type":"function","function":{"name":"record_city","description":"Record the city","parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}}],"tool_choice":"required"}}"#

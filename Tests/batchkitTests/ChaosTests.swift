@@ -12,7 +12,7 @@ import Testing
 /// seeds paid twice before job creation recorded its intent and adopted lost jobs (issue #11),
 /// plus openai/hybrid/110, which paid twice when a create answer cut under a 200 was not taken
 /// for one that may have created the batch.
-@Suite("chaos: exactly once, paid once, terminates", .serialized, .timeLimit(.minutes(3)))
+@Suite("chaos: exactly once, paid once, terminates", .serialized, .timeLimit(.minutes(5)))
 struct ChaosTests {
     static let cases: [ChaosCase] = [
         ChaosCase(provider: .openAI, mode: .realtime, seed: 1),

@@ -13,7 +13,7 @@ import Darwin
 /// hours, which no loaded machine can use up within the test's time limit, and the state it is in
 /// half a second later is checked unconditionally. (Without the option batches end at once, so a
 /// lost `--batch-seconds` fails the test.)
-@Suite("batchkit emulator batch timing", .timeLimit(.minutes(1)))
+@Suite("batchkit emulator batch timing", .timeLimit(.minutes(5)))
 struct EmulatorBatchTimingTests {
     @Test func batchWithTwoHundredRequestsIsStillRunningHalfASecondLater() async throws {
         let (process, line) = try await startEmulator(["--port", "0", "--batch-seconds", "36000"])

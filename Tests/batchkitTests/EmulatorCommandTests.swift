@@ -61,7 +61,7 @@ func startEmulator(_ arguments: [String]) async throws -> (Process, String) {
     return (process, line)
 }
 
-@Suite("batchkit emulator", .timeLimit(.minutes(1)))
+@Suite("batchkit emulator", .timeLimit(.minutes(5)))
 struct EmulatorCommandTests {
     @Test(arguments: [["frobnicate"], ["emulator", "--bogus"], ["emulator", "--port"], ["emulator", "--port", "x"],
                       ["emulator", "stray"], ["emulator", "--faults", "500,bogus"], ["emulator", "--fault-rate", "1.5"],
