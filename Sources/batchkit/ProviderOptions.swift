@@ -22,6 +22,9 @@ struct CommandFailure: Error, CustomStringConvertible {
 /// The providers the tool speaks to.
 enum ProviderName: String, CaseIterable, Sendable {
     case openai, anthropic, gemini
+    /// Azure OpenAI: OpenAI's wire format under a resource endpoint (`--base-url`), with an
+    /// `api-version` and the `api-key` header; the model names the deployment.
+    case azure
 
     /// The environment variable holding the key by default.
     var keyVariable: String {
@@ -29,15 +32,17 @@ enum ProviderName: String, CaseIterable, Sendable {
         case .openai: return "OPENAI_API_KEY"
         case .anthropic: return "ANTHROPIC_API_KEY"
         case .gemini: return "GEMINI_API_KEY"
+        case .azure: return "AZURE_OPENAI_API_KEY"
         }
     }
 
-    /// The provider's public API base.
-    var defaultBaseURL: URL {
+    /// The provider's public API base (`nil` for Azure: every resource has its own).
+    var defaultBaseURL: URL? {
         switch self {
         case .openai: return URL(string: "https://api.openai.com/v1")!
         case .anthropic: return URL(string: "https://api.anthropic.com")!
         case .gemini: return URL(string: "https://generativelanguage.googleapis.com")!
+        case .azure: return nil
         }
     }
 
@@ -55,19 +60,22 @@ enum ProviderName: String, CaseIterable, Sendable {
     }
 }
 
-/// `--provider`, `--base-url` and `--api-key-env`, resolved to a key, a base URL and a transport,
-/// and from them the real-time client and the batch backend.
+/// `--provider`, `--base-url`, `--api-version` and `--api-key-env`, resolved to a key, a base URL
+/// and a transport, and from them the real-time client and the batch backend.
 ///
 /// The key is never printed: errors name the variable, not its value.
 struct ProviderOptions: Sendable {
     /// The options every provider-facing subcommand accepts.
-    static let optionNames: Set<String> = ["provider", "base-url", "api-key-env", "ca-bundle"]
+    static let optionNames: Set<String> = ["provider", "base-url", "api-key-env", "ca-bundle", "api-version"]
 
     static let helpText = """
-          --provider P         openai (default), anthropic or gemini
-          --base-url URL       API base (OpenAI: including /v1; a bare host gets /v1 added)
+          --provider P         openai (default), anthropic, gemini or azure (Azure OpenAI)
+          --base-url URL       API base (OpenAI: including /v1; a bare host gets /v1 added;
+                               azure: the resource, https://RESOURCE.openai.azure.com, required)
+          --api-version V      azure: the api-version of every call, e.g. 2024-10-21 (required)
           --api-key-env NAME   read the key from NAME instead of OPENAI_API_KEY /
-                               ANTHROPIC_API_KEY / GEMINI_API_KEY
+                               ANTHROPIC_API_KEY / GEMINI_API_KEY / AZURE_OPENAI_API_KEY
+                               (azure: --model or each line's model names the deployment)
           --ca-bundle FILE     also trust the CA certificates in this PEM file for https
                                (SSL_CERT_FILE and SSL_CERT_DIR are honoured too)
         """
@@ -76,17 +84,21 @@ struct ProviderOptions: Sendable {
     let apiKey: String
     let baseURL: URL
     let transport: any HTTPTransport
+    /// Azure's `api-version` (only for ``ProviderName/azure``).
+    let apiVersion: String?
 
-    init(provider: ProviderName, apiKey: String, baseURL: URL, transport: any HTTPTransport) {
+    init(provider: ProviderName, apiKey: String, baseURL: URL, transport: any HTTPTransport, apiVersion: String? = nil) {
         self.provider = provider
         self.apiKey = apiKey
         self.baseURL = baseURL
         self.transport = transport
+        self.apiVersion = apiVersion
     }
 
     /// Resolves the options; the key comes from the environment.
     ///
-    /// - Throws: ``UsageError`` for an unknown provider or a bad URL, ``CommandFailure`` when no
+    /// - Throws: ``UsageError`` for an unknown provider, a bad URL, or Azure without `--base-url`
+    ///   or `--api-version` (or `--api-version` for another provider); ``CommandFailure`` when no
     ///   key is set.
     init(_ arguments: Arguments, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
         let provider = try ProviderName(option: arguments.string("provider"))
@@ -99,7 +111,26 @@ struct ProviderOptions: Sendable {
             if provider == .openai, url.path.isEmpty || url.path == "/" {
                 base = URL(string: text.hasSuffix("/") ? text + "v1" : text + "/v1")!
             }
+            if provider == .azure {
+                // The resource endpoint; the client adds /openai/... itself.
+                var t = text
+                while t.hasSuffix("/") { t.removeLast() }
+                if t.hasSuffix("/openai") { t.removeLast("/openai".count) }
+                base = URL(string: t)!
+            }
         }
+        let apiVersion = arguments.string("api-version")
+        if provider == .azure {
+            guard base != nil else {
+                throw UsageError("--provider azure needs --base-url https://RESOURCE.openai.azure.com (the resource's endpoint)")
+            }
+            guard let apiVersion, !apiVersion.isEmpty else {
+                throw UsageError("--provider azure needs --api-version (for example 2024-10-21)")
+            }
+        } else if apiVersion != nil {
+            throw UsageError("--api-version applies to --provider azure")
+        }
+        guard let base else { throw UsageError("missing --base-url") }
         let variable = arguments.string("api-key-env") ?? provider.keyVariable
         var key = environment[variable]
         if key?.isEmpty ?? true, arguments.string("api-key-env") == nil, provider == .gemini {
@@ -117,7 +148,9 @@ struct ProviderOptions: Sendable {
         }
         // The lean HTTP/1.1 client, with its own TLS on Linux; proxied hosts and file transfers
         // go on through URLSession.
-        self.init(provider: provider, apiKey: key, baseURL: base, transport: PlainHTTPTransport(configuration: .init(tls: tls)))
+        self.init(
+            provider: provider, apiKey: key, baseURL: base, transport: PlainHTTPTransport(configuration: .init(tls: tls)),
+            apiVersion: apiVersion)
     }
 
     /// The real-time client.
@@ -126,6 +159,9 @@ struct ProviderOptions: Sendable {
         case .openai: return OpenAIClient(apiKey: apiKey, baseURL: baseURL, transport: transport)
         case .anthropic: return AnthropicClient(apiKey: apiKey, baseURL: baseURL, transport: transport)
         case .gemini: return GeminiClient(apiKey: apiKey, baseURL: baseURL, transport: transport)
+        case .azure:
+            // The request's model (from --model or the line) is the deployment's name.
+            return OpenAIClient.azure(endpoint: baseURL, apiKey: apiKey, apiVersion: apiVersion ?? "", transport: transport)
         }
     }
 
@@ -135,6 +171,7 @@ struct ProviderOptions: Sendable {
         case .openai: return OpenAIBatchBackend(apiKey: apiKey, baseURL: baseURL, transport: transport)
         case .anthropic: return AnthropicBatchBackend(apiKey: apiKey, baseURL: baseURL, transport: transport)
         case .gemini: return GeminiBatchBackend(apiKey: apiKey, baseURL: baseURL, transport: transport)
+        case .azure: return OpenAIBatchBackend.azure(endpoint: baseURL, apiKey: apiKey, apiVersion: apiVersion ?? "", transport: transport)
         }
     }
 }

@@ -10,7 +10,8 @@ enum RunCommand: Subcommand {
     static let summary = "run a JSONL file of requests (real-time, native batch or hybrid); rerun to resume"
     static let usage = """
         usage: batchkit run INPUT.jsonl --output OUT.jsonl [--mode realtime|native|hybrid]
-                            [--provider openai|anthropic|gemini] [--base-url URL] [--model M]
+                            [--provider openai|anthropic|gemini|azure] [--base-url URL] [--model M]
+                            [--api-version V]
                             [--concurrency N] [--rpm N] [--tpm N] [--deadline 2h] [--shard i/n]
                             [--api-key-env NAME] [--retry-failed] [--max-consecutive-failures N]
                             [--report REPORT.html] [--max-cost USD]
