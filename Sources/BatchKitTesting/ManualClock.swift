@@ -30,6 +30,7 @@ public final class ManualClock: Clock, Sendable {
     }
 
     private struct Waiter {
+        var id: Int
         var count: Int
         var continuation: CheckedContinuation<Void, Never>
     }
@@ -40,6 +41,7 @@ public final class ManualClock: Clock, Sendable {
         var sleepers: [Int: Sleeper] = [:]
         var cancelledBeforeEnqueue: Set<Int> = []
         var waiters: [Waiter] = []
+        var waitersCancelledBeforeEnqueue: Set<Int> = []
         var totalSleeps = 0
     }
 
@@ -117,15 +119,32 @@ public final class ManualClock: Clock, Sendable {
     }
 
     /// Suspends until at least `count` tasks are sleeping on this clock: the awaitable "the code
-    /// under test is now waiting for time to pass" signal.
+    /// under test is now waiting for time to pass" signal. Returns early if the calling task is
+    /// cancelled (check `Task.isCancelled` where that matters).
     public func sleepers(atLeast count: Int) async {
-        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            let ready: Bool = state.withLock { s in
-                if s.sleepers.count >= count { return true }
-                s.waiters.append(Waiter(count: count, continuation: c))
-                return false
+        let id: Int = state.withLock { s in
+            s.nextID += 1
+            return s.nextID
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                let ready: Bool = state.withLock { s in
+                    if s.waitersCancelledBeforeEnqueue.remove(id) != nil { return true }
+                    if s.sleepers.count >= count { return true }
+                    s.waiters.append(Waiter(id: id, count: count, continuation: c))
+                    return false
+                }
+                if ready { c.resume() }
             }
-            if ready { c.resume() }
+        } onCancel: {
+            let c: CheckedContinuation<Void, Never>? = state.withLock { s in
+                if let index = s.waiters.firstIndex(where: { $0.id == id }) {
+                    return s.waiters.remove(at: index).continuation
+                }
+                s.waitersCancelledBeforeEnqueue.insert(id)
+                return nil
+            }
+            c?.resume()
         }
     }
 
@@ -139,5 +158,28 @@ public final class ManualClock: Clock, Sendable {
             return false
         }
         return ready
+    }
+}
+
+extension ManualClock {
+    /// Starts a task that moves this clock to each sleeper's deadline as soon as one sleeps, until
+    /// the task is cancelled: time passes exactly as fast as the code under test waits, and
+    /// nothing sleeps for real. While nothing sleeps the task parks (no CPU), so hundreds of
+    /// drivers in a parallel test run do not starve the work they wait for.
+    ///
+    /// ```swift
+    /// let driver = clock.drive()
+    /// defer { driver.cancel() }
+    /// ```
+    public func drive() -> Task<Void, Never> {
+        Task.detached { [self] in
+            while !Task.isCancelled {
+                if advanceToNextDeadline() {
+                    await Task.yield()  // let the woken task run before looking again
+                } else {
+                    await sleepers(atLeast: 1)
+                }
+            }
+        }
     }
 }

@@ -5,15 +5,9 @@ import Testing
 
 @testable import BatchKitAnthropic
 
-/// Moves a manual clock to each sleeper's deadline as soon as one sleeps, until cancelled: time
-/// passes exactly as fast as the code under test waits, and nothing sleeps for real.
-func drive(_ clock: ManualClock) -> Task<Void, Never> {
-    Task.detached {
-        while !Task.isCancelled {
-            if !clock.advanceToNextDeadline() { await Task.yield() }
-        }
-    }
-}
+/// Moves a manual clock to each sleeper's deadline as soon as one sleeps, until cancelled
+/// (``ManualClock/drive()``).
+func drive(_ clock: ManualClock) -> Task<Void, Never> { clock.drive() }
 
 /// `AnthropicClient` under `ConcurrentProcessor`: its errors and headers drive pacing and retries.
 @Suite(.timeLimit(.minutes(5))) struct AnthropicProcessorTests {

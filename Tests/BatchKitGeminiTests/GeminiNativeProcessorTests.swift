@@ -22,10 +22,13 @@ func drive(
     _ stream: BatchEventStream, clock: ManualClock, holdUntilSubmitted: Bool = false,
     beforeAdvance: @escaping @Sendable () -> Void = {}
 ) async -> [BatchEvent] {
-    let done = GeminiFlag()
     let submitted = GeminiFlag()
     let driver = Task {
-        while !done.isSet {
+        while !Task.isCancelled {
+            if clock.sleeperCount == 0 {
+                await clock.sleepers(atLeast: 1)  // parks, no CPU, until something sleeps
+                continue
+            }
             beforeAdvance()
             if clock.sleeperCount > 0, !holdUntilSubmitted || submitted.isSet { _ = clock.advanceToNextDeadline() }
             await Task.yield()
@@ -36,7 +39,7 @@ func drive(
         if case .submitted = e { submitted.set() }
         events.append(e)
     }
-    done.set()
+    driver.cancel()
     await driver.value
     return events
 }

@@ -6,13 +6,7 @@ import Testing
 
 /// Moves the manual clock to each sleeper's deadline as soon as one sleeps, until cancelled: time
 /// passes exactly as fast as the code under test waits, and nothing sleeps for real.
-func driveClock(_ clock: ManualClock) -> Task<Void, Never> {
-    Task.detached {
-        while !Task.isCancelled {
-            if !clock.advanceToNextDeadline() { await Task.yield() }
-        }
-    }
-}
+func driveClock(_ clock: ManualClock) -> Task<Void, Never> { clock.drive() }
 
 /// Everything one run reported.
 struct RunLog {

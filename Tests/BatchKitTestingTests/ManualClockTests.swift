@@ -35,6 +35,49 @@ struct ManualClockTests {
     }
 }
 
+/// The drivers park while nothing sleeps; parking must end on cancellation and on `stop()`, or a
+/// test whose run ends without a sleeper would hang until its time limit.
+@Suite(.timeLimit(.minutes(5)))
+struct ClockDriverParkingTests {
+    @Test func waitingForSleepersEndsWhenTheTaskIsCancelled() async {
+        let clock = ManualClock()
+        let waiting = Task { await clock.sleepers(atLeast: 1) }
+        waiting.cancel()
+        await waiting.value  // before: waited for a sleeper that never comes
+        #expect(clock.sleeperCount == 0)
+        // Cancelled before it starts waiting: returns at once too.
+        let early = Task {
+            withUnsafeCurrentTask { $0?.cancel() }
+            await clock.sleepers(atLeast: 1)
+            return Task.isCancelled
+        }
+        #expect(await early.value)
+    }
+
+    @Test func aParkedDriverWakesForASleeperAndStopsWhenTold() async throws {
+        let clock = ManualClock()
+        let driver = ClockDriver(clock)
+        let running = Task { await driver.run() }
+        // Nothing sleeps yet: the driver parks. A sleeper arriving later is moved to its deadline.
+        try await clock.sleep(until: .init(offset: .seconds(30)))
+        #expect(clock.now.offset == .seconds(30))
+        // Nothing sleeps again: stop() must end the parked run.
+        driver.stop()
+        await running.value
+    }
+
+    @Test func driveMovesTimeForEachSleeperAndEndsWhenCancelled() async throws {
+        let clock = ManualClock()
+        let driver = clock.drive()
+        for second in 1...5 {
+            try await clock.sleep(until: .init(offset: .seconds(second * 10)))
+            #expect(clock.now.offset == .seconds(second * 10))
+        }
+        driver.cancel()
+        await driver.value
+    }
+}
+
 @Suite(.timeLimit(.minutes(5)))
 struct BoundedChannelTests {
     @Test func sendersWaitWhileFullAndEverythingArrivesInOrder() async {

@@ -136,10 +136,9 @@ final class FakeBackend: BatchBackend {
 
 /// Runs a native stream to the end while driving the manual clock.
 func runNative(_ stream: BatchEventStream, clock: ManualClock) async -> [BatchEvent] {
-    let done = Flag()
-    let driver = Task { await driveClock(clock, until: done) }
+    let driver = driveClock(clock)
     let events = await collect(stream)
-    done.set()
+    driver.cancel()
     await driver.value
     return events
 }

@@ -213,10 +213,9 @@ struct RateLimitAndRetryTests {
             client: client,
             configuration: .init(maxConcurrency: 3, retry: RetryPolicy(maxAttempts: 4, baseDelay: .seconds(1), maxDelay: .seconds(3), jitter: false)),
             clock: clock)
-        let done = Flag()
-        let driver = Task { await driveClock(clock, until: done) }
+        let driver = driveClock(clock)
         let events = await collect(processor.processAsync([chatRequest("flaky"), chatRequest("bad"), chatRequest("net")]))
-        done.set()
+        driver.cancel()
         await driver.value
         let byID = Dictionary(uniqueKeysWithValues: events.items.map { ($0.id, $0) })
         #expect(byID["flaky"]?.attempts == 4)
@@ -256,10 +255,9 @@ struct RateLimitAndRetryTests {
         let processor = ConcurrentProcessor(
             client: client, configuration: .init(maxConcurrency: 2, retry: RetryPolicy(maxAttempts: 2, jitter: false), timeout: .seconds(30)),
             clock: clock)
-        let done = Flag()
-        let driver = Task { await driveClock(clock, until: done) }
+        let driver = driveClock(clock)
         let events = await collect(processor.processAsync([chatRequest("hang")]))
-        done.set()
+        driver.cancel()
         await driver.value
         let r = events.items.first
         #expect(r?.error?.code == .timeout)
@@ -333,10 +331,9 @@ struct RateLimitAndRetryTests {
             clock.advance(by: .seconds(1))
         }
         #expect(seen == [2, 3, 4, 5, 6, 7, 8, 8])
-        let done = Flag()
-        let driver = Task { await driveClock(clock, until: done) }
+        let driver = driveClock(clock)
         let events = await consumer.value
-        done.set()
+        driver.cancel()
         await driver.value
         #expect(events.items.count == 80)
         #expect(events.items.filter { $0.error?.code == .rateLimited }.count == 8)

@@ -164,15 +164,9 @@ final class Flag: Sendable {
     func set() { value.store(true, ordering: .releasing) }
 }
 
-/// Drives a `ManualClock` until `done` is set: whenever someone sleeps, jump to the next deadline.
-func driveClock(_ clock: ManualClock, until done: Flag) async {
-    while !done.isSet {
-        if clock.sleeperCount > 0 {
-            clock.advanceToNextDeadline()
-        }
-        await Task.yield()
-    }
-}
+/// Drives a `ManualClock` until the returned task is cancelled: whenever someone sleeps, jump to
+/// the next deadline (``ManualClock/drive()``).
+func driveClock(_ clock: ManualClock) -> Task<Void, Never> { clock.drive() }
 
 extension BatchEventStream.AsyncIterator {
     /// The next event that is not `.progress`.

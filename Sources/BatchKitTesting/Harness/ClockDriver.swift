@@ -37,6 +37,8 @@ public final class ClockDriver: Sendable {
         var hold: Hold?
         var heldTooLong = false
         var stopped = false
+        /// The wait ``run()`` parks in while nothing sleeps; ``stop()`` cancels it.
+        var parked: Task<Void, Never>?
     }
 
     private let state: Mutex<State>
@@ -64,14 +66,43 @@ public final class ClockDriver: Sendable {
     public var heldTooLong: Bool { state.withLock { $0.heldTooLong } }
 
     /// Ends ``run()``.
-    public func stop() { state.withLock { $0.stopped = true } }
+    public func stop() {
+        let parked = state.withLock { s -> Task<Void, Never>? in
+            s.stopped = true
+            return s.parked
+        }
+        parked?.cancel()
+    }
 
-    /// Drives the clock until ``stop()``: yields between steps, never sleeps.
+    /// Drives the clock until ``stop()`` or until its task is cancelled: yields between steps,
+    /// never sleeps. While nothing sleeps on the clock it parks until something does, so a
+    /// driver waiting on work in flight (a request over a socket, a subprocess) costs no CPU; on
+    /// a machine running hundreds of tests at once, spinning drivers starved the tests they drove.
     public func run() async {
-        while !state.withLock({ $0.stopped }) {
+        while !state.withLock({ $0.stopped }), !Task.isCancelled {
+            if clock.sleeperCount == 0 {
+                await parkUntilSomethingSleeps()
+                continue
+            }
             step()
             await Task.yield()
         }
+    }
+
+    private func parkUntilSomethingSleeps() async {
+        let clock = self.clock
+        let wait = Task { await clock.sleepers(atLeast: 1) }
+        let stopped = state.withLock { s -> Bool in
+            if s.stopped { return true }
+            s.parked = wait
+            return false
+        }
+        if stopped {
+            wait.cancel()
+            return
+        }
+        await withTaskCancellationHandler { await wait.value } onCancel: { wait.cancel() }
+        state.withLock { $0.parked = nil }
     }
 
     /// One step: moves time to the earliest sleeper's deadline if nothing holds it.
