@@ -305,7 +305,7 @@ import Testing
             #expect(outFile.json?["purpose"] == "batch_output")
             let output = try await h.call("GET", "/v1/files/\(outID)/content")
             let outLines = String(decoding: output.body, as: UTF8.self).split(separator: "\n").map { try! JSONValue(parsing: String($0)) }
-            #expect(outLines.count == 2)
+            try #require(outLines.count == 2)
             #expect(Set(outLines.compactMap { $0["custom_id"]?.stringValue }) == ["ok-1", "ok-2"])
             let first = outLines[0]
             #expect(Set(first.objectValue?.keys.map { $0 } ?? []) == ["id", "custom_id", "response", "error"])

@@ -89,7 +89,8 @@ func run(_ processor: NativeBatchProcessor<ManualClock>, _ requests: [BatchReque
             let counts = requests.map { h.emulator.sentCount(customID: $0.id) }
             #expect(counts.filter { $0 == 1 }.count == 5)  // finished before expiry: sent once
             #expect(counts.filter { $0 == 2 }.count == 5)  // expired: sent again
-            let first = try await h.backend().status(of: log.submitted[0].id)
+            let submittedFirst = try #require(log.submitted.first)
+            let first = try await h.backend().status(of: submittedFirst.id)
             #expect(first.status == .expired)
         }
     }
