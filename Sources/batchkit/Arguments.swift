@@ -115,12 +115,12 @@ protocol Subcommand: Sendable {
     static func run(_ arguments: Arguments) async throws -> Int32
 }
 
-/// Writes one line to standard error.
+/// Writes one line to standard error (above the progress line when one is shown: see ``TerminalDisplay``).
 func printError(_ line: String) {
-    FileHandle.standardError.write(Data((line + "\n").utf8))
+    TerminalDisplay.shared.message(line)
 }
 
 /// Writes one line to standard output and flushes it (so a parent process sees it at once).
 func printLine(_ line: String) {
-    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+    TerminalDisplay.shared.aside { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
 }

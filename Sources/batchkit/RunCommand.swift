@@ -335,7 +335,6 @@ enum RunCommand: Subcommand {
             stats.record(event, defaultModel: model)
             switch event {
             case .submitted(let job):
-                display.clearLine()
                 printError("batchkit run: submitted job \(job.id) (\(job.requestCount) requests)")
             case .failed(let e): failure = e
             default: break
@@ -374,13 +373,6 @@ enum RunCommand: Subcommand {
             display.update(stats)
         }
         return nil
-    }
-}
-
-extension ProgressDisplay {
-    /// Clears the in-place line before another message is printed.
-    func clearLine() {
-        if isTerminal { FileHandle.standardError.write(Data("\r\u{1B}[2K".utf8)) }
     }
 }
 

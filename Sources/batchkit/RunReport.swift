@@ -89,8 +89,9 @@ struct RunStats {
     }
 }
 
-/// Shows a run's progress on stderr: a bar redrawn in place on a terminal, a plain line every few
-/// seconds otherwise; and the summary table at the end.
+/// Shows a run's progress on stderr: on a terminal a status line that fits its width, redrawn in
+/// place at most 10 times a second (``TerminalDisplay``, with other messages written above it); a
+/// plain line every few seconds otherwise; and the summary table at the end.
 final class ProgressDisplay {
     let isTerminal: Bool
     let total: Int?
@@ -98,12 +99,11 @@ final class ProgressDisplay {
     let prices: PriceTable
     let start = ContinuousClock.now
     private var lastDraw: ContinuousClock.Instant?
-    private var drewLine = false
 
     /// - Parameters:
     ///   - total: requests this run will process, when known.
     ///   - interval: between plain lines (a terminal is redrawn at most 10 times a second).
-    init(total: Int?, interval: Duration, prices: PriceTable, isTerminal: Bool = isatty(STDERR_FILENO) == 1) {
+    init(total: Int?, interval: Duration, prices: PriceTable, isTerminal: Bool = TerminalDisplay.shared.isTerminal) {
         self.total = total
         self.interval = interval
         self.prices = prices
@@ -118,36 +118,37 @@ final class ProgressDisplay {
         let every = isTerminal ? Duration.milliseconds(100) : interval
         if !force, let last = lastDraw, last.duration(to: now) < every { return }
         lastDraw = now
-        let line = Self.line(stats, total: total, elapsed: elapsed, prices: prices, compact: isTerminal)
         if isTerminal {
-            FileHandle.standardError.write(Data(("\r\u{1B}[2K" + line).utf8))
-            drewLine = true
+            TerminalDisplay.shared.draw(progress(stats))
         } else {
-            printError("progress: " + line)
+            printError("progress: " + Self.line(stats, total: total, elapsed: elapsed, prices: prices))
         }
     }
 
-    /// Ends the in-place line so later output starts on a fresh line.
+    /// Draws the last state and ends the in-place line so later output starts on a fresh line.
     func finish(_ stats: RunStats) {
-        if isTerminal {
-            update(stats, force: true)
-            if drewLine { FileHandle.standardError.write(Data("\n".utf8)) }
-        } else {
-            update(stats, force: true)
-        }
+        update(stats, force: true)
+        if isTerminal { TerminalDisplay.shared.end() }
     }
 
-    static func line(_ s: RunStats, total: Int?, elapsed: Duration, prices: PriceTable, compact: Bool) -> String {
+    /// The run's progress as ``ProgressLine`` lays it out for the terminal's width.
+    func progress(_ s: RunStats) -> BatchProgress {
+        let seconds = max(0.001, elapsed.seconds)
+        let rate = Double(s.completed) / seconds
+        var eta: Duration?
+        if let total, rate > 0, s.completed < total { eta = .seconds(Double(total - s.completed) / rate) }
+        return BatchProgress(
+            succeeded: s.succeeded, failed: s.failed, inFlight: s.inFlight, total: total, usage: s.usage,
+            cost: s.costs(prices)?.actual, requestsPerSecond: rate, eta: eta, elapsed: elapsed, remoteStatus: s.remoteStatus)
+    }
+
+    /// The plain progress line written when stderr is not a terminal (a terminal gets ``ProgressLine``).
+    static func line(_ s: RunStats, total: Int?, elapsed: Duration, prices: PriceTable) -> String {
         let seconds = max(0.001, elapsed.seconds)
         let rate = Double(s.completed) / seconds
         var parts: [String] = []
         if let total, total > 0 {
             let fraction = min(1, Double(s.completed) / Double(total))
-            if compact {
-                let width = 20
-                let filled = Int((fraction * Double(width)).rounded(.down))
-                parts.append("[" + String(repeating: "=", count: filled) + String(repeating: " ", count: width - filled) + "]")
-            }
             parts.append("\(s.completed)/\(total) (\(Int((fraction * 100).rounded(.down)))%)")
         } else {
             parts.append("\(s.completed) done")
@@ -163,7 +164,7 @@ final class ProgressDisplay {
         parts.append("tokens \(formatCount(u.inputTokens)) in / \(formatCount(u.outputTokens)) out")
         if let c = s.costs(prices) { parts.append(formatDollars(c.actual)) }
         if let remote = s.remoteStatus { parts.append("remote: \(remote)") }
-        return parts.joined(separator: compact ? "  " : ", ")
+        return parts.joined(separator: ", ")
     }
 
     /// The table printed at the end of a run.
