@@ -79,9 +79,10 @@ struct HTTPTransportTests {
             #expect(error.code == .timedOut)
             #expect(BatchError(wrapping: error).code == .timeout)
         }
-        // The 300 ms timeout, not the 600 s default, ended it. The bound is loose: on a loaded
-        // 2-core machine the whole test process can be starved for many seconds.
-        #expect(ContinuousClock.now - started < .seconds(45))
+        // The 300 ms timeout, not the 600 s default, ended it. The bound is loose (any time well
+        // under the default tells them apart): on a loaded 2-core machine the whole test process
+        // can be starved for tens of seconds (45 s failed at 50 s).
+        #expect(ContinuousClock.now - started < .seconds(240))
         await server.shutdown()
     }
 

@@ -111,7 +111,7 @@ struct CLIReportTests {
             clock.advance(by: .seconds(10))
             await clock.sleepers(atLeast: 4)
             _ = kill(child.pid, SIGINT)
-            let result = await child.finish(timeout: .seconds(60))
+            let result = await child.finish(timeout: .seconds(180))
             #expect(result.status == 130, "\(result.stderr)")
             #expect(result.stderr.contains("report written to r.html"))
             let recorded = try Fixtures.outputLines(dir.file("out.jsonl")).count

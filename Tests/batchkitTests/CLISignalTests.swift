@@ -28,7 +28,7 @@ struct CLISignalTests {
             clock.advance(by: .seconds(10))
             await clock.sleepers(atLeast: 4)
             _ = kill(child.pid, SIGINT)
-            let result = await child.finish(timeout: .seconds(60))
+            let result = await child.finish(timeout: .seconds(180))
             #expect(result.status == 130, "\(result.stderr)")
             #expect(result.stderr.contains("stopped by SIGINT"))
             #expect(result.stderr.contains("to resume, run the same command again: batchkit run in.jsonl --output out.jsonl"))
@@ -62,7 +62,7 @@ struct CLISignalTests {
             let child = try CLI.start(arguments, in: dir.url, environment: Self.environment)
             #expect(await child.waitForStderrLine { $0.contains("submitted job") })
             _ = kill(child.pid, SIGTERM)
-            let result = await child.finish(timeout: .seconds(60))
+            let result = await child.finish(timeout: .seconds(180))
             #expect(result.status == 143, "\(result.stderr)")
             let job = try #require(emulator.billing.jobs.first)
             #expect(emulator.billing.jobs.count == 1)
@@ -103,7 +103,7 @@ struct CLISignalTests {
         // The first signal is taken as a request to stop, and the child goes on (blocked).
         #expect(await child.waitForStderrLine { $0.contains("SIGINT received; stopping") })
         _ = kill(child.pid, SIGTERM)
-        let result = await child.finish(timeout: .seconds(60))
+        let result = await child.finish(timeout: .seconds(180))
         if writer >= 0 { _ = close(writer) }
         #expect(result.status == 143, "\(result.stderr)")
         #expect(result.stderr.contains("SIGTERM received again; exiting at once"))

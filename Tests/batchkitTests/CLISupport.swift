@@ -64,7 +64,7 @@ enum CLI {
     /// Runs `batchkit ARGS` to completion (killed after `timeout`, which fails the test).
     static func run(
         _ arguments: [String], in directory: URL,
-        environment extra: [String: String] = ["OPENAI_API_KEY": "sk-cli-test-key-0001"], timeout: Duration = .seconds(60)
+        environment extra: [String: String] = ["OPENAI_API_KEY": "sk-cli-test-key-0001"], timeout: Duration = .seconds(180)
     ) async throws -> CLIResult {
         let child = try start(arguments, in: directory, environment: extra, liveStderr: false)
         return await child.finish(timeout: timeout)
@@ -169,7 +169,7 @@ final class RunningCLI: Sendable {
 
     /// Waits until a stderr line satisfies `predicate` (true), the child closes stderr, or
     /// `timeout` passes (false). Needs a child started with live stderr.
-    func waitForStderrLine(timeout: Duration = .seconds(30), where predicate: @escaping @Sendable (String) -> Bool) async -> Bool {
+    func waitForStderrLine(timeout: Duration = .seconds(120), where predicate: @escaping @Sendable (String) -> Bool) async -> Bool {
         let id = state.withLock { s -> Int in s.nextWaiter += 1; return s.nextWaiter }
         return await withTaskGroup(of: Bool.self) { group in
             group.addTask {
@@ -205,7 +205,7 @@ final class RunningCLI: Sendable {
 
     /// Waits for the exit (SIGKILL after `timeout`, recorded as a test failure) and returns what
     /// the child printed.
-    func finish(timeout: Duration = .seconds(60)) async -> CLIResult {
+    func finish(timeout: Duration = .seconds(180)) async -> CLIResult {
         let status = await withTaskGroup(of: Int32?.self) { group in
             group.addTask { await self.exitStatus() }
             group.addTask {

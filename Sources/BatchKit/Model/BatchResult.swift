@@ -47,13 +47,25 @@ public struct BatchResult: Sendable {
         self.id = id
         self.outcome = outcome
         self.attempts = attempts
-        self.usage = usage ?? ((try? outcome.get())?.usage ?? .zero)
+        if let usage {
+            self.usage = usage
+        } else if case .success(let response) = outcome {
+            self.usage = response.usage
+        } else {
+            self.usage = .zero
+        }
         self.latency = latency
         self.route = route
     }
 
     /// The response, when the request succeeded.
-    public var response: ModelResponse? { try? outcome.get() }
+    ///
+    /// A pattern match, not `try? outcome.get()`: a throw is not free (a test runner may capture
+    /// a backtrace for every error thrown), and this is read for every result.
+    public var response: ModelResponse? {
+        if case .success(let response) = outcome { return response }
+        return nil
+    }
     /// The error, when the request failed.
     public var error: BatchError? {
         if case .failure(let e) = outcome { return e }

@@ -47,7 +47,7 @@ public final class ClockDriver: Sendable {
     ///   - clock: the clock to move.
     ///   - startsHeld: keep time still until ``release()``.
     ///   - holdLimit: real time a hold may last before it is given up (a failure to report).
-    public init(_ clock: ManualClock, startsHeld: Bool = false, holdLimit: Duration = .seconds(20)) {
+    public init(_ clock: ManualClock, startsHeld: Bool = false, holdLimit: Duration = .seconds(120)) {
         self.clock = clock
         self.holdLimit = holdLimit
         self.state = Mutex(State(released: !startsHeld))

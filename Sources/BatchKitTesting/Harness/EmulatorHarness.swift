@@ -60,10 +60,13 @@ public struct EmulatorHarness: Sendable {
             let clock = ManualClock()
             let emulator = ProviderEmulator(configuration: configuration, clock: clock)
             let server = try await EmulatorServer.start(emulator: emulator)
+            // A generous timeout: the emulator answers from tasks on the shared concurrency pool,
+            // which a parallel test run on two loaded cores can hold for tens of seconds; a tight
+            // one turned that wait into spurious timeouts (30 s failed a CI run).
             let transport: any HTTPTransport =
                 wire == .loopback
-                ? URLSessionTransport(configuration: .init(defaultTimeout: .seconds(30)))
-                : PlainHTTPTransport(configuration: .init(defaultTimeout: .seconds(30)))
+                ? URLSessionTransport(configuration: .init(defaultTimeout: .seconds(240)))
+                : PlainHTTPTransport(configuration: .init(defaultTimeout: .seconds(240)))
             return EmulatorHarness(emulator: emulator, clock: clock, transport: transport, root: server.baseURL, wire: wire, server: server)
         }
     }
