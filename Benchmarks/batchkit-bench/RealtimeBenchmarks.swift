@@ -111,31 +111,3 @@ func runRateLimitBenchmark() async throws {
     ])
 }
 
-/// Scenario `native`: 50,000 chat requests through the OpenAI native batch path (Files upload,
-/// batch create, poll, output download, streamed join) against the in-process emulator with a
-/// batch that completes at once, end to end.
-func runNativeBenchmark() async throws {
-    let n = benchOption("requests", env: "BENCH_REQUESTS").flatMap(Int.init) ?? 50_000
-    let emulator = ProviderEmulator(configuration: .init(batchDuration: .zero))
-    let backend = OpenAIBatchBackend(apiKey: "sk-bench", baseURL: URL(string: "http://emulator.invalid/v1")!, transport: emulator.transport)
-    let processor = NativeBatchProcessor(backend: backend, configuration: .init(pollInterval: .milliseconds(10)))
-    let requests = (0..<n).map { i in
-        BatchRequest(id: "n\(i)", chat: ChatRequest(model: "gpt-4o-mini", messages: [.user("Summarise document \(i) in one line.")], maxTokens: 32))
-    }
-    let start = ContinuousClock.now
-    var ok = 0
-    var failed = 0
-    var jobs = 0
-    for await event in processor.processAsync(requests) {
-        switch event {
-        case .item(let r): if r.isSuccess { ok += 1 } else { failed += 1 }
-        case .submitted: jobs += 1
-        default: break
-        }
-    }
-    let seconds = (ContinuousClock.now - start).seconds
-    printJSONLine([
-        "scenario": "native", "requests": .int(n), "succeeded": .int(ok), "failed": .int(failed), "jobs": .int(jobs),
-        "seconds": .double(round3(seconds)), "peak_rss_mb": .double(round3(peakRSSMegabytes())),
-    ])
-}

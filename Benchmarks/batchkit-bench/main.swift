@@ -4,9 +4,9 @@ import Foundation
 // prints one JSON line on stdout, chatter goes to stderr. Add a scenario as a file with one
 // `func run...Benchmark() async` and a case here.
 
-let scenarios = ["executor", "memory", "emulator", "makespan", "makespan-tls", "ratelimit", "native", "jsonl", "report", "chaos"]
+let scenarios = ["executor", "memory", "emulator", "makespan", "makespan-tls", "ratelimit", "native", "hybrid", "jsonl", "report", "chaos"]
 /// Scenarios left out when none is named (minutes long).
-let onlyOnRequest: Set<String> = ["chaos", "makespan-tls"]
+let onlyOnRequest: Set<String> = ["chaos", "makespan-tls", "hybrid"]
 let wanted = CommandLine.arguments.count > 1
     ? Array(CommandLine.arguments.dropFirst().prefix { !$0.hasPrefix("--") }) : scenarios.filter { !onlyOnRequest.contains($0) }
 for name in wanted {
@@ -27,7 +27,7 @@ for name in wanted {
             FileHandle.standardError.write(Data("chaos benchmark failed: \(error)\n".utf8))
             exit(1)
         }
-    case "makespan", "makespan-tls", "ratelimit", "native", "jsonl", "report":
+    case "makespan", "makespan-tls", "ratelimit", "native", "hybrid", "jsonl", "report":
         do {
             switch name {
             case "makespan": try await runMakespanBenchmark()
@@ -35,6 +35,7 @@ for name in wanted {
             case "ratelimit": try await runRateLimitBenchmark()
             case "jsonl": try await runJSONLBenchmark()
             case "report": try await runReportBenchmark()
+            case "hybrid": try await runHybridBenchmark()
             default: try await runNativeBenchmark()
             }
         } catch {

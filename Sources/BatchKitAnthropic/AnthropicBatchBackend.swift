@@ -153,6 +153,42 @@ public struct AnthropicBatchBackend: BatchBackend, CustomStringConvertible {
         return try Self.job(from: json)
     }
 
+    /// Creates one batch from a spooled chunk: the `{"requests":[...]}` body is written from the
+    /// spool file to a temporary file piece by piece and sent from disk (a 256 MB batch is never
+    /// in memory). Anthropic batches carry no tag: the intent is recognised by time and count.
+    package func submit(
+        _ chunk: SpooledChunk, metadata: [String: String], intent: JobIntent,
+        uploaded: @Sendable (String) async throws -> Void
+    ) async throws -> BatchJob {
+        guard chunk.count > 0 else { throw BatchError.validation("a batch needs at least one request", field: "requests") }
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("batchkit-anthropic-\(UUID().uuidString).json")
+        defer { try? FileManager.default.removeItem(at: url) }
+        guard FileManager.default.createFile(atPath: url.path, contents: nil) else {
+            throw BatchError(.io, "cannot create the temporary request body file", isRetryable: false)
+        }
+        do {
+            let handle = try FileHandle(forWritingTo: url)
+            defer { try? handle.close() }
+            var buffer = [UInt8]()
+            buffer.reserveCapacity(1 << 20)
+            buffer.append(contentsOf: #"{"requests":["#.utf8)
+            try await chunk.forEachItem { i, data in
+                if i > 0 { buffer.append(UInt8(ascii: ",")) }
+                buffer.append(contentsOf: data)
+                if buffer.count >= 1 << 20 {
+                    try handle.write(contentsOf: buffer)
+                    buffer.removeAll(keepingCapacity: true)
+                }
+            }
+            buffer.append(contentsOf: "]}".utf8)
+            try handle.write(contentsOf: buffer)
+        } catch {
+            throw BatchError(.io, "cannot write the temporary request body file: \(BatchError(wrapping: error).message)", isRetryable: false)
+        }
+        let (json, _) = try await connection.sendJSON("POST", connection.url("/v1/messages/batches"), body: .file(url))
+        return try Self.job(from: json)
+    }
+
     // MARK: - Status
 
     /// `GET /v1/messages/batches/{id}`.

@@ -178,13 +178,48 @@ public struct GeminiBatchBackend: BatchBackend, CustomStringConvertible, CustomR
                 "batch": ["displayName": .string(displayName), "inputConfig": ["fileName": .string(file)]],
             ]).serialized()
         }
+        return try await post(body, kind: kind, model: model, verb: verb, inputFile: inputFile, metadata: metadata, count: items.count)
+    }
+
+    /// Creates a batch from a spooled chunk: inline (read back into memory, under
+    /// ``inlineByteLimit``) when it is small, otherwise by uploading the spool file itself (its
+    /// lines are already the `{key, request}` JSONL of file mode).
+    package func submit(
+        _ chunk: SpooledChunk, metadata: [String: String], intent: JobIntent,
+        uploaded: @Sendable (String) async throws -> Void
+    ) async throws -> BatchJob {
+        var tagged = metadata
+        tagged["displayName"] = intent.tag
+        tagged["display_name"] = nil
+        let displayName = intent.tag
+        if 192 + chunk.bytes + chunk.count * 14 < inlineByteLimit {
+            return try await create(try await chunk.items(), metadata: tagged, uploaded: uploaded)
+        }
+        let parts = chunk.groupKey.split(separator: ":", maxSplits: 1).map(String.init)
+        guard parts.count == 2 else {
+            throw BatchError.validation("a Gemini batch holds requests of one kind and one model", field: "groupKey")
+        }
+        let (kind, model) = (parts[0], parts[1])
+        let verb = kind == Self.embeddingKind ? ":asyncBatchEmbedContent" : ":batchGenerateContent"
+        let file = try await upload(file: chunk.file, size: chunk.bytes, displayName: displayName)
+        try await uploaded(file)
+        let body = JSONValue.object([
+            "batch": ["displayName": .string(displayName), "inputConfig": ["fileName": .string(file)]],
+        ]).serialized()
+        return try await post(body, kind: kind, model: model, verb: verb, inputFile: file, metadata: tagged, count: chunk.count)
+    }
+
+    /// The create call, and the job it made.
+    func post(
+        _ body: Data, kind: String, model: String, verb: String, inputFile: String?, metadata: [String: String], count: Int
+    ) async throws -> BatchJob {
         let (created, _) = try await api.connection.sendJSON("POST", api.url(model + verb), body: .data(body))
         var job = try Self.job(from: created)
         for (k, v) in metadata where job.metadata[k] == nil { job.metadata[k] = v }
         job.metadata["model"] = model
         job.metadata["kind"] = kind == Self.embeddingKind ? "embedding" : "chat"
         if let inputFile { job.metadata["inputFile"] = inputFile }
-        if job.requestCount == 0 { job.requestCount = items.count }
+        if job.requestCount == 0 { job.requestCount = count }
         return job
     }
 
@@ -218,6 +253,11 @@ public struct GeminiBatchBackend: BatchBackend, CustomStringConvertible, CustomR
             try? handle.close()
             throw BatchError(.invalidRequest, "cannot write the batch input file: \(error)", isRetryable: false)
         }
+        return try await upload(file: url, size: size, displayName: displayName)
+    }
+
+    /// Uploads a JSONL file with the resumable protocol (see ``upload(_:displayName:)``).
+    func upload(file url: URL, size: Int, displayName: String) async throws -> String {
 
         let start = try await api.connection.send(
             "POST", api.url(prefix: "upload/", "files"),

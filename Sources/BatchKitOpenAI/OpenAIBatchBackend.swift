@@ -170,12 +170,43 @@ public struct OpenAIBatchBackend: BatchBackend, CustomStringConvertible, CustomR
         return try await create(items, metadata: tagged, uploaded: uploaded)
     }
 
+    /// Creates a batch for a spooled chunk: the multipart upload is written from the spool file
+    /// piece by piece (the chunk is never in memory).
+    package func submit(
+        _ chunk: SpooledChunk, metadata: [String: String], intent: JobIntent,
+        uploaded: @Sendable (String) async throws -> Void
+    ) async throws -> BatchJob {
+        guard chunk.count > 0 else { throw BatchError.validation("a batch needs at least one request") }
+        var tagged = metadata
+        tagged[JobIntent.metadataKey] = intent.tag
+        var endpoint = Self.endpoint(groupKey: chunk.groupKey)
+        if endpoint == nil {
+            try await chunk.forEachItem { i, data in
+                if i == 0 { endpoint = (try? JSONValue(parsing: data))?["url"]?.stringValue }
+            }
+        }
+        return try await create(
+            endpoint: endpoint ?? OpenAIWire.chatEndpoint, count: chunk.count, metadata: tagged, uploaded: uploaded
+        ) { boundary, url in
+            try Self.writeMultipart(spool: chunk.file, boundary: boundary, to: url)
+        }
+    }
+
     func create(
         _ items: [EncodedBatchItem], metadata: [String: String], uploaded: @Sendable (String) async throws -> Void
     ) async throws -> BatchJob {
         guard let first = items.first else { throw BatchError.validation("a batch needs at least one request") }
-        let endpoint = Self.endpoint(of: first)
-        let fileID = try await upload(items)
+        return try await create(endpoint: Self.endpoint(of: first), count: items.count, metadata: metadata, uploaded: uploaded) {
+            boundary, url in try Self.writeMultipart(items, boundary: boundary, to: url)
+        }
+    }
+
+    /// Uploads the file `write` produces and creates a batch reading it.
+    func create(
+        endpoint: String, count: Int, metadata: [String: String], uploaded: @Sendable (String) async throws -> Void,
+        write: (_ boundary: String, _ url: URL) throws -> Void
+    ) async throws -> BatchJob {
+        let fileID = try await upload(write)
         do {
             try await uploaded(fileID)
         } catch {
@@ -191,7 +222,7 @@ public struct OpenAIBatchBackend: BatchBackend, CustomStringConvertible, CustomR
         do {
             let (json, _) = try await api.connection.sendJSON("POST", api.url("/v1/batches"), json: .object(body))
             var job = try Self.job(from: json)
-            job.requestCount = max(job.requestCount, items.count)
+            job.requestCount = max(job.requestCount, count)
             return job
         } catch {
             if !BatchError(wrapping: error).mayHaveReachedServer {
@@ -201,20 +232,24 @@ public struct OpenAIBatchBackend: BatchBackend, CustomStringConvertible, CustomR
         }
     }
 
+    /// The endpoint named by a group key (`endpoint model`), if it names one.
+    static func endpoint(groupKey: String) -> String? {
+        guard let space = groupKey.firstIndex(of: " "), groupKey.hasPrefix("/") else { return nil }
+        return String(groupKey[..<space])
+    }
+
     /// The endpoint of an encoded item: the group key's first word, else the line's `url`.
     static func endpoint(of item: EncodedBatchItem) -> String {
-        if let space = item.groupKey.firstIndex(of: " "), item.groupKey.hasPrefix("/") {
-            return String(item.groupKey[..<space])
-        }
+        if let endpoint = endpoint(groupKey: item.groupKey) { return endpoint }
         return (try? JSONValue(parsing: item.data))?["url"]?.stringValue ?? OpenAIWire.chatEndpoint
     }
 
-    /// Writes the multipart body to a temporary file and uploads it; returns the file id.
-    func upload(_ items: [EncodedBatchItem]) async throws -> String {
+    /// Writes the multipart body to a temporary file with `write` and uploads it; returns the file id.
+    func upload(_ write: (_ boundary: String, _ url: URL) throws -> Void) async throws -> String {
         let boundary = "batchkit-\(UUID().uuidString)"
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("batchkit-upload-\(UUID().uuidString).multipart")
         defer { try? FileManager.default.removeItem(at: url) }
-        try Self.writeMultipart(items, boundary: boundary, to: url)
+        try write(boundary, url)
         let response = try await api.connection.send(
             "POST", api.url("/v1/files"), body: .file(url), contentType: "multipart/form-data; boundary=\(boundary)",
             timeout: uploadTimeout)
@@ -250,6 +285,26 @@ public struct OpenAIBatchBackend: BatchBackend, CustomStringConvertible, CustomR
         }
         buffer.append(contentsOf: Array("\r\n--\(boundary)--\r\n".utf8))
         try flush()
+    }
+
+    /// The `multipart/form-data` body of a Files upload whose file is the spool file `spool`
+    /// (already JSONL), copied in 1 MB pieces.
+    static func writeMultipart(spool: URL, boundary: String, to url: URL) throws {
+        guard FileManager.default.createFile(atPath: url.path, contents: nil) else {
+            throw BatchError(.io, "cannot create the temporary upload file", isRetryable: false)
+        }
+        let handle = try FileHandle(forWritingTo: url)
+        defer { try? handle.close() }
+        let input = try FileHandle(forReadingFrom: spool)
+        defer { try? input.close() }
+        try handle.write(contentsOf: Data((
+            "--\(boundary)\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nbatch\r\n"
+            + "--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"batchkit-\(UUID().uuidString.prefix(8)).jsonl\"\r\n"
+            + "Content-Type: application/octet-stream\r\n\r\n").utf8))
+        while let piece = try input.read(upToCount: 1 << 20), !piece.isEmpty {
+            try handle.write(contentsOf: piece)
+        }
+        try handle.write(contentsOf: Data("\r\n--\(boundary)--\r\n".utf8))
     }
 
     // MARK: - Status, cancel, list

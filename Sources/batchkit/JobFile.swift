@@ -213,6 +213,12 @@ struct RecordingBackend: BatchBackend {
         try await base.submit(items, metadata: metadata, intent: intent, uploaded: uploaded)
     }
 
+    func submit(
+        _ chunk: SpooledChunk, metadata: [String: String], intent: JobIntent, uploaded: @Sendable (String) async throws -> Void
+    ) async throws -> BatchJob {
+        try await base.submit(chunk, metadata: metadata, intent: intent, uploaded: uploaded)
+    }
+
     func findJob(for intent: JobIntent, excluding: Set<String>) async throws -> BatchJob? {
         try await base.findJob(for: intent, excluding: excluding)
     }

@@ -297,14 +297,4 @@ struct NativeBatchProcessorTests {
         let listed = try await fresh.list()
         #expect(listed.map(\.id) == [jobs[0].id])
     }
-
-    @Test func chunkerKeepsGroupsApartAndWithinLimits() {
-        var c = Chunker(limits: .init(maxRequests: 2, maxBytes: 1000))
-        var full: [[String]] = []
-        for (id, g) in [("1", "a"), ("2", "b"), ("3", "a"), ("4", "a"), ("5", "b")] {
-            if let f = c.add(EncodedBatchItem(id: id, data: Data("x".utf8), groupKey: g)) { full.append(f.map(\.id)) }
-        }
-        full += c.drain().map { $0.map(\.id) }
-        #expect(full.sorted { $0[0] < $1[0] } == [["1", "3"], ["2", "5"], ["4"]])
-    }
 }

@@ -58,7 +58,7 @@ public struct HybridProcessor<C: Clock>: Processor where C.Duration == Duration 
 
         // Submission is not raced against the deadline: a job created while its request is cut
         // off would run unseen and be paid twice.
-        let report = await batch.submitReporting(all)
+        let report = await batch.submitReporting(ArrayAsyncSequence(all))
         for job in report.jobs {
             book.addJob(job.job)
             if !(await sink.emit(.submitted(job.job))) { return .failed(.cancelled()) }

@@ -114,6 +114,13 @@ extension BatchBackend {
         return try await submit(items, metadata: tagged)
     }
 
+    package func submit(
+        _ chunk: SpooledChunk, metadata: [String: String], intent: JobIntent,
+        uploaded: @Sendable (String) async throws -> Void
+    ) async throws -> BatchJob {
+        try await submit(try await chunk.items(), metadata: metadata, intent: intent, uploaded: uploaded)
+    }
+
     package func findJob(for intent: JobIntent, excluding: Set<String>) async throws -> BatchJob? {
         let tags = tagsJobs
         let candidates = try await list(limit: 100).filter { !excluding.contains($0.id) && intent.matches($0, tagsJobs: tags) }

@@ -40,6 +40,16 @@ package struct JobIntent: Sendable, Hashable, Codable {
         self.createdAt = createdAt
     }
 
+    /// An intent for a chunk described by its group key, size and ``hash(_:)`` of its ids.
+    package init(provider: String, groupKey: String, count: Int, idsHash: String, createdAt: Date = Date(), tag: String? = nil) {
+        self.tag = tag ?? "batchkit-" + String(format: "%016llx", UInt64.random(in: 0...UInt64.max))
+        self.provider = provider
+        self.groupKey = groupKey
+        self.count = count
+        self.idsHash = idsHash
+        self.createdAt = createdAt
+    }
+
     /// FNV-1a over the ids, each followed by a newline, as 16 hex digits.
     package static func hash(_ ids: some Sequence<String>) -> String {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325

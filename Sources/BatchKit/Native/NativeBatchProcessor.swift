@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 import Synchronization
 
 /// Runs requests through a provider's native batch API (half price, results within hours), with
@@ -70,13 +70,26 @@ public struct NativeBatchProcessor<C: Clock>: Processor where C.Duration == Dura
         /// validation. Reservations are kept (estimates are upper bounds when requests set
         /// `maxTokens`); resubmissions reuse the reservation of their first job.
         public var maxCost: Double?
+        /// Where chunks are spooled before they are uploaded (each run makes a directory of its
+        /// own inside, removed when the run ends; each chunk's file is removed once its job's
+        /// results are in); `nil`: the temporary directory.
+        public var spoolDirectory: URL?
+        /// Writes to spool files (tests make it fail like a full disk); `nil` writes to the file.
+        package var spoolWrite: (@Sendable (FileHandle, [UInt8]) throws -> Void)?
+
+        /// The spool storage chunks go to.
+        package var spool: SpoolStorage {
+            var s = spoolDirectory.map { SpoolStorage(directory: $0) } ?? .temporary
+            if let spoolWrite { s.write = spoolWrite }
+            return s
+        }
 
         public init(
             pollInterval: Duration = .seconds(15), maxPollInterval: Duration = .seconds(300), pollBackoff: Double = 1.5,
             maxWait: Duration? = nil, resubmit: ResubmitPolicy = .none, cancelsRemoteJobsOnCancellation: Bool = true,
             limits: BatchLimits? = nil, metadata: [String: String] = [:], priceTable: PriceTable? = nil,
             eventBufferSize: Int = 256, downloadAttempts: Int = 5, createAttempts: Int = 4,
-            reportsUnfinishedAtMaxWait: Bool = true, maxCost: Double? = nil
+            reportsUnfinishedAtMaxWait: Bool = true, maxCost: Double? = nil, spoolDirectory: URL? = nil
         ) {
             self.pollInterval = pollInterval
             self.maxPollInterval = maxPollInterval
@@ -93,6 +106,8 @@ public struct NativeBatchProcessor<C: Clock>: Processor where C.Duration == Dura
             self.createAttempts = max(1, createAttempts)
             self.reportsUnfinishedAtMaxWait = reportsUnfinishedAtMaxWait
             self.maxCost = maxCost
+            self.spoolDirectory = spoolDirectory
+            self.spoolWrite = nil
         }
 
         /// This configuration, recording job intents and jobs in `ledger`.
@@ -148,8 +163,27 @@ public struct NativeBatchProcessor<C: Clock>: Processor where C.Duration == Dura
     ///
     /// - Returns: the created jobs, and the requests that failed validation (never sent).
     public func submit(_ requests: [BatchRequest]) async throws -> (jobs: [BatchJob], rejected: [BatchResult]) {
+        try await submit(ArrayAsyncSequence(requests))
+    }
+
+    /// Validates, splits and submits `requests` without waiting for the jobs, reading them one
+    /// at a time: each chunk is spooled to a file and uploaded from it, so a file of a million
+    /// requests is never in memory.
+    ///
+    /// ```swift
+    /// let (jobs, rejected) = try await processor.submit(requestsFromFile)   // any AsyncSequence
+    /// ```
+    ///
+    /// - Returns: the created jobs, and the requests that failed validation (never sent) or whose
+    ///   job could not be created.
+    /// - Throws: when no job could be created and a chunk failed, or when the spool could not be
+    ///   written (a full disk) before any job was created.
+    public func submit(
+        _ requests: some AsyncSequence<BatchRequest, Never> & Sendable
+    ) async throws -> (jobs: [BatchJob], rejected: [BatchResult]) {
         let report = await submitReporting(requests)
         if let failure = report.failedChunks.first, report.jobs.isEmpty { throw failure.error }
+        if let spoolFailure = report.spoolFailure, report.jobs.isEmpty { throw spoolFailure }
         return (report.jobs.map(\.job), report.rejected.map(\.result) + report.failedChunks.flatMap { chunk in
             chunk.ids.map { BatchResult(id: $0, outcome: .failure(chunk.error), attempts: 0, route: .none) }
         })
@@ -163,32 +197,44 @@ public struct NativeBatchProcessor<C: Clock>: Processor where C.Duration == Dura
         var rejected: [(result: BatchResult, duplicate: Bool)] = []
         /// Chunks whose job could not be created.
         var failedChunks: [(ids: [String], error: BatchError)] = []
+        /// The spool could not be written: submission stopped there (requests after it were not read).
+        var spoolFailure: BatchError?
     }
 
-    /// Submits everything, chunk by chunk, never losing the id of a job that was created.
-    func submitReporting(_ requests: [BatchRequest]) async -> SubmissionReport {
+    /// Submits everything, chunk by chunk (each spooled to a file, removed once its job exists),
+    /// never losing the id of a job that was created.
+    func submitReporting(_ requests: some AsyncSequence<BatchRequest, Never> & Sendable) async -> SubmissionReport {
         let run = NativeRun(backend: backend, configuration: configuration, limits: limits, clock: clock)
+        let storage = configuration.spool
+        let directory = storage.runDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
         var report = SubmissionReport()
-        var seen = Set<String>()
-        var chunker = Chunker(limits: limits)
-        func send(_ chunk: [EncodedBatchItem]) async {
+        var seen = NativeRun<C>.SeenIDs()
+        let chunker = SpoolChunker(limits: limits, storage: storage, directory: directory)
+        func send(_ chunk: SpooledChunk) async {
+            defer { chunk.remove() }
             do {
                 let job = try await run.create(chunk, excluding: Set(report.jobs.map(\.job.id)))
-                report.jobs.append((job, chunk.map(\.id)))
+                report.jobs.append((job, Array(chunk.ids)))
             } catch {
-                report.failedChunks.append((chunk.map(\.id), NativeRun<C>.submissionError(error)))
+                report.failedChunks.append((Array(chunk.ids), NativeRun<C>.submissionError(error)))
             }
         }
-        for r in requests {
-            let duplicate = seen.contains(r.id)
-            switch run.encode(r, seen: &seen) {
-            case .failure(let e):
-                report.rejected.append((BatchResult(id: r.id, outcome: .failure(e), attempts: 0, route: .none), duplicate))
-            case .success(let item):
-                if let full = chunker.add(item) { await send(full) }
+        do {
+            for await r in requests {
+                let duplicate = seen.contains(r.id)
+                switch run.encode(r, seen: &seen) {
+                case .failure(let e):
+                    report.rejected.append((BatchResult(id: r.id, outcome: .failure(e), attempts: 0, route: .none), duplicate))
+                case .success(let item):
+                    if let full = try chunker.add(item) { await send(full) }
+                }
             }
+            for chunk in try chunker.drain() { await send(chunk) }
+        } catch {
+            chunker.discardAll()
+            report.spoolFailure = error
         }
-        for chunk in chunker.drain() { await send(chunk) }
         return report
     }
 
@@ -234,34 +280,5 @@ public enum ResubmitPolicy: Sendable, Hashable {
         case .none: return 0
         case .failedAndExpired(let n): return max(0, n)
         }
-    }
-}
-
-/// Packs encoded items into jobs within the limits, one open chunk per group key.
-struct Chunker {
-    let limits: BatchLimits
-    var open: [String: (items: [EncodedBatchItem], bytes: Int)] = [:]
-
-    init(limits: BatchLimits) { self.limits = limits }
-
-    /// Adds an item; returns the group's previous chunk when the item does not fit in it.
-    mutating func add(_ item: EncodedBatchItem) -> [EncodedBatchItem]? {
-        let size = item.data.count + 1
-        var full: [EncodedBatchItem]?
-        if let chunk = open[item.groupKey], !chunk.items.isEmpty,
-            chunk.items.count >= limits.maxRequests || chunk.bytes + size > limits.maxBytes
-        {
-            full = open.removeValue(forKey: item.groupKey)?.items
-        }
-        // Mutated in place: copying the chunk out and back would make packing quadratic.
-        open[item.groupKey, default: ([], 0)].items.append(item)
-        open[item.groupKey]!.bytes += size
-        return full
-    }
-
-    /// The remaining partial chunks.
-    mutating func drain() -> [[EncodedBatchItem]] {
-        defer { open = [:] }
-        return open.keys.sorted().compactMap { open[$0]?.items }.filter { !$0.isEmpty }
     }
 }

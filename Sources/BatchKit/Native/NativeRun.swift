@@ -15,14 +15,43 @@ final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
         self.clock = clock
     }
 
-    /// A job being waited for, with the items it holds that have not been reported.
+    /// A job being waited for. Its tracking is compact: the ids (packed), which of them have been
+    /// reported, and the metadata of the items that have any; the encoded bodies stay in the
+    /// chunk's spool file, which resubmission re-reads.
     struct Tracked {
         var job: BatchJob
-        /// Items not yet reported, by id (kept encoded so they can be resubmitted as they are).
-        var pending: [String: EncodedBatchItem]
+        /// The chunk's spool file, until the job's results are in (`nil` when attached).
+        var chunk: SpooledChunk?
+        var ids: PackedIDs
+        var metadata: [Int: [String: String]]
+        /// Which ids have been reported (or set aside for resubmission).
+        var done: [Bool]
+        /// Ids not yet reported.
+        var remaining: Int
         /// Whether the ids of the job are known (false when attaching without expectations).
         var knowsIDs: Bool
+        /// Ids reported so far, when the ids are not known.
+        var seenUnknown: Set<String> = []
         var round: Int
+
+        init(job: BatchJob, chunk: SpooledChunk?, ids: PackedIDs, metadata: [Int: [String: String]], knowsIDs: Bool, round: Int) {
+            self.job = job
+            self.chunk = chunk
+            self.ids = ids
+            self.metadata = metadata
+            self.done = Array(repeating: false, count: ids.count)
+            self.remaining = ids.count
+            self.knowsIDs = knowsIDs
+            self.round = round
+        }
+
+        /// Requests of the job not yet reported, for progress.
+        var pendingCount: Int { knowsIDs ? remaining : job.requestCount }
+
+        /// Positions not yet reported, in id order.
+        var pendingPositions: [Int] {
+            done.indices.filter { !done[$0] }.sorted { ids[$0] < ids[$1] }
+        }
     }
 
     /// Totals for progress and summary.
@@ -38,9 +67,24 @@ final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
         }
     }
 
-    func encode(_ request: BatchRequest, seen: inout Set<String>) -> Result<EncodedBatchItem, BatchError> {
+    /// The ids seen so far in a run, as 64-bit fingerprints (a million ids in about 16 MB rather
+    /// than a `String` each). Two distinct ids share a fingerprint with a chance of about n²/2⁶⁵
+    /// (3 in 100 million for a million ids); the later one would then be refused as a duplicate.
+    struct SeenIDs {
+        private var fingerprints = Set<UInt64>()
+
+        mutating func insert(_ id: String) -> Bool {
+            fingerprints.insert(UInt64(bitPattern: Int64(id.hashValue))).inserted
+        }
+
+        func contains(_ id: String) -> Bool { fingerprints.contains(UInt64(bitPattern: Int64(id.hashValue))) }
+
+        mutating func removeAll() { fingerprints = [] }
+    }
+
+    func encode(_ request: BatchRequest, seen: inout SeenIDs) -> Result<EncodedBatchItem, BatchError> {
         if request.id.isEmpty { return .failure(.validation("the request id is empty", field: "id")) }
-        if !seen.insert(request.id).inserted {
+        if !seen.insert(request.id) {
             return .failure(.validation("duplicate id \"\(request.id)\": ids must be unique within a run", field: "id"))
         }
         do {
@@ -55,45 +99,49 @@ final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
         }
     }
 
+    /// The storage chunks are spooled to.
+    var spoolStorage: SpoolStorage { configuration.spool }
+
     // MARK: - process
 
     func process(_ requests: some AsyncSequence<BatchRequest, Never> & Sendable, total: Int?, sink: EventSink) async -> BatchRunOutcome {
+        let spoolDirectory = spoolStorage.runDirectory()
+        defer { try? FileManager.default.removeItem(at: spoolDirectory) }
         let start = clock.now
         var books = Books(total: total)
         var tracked: [Tracked] = []
-        var seen = Set<String>()
-        var chunker = Chunker(limits: limits)
+        var seen = SeenIDs()
+        let chunker = SpoolChunker(limits: limits, storage: spoolStorage, directory: spoolDirectory)
         var iterator = requests.makeAsyncIterator()
         let budget = configuration.maxCost.map { CostBudget(limit: $0) }
-        /// The estimated batch cost of each item in a chunk not yet submitted (with a budget).
-        var estimates: [String: Double] = [:]
         /// Submits `chunk` if its estimate fits what remains of the budget; otherwise fails its items.
-        func submitWithinBudget(_ chunk: [EncodedBatchItem]) async -> Bool {
-            if let budget {
-                let estimate = chunk.reduce(0) { $0 + (estimates.removeValue(forKey: $1.id) ?? 0) }
-                if !budget.reserve(estimate) {
-                    let e = budget.exceededError(estimate: estimate)
-                    for item in chunk {
-                        books.totals.failed += 1
-                        if !(await sink.emit(.item(BatchResult(id: item.id, outcome: .failure(e), attempts: 0, route: .none)))) { return false }
-                    }
-                    return true
+        func submitWithinBudget(_ chunk: SpooledChunk) async -> Bool {
+            if let budget, !budget.reserve(chunk.estimate) {
+                chunk.remove()
+                let e = budget.exceededError(estimate: chunk.estimate)
+                for (i, id) in chunk.ids.enumerated() {
+                    books.totals.failed += 1
+                    let r = BatchResult(id: id, outcome: .failure(e), attempts: 0, route: .none, metadata: chunk.metadata[i] ?? [:])
+                    if !(await sink.emit(.item(r))) { return false }
                 }
+                return true
             }
             return await submit(chunk, round: 0, tracked: &tracked, books: &books, sink: sink)
         }
 
-        // 1. Validate, split, submit.
+        // 1. Validate, spool, split, submit.
+        var spoolFailure: BatchError?
         while let request = await iterator.next(isolation: nil) {
             if Task.isCancelled { return await cancelled(tracked, books: books) }
             var encoded = encode(request, seen: &seen)
-            if budget != nil, case .success(let item) = encoded {
+            var estimate = 0.0
+            if budget != nil, case .success = encoded {
                 let prices = configuration.priceTable ?? .defaults
                 if let model = request.model, let price = prices.price(for: model) {
                     let usage = Usage(
                         inputTokens: TokenEstimator.inputTokens(request),
                         outputTokens: TokenEstimator.outputTokens(request, default: CostEstimate.defaultOutputTokens))
-                    estimates[item.id] = price.cost(of: usage.asBatch)
+                    estimate = price.cost(of: usage.asBatch)
                 } else {
                     encoded = .failure(.validation(
                         "no price for model \(request.model ?? "(none)"): a budget (maxCost) needs the price of every model; add it to the price table",
@@ -107,34 +155,53 @@ final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
                     return await cancelled(tracked, books: books)
                 }
             case .success(let item):
-                if let full = chunker.add(item), !(await submitWithinBudget(full)) {
+                let full: SpooledChunk?
+                do {
+                    full = try chunker.add(item, estimate: estimate)
+                } catch {
+                    spoolFailure = error
+                    break
+                }
+                if let full, !(await submitWithinBudget(full)) {
                     return await cancelled(tracked, books: books)
                 }
             }
+            if spoolFailure != nil { break }
         }
-        for chunk in chunker.drain() {
-            if !(await submitWithinBudget(chunk)) { return await cancelled(tracked, books: books) }
+        if spoolFailure == nil {
+            do {
+                for chunk in try chunker.drain() {
+                    if !(await submitWithinBudget(chunk)) { return await cancelled(tracked, books: books) }
+                }
+            } catch {
+                spoolFailure = error
+            }
         }
-        seen = []
+        // A spool that cannot be written (a full disk) stops submission; the jobs already created
+        // are still collected, so nothing that finishes is lost, and the run then fails saying why.
+        if spoolFailure != nil { chunker.discardAll() }
+        seen.removeAll()
         // 2. Wait and collect.
-        return await collect(&tracked, books: &books, start: start, sink: sink)
+        let outcome = await collect(&tracked, books: &books, start: start, sink: sink)
+        if let spoolFailure, case .completed = outcome { return .failed(spoolFailure) }
+        return outcome
     }
 
     /// Creates one job. If it cannot be created, its items fail and the run goes on.
     ///
     /// - Returns: `false` when the consumer went away.
-    func submit(_ items: [EncodedBatchItem], round: Int, tracked: inout [Tracked], books: inout Books, sink: EventSink) async -> Bool {
+    func submit(_ chunk: SpooledChunk, round: Int, tracked: inout [Tracked], books: inout Books, sink: EventSink) async -> Bool {
         do {
-            let job = try await create(items, excluding: Set(books.jobs.keys))
+            let job = try await create(chunk, excluding: Set(books.jobs.keys))
             books.record(job)
-            tracked.append(
-                Tracked(job: job, pending: Dictionary(items.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a }), knowsIDs: true, round: round))
+            tracked.append(Tracked(job: job, chunk: chunk, ids: chunk.ids, metadata: chunk.metadata, knowsIDs: true, round: round))
             return await sink.emit(.submitted(job))
         } catch {
+            chunk.remove()
             let e = Self.submissionError(error)
-            for item in items {
+            for (i, id) in chunk.ids.enumerated() {
                 books.totals.failed += 1
-                if !(await sink.emit(.item(BatchResult(id: item.id, outcome: .failure(e), attempts: 0, route: .none, metadata: item.metadata)))) {
+                if !(await sink.emit(.item(BatchResult(id: id, outcome: .failure(e), attempts: 0, route: .none, metadata: chunk.metadata[i] ?? [:])))) {
                     return false
                 }
             }
@@ -151,11 +218,11 @@ final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
     /// listed, the chunk fails (its intent stays open in the ledger for a rerun to resolve).
     ///
     /// - Parameter excluding: jobs this run already holds (never adopted for this chunk).
-    func create(_ items: [EncodedBatchItem], excluding: Set<String>) async throws(BatchError) -> BatchJob {
-        let intent = JobIntent(provider: backend.provider, items: items)
+    func create(_ chunk: SpooledChunk, excluding: Set<String>) async throws(BatchError) -> BatchJob {
+        let intent = JobIntent(provider: backend.provider, groupKey: chunk.groupKey, count: chunk.count, idsHash: JobIntent.hash(chunk.ids))
         let ledger = configuration.ledger
         if let ledger {
-            do { try ledger.recordIntent(intent, ids: items.map(\.id)) } catch {
+            do { try ledger.recordIntent(intent, ids: Array(chunk.ids)) } catch {
                 throw BatchError(.io, "cannot record the intent to create a batch job: \(BatchError(wrapping: error).message)", isRetryable: false)
             }
         }
@@ -166,7 +233,7 @@ final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
             attempt += 1
             let failure: BatchError
             do {
-                let job = try await backend.submit(items, metadata: configuration.metadata, intent: intent) { fileID in
+                let job = try await backend.submit(chunk, metadata: configuration.metadata, intent: intent) { fileID in
                     try ledger?.recordUpload(fileID, for: intent)
                     uploadedFile.withLock { $0 = fileID }
                 }
@@ -248,7 +315,10 @@ final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
             }
             books.record(job)
             let ids = expecting[id] ?? []
-            tracked.append(Tracked(job: job, pending: Dictionary(ids.map { ($0, EncodedBatchItem(id: $0, data: Data())) }, uniquingKeysWith: { a, _ in a }), knowsIDs: !ids.isEmpty, round: configuration.resubmit.rounds))
+            var unique = Set<String>()
+            tracked.append(Tracked(
+                job: job, chunk: nil, ids: PackedIDs(ids.filter { unique.insert($0).inserted }), metadata: [:], knowsIDs: !ids.isEmpty,
+                round: configuration.resubmit.rounds))
         }
         books.total = expecting.isEmpty ? nil : expecting.values.reduce(0) { $0 + $1.count }
         return await collect(&tracked, books: &books, start: start, sink: sink)
@@ -271,21 +341,17 @@ final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
                     }
                 }
                 if t.job.status.isTerminal {
-                    var retry: [EncodedBatchItem] = []
+                    var retry: [Int] = []
                     if let end = await download(&t, books: &books, retry: &retry, sink: sink) { return end }
                     tracked.remove(at: index)
-                    if !retry.isEmpty {
+                    if !retry.isEmpty, let chunk = t.chunk {
                         books.totals.retries += retry.count
-                        var chunker = Chunker(limits: limits)
-                        var chunks: [[EncodedBatchItem]] = []
-                        for item in retry { if let full = chunker.add(item) { chunks.append(full) } }
-                        chunks += chunker.drain()
-                        for chunk in chunks {
-                            if !(await submit(chunk, round: t.round + 1, tracked: &tracked, books: &books, sink: sink)) {
-                                return await cancelled(tracked, books: books)
-                            }
+                        if !(await resubmit(retry, of: chunk, round: t.round + 1, tracked: &tracked, books: &books, sink: sink)) {
+                            return await cancelled(tracked, books: books)
                         }
                     }
+                    // The job's results are in: its spool file is no longer needed.
+                    t.chunk?.remove()
                     continue
                 }
                 tracked[index] = t
@@ -310,15 +376,52 @@ final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
         return .completed(summary(books, start: start))
     }
 
+    /// Sends the items at `positions` of a finished job's chunk again, as new jobs: read back
+    /// from its spool file into new spool chunks. If the spool cannot be read or written, those
+    /// items fail with that error.
+    ///
+    /// - Returns: `false` when the consumer went away.
+    func resubmit(
+        _ positions: [Int], of chunk: SpooledChunk, round: Int, tracked: inout [Tracked], books: inout Books, sink: EventSink
+    ) async -> Bool {
+        let wanted = Set(positions)
+        let chunker = SpoolChunker(limits: limits, storage: spoolStorage, directory: chunk.file.deletingLastPathComponent())
+        var chunks: [SpooledChunk] = []
+        do {
+            try await chunk.forEachItem { i, data in
+                guard wanted.contains(i), i < chunk.ids.count else { return }
+                let item = EncodedBatchItem(id: chunk.ids[i], data: Data(data), groupKey: chunk.groupKey, metadata: chunk.metadata[i] ?? [:])
+                if let full = try chunker.add(item) { chunks.append(full) }
+            }
+            chunks += try chunker.drain()
+        } catch {
+            chunker.discardAll()
+            for c in chunks { c.remove() }
+            let e = error as? BatchError ?? SpoolStorage.writeError(error, file: chunk.file)
+            for i in positions.sorted(by: { chunk.ids[$0] < chunk.ids[$1] }) {
+                books.totals.failed += 1
+                let r = BatchResult(id: chunk.ids[i], outcome: .failure(e), attempts: 1, route: .batch, metadata: chunk.metadata[i] ?? [:])
+                if !(await sink.emit(.item(r))) { return false }
+            }
+            return true
+        }
+        for c in chunks {
+            if !(await submit(c, round: round, tracked: &tracked, books: &books, sink: sink)) { return false }
+        }
+        return true
+    }
+
     /// Streams a terminal job's results, then reports what is missing. Returns an outcome only
     /// when the consumer went away.
-    func download(_ t: inout Tracked, books: inout Books, retry: inout [EncodedBatchItem], sink: EventSink) async -> BatchRunOutcome? {
+    ///
+    /// - Parameter retry: positions (in the job's chunk) to resubmit.
+    func download(_ t: inout Tracked, books: inout Books, retry: inout [Int], sink: EventSink) async -> BatchRunOutcome? {
         var consumerGone = false
         var lastError: (any Error)?
         var lines = BatchResultsSummary()
-        let mayResubmit = t.round < configuration.resubmit.rounds
-        // What a failed attempt already reported stays reported: its ids leave the pending set,
-        // so the next attempt skips them instead of reporting them twice.
+        let mayResubmit = t.round < configuration.resubmit.rounds && t.chunk != nil
+        // What a failed attempt already reported stays reported: it is marked done, so the next
+        // attempt skips it instead of reporting it twice.
         var local = t
         var localBooks = books
         var localRetry = retry
@@ -334,19 +437,23 @@ final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
             if r.cost == nil, let prices, r.usage != .zero { r.cost = prices.cost(of: r) }
             return r
         }
+        // Built for this download only (one job's ids at a time).
+        let positions = t.knowsIDs ? t.ids.positions() : [:]
         for attempt in 1...configuration.downloadAttempts {
             do {
                 lines = try await backend.downloadResults(of: local.job) { downloaded in
                     var result = stamped(downloaded)
                     if local.knowsIDs {
-                        guard let item = local.pending.removeValue(forKey: result.id) else { return }  // not ours, or reported already
-                        result.metadata = item.metadata
+                        guard let i = positions[result.id], !local.done[i] else { return }  // not ours, or reported already
+                        local.done[i] = true
+                        local.remaining -= 1
+                        result.metadata = local.metadata[i] ?? [:]
                         if mayResubmit, !result.isSuccess, result.error?.isRetryable == true {
-                            localRetry.append(item)
+                            localRetry.append(i)
                             return
                         }
                     } else {
-                        guard local.pending.updateValue(EncodedBatchItem(id: result.id, data: Data()), forKey: result.id) == nil else { return }
+                        guard local.seenUnknown.insert(result.id).inserted else { return }
                     }
                     self.count(result, into: &localBooks)
                     if !(await sink.emit(.item(result))) {
@@ -389,16 +496,17 @@ final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
                     + " (\(lines.malformedLocations.prefix(5).joined(separator: ", ")))"
             }
         }
-        for (id, item) in t.pending.sorted(by: { $0.key < $1.key }) {
+        for i in t.pendingPositions {
+            t.done[i] = true
+            t.remaining -= 1
             if mayResubmit, missing.isRetryable {
-                retry.append(item)
+                retry.append(i)
                 continue
             }
-            let r = stamped(BatchResult(id: id, outcome: .failure(missing), attempts: 1, route: .batch, metadata: item.metadata))
+            let r = stamped(BatchResult(id: t.ids[i], outcome: .failure(missing), attempts: 1, route: .batch, metadata: t.metadata[i] ?? [:]))
             count(r, into: &books)
             if !(await sink.emit(.item(r))) { return .failed(.cancelled()) }
         }
-        t.pending = [:]
         return nil
     }
 
@@ -414,7 +522,7 @@ final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
         for t in tracked {
             remoteSucceeded += t.job.succeededCount
             remoteFailed += t.job.failedCount
-            pending += t.knowsIDs ? t.pending.count : t.job.requestCount
+            pending += t.pendingCount
             statuses.insert(t.job.remoteStatus ?? t.job.status.rawValue)
         }
         let elapsed = start.duration(to: clock.now)
@@ -440,7 +548,7 @@ final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
     func gaveUp(_ tracked: [Tracked], books: inout Books, sink: EventSink, maxWait: Duration) async -> BatchRunOutcome {
         let ids = tracked.map(\.job.id)
         guard configuration.reportsUnfinishedAtMaxWait else {
-            let pending = tracked.reduce(0) { $0 + ($1.knowsIDs ? $1.pending.count : $1.job.requestCount) }
+            let pending = tracked.reduce(0) { $0 + $1.pendingCount }
             return .failed(BatchError(
                 .timeout,
                 "gave up after \(maxWait) with \(ids.count) job(s) still running (\(pending) request(s) unreported): \(ids.joined(separator: ", "))",
@@ -448,9 +556,9 @@ final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
         }
         for t in tracked where t.knowsIDs {
             let e = BatchError(.timeout, "gave up after \(maxWait) waiting for job \(t.job.id) (still \(t.job.remoteStatus ?? t.job.status.rawValue)); attach to it later to collect the result", isRetryable: false)
-            for id in t.pending.keys.sorted() {
+            for i in t.pendingPositions {
                 books.totals.failed += 1
-                var r = BatchResult(id: id, outcome: .failure(e), attempts: 1, route: .batch)
+                var r = BatchResult(id: t.ids[i], outcome: .failure(e), attempts: 1, route: .batch, metadata: t.metadata[i] ?? [:])
                 r.jobID = t.job.id
                 r.startedAt = t.job.createdAt
                 if !(await sink.emit(.item(r))) { break }
