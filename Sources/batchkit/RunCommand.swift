@@ -234,6 +234,9 @@ enum RunCommand: Subcommand {
                 }
             }
             held.withLock { $0 = heldIDs(jobFile: jobFile, journal: journal, unsettled: unsettled, includingCompleted: mode == .native) }
+            if failure == nil, maxConsecutiveFailures > 0 {
+                failure = await checkFirstModel(requests, backend: provider.backend())
+            }
             if failure == nil {
                 if mode == .native {
                     failure = await drain(

@@ -32,7 +32,8 @@ extension ProviderEmulator {
     /// `Authorization: Bearer`) and an `anthropic-version` header (any value).
     func handleAnthropic(_ request: EmulatorRequest) async -> EmulatorResponse? {
         let path = request.path
-        guard path == "/v1/messages" || path.hasPrefix("/v1/messages/") else { return nil }
+        let retrievesModel = request.method == "GET" && path.hasPrefix("/v1/models/")
+        guard path == "/v1/messages" || path.hasPrefix("/v1/messages/") || retrievesModel else { return nil }
         let key: String
         switch authenticate(request, .anthropic) {
         case .failure(let f): return f.response
@@ -42,6 +43,9 @@ extension ProviderEmulator {
             return errorResponse(.anthropic, status: 400, message: "anthropic-version: header is required", type: "invalid_request_error")
         }
         let parts = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        if retrievesModel {
+            return parts.count == 3 ? anthropicRetrieveModel(parts[2]) : nil
+        }
         // parts: ["v1", "messages", ...]
         switch (request.method, parts.count) {
         case ("POST", 2):

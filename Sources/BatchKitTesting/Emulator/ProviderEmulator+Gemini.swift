@@ -77,6 +77,8 @@ extension ProviderEmulator {
             return geminiCreateBatch(request, model: route.resource, kind: .generate)
         case ("POST", "", "models"?, 2, "asyncBatchEmbedContent"):
             return geminiCreateBatch(request, model: route.resource, kind: .embed)
+        case ("GET", "", "models"?, 2, ""):
+            return geminiGetModel(route.resource, version: route.version)
         case ("GET", "", "batches"?, 1, ""):
             return geminiListBatches(request)
         case ("GET", "", "batches"?, 2, ""):
