@@ -1,4 +1,4 @@
-import BatchKit
+@testable import BatchKit
 import Foundation
 import Testing
 
@@ -6,30 +6,40 @@ import Testing
 import FoundationXML
 #endif
 
-/// One drawn element of a report page: its name, attributes, and the section it is in.
+/// One drawn element of a report page: its name, attributes, the section it is in, the layout
+/// of the chart it is in (`wide`, `narrow`, or "" outside the charts) and its parent's class.
 struct ReportMark {
     var name: String
     var attributes: [String: String]
     var section: String
     var text: String
+    var layout = ""
+    var parentClass = ""
 
     func number(_ name: String) -> Double? { attributes[name].flatMap(Double.init) }
 }
 
-/// Parses a report page with an XML parser (it must be well-formed) and lists every element.
-func reportMarks(_ html: String) throws -> [ReportMark] {
+/// Parses a report page with an XML parser (it must be well-formed) and lists every element; each
+/// chart is drawn twice, and only the marks of `layout` (or of both, for `nil`) are listed.
+func reportMarks(_ html: String, layout: String? = "wide") throws -> [ReportMark] {
     let document = try XMLDocument(data: Data(html.utf8), options: [])
     var marks: [ReportMark] = []
-    func walk(_ node: XMLNode, section: String) {
+    func walk(_ node: XMLNode, section: String, layoutHere: String, parentClass: String) {
         guard let element = node as? XMLElement else { return }
         var attributes: [String: String] = [:]
         for a in element.attributes ?? [] { if let n = a.name { attributes[n] = a.stringValue ?? "" } }
         let name = element.localName ?? element.name ?? ""
         let here = name == "section" ? (attributes["id"] ?? section) : section
-        marks.append(ReportMark(name: name, attributes: attributes, section: here, text: element.stringValue ?? ""))
-        for child in element.children ?? [] { walk(child, section: here) }
+        let inLayout = attributes["data-layout"] ?? layoutHere
+        if let layout, !inLayout.isEmpty, inLayout != layout { return }
+        marks.append(ReportMark(
+            name: name, attributes: attributes, section: here, text: element.stringValue ?? "", layout: inLayout,
+            parentClass: parentClass))
+        for child in element.children ?? [] {
+            walk(child, section: here, layoutHere: inLayout, parentClass: attributes["class"] ?? "")
+        }
     }
-    if let root = document.rootElement() { walk(root, section: "") }
+    if let root = document.rootElement() { walk(root, section: "", layoutHere: "", parentClass: "") }
     return marks
 }
 
@@ -51,7 +61,7 @@ func exactQuantile(_ sorted: [Double], _ q: Double) -> Double {
     return sorted[rank - 1]
 }
 
-@Suite struct ReportTests {
+@Suite(.timeLimit(.minutes(5))) struct ReportTests {
     static let t0 = Date(timeIntervalSince1970: 1_764_700_000)
 
     /// Realtime and batch results with known times, latencies, attempts, errors and jobs.
@@ -168,12 +178,12 @@ func exactQuantile(_ sorted: [Double], _ q: Double) -> Double {
         #expect(ended >= (before.timeIntervalSince1970 * 1000).rounded(.down))
     }
 
-    @Test(arguments: [10, 3000])
-    func theChartsDrawTheData(_ count: Int) throws {
+    @Test(arguments: [10, 3000], ["wide", "narrow"])
+    func theChartsDrawTheData(_ count: Int, layout: String) throws {
         let f = Self.fixture(count: count)
         let report = Self.report(f)
         let html = report.html()
-        let marks = try reportMarks(html)
+        let marks = try reportMarks(html, layout: layout)
 
         // Completions: one rect per non-empty (bucket, outcome); heights proportional to counts;
         // counts per bucket equal to the test's own bucketing of the end times.
@@ -247,6 +257,44 @@ func exactQuantile(_ sorted: [Double], _ q: Double) -> Double {
         #expect(html.contains("prefers-color-scheme: dark"))
         #expect(!html.contains("<script") && !html.contains("src=") && !html.contains("href="))
         #expect(!marks.contains { $0.name == "script" || $0.name == "img" || $0.name == "link" })
+    }
+
+    /// Every chart is drawn for a wide page and for a phone: scalable SVG (a viewBox, no fixed
+    /// size), the phone's frames no wider than a 420 px screen so their 11-unit text stays at 10 px
+    /// or more, the table scrolling in its own box, and no rule fixing a width over 420 px.
+    @Test func thePageFitsAPhone() throws {
+        let html = Self.report(Self.fixture(count: 3000)).html()
+        let all = try reportMarks(html, layout: nil)
+        let svgs = all.filter { $0.name == "svg" }
+        try #require(svgs.count == 12, "6 charts × 2 layouts")
+        for svg in svgs {
+            let box = (svg.attributes["viewBox"] ?? "").split(separator: " ").compactMap { Double($0) }
+            #expect(box.count == 4, "no viewBox: \(svg.attributes)")
+            #expect(svg.attributes["width"] == nil && svg.attributes["height"] == nil && svg.attributes["style"] == nil)
+            #expect(svg.parentClass == "chart \(svg.layout)")
+            if svg.layout == "narrow", box.count == 4 {
+                #expect(box[2] <= 420)
+                // 11-unit labels on a 420 px screen (388 px inside the page's padding).
+                #expect(11 * min(1, 388 / box[2]) >= 10)
+            }
+        }
+        for section in ["completions", "latency", "attempts", "errors", "cost", "jobs"] {
+            let boxes = all.filter { $0.section == section && $0.attributes["data-layout"] != nil }
+            #expect(boxes.map { $0.attributes["data-layout"]! } == ["wide", "narrow"], "\(section)")
+        }
+        let tables = all.filter { $0.name == "table" }
+        #expect(!tables.isEmpty && tables.allSatisfy { $0.parentClass == "tablewrap" })
+
+        // The stylesheet: the phone layout below 760 px, tables scroll, no width over 420 px.
+        let css = BatchReport.css
+        #expect(css.contains(".tablewrap{overflow-x:auto"))
+        #expect(css.contains(".chart.narrow{display:none}"))
+        let media = try #require(css.range(of: "@media (max-width:760px){"))
+        #expect(css[media.upperBound...].contains(".chart.wide{display:none}\n.chart.narrow{display:block}"))
+        for match in css.matches(of: /(?:^|[;{\s])(?:min-width|width)\s*:\s*(\d+)px/) {
+            #expect(Int(match.output.1)! <= 420, "a fixed width: \(match.output.0)")
+        }
+        #expect(!css.contains("min-width:640px"))
     }
 
     @Test func anOlderFileShowsWhatItCanAndSaysWhatIsMissing() throws {
