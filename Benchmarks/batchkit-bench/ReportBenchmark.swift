@@ -6,9 +6,15 @@ import Foundation
 /// `BatchReport` in one pass, then drawn as text and HTML. The file is written first, in 64 KiB
 /// chunks, so its generation holds no more memory than the report does. Prints
 /// `{"scenario":"report","lines":…,"seconds":…,"lines_per_s":…,"mb_per_s":…,"html_kb":…,"peak_rss_mb":…}`;
-/// `--report-lines N` (or `BATCHKIT_BENCH_REPORT_LINES`) changes the count.
+/// `--report-lines N` (or `BATCHKIT_BENCH_REPORT_LINES`) changes the count; `--report-reader reference`
+/// (or `BATCHKIT_BENCH_REPORT_READER`) reads every line through the JSON parser instead of the
+/// scanner, the way the report read before (`"reader"` in the line says which).
 func runReportBenchmark() async throws {
     let count = benchOption("report-lines", env: "BATCHKIT_BENCH_REPORT_LINES").flatMap(Int.init) ?? 1_000_000
+    let reader = benchOption("report-reader", env: "BATCHKIT_BENCH_REPORT_READER") ?? "scanner"
+    guard reader == "scanner" || reader == "reference" else {
+        throw BatchError(.validation, "--report-reader is scanner or reference, not \(reader)")
+    }
     let file = FileManager.default.temporaryDirectory.appendingPathComponent("batchkit-bench-report-\(UUID().uuidString).jsonl")
     defer { try? FileManager.default.removeItem(at: file) }
     _ = FileManager.default.createFile(atPath: file.path, contents: nil)
@@ -70,7 +76,11 @@ func runReportBenchmark() async throws {
     let start = ContinuousClock.now
     let cpu0 = cpuSeconds()
     var report = BatchReport(prices: .defaults)
-    try await report.add(contentsOf: file, name: "bench.jsonl")
+    if reader == "reference" {
+        try await report.add(parsingEveryLineOf: file, name: "bench.jsonl")
+    } else {
+        try await report.add(contentsOf: file, name: "bench.jsonl")
+    }
     let text = report.text()
     let html = report.html()
     let seconds = (ContinuousClock.now - start).seconds
@@ -80,7 +90,7 @@ func runReportBenchmark() async throws {
     }
     chatter(text.split(separator: "\n").prefix(12).joined(separator: "\n"))
     printJSONLine([
-        "scenario": "report", "lines": .int(count), "mb": .double(round3(Double(bytes) / 1_048_576)),
+        "scenario": "report", "reader": .string(reader), "lines": .int(count), "mb": .double(round3(Double(bytes) / 1_048_576)),
         "seconds": .double(round3(seconds)), "cpu_seconds": .double(round3(cpu)),
         "lines_per_s": .int(Int(Double(count) / seconds)), "mb_per_s": .double(round3(Double(bytes) / 1_048_576 / seconds)),
         "html_kb": .int(html.utf8.count / 1024), "peak_rss_mb": .double(round3(peakRSSMegabytes())),

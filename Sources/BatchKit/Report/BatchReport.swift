@@ -99,7 +99,9 @@ public struct BatchReport: Sendable {
     public private(set) var unreadable = 0
     public private(set) var unreadableLocations: [String] = []
     /// Results by route (`realtime`, `batch`, `none`).
-    public private(set) var routes: [String: Int] = [:]
+    public var routes: [String: Int] {
+        Dictionary(uniqueKeysWithValues: zip(routeNames, routeCounts))
+    }
     /// Requests by number of attempts (an attempt count over 99 is counted as 99).
     public private(set) var attempts: [Int: Int] = [:]
     /// Latency of the requests sent in real time, in milliseconds.
@@ -109,10 +111,20 @@ public struct BatchReport: Sendable {
     /// Rate-limit pauses recorded from the run's events.
     public private(set) var pauseCount = 0
     private var errorCounts: [String: ErrorCount] = [:]
-    private var modelRoutes: [String: ModelRoute] = [:]
+    /// Tokens and cost per model and route, in the order first seen, and where each is.
+    private var modelRouteList: [ModelRoute] = []
+    private var modelRouteIndex: [ModelRouteKey: Int] = [:]
+    /// The last line's model and route, their entry and the model's price (most lines repeat
+    /// the line before: this spares them the lookups).
+    private var lastModelRoute: (model: String, route: String, index: Int, price: PriceTable.Price?)?
+    /// Results by route: names and counts in the order first seen.
+    private var routeNames: [String] = []
+    private var routeCounts: [Int] = []
     private var jobSpans: [String: JobSpan] = [:]
     /// The price of each model seen (a table lookup may scan every key for a prefix).
     private var priceCache: [String: PriceTable.Price?] = [:]
+    /// Strings the scanner made, by their bytes (a model name is made once, not once a line).
+    private var interned = StringInterning()
     /// Items of jobs beyond ``maxKeys``.
     public private(set) var jobsLeftOut = 0
 
@@ -138,7 +150,11 @@ public struct BatchReport: Sendable {
 
     // MARK: Reading
 
-    /// Reads every line of an output file (one pass, line by line).
+    /// Reads every line of an output file (one pass, in blocks of 4 MiB).
+    ///
+    /// Each line is read by ``OutputLineScanner`` (only the members the report counts, straight
+    /// from the bytes); a line it cannot read for certain goes through the JSON parser and
+    /// ``add(line:location:)``, with the same result.
     ///
     /// - Parameter name: how the file is named in the report and in errors (its path by default).
     /// - Throws: when the file cannot be opened or read. Lines that are not output lines are
@@ -146,8 +162,19 @@ public struct BatchReport: Sendable {
     public mutating func add(contentsOf url: URL, name: String? = nil) async throws {
         let display = name ?? url.path
         sources.append(display)
+        try JSONLReader.forEachLineInBlocks(of: url) { bytes, lineNumber in
+            self.add(scanning: bytes, location: "\(display):\(lineNumber)")
+        }
+    }
+
+    /// The reference reading of a file: every line through the JSON parser and
+    /// ``add(line:location:)``, as ``add(contentsOf:name:)`` read before it had the scanner.
+    /// Tests and the `report` benchmark compare the two.
+    package mutating func add(parsingEveryLineOf url: URL, name: String? = nil) async throws {
+        let display = name ?? url.path
+        sources.append(display)
         try await JSONLReader.forEachLine(in: url) { bytes, lineNumber in
-            self.add(lineBytes: bytes, location: "\(display):\(lineNumber)")
+            bytes.withUnsafeBufferPointer { self.addParsing($0, location: "\(display):\(lineNumber)") }
         }
     }
 
@@ -155,6 +182,20 @@ public struct BatchReport: Sendable {
     ///
     /// - Parameter location: where the line is (`file:line`), named when it cannot be read.
     public mutating func add(lineBytes bytes: ArraySlice<UInt8>, location: @autoclosure () -> String) {
+        bytes.withUnsafeBufferPointer { add(scanning: $0, location: location()) }
+    }
+
+    /// The fast path: the scanner's reading of the line, else the parser's.
+    mutating func add(scanning bytes: UnsafeBufferPointer<UInt8>, location: @autoclosure () -> String) {
+        if let scanned = OutputLineScanner.scan(bytes), scanned.customID.kind == .string || scanned.customID.kind == .escapedString {
+            add(LineFacts(scanned, in: bytes, interning: &interned))
+            return
+        }
+        addParsing(bytes, location: location())
+    }
+
+    /// The reference path: the whole line through the JSON parser.
+    mutating func addParsing(_ bytes: UnsafeBufferPointer<UInt8>, location: @autoclosure () -> String) {
         guard let json = try? JSONValue(parsing: bytes) else {
             noteUnreadable(location())
             return
@@ -170,39 +211,32 @@ public struct BatchReport: Sendable {
             noteUnreadable(location())
             return
         }
+        add(LineFacts(o))
+    }
+
+    /// Counts one line from what it records.
+    private mutating func add(_ line: LineFacts) {
         lines += 1
-        let meta = o["batchkit"] ?? .null
-        let hasMeta = meta.objectValue != nil
-        if !hasMeta { withoutMember += 1 }
-        let response = o["response"] ?? .null
-        let status = response["status_code"]?.intValue
-        let success = status.map { (200..<300).contains($0) } ?? false
-        let body = response["body"] ?? .null
-        let route = meta["route"]?.stringValue ?? (response.isNull && !hasMeta ? "none" : "batch")
-        routes[route, default: 0] += 1
+        if !line.hasMeta { withoutMember += 1 }
+        let success = line.success
+        let route = line.metaRoute ?? (line.responseIsNull && !line.hasMeta ? "none" : "batch")
+        countRoute(route)
 
         if success { succeeded += 1 } else { failed += 1 }
-        if !success {
-            let e = body["error"] ?? .null
-            let lineError = o["error"] ?? .null
-            let code = meta["error"]?["code"]?.stringValue ?? e["code"]?.stringValue ?? lineError["code"]?.stringValue
-                ?? status.map { "http_\($0)" } ?? "error"
-            let message = e["message"]?.stringValue ?? lineError["message"]?.stringValue ?? e.stringValue ?? ""
-            noteError(code: code, message: message)
-        }
+        if !success { noteError(code: line.errorCode, message: line.errorMessage) }
 
-        if hasMeta {
-            let a = meta["attempts"]?.intValue ?? (success ? 1 : 0)
+        if line.hasMeta {
+            let a = line.attempts ?? (success ? 1 : 0)
             let key = min(max(a, 0), 99)
             if attempts[key] != nil || attempts.count < Self.maxKeys { attempts[key, default: 0] += 1 }
-            if route == "realtime", a > 0, let ms = meta["latency_ms"]?.doubleValue { latency.add(ms) }
+            if route == "realtime", a > 0, let ms = line.latencyMs { latency.add(ms) }
         }
-        let limited = meta["rate_limited"]?.intValue ?? 0
+        let limited = line.rateLimited ?? 0
         rateLimitedAnswers += limited
 
         // Time.
-        let started = meta["started_at"]?.doubleValue.map { Int64($0) }
-        let ended = meta["ended_at"]?.doubleValue.map { Int64($0) }
+        let started = Self.epochMilliseconds(line.startedAt)
+        let ended = Self.epochMilliseconds(line.endedAt)
         if let ended {
             var bucket = TimeBucket()
             if success { bucket.succeeded = 1 } else { bucket.failed = 1 }
@@ -215,31 +249,26 @@ public struct BatchReport: Sendable {
         }
 
         // Model, tokens, cost.
-        let model = meta["fields"]?["model"]?.stringValue ?? body["model"]?.stringValue ?? body["modelVersion"]?.stringValue
+        let model = line.model
         var usage: Usage
-        if let stored = meta["usage"].flatMap(OutputLineFormat.usage(fromMember:)) {
+        if let stored = line.usage {
             usage = stored
         } else if success {
-            let parsed = ModelResponse.parsing(providerBody: body).usage
-            usage = route == "batch" ? parsed.asBatch : parsed
+            usage = route == "batch" ? line.bodyUsage.asBatch : line.bodyUsage
         } else {
             usage = .zero
         }
         if model == nil, success { withoutModel += 1 }
         if success || usage != .zero {
-            noteModel(model ?? "(unknown)", route: route, usage: usage, recordedCost: meta["cost"]?.doubleValue)
+            noteModel(model ?? "(unknown)", route: route, usage: usage, recordedCost: line.cost)
         }
 
         // Jobs.
-        if let job = meta["job_id"]?.stringValue {
-            noteJob(job, started: started, ended: ended, success: success, failureCode: success ? nil : errorCode(of: o, meta: meta))
-        } else if route == "batch", hasMeta {
+        if let job = line.jobID {
+            noteJob(job, started: started, ended: ended, success: success, failureCode: success ? nil : line.jobFailureCode)
+        } else if route == "batch", line.hasMeta {
             batchWithoutJob += 1
         }
-    }
-
-    private func errorCode(of o: [String: JSONValue], meta: JSONValue) -> String {
-        meta["error"]?["code"]?.stringValue ?? o["error"]?["code"]?.stringValue ?? "error"
     }
 
     private mutating func noteUnreadable(_ location: String) {
@@ -255,35 +284,58 @@ public struct BatchReport: Sendable {
         errorCounts[key]!.count += 1
     }
 
+    private mutating func countRoute(_ route: String) {
+        // A handful of routes: a linear search compares small strings by their bits.
+        for k in routeNames.indices where routeNames[k] == route {
+            routeCounts[k] += 1
+            return
+        }
+        routeNames.append(route)
+        routeCounts.append(1)
+    }
+
+    private struct ModelRouteKey: Hashable, Sendable {
+        var model: String
+        var route: String
+    }
+
     private mutating func noteModel(_ model: String, route: String, usage: Usage, recordedCost: Double?) {
-        var key = model + "\u{0}" + route
-        var name = model
-        if modelRoutes[key] == nil, modelRoutes.count >= Self.maxKeys {
-            name = "(other)"
-            key = name + "\u{0}" + route
-        }
-        var entry = modelRoutes[key] ?? ModelRoute(model: name, route: route)
-        entry.requests += 1
-        entry.usage += usage
+        let index: Int
         let price: PriceTable.Price?
-        if let cached = priceCache[model] {
-            price = cached
+        if let last = lastModelRoute, last.model == model, last.route == route {
+            index = last.index
+            price = last.price
         } else {
-            price = prices.price(for: model)
-            if priceCache.count < Self.maxKeys { priceCache[model] = price }
+            var key = ModelRouteKey(model: model, route: route)
+            if modelRouteIndex[key] == nil, modelRouteIndex.count >= Self.maxKeys { key.model = "(other)" }
+            if let i = modelRouteIndex[key] {
+                index = i
+            } else {
+                index = modelRouteList.count
+                modelRouteList.append(ModelRoute(model: key.model, route: route))
+                modelRouteIndex[key] = index
+            }
+            if let cached = priceCache[model] {
+                price = cached
+            } else {
+                price = prices.price(for: model)
+                if priceCache.count < Self.maxKeys { priceCache[model] = price }
+            }
+            lastModelRoute = (model, route, index, price)
         }
+        modelRouteList[index].requests += 1
+        modelRouteList[index].usage += usage
         if let c = recordedCost ?? price?.cost(of: usage) {
-            entry.cost += c
+            modelRouteList[index].cost += c
         } else if usage != .zero {
-            entry.unpriced += 1
+            modelRouteList[index].unpriced += 1
         }
         if let price {
             var plain = usage
             plain.batchInputTokens = 0
             plain.batchOutputTokens = 0
-            entry.otherModeCost += route == "batch" ? price.cost(of: plain) : price.cost(of: plain.asBatch)
+            modelRouteList[index].otherModeCost += route == "batch" ? price.cost(of: plain) : price.cost(of: plain.asBatch)
         }
-        modelRoutes[key] = entry
     }
 
     private mutating func noteJob(_ id: String, started: Int64?, ended: Int64?, success: Bool, failureCode: String?) {
@@ -343,6 +395,13 @@ public struct BatchReport: Sendable {
         lastIndex = Self.floorDiv(lastIndex, 2)
     }
 
+    /// A recorded time in whole milliseconds; `nil` beyond ±10^15 ms (31,000 years: a damaged
+    /// line, which would overflow the bucket arithmetic), counted as a line without times.
+    static func epochMilliseconds(_ ms: Double?) -> Int64? {
+        guard let ms, abs(ms) < 1e15 else { return nil }
+        return Int64(ms)
+    }
+
     static func floorDiv(_ a: Int64, _ b: Int64) -> Int64 {
         let q = a / b
         return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q
@@ -395,7 +454,7 @@ public struct BatchReport: Sendable {
 
     /// Tokens and cost per model and route, by model then route.
     public var models: [ModelRoute] {
-        modelRoutes.values.sorted { ($0.model, $0.route) < ($1.model, $1.route) }
+        modelRouteList.sorted { ($0.model, $0.route) < ($1.model, $1.route) }
     }
 
     /// Native jobs, by submission time then id.
@@ -408,19 +467,19 @@ public struct BatchReport: Sendable {
     }
 
     /// Cost as spent, over the priced lines.
-    public var cost: Double { modelRoutes.values.reduce(0) { $0 + $1.cost } }
+    public var cost: Double { modelRouteList.reduce(0) { $0 + $1.cost } }
     /// Token totals.
-    public var usage: Usage { modelRoutes.values.reduce(.zero) { $0 + $1.usage } }
+    public var usage: Usage { modelRouteList.reduce(.zero) { $0 + $1.usage } }
     /// What the run would have cost all real-time and all batch, over the models with a price.
     public var allRealtimeCost: Double {
-        modelRoutes.values.reduce(0) { $0 + ($1.route == "batch" ? $1.otherModeCost : $1.cost) }
+        modelRouteList.reduce(0) { $0 + ($1.route == "batch" ? $1.otherModeCost : $1.cost) }
     }
     /// See ``allRealtimeCost``.
     public var allBatchCost: Double {
-        modelRoutes.values.reduce(0) { $0 + ($1.route == "batch" ? $1.cost : $1.otherModeCost) }
+        modelRouteList.reduce(0) { $0 + ($1.route == "batch" ? $1.cost : $1.otherModeCost) }
     }
     /// Lines with tokens whose model has no price.
-    public var unpricedLines: Int { modelRoutes.values.reduce(0) { $0 + $1.unpriced } }
+    public var unpricedLines: Int { modelRouteList.reduce(0) { $0 + $1.unpriced } }
 
     /// What the lines did not record, so what the report cannot show: one sentence each.
     public var missing: [String] {

@@ -47,6 +47,57 @@ package enum JSONLReader {
         }
     }
 
+    /// Calls `body` with each non-empty line (without its `\n` or `\r\n`) and its 1-based line
+    /// number, like ``forEachLine(in:chunkSize:_:)``, but synchronously and without copying a
+    /// line: the file is read in blocks into one buffer (grown only for a line longer than a
+    /// block) and each line is handed over where it lies.
+    package static func forEachLineInBlocks(
+        of url: URL, blockSize: Int = 4 << 20, _ body: (UnsafeBufferPointer<UInt8>, Int) throws -> Void
+    ) throws {
+        let handle = try FileHandle(forReadingFrom: url)
+        defer { try? handle.close() }
+        var capacity = max(blockSize, 1)
+        var base = UnsafeMutablePointer<UInt8>.allocate(capacity: capacity)
+        defer { base.deallocate() }
+        var filled = 0
+        var lineNumber = 0
+        func emit(_ s: Int, _ e: Int) throws {
+            lineNumber += 1
+            var end = e
+            if end > s, base[end - 1] == 0x0D { end -= 1 }
+            if end > s { try body(UnsafeBufferPointer(start: base + s, count: end - s), lineNumber) }
+        }
+        while true {
+            if filled == capacity {
+                // One line fills the buffer: make room for more of it.
+                let larger = UnsafeMutablePointer<UInt8>.allocate(capacity: capacity * 2)
+                larger.update(from: base, count: filled)
+                base.deallocate()
+                base = larger
+                capacity *= 2
+            }
+            // read(2) straight into the buffer (FileHandle's reads come back as a new Data each).
+            let n = read(handle.fileDescriptor, base + filled, capacity - filled)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO)
+            }
+            if n == 0 { break }
+            filled += n
+            var start = 0
+            while start < filled, let nl = memchr(base + start, 0x0A, filled - start) {
+                let e = nl.assumingMemoryBound(to: UInt8.self) - base
+                try emit(start, e)
+                start = e + 1
+            }
+            if start > 0 {
+                memmove(base, base + start, filled - start)
+                filled -= start
+            }
+        }
+        if filled > 0 { try emit(0, filled) }
+    }
+
     /// Calls `body` with each non-empty line of in-memory data.
     package static func forEachLine(in data: Data, _ body: (UnsafeBufferPointer<UInt8>, Int) throws -> Void) rethrows {
         try data.withUnsafeBytes { raw in
