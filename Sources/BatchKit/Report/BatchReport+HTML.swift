@@ -176,8 +176,10 @@ extension BatchReport {
             }
             if b.rateLimited + b.pauses > 0 {
                 let mx = c.left + (Double(i) + 0.5) * slot
+                // A marker as wide as a bucket at most (3 to 5 units each side), so they do not pile up.
+                let r = min(5, max(3, slot / 2))
                 s += "<rect class=\"band\" x=\"\(SVG.n(c.left + Double(i) * slot))\" y=\"\(SVG.n(c.top))\" width=\"\(SVG.n(slot))\" height=\"\(SVG.n(c.plotHeight))\"/>\n"
-                s += "<path class=\"mark\" data-bucket=\"\(i)\" data-rate-limited=\"\(b.rateLimited)\" data-pauses=\"\(b.pauses)\" d=\"M\(SVG.n(mx - 5)) \(SVG.n(c.top - 9))h10l-5 8z\"><title>rate limited: \(b.rateLimited) × 429\(b.pauses > 0 ? ", \(b.pauses) pause(s)" : "")</title></path>\n"
+                s += "<path class=\"mark\" data-bucket=\"\(i)\" data-rate-limited=\"\(b.rateLimited)\" data-pauses=\"\(b.pauses)\" d=\"M\(SVG.n(mx - r)) \(SVG.n(c.top - 9))h\(SVG.n(2 * r))l-\(SVG.n(r)) 8z\"><title>rate limited: \(b.rateLimited) × 429\(b.pauses > 0 ? ", \(b.pauses) pause(s)" : "")</title></path>\n"
             }
         }
         s += c.legend([("ok", "succeeded"), ("fail", "failed")] + (buckets.contains { $0.bucket.rateLimited + $0.bucket.pauses > 0 } ? [("mark", "rate-limit pause")] : []))
@@ -532,9 +534,12 @@ enum SVG {
                 let x = left + f * plotWidth
                 s += "<line class=\"axis\" x1=\"\(n(x))\" y1=\"\(n(bottomY))\" x2=\"\(n(x))\" y2=\"\(n(bottomY + 4))\"/>\n"
                 let halfWidth = Double(label.count) * 3.2
-                guard x - halfWidth > lastEnd + 4 else { continue }  // no overlapping labels
-                lastEnd = x + halfWidth
-                s += "<text x=\"\(n(x))\" y=\"\(n(bottomY + 16))\" text-anchor=\"middle\">\(escape(label))</text>\n"
+                // A label that would run off the frame is aligned to its tick's side instead.
+                let anchor = x - halfWidth < 0 ? "start" : x + halfWidth > width ? "end" : "middle"
+                let (from, to) = anchor == "start" ? (x, x + 2 * halfWidth) : anchor == "end" ? (x - 2 * halfWidth, x) : (x - halfWidth, x + halfWidth)
+                guard from > lastEnd + 4 else { continue }  // no overlapping labels
+                lastEnd = to
+                s += "<text x=\"\(n(x))\" y=\"\(n(bottomY + 16))\" text-anchor=\"\(anchor)\">\(escape(label))</text>\n"
             }
             s += "<text class=\"title\" x=\"\(n(left + plotWidth / 2))\" y=\"\(n(bottomY + 36))\" text-anchor=\"middle\">\(escape(title))</text>\n"
             return s
