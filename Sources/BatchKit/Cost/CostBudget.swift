@@ -13,7 +13,7 @@ import Synchronization
 /// limit; so however many requests are in flight, spending never goes past the limit as long as
 /// each costs at most its estimate (the estimate uses the request's maximum output tokens, an upper
 /// bound; a request without one uses a guess, see ``CostEstimate``).
-public final class CostBudget: Sendable {
+package final class CostBudget: Sendable {
     private struct State {
         var spent = 0.0
         var reserved = 0.0
@@ -21,26 +21,26 @@ public final class CostBudget: Sendable {
     }
 
     /// The limit, in dollars.
-    public let limit: Double
+    package let limit: Double
     private let state = Mutex(State())
 
     /// A budget of `limit` dollars (negative limits count as zero).
-    public init(limit: Double) {
+    package init(limit: Double) {
         self.limit = max(0, limit)
     }
 
     /// Dollars spent by settled requests.
-    public var spent: Double { state.withLock { $0.spent } }
+    package var spent: Double { state.withLock { $0.spent } }
     /// Dollars reserved by requests not yet settled.
-    public var reserved: Double { state.withLock { $0.reserved } }
+    package var reserved: Double { state.withLock { $0.reserved } }
     /// Dollars neither spent nor reserved.
-    public var remaining: Double { state.withLock { max(0, limit - $0.spent - $0.reserved) } }
+    package var remaining: Double { state.withLock { max(0, limit - $0.spent - $0.reserved) } }
     /// Reservations refused so far.
-    public var refusals: Int { state.withLock { $0.refused } }
+    package var refusals: Int { state.withLock { $0.refused } }
 
     /// Reserves `amount` dollars. Returns `false`, reserving nothing, when that could take
     /// spending over the limit.
-    public func reserve(_ amount: Double) -> Bool {
+    package func reserve(_ amount: Double) -> Bool {
         state.withLock { s in
             // A relative epsilon: sums of small prices must not refuse the reservation that fills
             // the budget exactly.
@@ -55,7 +55,7 @@ public final class CostBudget: Sendable {
 
     /// Ends a reservation of `reserved` dollars that really cost `actual` (zero when nothing was
     /// billed).
-    public func settle(reserved: Double, actual: Double) {
+    package func settle(reserved: Double, actual: Double) {
         state.withLock { s in
             s.reserved = max(0, s.reserved - reserved)
             s.spent += max(0, actual)

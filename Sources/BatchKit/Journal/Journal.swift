@@ -75,18 +75,18 @@ public final class Journal: Sendable {
     }
 
     /// Totals over the last line of every id.
-    public struct Totals: Sendable, Hashable {
+    package struct Totals: Sendable, Hashable {
         /// Ids whose last result succeeded.
-        public var succeeded: Int
+        package var succeeded: Int
         /// Ids whose last result failed.
-        public var failed: Int
+        package var failed: Int
         /// Tokens consumed by those results (failures usually count zero).
-        public var usage: Usage
+        package var usage: Usage
         /// Their cost in US dollars, over the results a price table could price (see
         /// ``Journal/totals(prices:model:)``); `nil` from ``Journal/totals``.
-        public var cost: Double?
+        package var cost: Double?
         /// Results with usage that the price table could not price.
-        public var unpriced: Int = 0
+        package var unpriced: Int = 0
     }
 
     private struct State {
@@ -176,7 +176,7 @@ public final class Journal: Sendable {
 
     /// Whether `id` needs no further run: its last result succeeded, or failed and
     /// ``retryFailed`` is off.
-    public func isFinished(_ id: String) -> Bool {
+    package func isFinished(_ id: String) -> Bool {
         state.withLock { s in s.entries[id].map { $0.isSuccess || !retryFailed } ?? false }
     }
 
@@ -187,18 +187,18 @@ public final class Journal: Sendable {
     public var count: Int { state.withLock { $0.entries.count } }
 
     /// The ids that need no further run (see ``isFinished(_:)``).
-    public var finishedIDs: Set<String> {
+    package var finishedIDs: Set<String> {
         state.withLock { s in
             Set(s.entries.lazy.filter { $0.value.isSuccess || !self.retryFailed }.map(\.key))
         }
     }
 
     /// Totals over the last line of every id: what the journal holds, across every run.
-    public var totals: Totals { totals(prices: nil) }
+    package var totals: Totals { totals(prices: nil) }
 
     /// Totals over the last line of every id, with their cost: each result is priced by the model
     /// that answered (as its body names it), else by `model`.
-    public func totals(prices: PriceTable?, model: String? = nil) -> Totals {
+    package func totals(prices: PriceTable?, model: String? = nil) -> Totals {
         state.withLock { s in
             var t = Totals(succeeded: 0, failed: 0, usage: .zero, cost: prices == nil ? nil : 0)
             for e in s.entries.values {
@@ -218,7 +218,7 @@ public final class Journal: Sendable {
     }
 
     /// Requests skipped as already finished by ``JournaledProcessor`` since the journal was opened.
-    public var skippedCount: Int { state.withLock { $0.skipped } }
+    package var skippedCount: Int { state.withLock { $0.skipped } }
 
     func noteSkipped() { state.withLock { $0.skipped += 1 } }
 
@@ -235,7 +235,7 @@ public final class Journal: Sendable {
     ///
     /// - Throws: ``BatchError/Code/io`` when the file cannot be written; the journal is then
     ///   unchanged.
-    public func compact() throws(BatchError) {
+    package func compact() throws(BatchError) {
         let path = url.path
         let directory = url.deletingLastPathComponent().path
         let tempPath = directory + "/." + url.lastPathComponent + ".compact-\(UInt32.random(in: 0...UInt32.max))"

@@ -53,7 +53,7 @@ extension BatchResult {
 
     /// The output line as compact JSON text without a newline, members in the order OpenAI writes
     /// them (`id`, `custom_id`, `response`, `error`), then `batchkit`.
-    public func outputLineBytes() -> [UInt8] {
+    package func outputLineBytes() -> [UInt8] {
         var out = [UInt8]()
         out.reserveCapacity(512)
         writeOutputLine(into: &out)

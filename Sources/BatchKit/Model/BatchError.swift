@@ -48,7 +48,7 @@ public struct BatchError: Error, Sendable, CustomStringConvertible {
         public static let budgetExceeded = Code(rawValue: "budget_exceeded")
 
         /// Whether failures of this code are worth retrying by default.
-        public var isRetryableByDefault: Bool {
+        package var isRetryableByDefault: Bool {
             switch self {
             case .rateLimited, .overloaded, .server, .timeout, .network, .expired: return true
             default: return false

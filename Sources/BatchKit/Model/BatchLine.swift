@@ -1,4 +1,4 @@
-public import Foundation
+package import Foundation
 
 // The batch-line interchange format: the batch input line (`{"custom_id","method","url","body"}`)
 // that the command-line tool reads and that native batch backends can write. It is the OpenAI
@@ -79,7 +79,7 @@ extension BatchRequest {
     ///
     /// - Throws: a `validation` ``BatchError`` naming the line, for text that is not JSON or a line
     ///   that is not a valid batch line.
-    public init(batchLine bytes: some Collection<UInt8>, lineNumber: Int? = nil) throws(BatchError) {
+    package init(batchLine bytes: some Collection<UInt8>, lineNumber: Int? = nil) throws(BatchError) {
         let parsed: Result<JSONValue, JSONParseError>? = bytes.withContiguousStorageIfAvailable { buf in
             do throws(JSONParseError) { return .success(try JSONValue(parsing: buf)) } catch { return .failure(error) }
         }
@@ -108,7 +108,7 @@ extension BatchRequest {
     }
 
     /// This request as one batch input line of compact JSON, without the trailing newline.
-    public func batchLineData() -> Data {
+    package func batchLineData() -> Data {
         var out = [UInt8]()
         out.reserveCapacity(512)
         writeBatchLine(into: &out)
@@ -119,7 +119,7 @@ extension BatchRequest {
     ///
     /// Byte for byte the same as `batchLine().write(into:)`, written without building the
     /// intermediate `JSONValue` envelope.
-    public func writeBatchLine(into out: inout [UInt8]) {
+    package func writeBatchLine(into out: inout [UInt8]) {
         // Keys in sorted order, as JSONValue writes objects: body, custom_id, method, url.
         out.append(contentsOf: #"{"body":"#.utf8)
         if case .chat(let chat) = body, BatchLine.writeChatBodyFast(chat, into: &out) {

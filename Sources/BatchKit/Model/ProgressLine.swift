@@ -15,9 +15,9 @@ import Foundation
 /// that the bar goes, and the count alone is cut to fit. The text never takes more than
 /// `columns - 1` columns: writing into the last column makes some terminals wrap, and a wrapped
 /// status line can no longer be redrawn in place.
-public struct ProgressLine: Sendable, Hashable {
+package struct ProgressLine: Sendable, Hashable {
     /// One part of the line.
-    public enum Field: String, Sendable, Hashable, CaseIterable {
+    package enum Field: String, Sendable, Hashable, CaseIterable {
         /// `[=====>    ]`, when the total is known.
         case bar
         /// `217/3000 7%` (or `217 done` without a total); always kept.
@@ -41,20 +41,20 @@ public struct ProgressLine: Sendable, Hashable {
     }
 
     /// The order fields are dropped in as the width shrinks: the least useful first.
-    public static let dropOrder: [Field] = [.cost, .tokens, .eta, .inFlight, .rate, .succeeded, .remoteStatus, .failed]
+    package static let dropOrder: [Field] = [.cost, .tokens, .eta, .inFlight, .rate, .succeeded, .remoteStatus, .failed]
 
     /// The widest and narrowest bar, brackets included.
-    public static let barWidths: ClosedRange<Int> = 10...30
+    package static let barWidths: ClosedRange<Int> = 10...30
 
     /// The line, at most `columns - 1` characters, plain ASCII apart from what the remote status holds.
-    public let text: String
+    package let text: String
     /// The fields kept, in the order shown.
-    public let fields: [Field]
+    package let fields: [Field]
     /// Columns the bar takes (brackets included); 0 without a bar.
-    public let barWidth: Int
+    package let barWidth: Int
 
     /// Lays out `progress` for a terminal `columns` wide.
-    public init(_ progress: BatchProgress, columns: Int) {
+    package init(_ progress: BatchProgress, columns: Int) {
         let budget = max(1, columns - 1)
         let parts = Self.parts(progress)
         let count = Self.countText(progress)

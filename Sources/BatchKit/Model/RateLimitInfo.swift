@@ -16,7 +16,7 @@ public struct RateLimitInfo: Sendable, Hashable {
         /// Time until the budget is fully refilled.
         public var resetAfter: Duration?
 
-        public init(limit: Int? = nil, remaining: Int? = nil, resetAfter: Duration? = nil) {
+        package init(limit: Int? = nil, remaining: Int? = nil, resetAfter: Duration? = nil) {
             self.limit = limit
             self.remaining = remaining
             self.resetAfter = resetAfter
@@ -30,7 +30,7 @@ public struct RateLimitInfo: Sendable, Hashable {
     public var inputTokens: Budget
     public var outputTokens: Budget
 
-    public init(requests: Budget = .init(), tokens: Budget = .init(), inputTokens: Budget = .init(), outputTokens: Budget = .init()) {
+    package init(requests: Budget = .init(), tokens: Budget = .init(), inputTokens: Budget = .init(), outputTokens: Budget = .init()) {
         self.requests = requests
         self.tokens = tokens
         self.inputTokens = inputTokens

@@ -99,14 +99,14 @@ public struct CacheControl: Sendable, Hashable {
 
     /// The wire form, the same for the interchange line and Anthropic:
     /// `{"type":"ephemeral"}` or `{"type":"ephemeral","ttl":"1h"}`.
-    public var json: JSONValue {
+    package var json: JSONValue {
         var o: [String: JSONValue] = ["type": "ephemeral"]
         if let ttl { o["ttl"] = .string(ttl.rawValue) }
         return .object(o)
     }
 
     /// Reads the wire form; `nil` for anything else (another `type`, an unknown `ttl` or member).
-    public init?(json: JSONValue) {
+    package init?(json: JSONValue) {
         guard case .object(let o) = json, o["type"] == "ephemeral" else { return nil }
         switch o["ttl"] {
         case nil: if o.count != 1 { return nil }
@@ -121,14 +121,14 @@ public struct CacheControl: Sendable, Hashable {
 extension ToolCall {
     /// Arguments as OpenAI writes them: the JSON text of ``arguments`` (compact, keys sorted), or
     /// the string itself when ``arguments`` is a string that arrived unparsed.
-    public var argumentsText: String {
+    package var argumentsText: String {
         if case .string(let s) = arguments { return s }
         return arguments.jsonString
     }
 
     /// Parses OpenAI's `arguments` text: the JSON it holds, or the text as a string when it is
     /// not valid JSON (a model can produce broken arguments; they are kept, not dropped).
-    public static func arguments(parsing text: String) -> JSONValue {
+    package static func arguments(parsing text: String) -> JSONValue {
         switch try? JSONValue(parsing: text) {
         case .object(let o)?: return .object(o)
         case .array(let a)?: return .array(a)

@@ -158,12 +158,12 @@ public struct HTTPResponse: Sendable {
 }
 
 /// An ``HTTPTransport`` backed by a closure: for tests and adapters.
-public struct ClosureTransport: HTTPTransport {
+package struct ClosureTransport: HTTPTransport {
     let handler: @Sendable (HTTPRequest) async throws -> HTTPResponse
 
-    public init(_ handler: @escaping @Sendable (HTTPRequest) async throws -> HTTPResponse) {
+    package init(_ handler: @escaping @Sendable (HTTPRequest) async throws -> HTTPResponse) {
         self.handler = handler
     }
 
-    public func send(_ request: HTTPRequest) async throws -> HTTPResponse { try await handler(request) }
+    package func send(_ request: HTTPRequest) async throws -> HTTPResponse { try await handler(request) }
 }
