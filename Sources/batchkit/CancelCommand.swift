@@ -16,11 +16,6 @@ enum CancelCommand: Subcommand {
     static let spec = ArgumentSpec(options: ProviderOptions.optionNames, flags: [], maxPositional: nil)
 
     static func run(_ arguments: Arguments) async throws -> Int32 {
-        guard !arguments.positional.isEmpty else { throw UsageError("missing JOB id(s)") }
-        let native = NativeBatchProcessor(backend: try ProviderOptions(arguments).backend())
-        var jobs: [BatchJob] = []
-        for id in arguments.positional { jobs.append(try await native.cancel(id)) }
-        printLine(JobTable.render(jobs))
-        return 0
+        try await JobTable.printEach(arguments) { native, id in try await native.cancel(id) }
     }
 }

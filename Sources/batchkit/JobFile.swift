@@ -192,55 +192,12 @@ final class JobFile: JobLedger, Sendable {
 }
 
 /// A backend that tells the ``JobFile`` the state of each job it reads, so the run knows which
-/// jobs are still running, completed, or ended without running everything.
-struct RecordingBackend: BatchBackend {
-    let base: any BatchBackend
-    let jobFile: JobFile
+/// jobs are still running, completed, or ended without running everything (`status(of:)` and
+/// `results(of:handler:)` note the job; `downloadResults(of:handler:)` does not).
+typealias RecordingBackend = JobStatusObserver
 
-    var provider: String { base.provider }
-    var limits: BatchLimits { base.limits }
-    var tagsJobs: Bool { base.tagsJobs }
-
-    func encode(_ request: BatchRequest) throws(BatchError) -> EncodedBatchItem { try base.encode(request) }
-
-    func submit(_ items: [EncodedBatchItem], metadata: [String: String]) async throws -> BatchJob {
-        try await base.submit(items, metadata: metadata)
+extension JobStatusObserver {
+    init(base: any BatchBackend, jobFile: JobFile) {
+        self.init(base: base, notesDownloads: false) { jobFile.note($0) }
     }
-
-    func submit(
-        _ items: [EncodedBatchItem], metadata: [String: String], intent: JobIntent, uploaded: @Sendable (String) async throws -> Void
-    ) async throws -> BatchJob {
-        try await base.submit(items, metadata: metadata, intent: intent, uploaded: uploaded)
-    }
-
-    func submit(
-        _ chunk: SpooledChunk, metadata: [String: String], intent: JobIntent, uploaded: @Sendable (String) async throws -> Void
-    ) async throws -> BatchJob {
-        try await base.submit(chunk, metadata: metadata, intent: intent, uploaded: uploaded)
-    }
-
-    func findJob(for intent: JobIntent, excluding: Set<String>) async throws -> BatchJob? {
-        try await base.findJob(for: intent, excluding: excluding)
-    }
-
-    func status(of jobID: String) async throws -> BatchJob {
-        let job = try await base.status(of: jobID)
-        jobFile.note(job)
-        return job
-    }
-
-    func results(of job: BatchJob, handler: (BatchResult) async throws -> Void) async throws {
-        jobFile.note(job)
-        try await base.results(of: job, handler: handler)
-    }
-
-    func downloadResults(of job: BatchJob, handler: (BatchResult) async throws -> Void) async throws -> BatchResultsSummary {
-        try await base.downloadResults(of: job, handler: handler)
-    }
-
-    func cancel(jobID: String) async throws -> BatchJob { try await base.cancel(jobID: jobID) }
-
-    func list(limit: Int) async throws -> [BatchJob] { try await base.list(limit: limit) }
-
-    func delete(jobID: String) async throws { try await base.delete(jobID: jobID) }
 }

@@ -1,6 +1,27 @@
 import BatchKit
 import Foundation
 
+/// Lines bound for a file, written in pieces of 1 MiB or more rather than one write per line.
+struct BufferedLineWriter {
+    let handle: FileHandle
+    private var buffer: [UInt8] = []
+
+    init(_ handle: FileHandle) { self.handle = handle }
+
+    /// Adds `bytes` and a newline; writes what is held once it reaches 1 MiB.
+    mutating func append(line bytes: some Sequence<UInt8>) throws {
+        buffer.append(contentsOf: bytes)
+        buffer.append(0x0A)
+        if buffer.count >= 1 << 20 { try flush() }
+    }
+
+    /// Writes what is held.
+    mutating func flush() throws {
+        try handle.write(contentsOf: buffer)
+        buffer.removeAll(keepingCapacity: true)
+    }
+}
+
 /// Keeps one line per custom id in an output file: after `--retry-failed` the journal holds the
 /// failed line and the new one for the same id; the last line of an id wins.
 enum OutputCompaction {
@@ -25,17 +46,12 @@ enum OutputCompaction {
         }
         let handle = try FileHandle(forWritingTo: temporary)
         do {
-            var buffer = [UInt8]()
+            var lines = BufferedLineWriter(handle)
             try await JSONLReader.forEachLine(in: url) { bytes, number in
                 guard keep.contains(number) else { return }
-                buffer.append(contentsOf: bytes)
-                buffer.append(0x0A)
-                if buffer.count >= 1 << 20 {
-                    try handle.write(contentsOf: buffer)
-                    buffer.removeAll(keepingCapacity: true)
-                }
+                try lines.append(line: bytes)
             }
-            try handle.write(contentsOf: buffer)
+            try lines.flush()
             try handle.synchronize()
             try handle.close()
         } catch {

@@ -38,7 +38,7 @@ enum ResultsCommand: Subcommand {
                     unfinished.append("\(id) (\(job.status.rawValue))")
                     continue
                 }
-                var buffer = [UInt8]()
+                var lines = BufferedLineWriter(handle)
                 // Placed in the job for `batchkit report`: from its creation to when it was seen ended.
                 let seen = Date()
                 try await backend.results(of: job) { downloaded in
@@ -47,14 +47,9 @@ enum ResultsCommand: Subcommand {
                     result.startedAt = job.createdAt.map { min($0, seen) }
                     result.endedAt = seen
                     if result.isSuccess { succeeded += 1 } else { failed += 1 }
-                    buffer.append(contentsOf: result.outputLineBytes())
-                    buffer.append(0x0A)
-                    if buffer.count >= 1 << 20 {
-                        try handle.write(contentsOf: buffer)
-                        buffer.removeAll(keepingCapacity: true)
-                    }
+                    try lines.append(line: result.outputLineBytes())
                 }
-                try handle.write(contentsOf: buffer)
+                try lines.flush()
             }
             try handle.close()
         } catch {

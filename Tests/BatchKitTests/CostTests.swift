@@ -59,6 +59,28 @@ private func close(_ a: Double?, _ b: Double, tolerance: Double = 1e-12) -> Bool
         #expect(price.inputPerMillion == input)
     }
 
+    /// The Anthropic and Gemini rows are built by rule (`Price.anthropic`, `Price.gemini`): each must
+    /// equal, to the last bit, the rates the providers list.
+    @Test(arguments: [
+        ("claude-opus-4-5", 5.0, 25.0, 0.50, 6.25, 10.0), ("claude-opus-4-1", 15.0, 75.0, 1.50, 18.75, 30.0),
+        ("claude-sonnet-4", 3.0, 15.0, 0.30, 3.75, 6.0), ("claude-haiku-4-5", 1.0, 5.0, 0.10, 1.25, 2.0),
+        ("claude-3-5-haiku", 0.80, 4.0, 0.08, 1.0, 1.6),
+    ])
+    func anthropicRowsAreTheListedRates(
+        model: String, input: Double, output: Double, cached: Double, write: Double, write1h: Double
+    ) throws {
+        let price = try #require(PriceTable.defaults.prices[model])
+        #expect(price == PriceTable.Price(
+            inputPerMillion: input, outputPerMillion: output, cachedInputPerMillion: cached,
+            cacheWritePerMillion: write, cacheWrite1hPerMillion: write1h))
+    }
+
+    @Test func geminiRowsBillBatchCacheHitsAsNonBatch() throws {
+        let price = try #require(PriceTable.defaults.prices["gemini-2.5-flash"])
+        #expect(price == PriceTable.Price(
+            inputPerMillion: 0.30, outputPerMillion: 2.50, cachedInputPerMillion: 0.03, cachedInputBatchMultiplier: 1))
+    }
+
     @Test func unknownModelHasNoPrice() {
         #expect(PriceTable.defaults.price(for: "my-local-llama") == nil)
         #expect(PriceTable.defaults.cost(of: Usage(inputTokens: 5), model: "my-local-llama") == nil)

@@ -295,22 +295,19 @@ extension RateLimiter.Cost {
 
 extension RateLimiter.Limits {
     /// The per-minute limit of the bucket of `kind`.
+    /// (Read when the limiter starts and by ``RateLimiter/limits``, never per request.)
     subscript(kind: RateLimitBucket) -> Int? {
-        get {
-            switch kind {
-            case .requests: requestsPerMinute
-            case .tokens: tokensPerMinute
-            case .inputTokens: inputTokensPerMinute
-            case .outputTokens: outputTokensPerMinute
-            }
-        }
-        set {
-            switch kind {
-            case .requests: requestsPerMinute = newValue
-            case .tokens: tokensPerMinute = newValue
-            case .inputTokens: inputTokensPerMinute = newValue
-            case .outputTokens: outputTokensPerMinute = newValue
-            }
+        get { self[keyPath: Self.field(of: kind)] }
+        set { self[keyPath: Self.field(of: kind)] = newValue }
+    }
+
+    /// The stored property that holds the limit of `kind`.
+    private static func field(of kind: RateLimitBucket) -> WritableKeyPath<Self, Int?> {
+        switch kind {
+        case .requests: \.requestsPerMinute
+        case .tokens: \.tokensPerMinute
+        case .inputTokens: \.inputTokensPerMinute
+        case .outputTokens: \.outputTokensPerMinute
         }
     }
 }

@@ -151,40 +151,36 @@ extension PriceTable {
         // Anthropic — platform.claude.com/docs/en/about-claude/pricing ("Model pricing" and
         // "Batch processing" tables): cache hits 0.1× input, 5-minute writes 1.25×, 1-hour writes
         // 2× (rechecked 2026-12-02); the batch discount stacks with caching (providers.md §4).
-        "claude-opus-4-7": Price(
-            inputPerMillion: 5, outputPerMillion: 25, cachedInputPerMillion: 0.50, cacheWritePerMillion: 6.25,
-            cacheWrite1hPerMillion: 10),
-        "claude-opus-4-6": Price(
-            inputPerMillion: 5, outputPerMillion: 25, cachedInputPerMillion: 0.50, cacheWritePerMillion: 6.25,
-            cacheWrite1hPerMillion: 10),
-        "claude-opus-4-5": Price(
-            inputPerMillion: 5, outputPerMillion: 25, cachedInputPerMillion: 0.50, cacheWritePerMillion: 6.25,
-            cacheWrite1hPerMillion: 10),
-        "claude-opus-4-1": Price(
-            inputPerMillion: 15, outputPerMillion: 75, cachedInputPerMillion: 1.50, cacheWritePerMillion: 18.75,
-            cacheWrite1hPerMillion: 30),
-        "claude-opus-4": Price(
-            inputPerMillion: 15, outputPerMillion: 75, cachedInputPerMillion: 1.50, cacheWritePerMillion: 18.75,
-            cacheWrite1hPerMillion: 30),
-        "claude-sonnet-4": Price(
-            inputPerMillion: 3, outputPerMillion: 15, cachedInputPerMillion: 0.30, cacheWritePerMillion: 3.75,
-            cacheWrite1hPerMillion: 6),
-        "claude-haiku-4-5": Price(
-            inputPerMillion: 1, outputPerMillion: 5, cachedInputPerMillion: 0.10, cacheWritePerMillion: 1.25,
-            cacheWrite1hPerMillion: 2),
-        "claude-3-5-haiku": Price(
-            inputPerMillion: 0.80, outputPerMillion: 4, cachedInputPerMillion: 0.08, cacheWritePerMillion: 1,
-            cacheWrite1hPerMillion: 1.6),
+        "claude-opus-4-7": .anthropic(input: 5, output: 25),
+        "claude-opus-4-6": .anthropic(input: 5, output: 25),
+        "claude-opus-4-5": .anthropic(input: 5, output: 25),
+        "claude-opus-4-1": .anthropic(input: 15, output: 75),
+        "claude-opus-4": .anthropic(input: 15, output: 75),
+        "claude-sonnet-4": .anthropic(input: 3, output: 15),
+        "claude-haiku-4-5": .anthropic(input: 1, output: 5),
+        "claude-3-5-haiku": .anthropic(input: 0.80, output: 4),
         // Google — ai.google.dev/gemini-api/docs/pricing (paid tier, text input, prompts up to
         // 200k tokens): batch = 50 % of the interactive price; cache hits in a batch are billed
         // like non-batch traffic (providers.md §4).
-        "gemini-2.5-pro": Price(
-            inputPerMillion: 1.25, outputPerMillion: 10, cachedInputPerMillion: 0.125, cachedInputBatchMultiplier: 1),
-        "gemini-2.5-flash": Price(
-            inputPerMillion: 0.30, outputPerMillion: 2.50, cachedInputPerMillion: 0.03, cachedInputBatchMultiplier: 1),
-        "gemini-2.5-flash-lite": Price(
-            inputPerMillion: 0.10, outputPerMillion: 0.40, cachedInputPerMillion: 0.01, cachedInputBatchMultiplier: 1),
+        "gemini-2.5-pro": .gemini(input: 1.25, output: 10, cachedInput: 0.125),
+        "gemini-2.5-flash": .gemini(input: 0.30, output: 2.50, cachedInput: 0.03),
+        "gemini-2.5-flash-lite": .gemini(input: 0.10, output: 0.40, cachedInput: 0.01),
     ])
+}
+
+extension PriceTable.Price {
+    /// An Anthropic price: cache hits at 0.1× input, five-minute cache writes at 1.25× and one-hour
+    /// writes at 2× (exact for every listed rate: each product equals the rate Anthropic lists).
+    static func anthropic(input: Double, output: Double) -> Self {
+        Self(
+            inputPerMillion: input, outputPerMillion: output, cachedInputPerMillion: input / 10,
+            cacheWritePerMillion: input * 1.25, cacheWrite1hPerMillion: input * 2)
+    }
+
+    /// A Gemini price: cache hits in a batch are billed like non-batch traffic.
+    static func gemini(input: Double, output: Double, cachedInput: Double) -> Self {
+        Self(inputPerMillion: input, outputPerMillion: output, cachedInputPerMillion: cachedInput, cachedInputBatchMultiplier: 1)
+    }
 }
 
 // MARK: - Loading overrides

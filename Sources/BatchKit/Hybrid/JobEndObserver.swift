@@ -1,53 +1,78 @@
 import Foundation
 
-/// A backend that tells a ``HybridBook`` the state of each job it reads, so the book knows, when
-/// an item of a job arrives, whether that job ended failed, expired or cancelled (its failed items
-/// then run in real time instead of being final).
-struct JobEndObserver: BatchBackend {
+/// A backend that reports the state of each job it reads to `noteStatus` and otherwise forwards
+/// to `base`: the hybrid processor's ``HybridBook`` learns how a job ended (its failed items then
+/// run in real time instead of being final), and the CLI's job file learns which jobs are still
+/// running.
+package struct JobStatusObserver: BatchBackend {
     let base: any BatchBackend
-    let book: HybridBook
+    /// Called with every job read through `status(of:)` and `results(of:handler:)`, and through
+    /// `downloadResults(of:handler:)` when `notesDownloads`.
+    let noteStatus: @Sendable (BatchJob) -> Void
+    let notesDownloads: Bool
 
-    var provider: String { base.provider }
-    var limits: BatchLimits { base.limits }
+    package init(base: any BatchBackend, notesDownloads: Bool, noteStatus: @escaping @Sendable (BatchJob) -> Void) {
+        self.base = base
+        self.notesDownloads = notesDownloads
+        self.noteStatus = noteStatus
+    }
 
-    func encode(_ request: BatchRequest) throws(BatchError) -> EncodedBatchItem { try base.encode(request) }
+    package var provider: String { base.provider }
+    package var limits: BatchLimits { base.limits }
+    package var tagsJobs: Bool { base.tagsJobs }
 
-    func submit(_ items: [EncodedBatchItem], metadata: [String: String]) async throws -> BatchJob {
+    package func encode(_ request: BatchRequest) throws(BatchError) -> EncodedBatchItem { try base.encode(request) }
+
+    package func submit(_ items: [EncodedBatchItem], metadata: [String: String]) async throws -> BatchJob {
         try await base.submit(items, metadata: metadata)
     }
 
-    var tagsJobs: Bool { base.tagsJobs }
-
-    func submit(
+    package func submit(
         _ items: [EncodedBatchItem], metadata: [String: String], intent: JobIntent, uploaded: @Sendable (String) async throws -> Void
     ) async throws -> BatchJob {
         try await base.submit(items, metadata: metadata, intent: intent, uploaded: uploaded)
     }
 
-    func findJob(for intent: JobIntent, excluding: Set<String>) async throws -> BatchJob? {
+    package func submit(
+        _ chunk: SpooledChunk, metadata: [String: String], intent: JobIntent, uploaded: @Sendable (String) async throws -> Void
+    ) async throws -> BatchJob {
+        try await base.submit(chunk, metadata: metadata, intent: intent, uploaded: uploaded)
+    }
+
+    package func findJob(for intent: JobIntent, excluding: Set<String>) async throws -> BatchJob? {
         try await base.findJob(for: intent, excluding: excluding)
     }
 
-    func status(of jobID: String) async throws -> BatchJob {
+    package func status(of jobID: String) async throws -> BatchJob {
         let job = try await base.status(of: jobID)
-        book.noteStatus(job)
+        noteStatus(job)
         return job
     }
 
-    func results(of job: BatchJob, handler: (BatchResult) async throws -> Void) async throws {
+    package func results(of job: BatchJob, handler: (BatchResult) async throws -> Void) async throws {
         // The processor downloads only terminal jobs: this is the state they ended in.
-        book.noteStatus(job)
+        noteStatus(job)
         try await base.results(of: job, handler: handler)
     }
 
-    func downloadResults(of job: BatchJob, handler: (BatchResult) async throws -> Void) async throws -> BatchResultsSummary {
-        book.noteStatus(job)
+    package func downloadResults(of job: BatchJob, handler: (BatchResult) async throws -> Void) async throws -> BatchResultsSummary {
+        if notesDownloads { noteStatus(job) }
         return try await base.downloadResults(of: job, handler: handler)
     }
 
-    func cancel(jobID: String) async throws -> BatchJob { try await base.cancel(jobID: jobID) }
+    package func cancel(jobID: String) async throws -> BatchJob { try await base.cancel(jobID: jobID) }
 
-    func list(limit: Int) async throws -> [BatchJob] { try await base.list(limit: limit) }
+    package func list(limit: Int) async throws -> [BatchJob] { try await base.list(limit: limit) }
 
-    func delete(jobID: String) async throws { try await base.delete(jobID: jobID) }
+    package func delete(jobID: String) async throws { try await base.delete(jobID: jobID) }
+}
+
+/// The hybrid processor's observer: tells a ``HybridBook`` the state of each job it reads, so the
+/// book knows, when an item of a job arrives, whether that job ended failed, expired or cancelled.
+typealias JobEndObserver = JobStatusObserver
+
+extension JobStatusObserver {
+    init(base: any BatchBackend, book: HybridBook) {
+        self.init(base: base, notesDownloads: true) { book.noteStatus($0) }
+    }
 }

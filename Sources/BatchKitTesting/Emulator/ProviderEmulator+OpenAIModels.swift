@@ -102,18 +102,29 @@ extension ProviderEmulator {
         return .success(model)
     }
 
+    /// The model (as ``openAIModel(_:deployment:)``), then the required body member `field`
+    /// (missing: OpenAI's `missing_required_parameter`), in the order OpenAI checks them.
+    static func openAIModel(
+        _ body: JSONValue, deployment: String?, requiring field: String
+    ) -> Result<(model: String, value: JSONValue), OpenAIFailureBox> {
+        openAIModel(body, deployment: deployment).flatMap { model in
+            guard let value = body[field] else {
+                return .failure(OpenAIFailureBox(.failure(
+                    400, "Missing required parameter: '\(field)'.", param: field, code: "missing_required_parameter")))
+            }
+            return .success((model, value))
+        }
+    }
+
     // MARK: Chat completions
 
     static let openAIRoles: Set<String> = ["system", "developer", "user", "assistant", "tool", "function"]
 
     func openAIChat(_ body: JSONValue, deployment: String?, created: Int, cache: inout EmulatorPromptCache) -> OpenAIOutcome {
-        let model: String
-        switch Self.openAIModel(body, deployment: deployment) {
-        case .success(let m): model = m
+        let model: String, messagesValue: JSONValue
+        switch Self.openAIModel(body, deployment: deployment, requiring: "messages") {
+        case .success(let found): (model, messagesValue) = found
         case .failure(let f): return f.outcome
-        }
-        guard let messagesValue = body["messages"] else {
-            return .failure(400, "Missing required parameter: 'messages'.", param: "messages", code: "missing_required_parameter")
         }
         guard case .array(let messages) = messagesValue else {
             return .failure(400, "Invalid type for 'messages': expected an array of objects, but got \(Self.jsonTypeName(messagesValue)) instead.",
@@ -289,13 +300,10 @@ extension ProviderEmulator {
     }
 
     func openAIEmbeddings(_ body: JSONValue, deployment: String?) -> OpenAIOutcome {
-        let model: String
-        switch Self.openAIModel(body, deployment: deployment) {
-        case .success(let m): model = m
+        let model: String, input: JSONValue
+        switch Self.openAIModel(body, deployment: deployment, requiring: "input") {
+        case .success(let found): (model, input) = found
         case .failure(let f): return f.outcome
-        }
-        guard let input = body["input"] else {
-            return .failure(400, "Missing required parameter: 'input'.", param: "input", code: "missing_required_parameter")
         }
         let inputs = Self.openAIInputs(input)
         if inputs.isEmpty || inputs.contains("") {
@@ -339,13 +347,10 @@ extension ProviderEmulator {
     // MARK: Completions, Responses, Moderations
 
     func openAICompletion(_ body: JSONValue, deployment: String?, created: Int) -> OpenAIOutcome {
-        let model: String
-        switch Self.openAIModel(body, deployment: deployment) {
-        case .success(let m): model = m
+        let model: String, prompt: JSONValue
+        switch Self.openAIModel(body, deployment: deployment, requiring: "prompt") {
+        case .success(let found): (model, prompt) = found
         case .failure(let f): return f.outcome
-        }
-        guard let prompt = body["prompt"] else {
-            return .failure(400, "Missing required parameter: 'prompt'.", param: "prompt", code: "missing_required_parameter")
         }
         let answer = Self.syntheticAnswer(prompt: Self.openAIInputs(prompt).joined(separator: "\n"), maxTokens: body["max_tokens"]?.intValue ?? 16)
         return OpenAIOutcome(
@@ -361,13 +366,10 @@ extension ProviderEmulator {
     }
 
     func openAIResponse(_ body: JSONValue, deployment: String?, created: Int) -> OpenAIOutcome {
-        let model: String
-        switch Self.openAIModel(body, deployment: deployment) {
-        case .success(let m): model = m
+        let model: String, input: JSONValue
+        switch Self.openAIModel(body, deployment: deployment, requiring: "input") {
+        case .success(let found): (model, input) = found
         case .failure(let f): return f.outcome
-        }
-        guard let input = body["input"] else {
-            return .failure(400, "Missing required parameter: 'input'.", param: "input", code: "missing_required_parameter")
         }
         let prompt: String
         if case .array(let items) = input, items.contains(where: { $0["role"] != nil }) {

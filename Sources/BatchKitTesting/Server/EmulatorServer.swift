@@ -36,21 +36,16 @@ public final class EmulatorServer: Sendable {
     /// The bound TCP port (the ephemeral one chosen by the system when started with port 0).
     public let port: Int
     let handler: Handler
-    let listenFD: Int32
-    /// A pipe whose write end wakes the accept thread at shutdown.
-    let wakeFDs: (read: Int32, write: Int32)
+    /// The listener, the accept loop and the server threads.
+    private let threads: ServerThreads
     /// Connection bookkeeping, touched when connections open and close and at shutdown, never
     /// per request (64 connection threads contending for one lock cost more than the requests).
     let state = Mutex(State())
-    /// Set once at shutdown; read per request without the lock.
-    let closing = Atomic<Bool>(false)
     let served = Atomic<Int>(0)
 
     struct State {
         var nextID: UInt64 = 0
         var connections: [UInt64: ConnectionControl] = [:]
-        var liveThreads = 0
-        var drainWaiters: [CheckedContinuation<Void, Never>] = []
         var connectionsAccepted = 0
     }
 
@@ -69,11 +64,10 @@ public final class EmulatorServer: Sendable {
     /// Requests answered so far (faulted answers included).
     public var requestsServed: Int { served.load(ordering: .relaxed) }
 
-    private init(host: String, port: Int, listenFD: Int32, wakeFDs: (Int32, Int32), handler: @escaping Handler) {
+    private init(host: String, threads: ServerThreads, handler: @escaping Handler) {
         self.host = host
-        self.port = port
-        self.listenFD = listenFD
-        self.wakeFDs = wakeFDs
+        self.port = threads.port
+        self.threads = threads
         self.handler = handler
     }
 
@@ -93,17 +87,8 @@ public final class EmulatorServer: Sendable {
     public static func start(host: String = "127.0.0.1", port: Int = 0, handler: @escaping Handler) async throws
         -> EmulatorServer
     {
-        let (fd, boundPort) = try Socket.listen(host: host, port: port)
-        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-        var pipeFDs: [Int32] = [0, 0]
-        guard pipe(&pipeFDs) == 0 else {
-            let error = EmulatorServerError.posix("pipe")
-            _ = close(fd)
-            throw error
-        }
-        let server = EmulatorServer(
-            host: host, port: boundPort, listenFD: fd, wakeFDs: (pipeFDs[0], pipeFDs[1]), handler: handler)
-        server.spawn(name: "emulator-accept") { server.acceptLoop() }
+        let server = EmulatorServer(host: host, threads: try ServerThreads(host: host, port: port), handler: handler)
+        server.threads.spawn(name: "emulator-accept") { server.acceptLoop() }
         return server
     }
 
@@ -111,97 +96,34 @@ public final class EmulatorServer: Sendable {
     /// flight, and returns when every server thread has ended. Calling it again just waits.
     public func shutdown() async {
         let first = state.withLock { s -> Bool in
-            let first = !closing.exchange(true, ordering: .sequentiallyConsistent)
+            let first = threads.beginClosing()
             // Wake the connection threads while their descriptors are still registered (a
             // thread unregisters before it closes, so these descriptors cannot be reused yet),
             // and cancel the requests in flight.
             for connection in s.connections.values { connection.stop() }
             return first
         }
-        if first {
-            var byte: UInt8 = 1
-            _ = write(wakeFDs.write, &byte, 1)
-        }
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let done = state.withLock { s -> Bool in
-                if s.liveThreads == 0 { return true }
-                s.drainWaiters.append(continuation)
-                return false
-            }
-            if done { continuation.resume() }
-        }
+        if first { threads.wake() }
+        await threads.drained()
     }
 
     // MARK: - Threads
 
-    private func spawn(name: String, _ body: @escaping @Sendable () -> Void) {
-        state.withLock { $0.liveThreads += 1 }
-        let thread = Thread { [self] in
-            BrokenPipe.blockOnThisThread()
-            body()
-            threadEnded()
-        }
-        thread.name = name
-        thread.stackSize = 512 * 1024
-        thread.start()
-    }
-
-    private func threadEnded() {
-        let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
-            s.liveThreads -= 1
-            guard s.liveThreads == 0, closing.load(ordering: .sequentiallyConsistent) else { return [] }
-            defer { s.drainWaiters = [] }
-            return s.drainWaiters
-        }
-        for waiter in waiters { waiter.resume() }
-    }
-
+    /// Admits each accepted connection (blocking: connection threads read and write directly)
+    /// and serves it on its own thread.
     private func acceptLoop() {
-        defer {
-            _ = close(listenFD)
-            _ = close(wakeFDs.read)
-            _ = close(wakeFDs.write)
-        }
-        var fds = [
-            pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0),
-            pollfd(fd: wakeFDs.read, events: Int16(POLLIN), revents: 0),
-        ]
-        while true {
-            fds[0].revents = 0
-            fds[1].revents = 0
-            let ready = poll(&fds, 2, -1)
-            if ready < 0 {
-                // Only the wake pipe ends this loop: shutdown writes to it exactly once and this
-                // thread closes it, so it must not be closed before shutdown has written.
-                if errno != EINTR { usleep(1000) }
-                continue
+        threads.acceptLoop(nonBlocking: false) { fd in
+            let control = ConnectionControl(fd: fd)
+            let id = state.withLock { s -> UInt64? in
+                guard !threads.isClosing else { return nil }
+                s.nextID += 1
+                s.connectionsAccepted += 1
+                s.connections[s.nextID] = control
+                return s.nextID
             }
-            if fds[1].revents != 0 || closing.load(ordering: .sequentiallyConsistent) { return }
-            // Accept everything pending (a burst of hundreds of clients arrives at once).
-            while true {
-                let fd = accept(listenFD, nil, nil)
-                if fd < 0 {
-                    if errno == EINTR || errno == ECONNABORTED { continue }
-                    if errno == EMFILE || errno == ENFILE { usleep(10_000) }
-                    break
-                }
-                // Accepted sockets inherit O_NONBLOCK on some systems; connections block.
-                _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
-                Socket.setNoDelay(fd)
-                let control = ConnectionControl(fd: fd)
-                let id = state.withLock { s -> UInt64? in
-                    guard !closing.load(ordering: .sequentiallyConsistent) else { return nil }
-                    s.nextID += 1
-                    s.connectionsAccepted += 1
-                    s.connections[s.nextID] = control
-                    return s.nextID
-                }
-                guard let id else {
-                    _ = close(fd)
-                    return
-                }
-                spawn(name: "emulator-conn") { [self] in serve(connection: id, control: control) }
-            }
+            guard let id else { return false }
+            threads.spawn(name: "emulator-conn") { [self] in serve(connection: id, control: control) }
+            return true
         }
     }
 
@@ -274,7 +196,7 @@ public final class EmulatorServer: Sendable {
     /// Writes an answer, applying its wire fault. Returns how the connection continues.
     private func writeAnswer(_ response: EmulatorResponse, fd: Int32, head: HTTPRequestHead) -> Ending {
         if response.fault == .resetConnection { return .reset }
-        let keepAlive = head.keepAlive && !closing.load(ordering: .relaxed)
+        let keepAlive = head.keepAlive && !threads.closing.load(ordering: .relaxed)
         let body = head.method == "HEAD" ? Data() : response.body
         var text = "HTTP/1.1 \(response.status) \(Self.reason(response.status))\r\n"
         for field in response.headers {
@@ -332,13 +254,13 @@ public final class EmulatorServer: Sendable {
     private func pauseUnlessClosing(_ duration: Duration) -> Bool {
         var remaining = duration
         while remaining > .zero {
-            if closing.load(ordering: .relaxed) { return false }
+            if threads.closing.load(ordering: .relaxed) { return false }
             let slice = min(remaining, .milliseconds(20))
             let c = slice.components
             usleep(UInt32(c.seconds * 1_000_000 + c.attoseconds / 1_000_000_000_000))
             remaining -= slice
         }
-        return !closing.load(ordering: .relaxed)
+        return !threads.closing.load(ordering: .relaxed)
     }
 
     static func reason(_ status: Int) -> String {

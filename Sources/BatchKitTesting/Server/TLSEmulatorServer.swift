@@ -40,15 +40,12 @@ public final class TLSEmulatorServer: Sendable {
     /// The TLS front's bound port.
     public let port: Int
     private let context: TLSContext
-    private let listenFD: Int32
-    private let wakeFDs: (read: Int32, write: Int32)
+    /// The listener, the accept loop and the front's threads.
+    private let threads: ServerThreads
     private let state = Mutex(State())
-    private let closing = Atomic<Bool>(false)
 
     private struct State {
         var open: [Int32: Void] = [:]
-        var liveThreads = 0
-        var drainWaiters: [CheckedContinuation<Void, Never>] = []
         var accepted = 0
         var failedHandshakes = 0
     }
@@ -68,13 +65,12 @@ public final class TLSEmulatorServer: Sendable {
     /// Requests answered by the emulator behind the front.
     public var requestsServed: Int { inner.requestsServed }
 
-    private init(inner: EmulatorServer, host: String, port: Int, context: TLSContext, listenFD: Int32, wakeFDs: (Int32, Int32)) {
+    private init(inner: EmulatorServer, host: String, context: TLSContext, threads: ServerThreads) {
         self.inner = inner
         self.host = host
-        self.port = port
+        self.port = threads.port
         self.context = context
-        self.listenFD = listenFD
-        self.wakeFDs = wakeFDs
+        self.threads = threads
     }
 
     /// Serves `emulator` over TLS on `host:port` (port 0: ephemeral) with `identity`, and points
@@ -109,104 +105,45 @@ public final class TLSEmulatorServer: Sendable {
             certificateChainFile: identity.certificateChainFile, privateKeyFile: identity.privateKeyFile,
             maximumVersionTLS12: maximumVersionTLS12)
         let inner = try await EmulatorServer.start(host: "127.0.0.1", port: 0, handler: handler)
-        let fd: Int32
-        let boundPort: Int
+        let threads: ServerThreads
         do {
-            (fd, boundPort) = try Socket.listen(host: host, port: port)
+            threads = try ServerThreads(host: host, port: port)
         } catch {
             await inner.shutdown()
             throw error
         }
-        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-        var pipeFDs: [Int32] = [0, 0]
-        guard pipe(&pipeFDs) == 0 else {
-            _ = close(fd)
-            await inner.shutdown()
-            throw EmulatorServerError.posix("pipe")
-        }
-        let server = TLSEmulatorServer(
-            inner: inner, host: host, port: boundPort, context: context, listenFD: fd, wakeFDs: (pipeFDs[0], pipeFDs[1]))
-        server.spawn(name: "emulator-tls-accept") { server.acceptLoop() }
+        let server = TLSEmulatorServer(inner: inner, host: host, context: context, threads: threads)
+        threads.spawn(name: "emulator-tls-accept") { server.acceptLoop() }
         return server
     }
 
     /// Stops the front and the server behind it; returns when every thread has ended.
     public func shutdown() async {
         let first = state.withLock { s -> Bool in
-            let first = !closing.exchange(true, ordering: .sequentiallyConsistent)
+            let first = threads.beginClosing()
             for fd in s.open.keys { Socket.shutdownBoth(fd) }
             return first
         }
-        if first {
-            var byte: UInt8 = 1
-            _ = write(wakeFDs.write, &byte, 1)
-        }
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let done = state.withLock { s -> Bool in
-                if s.liveThreads == 0 { return true }
-                s.drainWaiters.append(continuation)
-                return false
-            }
-            if done { continuation.resume() }
-        }
+        if first { threads.wake() }
+        await threads.drained()
         await inner.shutdown()
     }
 
     // MARK: - Threads
 
-    private func spawn(name: String, _ body: @escaping @Sendable () -> Void) {
-        state.withLock { $0.liveThreads += 1 }
-        let thread = Thread { [self] in
-            BrokenPipe.blockOnThisThread()
-            body()
-            let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
-                s.liveThreads -= 1
-                guard s.liveThreads == 0, closing.load(ordering: .sequentiallyConsistent) else { return [] }
-                defer { s.drainWaiters = [] }
-                return s.drainWaiters
-            }
-            for waiter in waiters { waiter.resume() }
-        }
-        thread.name = name
-        thread.stackSize = 512 * 1024
-        thread.start()
-    }
-
+    /// Admits each accepted connection (non-blocking: OpenSSL's reads and writes poll) and relays
+    /// it on its own thread.
     private func acceptLoop() {
-        defer {
-            _ = close(listenFD)
-            _ = close(wakeFDs.read)
-            _ = close(wakeFDs.write)
-        }
-        var fds = [
-            pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0),
-            pollfd(fd: wakeFDs.read, events: Int16(POLLIN), revents: 0),
-        ]
-        while true {
-            fds[0].revents = 0
-            fds[1].revents = 0
-            if poll(&fds, 2, -1) < 0 { continue }
-            if fds[1].revents != 0 || closing.load(ordering: .sequentiallyConsistent) { return }
-            while true {
-                let fd = accept(listenFD, nil, nil)
-                if fd < 0 {
-                    if errno == EINTR || errno == ECONNABORTED { continue }
-                    break
-                }
-                _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-                Socket.setNoDelay(fd)
-                let admitted = state.withLock { s -> Bool in
-                    guard !closing.load(ordering: .sequentiallyConsistent) else { return false }
-                    s.accepted += 1
-                    s.open[fd] = ()
-                    return true
-                }
-                guard admitted else {
-                    _ = close(fd)
-                    return
-                }
-                spawn(name: "emulator-tls-conn") { [self] in relay(client: fd) }
+        threads.acceptLoop(nonBlocking: true) { fd in
+            let admitted = state.withLock { s -> Bool in
+                guard !threads.isClosing else { return false }
+                s.accepted += 1
+                s.open[fd] = ()
+                return true
             }
+            guard admitted else { return false }
+            threads.spawn(name: "emulator-tls-conn") { [self] in relay(client: fd) }
+            return true
         }
     }
 
@@ -220,7 +157,7 @@ public final class TLSEmulatorServer: Sendable {
     private func wait(_ fd: Int32, _ events: Int32) -> Bool {
         var entry = pollfd(fd: fd, events: Int16(events), revents: 0)
         while true {
-            if closing.load(ordering: .relaxed) { return false }
+            if threads.closing.load(ordering: .relaxed) { return false }
             let ready = poll(&entry, 1, 250)
             if ready > 0 { return entry.revents & Int16(POLLNVAL) == 0 }
             if ready < 0 && errno != EINTR { return false }
@@ -248,7 +185,7 @@ public final class TLSEmulatorServer: Sendable {
         }
         guard let backend = try? Socket.connect(host: "127.0.0.1", port: inner.port) else { return }
         let registered = state.withLock { s -> Bool in
-            guard !closing.load(ordering: .sequentiallyConsistent) else { return false }
+            guard !threads.isClosing else { return false }
             s.open[backend] = ()
             return true
         }
@@ -262,7 +199,7 @@ public final class TLSEmulatorServer: Sendable {
             pollfd(fd: client, events: Int16(POLLIN), revents: 0),
             pollfd(fd: backend, events: Int16(POLLIN), revents: 0),
         ]
-        while !closing.load(ordering: .relaxed) {
+        while !threads.closing.load(ordering: .relaxed) {
             fds[0].revents = 0
             fds[1].revents = 0
             if poll(&fds, 2, -1) < 0 {
