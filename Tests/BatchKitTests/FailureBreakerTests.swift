@@ -71,7 +71,8 @@ struct FailureBreakerTests {
         let events = await collect(processor.processAsync((0..<100).map { chatRequest("r\($0)") }))
         #expect(Self.failure(events)?.code == .systematicFailure)
         #expect(Self.failure(events)?.message.contains("Unsupported parameter") == true)
-        #expect(events.items.count < 10)
+        // Seen once at 59 in a full run on a starved machine: say what the items were.
+        #expect(events.items.count < 10, "\(events.items.map { "\($0.id):\($0.error?.code.rawValue ?? "ok"):\($0.attempts)" })")
     }
 
     @Test func aSuccessResetsTheCount() async {
