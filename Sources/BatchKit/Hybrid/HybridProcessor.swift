@@ -50,15 +50,31 @@ public struct HybridProcessor<C: Clock>: Processor where C.Duration == Duration 
 
     func run(_ requests: some AsyncSequence<BatchRequest, Never> & Sendable, sink: EventSink) async -> BatchRunOutcome {
         let start = clock.now
-        // The originals are kept: what misses the deadline is sent again as real-time requests.
-        var collected: [BatchRequest] = []
-        for await r in requests { collected.append(r) }
-        let all = collected
-        let book = HybridBook(requests: all, priceTable: priceTable)
+        // The accepted requests are spooled as they are read (never held in memory): what misses
+        // the deadline is read back from the spool and sent as real-time requests.
+        let storage = batch.configuration.spool
+        let directory = storage.runDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let book = HybridBook(priceTable: priceTable)
+        let requestSpool: RequestSpoolWriter
+        do {
+            requestSpool = try RequestSpoolWriter(storage: storage, directory: directory)
+        } catch {
+            return .failed(error)
+        }
 
         // Submission is not raced against the deadline: a job created while its request is cut
         // off would run unseen and be paid twice.
-        let report = await batch.submitReporting(ArrayAsyncSequence(all))
+        let report = await batch.submitReporting(requests) { request in
+            try requestSpool.append(request)
+            book.accept(request)
+        }
+        var spoolFailure = report.spoolFailure
+        do {
+            try requestSpool.finish()
+        } catch {
+            spoolFailure = spoolFailure ?? error
+        }
         for job in report.jobs {
             book.addJob(job.job)
             if !(await sink.emit(.submitted(job.job))) { return .failed(.cancelled()) }
@@ -74,14 +90,13 @@ public struct HybridProcessor<C: Clock>: Processor where C.Duration == Duration 
         let deadline = self.deadline
         let expecting = Dictionary(report.jobs.map { ($0.job.id, $0.ids) }, uniquingKeysWith: { a, _ in a })
         let jobIDs = report.jobs.map(\.job.id)
-        book.addMembership(expecting)
         // Reads job states through the book, so failures of a job that ended failed, expired or
         // cancelled by the provider go to real time.
         let observed = NativeBatchProcessor(
             backend: JobEndObserver(base: batch.backend, book: book), configuration: batch.configuration, clock: clock)
         let hitDeadline: Bool = jobIDs.isEmpty ? false : await withTaskGroup(of: DeadlineRace.self) { group in
             group.addTask {
-                for await event in observed.attach(jobIDs, expecting: expecting) {
+                for await event in observed.attach(jobIDs, expectingPacked: expecting) {
                     if await !book.forwardBatchEvent(event, sink: sink) { return .consumerGone }
                 }
                 return .batchEnded
@@ -117,10 +132,9 @@ public struct HybridProcessor<C: Clock>: Processor where C.Duration == Duration 
             }
         }
 
-        // Phase 3: everything without a result runs in real time.
-        let rest = book.takePending()
-        if !rest.isEmpty {
-            for await event in realtime.processAsync(rest) {
+        // Phase 3: everything without a result runs in real time, read back from the spool.
+        if book.pendingCount > 0 {
+            for await event in realtime.processAsync(PendingSpooledRequests(file: requestSpool.file, book: book)) {
                 switch event {
                 case .item(let r):
                     if await !book.report(r, sink: sink) { return .failed(.cancelled()) }
@@ -137,6 +151,8 @@ public struct HybridProcessor<C: Clock>: Processor where C.Duration == Duration 
             }
         }
         if sink.isCancelled || Task.isCancelled { return .failed(.cancelled("the run was cancelled")) }
+        // A spool that could not be written stopped submission: what was read ran; the run says why.
+        if let spoolFailure { return .failed(spoolFailure) }
         return .completed(book.summary(duration: start.duration(to: clock.now)))
     }
 }
@@ -163,16 +179,20 @@ extension HybridProcessor where C == ContinuousClock {
     }
 }
 
-/// Which requests still need a result, and the totals.
+/// Which requests still need a result, and the totals. Compact: the ids reported so far as 64-bit
+/// fingerprints, and the metadata of the requests that carry some; the requests themselves are in
+/// the run's spool.
 final class HybridBook: Sendable {
     private struct State {
-        var pending: [String: BatchRequest] = [:]
-        var order: [String] = []
-        var finished = Set<String>()
+        /// Fingerprints of the ids reported (see ``NativeRun/SeenIDs`` for the collision odds).
+        var finished = Set<UInt64>()
+        /// Requests accepted for the batch (spooled), and how many of them were reported.
+        var accepted = 0
+        var settled = 0
+        /// ``BatchRequest/metadata`` of the accepted requests that have any, by fingerprint.
+        var metadata: [UInt64: [String: String]] = [:]
         var totals = RunTotals()
         var jobs: [BatchJob] = []
-        /// The job each submitted id went to.
-        var jobOfID: [String: String] = [:]
         /// Jobs seen in a terminal state other than completed.
         var endedBadly = Set<String>()
     }
@@ -180,26 +200,27 @@ final class HybridBook: Sendable {
     private let state: Mutex<State>
     private let priceTable: PriceTable?
 
-    init(requests: [BatchRequest], priceTable: PriceTable?) {
-        var s = State()
-        for r in requests where s.pending[r.id] == nil {
-            s.pending[r.id] = r
-            s.order.append(r.id)
-        }
-        state = Mutex(s)
+    init(priceTable: PriceTable?) {
+        state = Mutex(State())
         self.priceTable = priceTable
     }
+
+    static func fingerprint(_ id: String) -> UInt64 { UInt64(bitPattern: Int64(id.hashValue)) }
+
+    /// Records a request accepted for the batch (it waits for a result).
+    func accept(_ request: BatchRequest) {
+        state.withLock { s in
+            s.accepted += 1
+            if !request.metadata.isEmpty { s.metadata[Self.fingerprint(request.id)] = request.metadata }
+        }
+    }
+
+    /// Whether `id` has been reported.
+    func isFinished(_ id: String) -> Bool { state.withLock { $0.finished.contains(Self.fingerprint(id)) } }
 
     var jobIDs: [String] { state.withLock { $0.jobs.map(\.id) } }
 
     func addJob(_ job: BatchJob) { state.withLock { $0.jobs.append(job) } }
-
-    /// Records which job holds each id.
-    func addMembership(_ idsByJob: [String: [String]]) {
-        state.withLock { s in
-            for (job, ids) in idsByJob { for id in ids { s.jobOfID[id] = job } }
-        }
-    }
 
     /// Records a job's state as the native run reads it.
     func noteStatus(_ job: BatchJob) {
@@ -207,19 +228,21 @@ final class HybridBook: Sendable {
         _ = state.withLock { $0.endedBadly.insert(job.id) }
     }
 
-    /// Whether the job holding `id` ended failed, expired or cancelled.
-    func jobEndedBadly(holding id: String) -> Bool {
-        state.withLock { s in s.jobOfID[id].map { s.endedBadly.contains($0) } ?? false }
+    /// Whether the job that reported `r` ended failed, expired or cancelled.
+    func jobEndedBadly(reporting r: BatchResult) -> Bool {
+        guard let job = r.jobID else { return false }
+        return state.withLock { $0.endedBadly.contains(job) }
     }
 
     /// A request refused before sending. A repeated id is its own item (the first request with
     /// that id is still pending); any other refusal settles the id.
     func reportRejected(_ r: BatchResult, duplicate: Bool, sink: EventSink) async -> Bool {
-        if !duplicate { return await report(r, sink: sink) }
+        if !duplicate { return await report(r, sink: sink, accepted: false) }
         state.withLock { $0.totals.add(r, prices: priceTable) }
         return await sink.emit(.item(r))
     }
-    var pendingCount: Int { state.withLock { $0.pending.count } }
+    /// Accepted requests without a result yet.
+    var pendingCount: Int { state.withLock { $0.accepted - $0.settled } }
 
     /// Handles an event of the native run. Returns `false` when the consumer went away.
     func forwardBatchEvent(_ event: BatchEvent, sink: EventSink) async -> Bool {
@@ -232,7 +255,7 @@ final class HybridBook: Sendable {
             let retryLater =
                 !r.isSuccess
                 && (r.error?.isRetryable == true || r.error?.code == .expired || r.error?.code == .cancelled
-                    || jobEndedBadly(holding: r.id))
+                    || jobEndedBadly(reporting: r))
             if retryLater { return true }
             return await report(r, sink: sink)
         case .progress:
@@ -251,21 +274,20 @@ final class HybridBook: Sendable {
 
     /// Reports a result once per id; results for ids already reported are dropped. Returns
     /// `false` when the consumer went away.
-    func report(_ r: BatchResult, sink: EventSink) async -> Bool {
-        let metadata = state.withLock { s -> [String: String]? in
-            guard let request = s.pending.removeValue(forKey: r.id), s.finished.insert(r.id).inserted else { return nil }
-            s.totals.add(r, model: request.model, prices: priceTable)
-            return request.metadata
+    ///
+    /// - Parameter accepted: whether the id is one of the accepted requests (not a rejection).
+    func report(_ r: BatchResult, sink: EventSink, accepted: Bool = true) async -> Bool {
+        let fingerprint = Self.fingerprint(r.id)
+        let first = state.withLock { s -> (Bool, [String: String]?) in
+            guard s.finished.insert(fingerprint).inserted else { return (false, nil) }
+            if accepted { s.settled += 1 }
+            s.totals.add(r, prices: priceTable)
+            return (true, s.metadata.removeValue(forKey: fingerprint))
         }
-        guard let metadata else { return true }
+        guard first.0 else { return true }
         var r = r
-        r.metadata = metadata
+        if let metadata = first.1, r.metadata.isEmpty { r.metadata = metadata }
         return await sink.emit(.item(r))
-    }
-
-    /// The requests still without a result, in input order; they are now the real-time path's.
-    func takePending() -> [BatchRequest] {
-        state.withLock { s in s.order.compactMap { s.pending[$0] } }
     }
 
     func addRetries(_ retries: Int, rateLimited: Int) {

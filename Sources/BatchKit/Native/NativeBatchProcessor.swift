@@ -151,9 +151,19 @@ public struct NativeBatchProcessor<C: Clock>: Processor where C.Duration == Dura
     ///   - expecting: the custom ids the jobs were given, when known, so ids missing from the
     ///     results are reported as items too.
     public func attach(_ jobIDs: [String], expecting: [String: [String]] = [:]) -> BatchEventStream {
+        var packed: [String: PackedIDs] = [:]
+        for (job, ids) in expecting {
+            var unique = Set<String>()
+            packed[job] = PackedIDs(ids.filter { unique.insert($0).inserted })
+        }
+        return attach(jobIDs, expectingPacked: packed)
+    }
+
+    /// ``attach(_:expecting:)`` with each job's ids packed (and unique).
+    func attach(_ jobIDs: [String], expectingPacked: [String: PackedIDs]) -> BatchEventStream {
         let run = NativeRun(backend: backend, configuration: configuration, limits: limits, clock: clock)
         return BatchEventStream(bufferSize: configuration.eventBufferSize) { sink in
-            await run.attach(jobIDs, expecting: expecting, sink: sink)
+            await run.attach(jobIDs, expecting: expectingPacked, sink: sink)
         }
     }
 
@@ -192,7 +202,7 @@ public struct NativeBatchProcessor<C: Clock>: Processor where C.Duration == Dura
     /// What ``submitReporting(_:)`` did with each request.
     struct SubmissionReport: Sendable {
         /// Created jobs, with the custom ids each holds.
-        var jobs: [(job: BatchJob, ids: [String])] = []
+        var jobs: [(job: BatchJob, ids: PackedIDs)] = []
         /// Requests refused before sending; `duplicate` when the id repeats an earlier request.
         var rejected: [(result: BatchResult, duplicate: Bool)] = []
         /// Chunks whose job could not be created.
@@ -203,7 +213,12 @@ public struct NativeBatchProcessor<C: Clock>: Processor where C.Duration == Dura
 
     /// Submits everything, chunk by chunk (each spooled to a file, removed once its job exists),
     /// never losing the id of a job that was created.
-    func submitReporting(_ requests: some AsyncSequence<BatchRequest, Never> & Sendable) async -> SubmissionReport {
+    ///
+    /// - Parameter accepted: called with each request that passed validation, before it is
+    ///   spooled; an error it throws stops submission like a spool failure.
+    func submitReporting(
+        _ requests: some AsyncSequence<BatchRequest, Never> & Sendable, accepted: (BatchRequest) throws -> Void = { _ in }
+    ) async -> SubmissionReport {
         let run = NativeRun(backend: backend, configuration: configuration, limits: limits, clock: clock)
         let storage = configuration.spool
         let directory = storage.runDirectory()
@@ -215,7 +230,7 @@ public struct NativeBatchProcessor<C: Clock>: Processor where C.Duration == Dura
             defer { chunk.remove() }
             do {
                 let job = try await run.create(chunk, excluding: Set(report.jobs.map(\.job.id)))
-                report.jobs.append((job, Array(chunk.ids)))
+                report.jobs.append((job, chunk.ids))
             } catch {
                 report.failedChunks.append((Array(chunk.ids), NativeRun<C>.submissionError(error)))
             }
@@ -225,15 +240,16 @@ public struct NativeBatchProcessor<C: Clock>: Processor where C.Duration == Dura
                 let duplicate = seen.contains(r.id)
                 switch run.encode(r, seen: &seen) {
                 case .failure(let e):
-                    report.rejected.append((BatchResult(id: r.id, outcome: .failure(e), attempts: 0, route: .none), duplicate))
+                    report.rejected.append((BatchResult(id: r.id, outcome: .failure(e), attempts: 0, route: .none, metadata: r.metadata), duplicate))
                 case .success(let item):
+                    try accepted(r)
                     if let full = try chunker.add(item) { await send(full) }
                 }
             }
             for chunk in try chunker.drain() { await send(chunk) }
         } catch {
             chunker.discardAll()
-            report.spoolFailure = error
+            report.spoolFailure = (error as? BatchError) ?? SpoolStorage.writeError(error, file: directory)
         }
         return report
     }

@@ -294,7 +294,7 @@ final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
 
     // MARK: - attach
 
-    func attach(_ jobIDs: [String], expecting: [String: [String]], sink: EventSink) async -> BatchRunOutcome {
+    func attach(_ jobIDs: [String], expecting: [String: PackedIDs], sink: EventSink) async -> BatchRunOutcome {
         let start = clock.now
         var books = Books(total: nil)
         var tracked: [Tracked] = []
@@ -314,11 +314,9 @@ final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
                 return .failed(BatchError(.notFound, "could not read job \(id): \(BatchError(wrapping: lastError ?? CancellationError()).message)"))
             }
             books.record(job)
-            let ids = expecting[id] ?? []
-            var unique = Set<String>()
+            let ids = expecting[id] ?? PackedIDs()
             tracked.append(Tracked(
-                job: job, chunk: nil, ids: PackedIDs(ids.filter { unique.insert($0).inserted }), metadata: [:], knowsIDs: !ids.isEmpty,
-                round: configuration.resubmit.rounds))
+                job: job, chunk: nil, ids: ids, metadata: [:], knowsIDs: !ids.isEmpty, round: configuration.resubmit.rounds))
         }
         books.total = expecting.isEmpty ? nil : expecting.values.reduce(0) { $0 + $1.count }
         return await collect(&tracked, books: &books, start: start, sink: sink)

@@ -5,8 +5,8 @@ import Foundation
 struct BillingLedger {
     struct Job {
         var provider: EmulatedProvider
-        /// The custom ids in the order the job runs them.
-        var customIDs: [String]
+        /// The custom ids in the order the job runs them (packed: a million cost about their bytes).
+        var customIDs: PackedIDs
         /// How many of them ran before a cancel; `nil` while the job was not cancelled (all run).
         var ranBeforeCancel: Int?
     }
@@ -102,6 +102,11 @@ extension ProviderEmulator {
 
     /// Records an accepted job and the ids it will run, in order.
     func billJob(_ id: String, provider: EmulatedProvider, customIDs: [String]) {
+        billJob(id, provider: provider, customIDs: PackedIDs(customIDs))
+    }
+
+    /// Records an accepted job and the ids it will run, in order.
+    func billJob(_ id: String, provider: EmulatedProvider, customIDs: PackedIDs) {
         shared.withLock { s in
             guard s.ledger.jobs[id] == nil else { return }
             s.ledger.jobs[id] = .init(provider: provider, customIDs: customIDs)

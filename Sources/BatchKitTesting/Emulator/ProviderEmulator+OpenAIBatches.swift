@@ -10,7 +10,8 @@ struct OpenAIBatchRecord {
     /// The endpoint as submitted (`/v1/chat/completions`; Azure may use `/chat/completions`).
     var endpoint: String
     var inputFileID: String
-    var inputData: Data
+    /// The input file's contents: the same storage as the file record (never copied).
+    var input: EmulatorBlob
     var completionWindow: String
     var metadata: JSONValue
     var azure: Bool
@@ -24,10 +25,11 @@ struct OpenAIBatchRecord {
     /// Validation errors (`errors.data`); non-empty means the batch fails.
     var errors: [JSONValue]
     var total: Int
-    /// `okPrefix[k]`: successful lines among the first `k`; same for token usage.
-    var okPrefix: [Int]
-    var inputPrefix: [Int]
-    var outputPrefix: [Int]
+    /// `okPrefix[k]`: successful lines among the first `k`; same for token usage (32 bits each:
+    /// a million queued requests keep 12 MB of counts).
+    var okPrefix: [Int32]
+    var inputPrefix: [Int32]
+    var outputPrefix: [Int32]
     /// The batch-level fault in force when the batch was created.
     var fault: EmulatorFault.Kind?
     /// Age of the batch when it was cancelled.
@@ -104,18 +106,18 @@ extension ProviderEmulator {
         // Validate and evaluate every line now; the outcome is revealed as time passes.
         var errors: [JSONValue] = []
         var seen = Set<String>()
-        var ids: [String] = []
+        var ids = PackedIDs()
         var model: String?
         var lineCount = 0
         var embeddingInputs = 0
-        var okPrefix = [0], inputPrefix = [0], outputPrefix = [0]
+        var okPrefix: [Int32] = [0], inputPrefix: [Int32] = [0], outputPrefix: [Int32] = [0]
         let created = unixNow
         var batchCache = EmulatorPromptCache()
         func lineError(_ code: String, _ message: String, param: String? = nil, line: Int?) {
             errors.append(["code": .string(code), "message": .string(message), "param": param.map(JSONValue.string) ?? .null,
                            "line": line.map(JSONValue.int) ?? .null])
         }
-        JSONLReader.forEachLine(in: file.data) { buf, lineNumber in
+        file.content.forEachLine { buf, lineNumber in
             lineCount += 1
             guard let json = try? JSONValue(parsing: buf), case .object = json else {
                 lineError("invalid_json_line", "This line is not parseable as valid JSON.", line: lineNumber)
@@ -159,8 +161,8 @@ extension ProviderEmulator {
             guard errors.isEmpty else { return }
             let outcome = openAIOutcome(endpoint: normalized, body: lineBody, deployment: nil, created: created, cache: &batchCache)
             okPrefix.append(okPrefix.last! + (outcome.isSuccess ? 1 : 0))
-            inputPrefix.append(inputPrefix.last! + (outcome.isSuccess ? outcome.inputTokens : 0))
-            outputPrefix.append(outputPrefix.last! + (outcome.isSuccess ? outcome.outputTokens : 0))
+            inputPrefix.append(inputPrefix.last! &+ Int32(truncatingIfNeeded: outcome.isSuccess ? outcome.inputTokens : 0))
+            outputPrefix.append(outputPrefix.last! &+ Int32(truncatingIfNeeded: outcome.isSuccess ? outcome.outputTokens : 0))
         }
         if lineCount == 0 { lineError("empty_file", "The batch input file is empty.", line: nil) }
         if lineCount > Self.openAIMaxBatchLines {
@@ -171,10 +173,10 @@ extension ProviderEmulator {
             lineError("too_many_tasks",
                 "The batch contains \(embeddingInputs) embedding inputs; at most \(Self.openAIMaxBatchLines) are allowed per batch.", line: nil)
         }
-        recordSent(customIDs: ids)
+        recordSent(packed: ids)
 
         let record = OpenAIBatchRecord(
-            id: newID("batch_", hexDigits: 32), endpoint: endpoint, inputFileID: fileID, inputData: file.data,
+            id: newID("batch_", hexDigits: 32), endpoint: endpoint, inputFileID: fileID, input: file.content,
             completionWindow: window, metadata: metadata, azure: route.azure, createdOffset: elapsed, createdAt: created,
             duration: config.withLock { $0.batchDuration }, expiry: config.withLock { $0.batchExpiry },
             model: model, errors: errors, total: errors.isEmpty ? lineCount : 0, okPrefix: okPrefix, inputPrefix: inputPrefix,
@@ -317,11 +319,11 @@ extension ProviderEmulator {
     func openAIBatchJSON(_ b: OpenAIBatchRecord, _ v: OpenAIBatchView, validating: Bool) -> JSONValue {
         func ts(_ t: Int?) -> JSONValue { t.map(JSONValue.int) ?? .null }
         let expiry = b.expiry
-        let okFinished = b.fault == .errorFileOnly ? 0 : b.okPrefix[min(v.finished, b.okPrefix.count - 1)]
+        let okFinished = b.fault == .errorFileOnly ? 0 : Int(b.okPrefix[min(v.finished, b.okPrefix.count - 1)])
         var failed = v.finished - okFinished
         if v.status == "expired" || v.status == "cancelled" { failed = b.total - okFinished }
-        let inputTokens = b.fault == .errorFileOnly ? 0 : b.inputPrefix[min(v.finished, b.inputPrefix.count - 1)]
-        let outputTokens = b.fault == .errorFileOnly ? 0 : b.outputPrefix[min(v.finished, b.outputPrefix.count - 1)]
+        let inputTokens = b.fault == .errorFileOnly ? 0 : Int(b.inputPrefix[min(v.finished, b.inputPrefix.count - 1)])
+        let outputTokens = b.fault == .errorFileOnly ? 0 : Int(b.outputPrefix[min(v.finished, b.outputPrefix.count - 1)])
         return [
             "id": .string(b.id),
             "object": "batch",
@@ -364,8 +366,21 @@ extension ProviderEmulator {
         b.materialized = true
         let endpoint = Self.openAINormalizedEndpoint(b.endpoint)
         let created = unixNow
+        // Written piece by piece into blobs (on disk once large): the files are never whole in memory.
+        let outputBlob = EmulatorBlob.Writer()
+        let errorsBlob = EmulatorBlob.Writer()
         var output = [UInt8]()
         var errorsOut = [UInt8]()
+        func flush() {
+            if output.count >= 1 << 18 {
+                outputBlob.append(output)
+                output.removeAll(keepingCapacity: true)
+            }
+            if errorsOut.count >= 1 << 18 {
+                errorsBlob.append(errorsOut)
+                errorsOut.removeAll(keepingCapacity: true)
+            }
+        }
         var malformedLeft = 0
         var batchCache = EmulatorPromptCache()
         if case .malformedResultLines(let n)? = b.fault { malformedLeft = n }
@@ -381,9 +396,12 @@ extension ProviderEmulator {
         func httpResponse(_ status: Int, _ body: JSONValue) -> JSONValue {
             ["status_code": .int(status), "request_id": .string(newID("req_", hexDigits: 32)), "body": body]
         }
-        JSONLReader.forEachLine(in: b.inputData) { buf, _ in
+        b.input.forEachLine { buf, _ in
             guard let json = try? JSONValue(parsing: buf), let customID = json["custom_id"]?.stringValue else { return }
-            defer { index += 1 }
+            defer {
+                index += 1
+                flush()
+            }
             if index >= v.finished {
                 if let unfinished {
                     line(customID, response: .null, error: ["code": .string(unfinished.code), "message": .string(unfinished.message)])
@@ -412,11 +430,13 @@ extension ProviderEmulator {
                 errorsOut.append(0x0A)
             }
         }
-        if !output.isEmpty {
-            b.outputFileID = openAIStoreFile(&s, filename: "batch_\(b.id)_output.jsonl", purpose: "batch_output", data: Data(output))
+        outputBlob.append(output)
+        errorsBlob.append(errorsOut)
+        if !outputBlob.isEmpty {
+            b.outputFileID = openAIStoreFile(&s, filename: "batch_\(b.id)_output.jsonl", purpose: "batch_output", content: outputBlob.finish())
         }
-        if !errorsOut.isEmpty {
-            b.errorFileID = openAIStoreFile(&s, filename: "batch_\(b.id)_error.jsonl", purpose: "batch_output", data: Data(errorsOut))
+        if !errorsBlob.isEmpty {
+            b.errorFileID = openAIStoreFile(&s, filename: "batch_\(b.id)_error.jsonl", purpose: "batch_output", content: errorsBlob.finish())
         }
     }
 }

@@ -8,11 +8,12 @@ struct OpenAIFileRecord {
     var purpose: String
     var createdAt: Int
     var expiresAt: Int?
-    var data: Data
+    /// The contents, stored once (on disk when large) and shared with the batches that read it.
+    var content: EmulatorBlob
 
     var json: JSONValue {
         [
-            "id": .string(id), "object": "file", "bytes": .int(data.count), "created_at": .int(createdAt),
+            "id": .string(id), "object": "file", "bytes": .int(content.count), "created_at": .int(createdAt),
             "expires_at": expiresAt.map(JSONValue.int) ?? .null, "filename": .string(filename), "purpose": .string(purpose),
             "status": "processed", "status_details": nil,
         ]
@@ -66,7 +67,7 @@ extension ProviderEmulator {
         }
         let record = OpenAIFileRecord(
             id: newID("file-", hexDigits: 22), filename: filename, purpose: purpose, createdAt: created, expiresAt: expires,
-            data: file.data)
+            content: EmulatorBlob(file.data))
         openAIState.withLock { s in
             s.files[record.id] = record
             s.fileOrder.append(record.id)
@@ -75,11 +76,11 @@ extension ProviderEmulator {
     }
 
     /// Stores a file the emulator wrote itself (batch output and error files).
-    func openAIStoreFile(_ s: inout OpenAIEmulatorState, filename: String, purpose: String, data: Data) -> String {
+    func openAIStoreFile(_ s: inout OpenAIEmulatorState, filename: String, purpose: String, content: EmulatorBlob) -> String {
         let created = unixNow
         let record = OpenAIFileRecord(
             id: newID("file-", hexDigits: 22), filename: filename, purpose: purpose, createdAt: created,
-            expiresAt: created + 30 * 86_400, data: data)
+            expiresAt: created + 30 * 86_400, content: content)
         s.files[record.id] = record
         s.fileOrder.append(record.id)
         return record.id
@@ -128,8 +129,8 @@ extension ProviderEmulator {
 
     /// `GET /v1/files/{id}/content`: the bytes.
     func openAIFileContent(_ id: String) -> EmulatorResponse {
-        guard let data = openAIState.withLock({ $0.files[id]?.data }) else { return openAINoSuchFile(id) }
-        return .bytes(data, contentType: "application/octet-stream", headers: openAIHeaders())
+        guard let content = openAIState.withLock({ $0.files[id]?.content }) else { return openAINoSuchFile(id) }
+        return .bytes(content.data, contentType: "application/octet-stream", headers: openAIHeaders())
     }
 
     /// `DELETE /v1/files/{id}`.

@@ -24,6 +24,8 @@ public final class ProviderEmulator: Sendable {
         var rng: SplitMix64
         var idCounter = 0
         var sentPerCustomID: [String: Int] = [:]
+        /// Custom ids sent in OpenAI batch files, one packed list per file (counted on demand).
+        var sentInBatches: [PackedIDs] = []
         var modelRequests = 0
         var rateLimited = 0
         var faultMatches: [Int: Int] = [:]
@@ -74,10 +76,20 @@ public final class ProviderEmulator: Sendable {
 
     /// How many times a request with this custom id was received: in a batch submission, or in a
     /// real-time call carrying `x-client-request-id`. Tests use it to prove nothing was sent twice.
-    public func sentCount(customID: String) -> Int { shared.withLock { $0.sentPerCustomID[customID] ?? 0 } }
+    public func sentCount(customID: String) -> Int {
+        shared.withLock { s in
+            s.sentInBatches.reduce(s.sentPerCustomID[customID] ?? 0) { n, ids in n + ids.reduce(0) { $0 + ($1 == customID ? 1 : 0) } }
+        }
+    }
 
     /// Every custom id received, with its count.
-    public var sentCounts: [String: Int] { shared.withLock { $0.sentPerCustomID } }
+    public var sentCounts: [String: Int] {
+        shared.withLock { s in
+            var counts = s.sentPerCustomID
+            for ids in s.sentInBatches { for id in ids { counts[id, default: 0] += 1 } }
+            return counts
+        }
+    }
 
     /// Model calls answered (real-time chat, messages, generateContent, embeddings), including 429s.
     public var modelRequestCount: Int { shared.withLock { $0.modelRequests } }
@@ -87,6 +99,11 @@ public final class ProviderEmulator: Sendable {
 
     func recordSent(customID: String) {
         shared.withLock { $0.sentPerCustomID[customID, default: 0] += 1 }
+    }
+
+    /// Records the ids of a batch file as sent (kept packed: a million cost about their bytes).
+    func recordSent(packed ids: PackedIDs) {
+        shared.withLock { $0.sentInBatches.append(ids) }
     }
 
     func recordSent(customIDs: some Sequence<String>) {

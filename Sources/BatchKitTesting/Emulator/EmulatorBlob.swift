@@ -1,0 +1,117 @@
+import BatchKit
+import Foundation
+
+/// The contents of a file the emulator stores (uploads, batch output and error files): small ones
+/// in memory, larger ones in a file of their own in the temporary directory, removed when the last
+/// record holding them goes. One copy however many views refer to it (the file record, the batch
+/// that reads it), so a million queued requests cost the emulator disk, not memory.
+final class EmulatorBlob: Sendable {
+    private enum Storage {
+        case memory(Data)
+        case disk(URL)
+    }
+
+    /// Contents up to this size stay in memory.
+    static let memoryLimit = 1 << 20
+
+    private let storage: Storage
+    /// The size in bytes.
+    let count: Int
+
+    /// A blob holding `data` (written to disk when it is large).
+    init(_ data: Data) {
+        count = data.count
+        if data.count > Self.memoryLimit, let url = Self.newFile(), (try? data.write(to: url)) != nil {
+            storage = .disk(url)
+        } else {
+            storage = .memory(data)
+        }
+    }
+
+    private init(disk url: URL, count: Int) {
+        storage = .disk(url)
+        self.count = count
+    }
+
+    static func newFile() -> URL? {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("batchkit-emulator-\(UUID().uuidString).blob")
+        return FileManager.default.createFile(atPath: url.path, contents: nil) ? url : nil
+    }
+
+    /// The file holding the contents, when they are on disk.
+    var fileURL: URL? {
+        if case .disk(let url) = storage { return url }
+        return nil
+    }
+
+    deinit {
+        if case .disk(let url) = storage { try? FileManager.default.removeItem(at: url) }
+    }
+
+    /// The whole contents (a download answer).
+    var data: Data {
+        switch storage {
+        case .memory(let d): return d
+        case .disk(let url): return (try? Data(contentsOf: url)) ?? Data()
+        }
+    }
+
+    /// Calls `body` with each non-empty line and its 1-based line number, like
+    /// `JSONLReader.forEachLine(in:)`, reading a file on disk 4 MB at a time.
+    func forEachLine(_ body: (UnsafeBufferPointer<UInt8>, Int) -> Void) {
+        switch storage {
+        case .memory(let d):
+            JSONLReader.forEachLine(in: d, body)
+        case .disk(let url):
+            guard let handle = FileHandle(forReadingAtPath: url.path) else { return }
+            defer { try? handle.close() }
+            var carry = Data()
+            var base = 0
+            while true {
+                guard let piece = try? handle.read(upToCount: 4 << 20), !piece.isEmpty else { break }
+                carry.append(piece)
+                guard let lastNewline = carry.lastIndex(of: 0x0A) else { continue }
+                let complete = Data(carry[carry.startIndex...lastNewline])
+                carry = Data(carry[carry.index(after: lastNewline)...])
+                JSONLReader.forEachLine(in: complete) { line, n in body(line, base + n) }
+                base += complete.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) }
+            }
+            if !carry.isEmpty { JSONLReader.forEachLine(in: carry) { line, n in body(line, base + n) } }
+        }
+    }
+
+    /// Builds a blob piece by piece, moving to disk once it outgrows ``EmulatorBlob/memoryLimit``.
+    final class Writer {
+        private var buffer: [UInt8] = []
+        private var file: (url: URL, handle: FileHandle)?
+        private var written = 0
+
+        init() {}
+
+        var isEmpty: Bool { written == 0 && buffer.isEmpty }
+
+        func append(_ bytes: [UInt8]) {
+            buffer.append(contentsOf: bytes)
+            if buffer.count >= EmulatorBlob.memoryLimit { spill() }
+        }
+
+        private func spill() {
+            if file == nil, let url = EmulatorBlob.newFile(), let handle = FileHandle(forWritingAtPath: url.path) {
+                file = (url, handle)
+            }
+            // Without a file (no disk) the contents stay in memory.
+            guard let file, (try? file.handle.write(contentsOf: buffer)) != nil else { return }
+            written += buffer.count
+            buffer.removeAll(keepingCapacity: true)
+        }
+
+        /// The finished blob.
+        func finish() -> EmulatorBlob {
+            guard let file else { return EmulatorBlob(Data(buffer)) }
+            spill()
+            try? file.handle.close()
+            self.file = nil
+            return EmulatorBlob(disk: file.url, count: written)
+        }
+    }
+}
