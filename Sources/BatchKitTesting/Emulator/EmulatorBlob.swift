@@ -56,6 +56,14 @@ final class EmulatorBlob: Sendable {
         }
     }
 
+    /// Writes the contents to a new file at `url`.
+    func copy(to url: URL) throws {
+        switch storage {
+        case .memory(let d): try d.write(to: url)
+        case .disk(let file): try FileManager.default.copyItem(at: file, to: url)
+        }
+    }
+
     /// Calls `body` with each non-empty line and its 1-based line number, like
     /// `JSONLReader.forEachLine(in:)`, reading a file on disk 4 MB at a time.
     func forEachLine(_ body: (UnsafeBufferPointer<UInt8>, Int) -> Void) {

@@ -54,15 +54,36 @@ public enum EmulatorWireFault: Sendable, Hashable {
 public struct EmulatorResponse: Sendable {
     public var status: Int
     public var headers: HTTPHeaders
-    public var body: Data
+    /// The body (a stored file's contents are read when asked for).
+    public var body: Data {
+        get { blob?.data ?? storedBody }
+        set {
+            storedBody = newValue
+            blob = nil
+        }
+    }
+    private var storedBody: Data
+    /// A stored file answered as it is: the in-process transport copies it to the download file
+    /// instead of reading it into memory.
+    var blob: EmulatorBlob?
     /// A wire-level misbehaviour to apply when sending this answer.
     public var fault: EmulatorWireFault?
 
     public init(status: Int, headers: HTTPHeaders = [:], body: Data = Data(), fault: EmulatorWireFault? = nil) {
         self.status = status
         self.headers = headers
-        self.body = body
+        self.storedBody = body
+        self.blob = nil
         self.fault = fault
+    }
+
+    /// A stored file's contents.
+    static func file(_ blob: EmulatorBlob, contentType: String = "application/octet-stream", headers: HTTPHeaders = [:]) -> EmulatorResponse {
+        var h = headers
+        h["Content-Type"] = contentType
+        var response = EmulatorResponse(status: 200, headers: h)
+        response.blob = blob
+        return response
     }
 
     /// A JSON answer.

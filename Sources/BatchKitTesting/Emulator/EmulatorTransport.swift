@@ -10,6 +10,12 @@ public struct EmulatorTransport: HTTPTransport {
         try Task.checkCancellation()
         let response = await emulator.handle(try EmulatorRequest(request))
         try Task.checkCancellation()
+        if request.downloadsToFile, response.fault == nil, let blob = response.blob {
+            // A stored file: copied to the download file, never read into memory.
+            let url = FileManager.default.temporaryDirectory.appendingPathComponent("batchkit-emu-\(UUID().uuidString)")
+            try blob.copy(to: url)
+            return HTTPResponse(status: response.status, headers: response.headers, bodyFile: url)
+        }
         var body = response.body
         switch response.fault {
         case .resetConnection: throw URLError(.networkConnectionLost)

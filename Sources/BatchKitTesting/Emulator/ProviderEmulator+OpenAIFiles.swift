@@ -130,7 +130,7 @@ extension ProviderEmulator {
     /// `GET /v1/files/{id}/content`: the bytes.
     func openAIFileContent(_ id: String) -> EmulatorResponse {
         guard let content = openAIState.withLock({ $0.files[id]?.content }) else { return openAINoSuchFile(id) }
-        return .bytes(content.data, contentType: "application/octet-stream", headers: openAIHeaders())
+        return .file(content, contentType: "application/octet-stream", headers: openAIHeaders())
     }
 
     /// `DELETE /v1/files/{id}`.
