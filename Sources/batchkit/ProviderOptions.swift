@@ -186,14 +186,6 @@ extension Arguments {
         return d
     }
 
-    /// A shard option `i/n`.
-    func shard(_ name: String) throws -> BatchShard? {
-        guard let text = string(name) else { return nil }
-        do throws(BatchError) { return try BatchShard(parsing: text) } catch {
-            throw UsageError("option '--\(name)': \(error.message)")
-        }
-    }
-
     /// The single positional argument a command needs, or a usage error naming it.
     func requiredPositional(_ what: String) throws -> String {
         guard let first = positional.first else { throw UsageError("missing \(what)") }

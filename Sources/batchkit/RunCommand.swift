@@ -12,7 +12,7 @@ enum RunCommand: Subcommand {
         usage: batchkit run INPUT.jsonl --output OUT.jsonl [--mode realtime|native|hybrid]
                             [--provider openai|anthropic|gemini|azure] [--base-url URL] [--model M]
                             [--api-version V]
-                            [--concurrency N] [--rpm N] [--tpm N] [--deadline 2h] [--shard i/n]
+                            [--concurrency N] [--rpm N] [--tpm N] [--deadline 2h] [--shard i/n|auto]
                             [--api-key-env NAME] [--retry-failed] [--max-consecutive-failures N]
                             [--report REPORT.html] [--max-cost USD]
 
@@ -34,8 +34,7 @@ enum RunCommand: Subcommand {
           --deadline D         native: stop waiting after D (jobs keep running, their requests stay
                                pending; exit status 4; rerun to collect them);
                                hybrid: switch what is unfinished to real time after D (default 1h)
-          --shard i/n          only the lines whose custom_id hashes to shard i of n (0 <= i < n);
-                               --rpm and --tpm are divided by n
+        \(ShardOption.helpText)
           --poll-interval D    native: first wait between status polls (default 10s)
           --prices FILE        JSON price table merged over the built-in prices
           --max-cost USD       spend at most USD in this run (realtime, native): a request (realtime)
@@ -68,7 +67,7 @@ enum RunCommand: Subcommand {
         """
     static let spec = ArgumentSpec(
         options: ProviderOptions.optionNames.union([
-            "output", "mode", "model", "concurrency", "rpm", "tpm", "deadline", "shard", "poll-interval", "prices",
+            "output", "mode", "model", "concurrency", "rpm", "tpm", "deadline", "shard", "shards", "poll-interval", "prices",
             "progress-interval", "max-consecutive-failures", "report", "max-cost",
         ]),
         flags: ["retry-failed"], maxPositional: 1)
@@ -85,7 +84,7 @@ enum RunCommand: Subcommand {
         guard let mode = Mode(rawValue: modeText) else {
             throw UsageError("unknown mode '\(modeText)' (expected realtime, native or hybrid)")
         }
-        let shard = try arguments.shard("shard")
+        let shard = try ShardOption.parse(arguments, environment: ProcessInfo.processInfo.environment)?.shard
         let shardCount = shard?.count ?? 1
         let concurrency = try arguments.int("concurrency", in: 1...100_000) ?? 16
         let maxConsecutiveFailures = try arguments.int("max-consecutive-failures", in: 0...Int.max) ?? 20

@@ -7,7 +7,7 @@ enum SubmitCommand: Subcommand {
     static let name = "submit"
     static let summary = "submit a JSONL file as native batch job(s) and print the job ids"
     static let usage = """
-        usage: batchkit submit INPUT.jsonl [--provider P] [--base-url URL] [--model M] [--shard i/n]
+        usage: batchkit submit INPUT.jsonl [--provider P] [--base-url URL] [--model M] [--shard i/n|auto]
 
         Validates INPUT.jsonl, splits it over the provider's job limits, submits the jobs and prints
         one job id per line. Collect them later with 'batchkit status' and 'batchkit results'.
@@ -15,12 +15,14 @@ enum SubmitCommand: Subcommand {
         \(ProviderOptions.helpText)
           --model M            use model M for every line
           --shard i/n          only the lines whose custom_id hashes to shard i of n
+          --shard auto         the shard from the scheduler's environment (see 'batchkit run --help')
+          --shards N           with --shard auto: how many shards there are
         """
-    static let spec = ArgumentSpec(options: ProviderOptions.optionNames.union(["model", "shard"]), flags: [], maxPositional: 1)
+    static let spec = ArgumentSpec(options: ProviderOptions.optionNames.union(["model", "shard", "shards"]), flags: [], maxPositional: 1)
 
     static func run(_ arguments: Arguments) async throws -> Int32 {
         let inputPath = try arguments.requiredPositional("INPUT.jsonl")
-        let shard = try arguments.shard("shard")
+        let shard = try ShardOption.parse(arguments, environment: ProcessInfo.processInfo.environment)?.shard
         let model = arguments.string("model")
         let provider = try ProviderOptions(arguments)
         let reader = BatchRequestFileReader(url: URL(fileURLWithPath: inputPath), displayName: inputPath)
