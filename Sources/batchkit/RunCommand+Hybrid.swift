@@ -6,7 +6,7 @@ extension RunCommand {
     /// finished is kept and the rest runs in real time. Journaled like the other modes.
     static func runHybrid(
         native: NativeBatchProcessor<ContinuousClock>, provider: ProviderOptions, deadline: Duration, concurrency: Int,
-        rpm: Int?, tpm: Int?, maxConsecutiveFailures: Int, prices: PriceTable, journal: Journal, requests: BatchRequestFileReader.Requests,
+        rpm: Int?, tpm: Int?, maxConsecutiveFailures: Int, prices: PriceTable, cache: FileResponseCache?, journal: Journal, requests: BatchRequestFileReader.Requests,
         stats: inout RunStats, display: ProgressDisplay, model: String?, interruption: Interruption
     ) async throws -> BatchError? {
         let realtime = ConcurrentProcessor(
@@ -16,6 +16,6 @@ extension RunCommand {
                 maxConsecutiveFailures: maxConsecutiveFailures))
         let hybrid = HybridProcessor(batch: native, realtime: realtime, deadline: deadline, priceTable: prices)
         return await drain(
-            hybrid.stopping(on: interruption).journaled(journal).processAsync(requests), stats: &stats, display: display, model: model)
+            hybrid.withCache(cache, provider: cacheName(provider)).stopping(on: interruption).journaled(journal).processAsync(requests), stats: &stats, display: display, model: model)
     }
 }

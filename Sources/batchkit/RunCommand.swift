@@ -14,7 +14,7 @@ enum RunCommand: Subcommand {
                             [--api-version V]
                             [--concurrency N] [--rpm N] [--tpm N] [--deadline 2h] [--shard i/n|auto]
                             [--api-key-env NAME] [--retry-failed] [--max-consecutive-failures N]
-                            [--report REPORT.html] [--max-cost USD]
+                            [--report REPORT.html] [--max-cost USD] [--cache DIR | --no-cache]
 
         Reads OpenAI batch input lines ({"custom_id","method","url","body"}), lazily, and writes one
         OpenAI batch output line per request to OUT.jsonl as each finishes. OUT.jsonl is also the
@@ -42,6 +42,7 @@ enum RunCommand: Subcommand {
                                spending over it is not sent and fails as budget_exceeded; rerun
                                with a larger --max-cost and --retry-failed to run those. Every model
                                needs a price (built in or from --prices); divided by n with --shard
+        \(cacheHelpText)
           --retry-failed       run again the ids whose last result in OUT.jsonl failed
           --max-consecutive-failures N
                                stop starting requests once N results in a row failed the same
@@ -68,9 +69,9 @@ enum RunCommand: Subcommand {
     static let spec = ArgumentSpec(
         options: ProviderOptions.optionNames.union([
             "output", "mode", "model", "concurrency", "rpm", "tpm", "deadline", "shard", "shards", "poll-interval", "prices",
-            "progress-interval", "max-consecutive-failures", "report", "max-cost",
+            "progress-interval", "max-consecutive-failures", "report", "max-cost", "cache", "cache-max-mb",
         ]),
-        flags: ["retry-failed"], maxPositional: 1)
+        flags: ["retry-failed", "no-cache"], maxPositional: 1)
 
     enum Mode: String, CaseIterable {
         case realtime, native, hybrid
@@ -99,6 +100,7 @@ enum RunCommand: Subcommand {
         let prices = try loadPrices(arguments)
         let provider = try ProviderOptions(arguments)
         let maxCost = try arguments.double("max-cost").map { $0 / Double(shardCount) }
+        let cache = try responseCache(arguments)
         if maxCost != nil, mode == .hybrid {
             throw UsageError("--max-cost applies to --mode realtime or native (hybrid runs are not budgeted yet)")
         }
@@ -173,7 +175,7 @@ enum RunCommand: Subcommand {
                     maxConcurrency: concurrency, requestsPerMinute: rpm, tokensPerMinute: tpm, priceTable: prices,
                     maxConsecutiveFailures: maxConsecutiveFailures, maxCost: maxCost))
             failure = await drain(
-                processor.stopping(on: interruption).journaled(journal).processAsync(requests), stats: &stats, display: display,
+                processor.withCache(cache, provider: cacheName(provider)).stopping(on: interruption).journaled(journal).processAsync(requests), stats: &stats, display: display,
                 model: defaultModel)
 
         case .native, .hybrid:
@@ -239,12 +241,12 @@ enum RunCommand: Subcommand {
             if failure == nil {
                 if mode == .native {
                     failure = await drain(
-                        native.stopping(on: interruption).journaled(journal).processAsync(requests), stats: &stats, display: display,
+                        native.withCache(cache, provider: cacheName(provider)).stopping(on: interruption).journaled(journal).processAsync(requests), stats: &stats, display: display,
                         model: defaultModel)
                 } else {
                     failure = try await runHybrid(
                         native: native, provider: provider, deadline: deadline ?? .seconds(3600), concurrency: concurrency,
-                        rpm: rpm, tpm: tpm, maxConsecutiveFailures: maxConsecutiveFailures, prices: prices, journal: journal,
+                        rpm: rpm, tpm: tpm, maxConsecutiveFailures: maxConsecutiveFailures, prices: prices, cache: cache, journal: journal,
                         requests: requests, stats: &stats,
                         display: display, model: defaultModel, interruption: interruption)
                 }

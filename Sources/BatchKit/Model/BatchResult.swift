@@ -10,6 +10,9 @@ public struct BatchResult: Sendable {
         case batch
         /// Not sent at all (validation failed, or the run was cancelled before it started).
         case none
+        /// Answered from a ``ResponseCache`` without being sent: no attempts, no usage, no cost
+        /// (see ``CachingProcessor``).
+        case cache
     }
 
     /// The request's custom id.
