@@ -174,5 +174,9 @@ final class TerminalDisplay: Sendable {
             _ = write(resizePipeWriteEnd, &byte, 1)
             errno = saved
         }
+        // A resize between the first read of the width and this point sent no signal we saw:
+        // read the width once more.
+        var byte: UInt8 = 0
+        _ = write(fds[1], &byte, 1)
     }()
 }

@@ -50,7 +50,7 @@ extension ProviderEmulator {
     /// under `/download/`); `nil` for paths it does not serve (the router answers 404).
     ///
     /// Served: `models/{m}:generateContent`, `:embedContent`, `:batchEmbedContents`,
-    /// `:batchGenerateContent`, `:asyncBatchEmbedContent`; `batches` get/list/`:cancel`/delete;
+    /// `:batchGenerateContent`, `:asyncBatchEmbedContent`; `models/{m}` get; `batches` get/list/`:cancel`/delete;
     /// `files` get/list/delete and `:download`; the resumable upload protocol.
     func handleGemini(_ request: EmulatorRequest) async -> EmulatorResponse? {
         guard let route = GeminiRoute(path: request.path) else { return nil }
