@@ -285,3 +285,43 @@ struct MultipartFormTests {
         }
     }
 }
+
+/// The server answers from threads of its own: a request is answered while every thread of the
+/// shared concurrency pool is blocked. Before, handlers ran on that pool, and a parallel test run
+/// on two loaded cores held answers back past clients' timeouts.
+@Suite(.timeLimit(.minutes(5)))
+struct EmulatorServerIsolationTests {
+    @Test func answersWhileEveryPoolThreadIsBlocked() async throws {
+        let server = try await EmulatorServer.start { _ in EmulatorResponse(status: 200, body: Data("ok".utf8)) }
+        let port = server.port
+        let width = max(1, ProcessInfo.processInfo.activeProcessorCount)
+        let entered = DispatchSemaphore(value: 0)
+        let release = DispatchSemaphore(value: 0)
+        // One blocker per pool thread (more would only queue). They block synchronously on
+        // purpose, and are released by the thread below however the request ends.
+        let blockers = (0..<width).map { _ in
+            Task.detached {
+                entered.signal()
+                release.wait()
+            }
+        }
+        let outcome = try await onThread { () -> String in
+            defer { for _ in 0..<width { release.signal() } }
+            for _ in 0..<width {
+                guard entered.wait(timeout: .now() + 60) == .success else { return "the blockers never all ran" }
+            }
+            do {
+                let connection = try RawHTTPConnection(port: port)
+                Socket.setReceiveTimeout(connection.fd, seconds: 20)
+                try connection.send(rawGET("/x", close: true))
+                let response = try connection.readResponse()
+                return "\(response.status) \(String(decoding: response.body, as: UTF8.self))"
+            } catch {
+                return "no answer while the pool was blocked: \(error)"
+            }
+        }
+        for blocker in blockers { await blocker.value }
+        #expect(outcome == "200 ok")
+        await server.shutdown()
+    }
+}

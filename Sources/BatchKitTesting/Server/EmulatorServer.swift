@@ -38,6 +38,9 @@ public final class EmulatorServer: Sendable {
     let handler: Handler
     /// The listener, the accept loop and the server threads.
     private let threads: ServerThreads
+    /// Where handlers run: threads of the server's own, so answers never wait for the shared
+    /// concurrency pool (see ``ThreadTaskExecutor``).
+    private let executor = ThreadTaskExecutor(name: "emulator-handlers")
     /// Connection bookkeeping, touched when connections open and close and at shutdown, never
     /// per request (64 connection threads contending for one lock cost more than the requests).
     let state = Mutex(State())
@@ -105,6 +108,7 @@ public final class EmulatorServer: Sendable {
         }
         if first { threads.wake() }
         await threads.drained()
+        executor.shutdown()
     }
 
     // MARK: - Threads
@@ -174,12 +178,13 @@ public final class EmulatorServer: Sendable {
         }
     }
 
-    /// Runs the handler on the Swift concurrency pool and blocks this (server-owned) thread until
-    /// it answers. `nil` when the server is shutting down.
+    /// Runs the handler on the server's own executor threads (not the shared concurrency pool,
+    /// see ``ThreadTaskExecutor``) and blocks this (server-owned) thread until it answers. `nil`
+    /// when the server is shutting down.
     private func answer(_ request: EmulatorRequest, control: ConnectionControl) -> EmulatorResponse? {
         let slot = AnswerSlot()
         let handler = self.handler
-        let task = Task {
+        let task = Task(executorPreference: executor) {
             slot.fulfil(await handler(request))
         }
         let registered = control.begin(task)
