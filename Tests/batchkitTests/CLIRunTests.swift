@@ -144,11 +144,19 @@ func withEmulator<T>(
         let dir = try TempDir()
         let total = 120
         try dir.write("in.jsonl", Fixtures.chatLines(total))
-        try await withEmulator(EmulatorConfiguration(latency: .milliseconds(40))) { emulator, url in
+        // Every answer waits 10 s on a manual clock: the test lets a dozen through, then holds the
+        // rest, so the kill always lands mid-run however slowly this process is scheduled (with a
+        // real 40 ms latency, a starved test process once saw the run finish before its kill).
+        let clock = ManualClock()
+        try await withEmulator(EmulatorConfiguration(latency: .seconds(10)), clock: clock) { emulator, url in
             let arguments = [
                 "run", "in.jsonl", "--output", "out.jsonl", "--base-url", url, "--concurrency", "2", "--progress-interval", "1ms",
             ]
             let child = try CLI.start(arguments, in: dir.url)
+            for _ in 0..<12 {
+                await clock.sleepers(atLeast: 1)
+                clock.advance(by: .seconds(10))
+            }
             // Progress lines read "progress: N/120 (…)": wait until at least 10 are done.
             let reached = await child.waitForStderrLine { line in
                 guard line.hasPrefix("progress: "), let n = Int(line.dropFirst(10).prefix { $0.isNumber }) else { return false }
@@ -165,7 +173,9 @@ func withEmulator<T>(
             let finished = Set(before)
             #expect(finished.allSatisfy { emulator.sentCount(customID: $0) == 1 })
 
+            let driver = clock.drive()  // the rerun's answers come as soon as they are asked for
             let rerun = try await CLI.run(arguments, in: dir.url)
+            driver.cancel()
             #expect(rerun.status == 0, "\(rerun.stderr)")
             let after = try Fixtures.outputIDs(dir.file("out.jsonl"))
             #expect(after.count == total, "every id exactly once")
