@@ -77,22 +77,6 @@ public struct AnthropicBatchBackend: BatchBackend, CustomStringConvertible {
         self.forcedTools = ForcedTools()
     }
 
-    /// The initialiser with `limits` before `extraHeaders`, as it was before every provider's
-    /// factories took one parameter order. Disfavoured, so that a call naming only `limits` (valid
-    /// in both orders) picks the current initialiser.
-    @_disfavoredOverload
-    @available(*, deprecated, message: "pass limits after timeout: init(apiKey:baseURL:version:defaultMaxTokens:structuredOutput:extraHeaders:transport:timeout:limits:)")
-    public init(
-        apiKey: String? = nil, baseURL: URL = URL(string: "https://api.anthropic.com")!, version: String = "2023-06-01",
-        defaultMaxTokens: Int = AnthropicWire.defaultMaxTokens, structuredOutput: AnthropicStructuredOutput = .forcedTool,
-        limits: BatchLimits, extraHeaders: HTTPHeaders = [:], transport: any HTTPTransport = URLSessionTransport(),
-        timeout: Duration? = .seconds(600)
-    ) {
-        self.init(
-            apiKey: apiKey, baseURL: baseURL, version: version, defaultMaxTokens: defaultMaxTokens, structuredOutput: structuredOutput,
-            extraHeaders: extraHeaders, transport: transport, timeout: timeout, limits: limits)
-    }
-
     /// Describes the backend without its key.
     public var description: String { "AnthropicBatchBackend(baseURL: \(connection.baseURL.absoluteString))" }
 

@@ -57,29 +57,3 @@ extension NativeBatchProcessor {
         self.init(backend: backend as any BatchBackend, configuration: configuration, clock: ContinuousClock())
     }
 }
-
-/// A native-batch processor for Anthropic Message Batches.
-@available(*, deprecated, message: "use NativeBatchProcessor.anthropic(apiKey:baseURL:version:defaultMaxTokens:structuredOutput:extraHeaders:transport:timeout:limits:configuration:)")
-public func AnthropicBatchProcessor(
-    apiKey: String? = nil, baseURL: URL = URL(string: "https://api.anthropic.com")!,
-    defaultMaxTokens: Int = AnthropicWire.defaultMaxTokens, configuration: NativeBatchProcessor<ContinuousClock>.Configuration = .init(),
-    transport: any HTTPTransport = URLSessionTransport()
-) -> NativeBatchProcessor<ContinuousClock> {
-    .anthropic(apiKey: apiKey, baseURL: baseURL, defaultMaxTokens: defaultMaxTokens, transport: transport, configuration: configuration)
-}
-
-/// A native-batch processor over an Anthropic backend you configured, on any clock.
-@available(*, deprecated, message: "use NativeBatchProcessor(backend:configuration:clock:)")
-public func AnthropicBatchProcessor<C: Clock>(
-    backend: AnthropicBatchBackend, configuration: NativeBatchProcessor<C>.Configuration = .init(), clock: C
-) -> NativeBatchProcessor<C> where C.Duration == Duration {
-    NativeBatchProcessor(backend: backend, configuration: configuration, clock: clock)
-}
-
-/// A native-batch processor over an Anthropic backend you configured.
-@available(*, deprecated, message: "use NativeBatchProcessor(backend:configuration:)")
-public func AnthropicBatchProcessor(
-    backend: AnthropicBatchBackend, configuration: NativeBatchProcessor<ContinuousClock>.Configuration = .init()
-) -> NativeBatchProcessor<ContinuousClock> {
-    NativeBatchProcessor(backend: backend, configuration: configuration)
-}

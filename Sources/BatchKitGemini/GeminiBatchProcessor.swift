@@ -54,29 +54,3 @@ extension NativeBatchProcessor {
         self.init(backend: backend as any BatchBackend, configuration: configuration, clock: ContinuousClock())
     }
 }
-
-/// Native Gemini batches.
-@available(*, deprecated, message: "use NativeBatchProcessor.gemini(apiKey:baseURL:apiVersion:extraHeaders:transport:timeout:limits:inlineByteLimit:configuration:)")
-public func GeminiBatchProcessor(
-    apiKey: String? = nil, baseURL: URL = URL(string: "https://generativelanguage.googleapis.com")!,
-    apiVersion: String = "v1beta", transport: any HTTPTransport = URLSessionTransport(),
-    configuration: NativeBatchProcessor<ContinuousClock>.Configuration = .init()
-) -> NativeBatchProcessor<ContinuousClock> {
-    .gemini(apiKey: apiKey, baseURL: baseURL, apiVersion: apiVersion, transport: transport, configuration: configuration)
-}
-
-/// A native-batch processor over a Gemini backend you configured, on any clock.
-@available(*, deprecated, message: "use NativeBatchProcessor(backend:configuration:clock:)")
-public func GeminiBatchProcessor<C: Clock>(
-    backend: GeminiBatchBackend, configuration: NativeBatchProcessor<C>.Configuration = .init(), clock: C
-) -> NativeBatchProcessor<C> where C.Duration == Duration {
-    NativeBatchProcessor(backend: backend, configuration: configuration, clock: clock)
-}
-
-/// A native-batch processor over a Gemini backend you configured.
-@available(*, deprecated, message: "use NativeBatchProcessor(backend:configuration:)")
-public func GeminiBatchProcessor(
-    backend: GeminiBatchBackend, configuration: NativeBatchProcessor<ContinuousClock>.Configuration = .init()
-) -> NativeBatchProcessor<ContinuousClock> {
-    NativeBatchProcessor(backend: backend, configuration: configuration)
-}

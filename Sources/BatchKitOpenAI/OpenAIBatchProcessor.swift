@@ -54,24 +54,3 @@ extension NativeBatchProcessor {
         self.init(backend: backend as any BatchBackend, configuration: configuration, clock: ContinuousClock())
     }
 }
-
-/// A native-batch processor for OpenAI.
-@available(*, deprecated, message: "use NativeBatchProcessor.openAI(apiKey:baseURL:organization:project:extraHeaders:transport:timeout:limits:configuration:)")
-public func OpenAIBatchProcessor(
-    apiKey: String? = nil, baseURL: URL = URL(string: "https://api.openai.com/v1")!, organization: String? = nil,
-    project: String? = nil, extraHeaders: HTTPHeaders = [:], transport: any HTTPTransport = URLSessionTransport(),
-    limits: BatchLimits = OpenAIBatchBackend.defaultLimits,
-    configuration: NativeBatchProcessor<ContinuousClock>.Configuration = .init()
-) -> NativeBatchProcessor<ContinuousClock> {
-    .openAI(
-        apiKey: apiKey, baseURL: baseURL, organization: organization, project: project, extraHeaders: extraHeaders,
-        transport: transport, limits: limits, configuration: configuration)
-}
-
-/// A native-batch processor over an OpenAI backend you configured, on any clock.
-@available(*, deprecated, message: "use NativeBatchProcessor(backend:configuration:clock:)")
-public func OpenAIBatchProcessor<C: Clock>(
-    backend: OpenAIBatchBackend, configuration: NativeBatchProcessor<C>.Configuration = .init(), clock: C
-) -> NativeBatchProcessor<C> where C.Duration == Duration {
-    NativeBatchProcessor(backend: backend, configuration: configuration, clock: clock)
-}

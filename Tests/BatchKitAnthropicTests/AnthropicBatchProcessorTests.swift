@@ -65,7 +65,7 @@ struct DroppingTransport: HTTPTransport {
     }
 }
 
-/// `AnthropicBatchProcessor` (NativeBatchProcessor + AnthropicBatchBackend) end to end, in
+/// `NativeBatchProcessor.anthropic(...)` (NativeBatchProcessor + AnthropicBatchBackend) end to end, in
 /// process and over the loopback server.
 @Suite(.timeLimit(.minutes(5))) struct AnthropicBatchProcessorTests {
 

@@ -41,7 +41,7 @@ func run(_ processor: NativeBatchProcessor<ManualClock>, _ requests: [BatchReque
     return log
 }
 
-/// `OpenAIBatchProcessor` (``NativeBatchProcessor`` over ``OpenAIBatchBackend``) end to end
+/// `NativeBatchProcessor.openAI(...)` (``NativeBatchProcessor`` over ``OpenAIBatchBackend``) end to end
 /// against the emulator.
 @Suite(.timeLimit(.minutes(5))) struct OpenAIProcessorTests {
     static let config = NativeBatchProcessor<ManualClock>.Configuration(pollInterval: .seconds(5), maxPollInterval: .seconds(20))
