@@ -9,7 +9,7 @@ extension RunCommand {
     ///
     /// - Returns: the requests of intents that could not be settled (the jobs could not be
     ///   listed): they must not be submitted by this run, since a job may hold them.
-    static func resolveOpenIntents(jobFile: JobFile, backend: any BatchBackend) async -> (held: Set<String>, error: String?) {
+    static func resolveOpenIntents(jobFile: JobFile, backend: any BatchBackend) async throws -> (held: Set<String>, error: String?) {
         var held = Set<String>()
         var firstError: String?
         for open in jobFile.openIntents {
@@ -20,7 +20,7 @@ extension RunCommand {
                     if let job = try await backend.findJob(for: open.intent, excluding: jobFile.recordedJobIDs) {
                         try jobFile.recordJob(job, for: open.intent)
                         printError(
-                            "batchkit run: adopted job \(job.id) (\(open.customIDs.count) request(s)): it was created before the earlier run recorded it")
+                            "batchkit run: adopted job \(job.id) (\(open.count) request(s)): it was created before the earlier run recorded it")
                     } else {
                         try jobFile.abandon(tag: open.intent.tag)
                     }
@@ -31,8 +31,8 @@ extension RunCommand {
                 }
             }
             if !settled {
-                held.formUnion(open.customIDs)
-                firstError = firstError ?? "cannot tell whether a job was created for \(open.customIDs.count) request(s): \(lastError)"
+                try jobFile.forEachID(of: open) { held.insert($0); return true }
+                firstError = firstError ?? "cannot tell whether a job was created for \(open.count) request(s): \(lastError)"
             }
         }
         return (held, firstError)
@@ -44,7 +44,7 @@ extension RunCommand {
     /// unless every one of its requests already has a successful result (`isCovered`): then it is
     /// cancelled too. Only for providers that tag jobs; a failed listing is reported and skipped
     /// (the next run looks again).
-    static func cancelOrphans(jobFile: JobFile, backend: any BatchBackend, isCovered: (String) -> Bool) async {
+    static func cancelOrphans(jobFile: JobFile, backend: any BatchBackend, isCovered: (String) -> Bool) async throws {
         guard backend.tagsJobs else { return }
         let intents = jobFile.intents
         guard !intents.isEmpty else { return }
@@ -58,7 +58,9 @@ extension RunCommand {
         }
         for job in jobs where !recorded.contains(job.id) && !job.status.isTerminal && job.status != .cancelling {
             guard let intent = intents.first(where: { $0.intent.matches(job, tagsJobs: true) }) else { continue }
-            if intent.isOpen, !intent.customIDs.allSatisfy(isCovered) {
+            var covered = true
+            if intent.isOpen { try jobFile.forEachID(of: intent) { id in covered = isCovered(id); return covered } }
+            if intent.isOpen, !covered {
                 // Not settled yet (its listing failed earlier): adopt it now.
                 if (try? jobFile.recordJob(job, for: intent.intent)) != nil {
                     printError("batchkit run: adopted job \(job.id)")
@@ -79,25 +81,43 @@ extension RunCommand {
     /// `includingCompleted`, completed: their results are collected from those jobs, never paid
     /// for twice) that have no successful result yet, and those of intents that could not be
     /// settled.
-    static func heldIDs(jobFile: JobFile, journal: Journal, unsettled: Set<String>, includingCompleted: Bool) -> Set<String> {
+    static func heldIDs(jobFile: JobFile, journal: Journal, unsettled: Set<String>, includingCompleted: Bool) throws -> Set<String> {
         var held = unsettled
-        for entry in jobFile.entries {
-            switch jobFile.status(of: entry.id) {
-            case .failed?, .expired?, .cancelled?: continue  // what did not run may run again
-            case .completed?: if !includingCompleted { continue }
-            default: break
-            }
-            for id in entry.customIDs where journal.entry(for: id)?.isSuccess != true { held.insert(id) }
+        try forEachUnsucceededID(jobFile: jobFile, journal: journal, in: { holds($0, includingCompleted: includingCompleted) }) {
+            held.insert($0)
         }
         return held
     }
 
+    /// Whether a job last seen in `status` holds its requests (see ``heldIDs``).
+    static func holds(_ status: BatchJob.Status?, includingCompleted: Bool) -> Bool {
+        switch status {
+        case .failed?, .expired?, .cancelled?: false  // what did not run may run again
+        case .completed?: includingCompleted
+        default: true
+        }
+    }
+
+    /// Calls `body` with each id without a successful result in the jobs whose last seen state
+    /// passes `jobs`, reading the ids from the ids files one job at a time (nothing of the size
+    /// of the run is kept).
+    static func forEachUnsucceededID(
+        jobFile: JobFile, journal: Journal, in jobs: (BatchJob.Status?) -> Bool, _ body: (String) -> Void
+    ) throws {
+        for entry in jobFile.entries where jobs(jobFile.status(of: entry.id)) {
+            try jobFile.forEachID(of: entry) { id in
+                if journal.succeeded(id) != true { body(id) }
+                return true
+            }
+        }
+    }
+
     /// The jobs (recorded in the job file) that hold requests without a successful result and
     /// were last seen running.
-    static func runningJobs(jobFile: JobFile, journal: Journal) -> [String] {
-        jobFile.entries.filter { entry in
+    static func runningJobs(jobFile: JobFile, journal: Journal) throws -> [String] {
+        try jobFile.entries.filter { entry in
             guard let status = jobFile.status(of: entry.id), !status.isTerminal else { return false }
-            return entry.customIDs.contains { journal.entry(for: $0)?.isSuccess != true }
+            return try jobFile.contains(in: entry) { journal.succeeded($0) != true }
         }.map(\.id)
     }
 }

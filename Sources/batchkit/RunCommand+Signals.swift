@@ -21,23 +21,18 @@ extension RunCommand {
     }
 
     /// Tells what an interrupted run left and how to go on.
-    static func printResumeHint(signal: Int32, mode: Mode, outputPath: String, journal: Journal) {
+    static func printResumeHint(signal: Int32, mode: Mode, outputPath: String, journal: Journal, jobFile: JobFile?) {
         var lines = ["batchkit run: stopped by \(SignalPipe.name(signal)); \(journal.count) result(s) are recorded in \(outputPath)"]
         if mode == .realtime || mode == .hybrid {
             lines.append("  requests that were in flight were cancelled and are not recorded; the rerun sends them")
         }
-        let jobsPath = outputPath + ".jobs.json"
-        if mode != .realtime, let data = try? Data(contentsOf: URL(fileURLWithPath: jobsPath)),
-            let jobs = (try? JSONValue(parsing: data))?["jobs"]?.arrayValue
-        {
-            let open = jobs.compactMap { job -> String? in
-                guard let id = job["id"]?.stringValue else { return nil }
-                let ids = job["custom_ids"]?.arrayValue?.compactMap(\.stringValue) ?? []
-                return ids.contains { journal.entry(for: $0) == nil } ? id : nil
-            }
+        if mode != .realtime, let jobFile {
+            let open = jobFile.entries.filter { entry in
+                (try? jobFile.contains(in: entry) { !journal.contains($0) }) ?? true
+            }.map(\.id)
             if !open.isEmpty {
                 lines.append(
-                    "  \(open.count) batch job(s) left running, recorded in \(jobsPath): \(open.joined(separator: ", "))")
+                    "  \(open.count) batch job(s) left running, recorded in \(jobFile.url.path): \(open.joined(separator: ", "))")
             }
         }
         lines.append("  to resume, run the same command again: \(commandLine())")

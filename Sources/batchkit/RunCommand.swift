@@ -143,7 +143,7 @@ enum RunCommand: Subcommand {
         if let repair = journal.repair {
             printError("batchkit run: \(outputPath):\(repair.line): repaired (\(repair.reason))")
         }
-        let alreadyDone = journal.finishedIDs.lazy.filter { shard?.contains($0) ?? true }.count
+        let alreadyDone = journal.finishedCount { shard?.contains($0) ?? true }
         let pending = max(0, shardIDs - alreadyDone)
 
         // Requests held by native jobs that may still deliver them (never submitted again).
@@ -164,6 +164,8 @@ enum RunCommand: Subcommand {
         var stillRunning: (jobs: [String], requests: Int)?
         /// Native requests that failed inside a job that completed (not submitted again).
         var finalFailures = 0
+        /// The native jobs (native and hybrid modes).
+        var nativeJobFile: JobFile?
         let defaultModel = model
 
         let runStart = ContinuousClock.now
@@ -180,7 +182,9 @@ enum RunCommand: Subcommand {
 
         case .native, .hybrid:
             let jobFile = try JobFile(url: URL(fileURLWithPath: outputPath + ".jobs.json"), provider: provider.provider.rawValue)
+            nativeJobFile = jobFile
             let backend = RecordingBackend(base: provider.backend(), jobFile: jobFile)
+            let spool = try spoolDirectory(outputPath: outputPath)
             let native = NativeBatchProcessor(
                 backend: backend,
                 configuration: .init(
@@ -188,27 +192,30 @@ enum RunCommand: Subcommand {
                     // A signal cancels the run: jobs are left running (recorded in the jobs file)
                     // for the rerun to collect. Hybrid cancels its jobs at the deadline itself.
                     cancelsRemoteJobsOnCancellation: false, priceTable: prices,
-                    reportsUnfinishedAtMaxWait: false, maxCost: maxCost
+                    reportsUnfinishedAtMaxWait: false, maxCost: maxCost, spoolDirectory: spool
                 ).withLedger(jobFile))
+            defer { removeSpoolDirectoryIfEmpty(spool) }
 
             // Jobs an earlier run may have created without recording them, and duplicates.
-            let (unsettled, unsettledError) = await resolveOpenIntents(jobFile: jobFile, backend: backend)
-            await cancelOrphans(jobFile: jobFile, backend: backend, isCovered: { journal.entry(for: $0)?.isSuccess == true })
+            let (unsettled, unsettledError) = try await resolveOpenIntents(jobFile: jobFile, backend: backend)
+            try await cancelOrphans(jobFile: jobFile, backend: backend, isCovered: { journal.succeeded($0) == true })
 
             // Re-attach to jobs of an earlier run that hold ids without a successful result in the
             // output: a job that ran them is where their results come from (a success replaces a
             // recorded failure, e.g. of a download that broke); they are never run again.
-            let unfinished = jobFile.entries.filter { entry in
-                entry.customIDs.contains { journal.entry(for: $0)?.isSuccess != true }
+            let unfinished = try jobFile.entries.filter { entry in
+                try jobFile.contains(in: entry) { journal.succeeded($0) != true }
             }
             if !unfinished.isEmpty {
                 printError(
                     "batchkit run: re-attaching to \(unfinished.count) job(s) of an earlier run: "
                         + unfinished.map(\.id).joined(separator: ", "))
-                let expecting = Dictionary(unfinished.map { ($0.id, $0.customIDs) }, uniquingKeysWith: { a, _ in a })
+                // Each job's ids, packed (about their own size), read from its ids file.
+                var expecting: [String: PackedIDs] = [:]
+                for entry in unfinished where expecting[entry.id] == nil { expecting[entry.id] = try jobFile.ids(of: entry) }
                 if mode == .native {
                     failure = await drainAttached(
-                        native.attach(unfinished.map(\.id), expecting: expecting), journal: journal, keepFailures: true,
+                        native.attach(unfinished.map(\.id), expectingPacked: expecting), journal: journal, keepFailures: true,
                         stats: &stats, display: display, model: defaultModel)
                 } else {
                     // Hybrid: wait for the old jobs no longer than the deadline, keep only what
@@ -218,7 +225,7 @@ enum RunCommand: Subcommand {
                     config.resubmit = .none
                     let collector = NativeBatchProcessor(backend: native.backend, configuration: config)
                     if let e = await drainAttached(
-                        collector.attach(unfinished.map(\.id), expecting: expecting), journal: journal, keepFailures: false,
+                        collector.attach(unfinished.map(\.id), expectingPacked: expecting), journal: journal, keepFailures: false,
                         stats: &stats, display: display, model: defaultModel)
                     {
                         printError("batchkit run: \(e.message); cancelling the earlier jobs and running the rest again")
@@ -229,12 +236,13 @@ enum RunCommand: Subcommand {
                         grace.maxWait = .seconds(600)
                         let drainer = NativeBatchProcessor(backend: native.backend, configuration: grace)
                         _ = await drainAttached(
-                            drainer.attach(open.map(\.id), expecting: expecting), journal: journal, keepFailures: false,
+                            drainer.attach(open.map(\.id), expectingPacked: expecting), journal: journal, keepFailures: false,
                             stats: &stats, display: display, model: defaultModel)
                     }
                 }
             }
-            held.withLock { $0 = heldIDs(jobFile: jobFile, journal: journal, unsettled: unsettled, includingCompleted: mode == .native) }
+            let holding = try heldIDs(jobFile: jobFile, journal: journal, unsettled: unsettled, includingCompleted: mode == .native)
+            held.withLock { $0 = holding }
             if failure == nil, maxConsecutiveFailures > 0 {
                 failure = await checkFirstModel(requests, backend: provider.backend())
             }
@@ -251,10 +259,15 @@ enum RunCommand: Subcommand {
                         display: display, model: defaultModel, interruption: interruption)
                 }
             }
-            await cancelOrphans(jobFile: jobFile, backend: backend, isCovered: { journal.entry(for: $0)?.isSuccess == true })
-            let running = runningJobs(jobFile: jobFile, journal: journal)
+            try await cancelOrphans(jobFile: jobFile, backend: backend, isCovered: { journal.succeeded($0) == true })
+            let running = try runningJobs(jobFile: jobFile, journal: journal)
             let inShard: (String) -> Bool = { shard?.contains($0) ?? true }
-            let waiting = heldIDs(jobFile: jobFile, journal: journal, unsettled: unsettled, includingCompleted: false).filter(inShard)
+            // Counted, not collected: at a million requests the ids would not fit the budget.
+            var waitingCount = unsettled.lazy.filter(inShard).count
+            try forEachUnsucceededID(jobFile: jobFile, journal: journal, in: { holds($0, includingCompleted: false) }) { id in
+                if inShard(id), !unsettled.contains(id) { waitingCount += 1 }
+            }
+            let waiting = (isEmpty: waitingCount == 0, count: waitingCount)
             if failure == nil, let unsettledError { failure = BatchError(.network, unsettledError) }
             if !running.isEmpty || (failure?.code == .timeout && mode == .native) {
                 stillRunning = (running, waiting.count)
@@ -263,9 +276,9 @@ enum RunCommand: Subcommand {
             }
             if mode == .native, arguments.flag("retry-failed") {
                 // Failures inside jobs that completed are final: running them again would pay twice.
-                finalFailures = heldIDs(jobFile: jobFile, journal: journal, unsettled: [], includingCompleted: true)
-                    .subtracting(heldIDs(jobFile: jobFile, journal: journal, unsettled: [], includingCompleted: false))
-                    .filter(inShard).count
+                try forEachUnsucceededID(jobFile: jobFile, journal: journal, in: { $0 == .completed }) { id in
+                    if inShard(id) { finalFailures += 1 }
+                }
             }
         }
         display.finish(stats)
@@ -290,7 +303,7 @@ enum RunCommand: Subcommand {
             await writeRunReport(to: reportPath, outputPath: outputPath, stats: stats, prices: prices)
         }
         if let signal = interruption.signal {
-            printResumeHint(signal: signal, mode: mode, outputPath: outputPath, journal: journal)
+            printResumeHint(signal: signal, mode: mode, outputPath: outputPath, journal: journal, jobFile: nativeJobFile)
             return 128 + signal
         }
         if let stillRunning {

@@ -1,5 +1,6 @@
 import BatchKit
 import Foundation
+import Synchronization
 
 /// `batchkit submit`: creates native batch jobs from a JSONL file and prints their ids, without
 /// waiting for them.
@@ -26,22 +27,37 @@ enum SubmitCommand: Subcommand {
         let model = arguments.string("model")
         let provider = try ProviderOptions(arguments)
         let reader = BatchRequestFileReader(url: URL(fileURLWithPath: inputPath), displayName: inputPath)
-        var requests: [BatchRequest] = []
+        // 1. Check the whole file (a bad line is an error naming file, line and field, and nothing
+        //    is submitted), counting the lines of the shard, without keeping them.
+        var count = 0
         do throws(BatchError) {
             try reader.validate { line in
-                guard shard?.contains(line.request.id) ?? true else { return }
-                requests.append(model.map { line.request.withModel($0) } ?? line.request)
+                if shard?.contains(line.request.id) ?? true { count += 1 }
             }
         } catch {
             throw CommandFailure(error)
         }
+        // 2. Read it again as a stream: each chunk is spooled and uploaded as it fills, so the
+        //    file is never held in memory.
+        let readError = Mutex<BatchError?>(nil)
+        let requests = reader.requests(
+            transform: { request in
+                guard shard?.contains(request.id) ?? true else { return nil }
+                return model.map { request.withModel($0) } ?? request
+            },
+            onError: { e in readError.withLock { $0 = $0 ?? e } })
         let native = NativeBatchProcessor(backend: provider.backend())
         let (jobs, rejected) = try await native.submit(requests)
+        if let e = readError.withLock({ $0 }) {
+            // The file changed between the check and the submission.
+            for job in jobs { printLine(job.id) }
+            throw CommandFailure("\(e.message) (\(jobs.count) job(s) were submitted before it; their ids are above)")
+        }
         for r in rejected {
             printError("batchkit submit: \(inputPath): \(r.id): \(r.error?.message ?? "rejected")")
         }
         for job in jobs { printLine(job.id) }
-        printError("batchkit submit: \(jobs.count) job(s), \(requests.count - rejected.count) request(s) submitted")
+        printError("batchkit submit: \(jobs.count) job(s), \(count - rejected.count) request(s) submitted")
         return rejected.isEmpty ? 0 : 3
     }
 }

@@ -61,7 +61,7 @@ import Testing
             #expect(emulator.sentCounts.count == 20 && emulator.sentCounts.values.allSatisfy { $0 == 1 })
             let jobs = try JSONValue(parsing: Data(contentsOf: dir.file("out.jsonl.jobs.json")))
             #expect(jobs["provider"]?.stringValue == "azure")
-            let job = try #require(jobs["jobs"]?[0])
+            let job = try #require(jobs["native_jobs"]?[0])
             #expect(job["id"]?.stringValue?.hasPrefix("batch_") == true)
             let first = try #require(try Fixtures.outputLines(dir.file("out.jsonl")).first)
             #expect(first["batchkit"]?["route"]?.stringValue == "batch")

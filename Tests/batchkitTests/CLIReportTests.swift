@@ -61,7 +61,7 @@ struct CLIReportTests {
                 in: dir.url, environment: Self.environment)
             #expect(native.status == 0, "\(native.stderr)")
             let jobFile = try JSONValue(parsing: Data(contentsOf: dir.file("nb.jsonl.jobs.json")))
-            let jobIDs = Set(jobFile["jobs"]?.arrayValue?.compactMap { $0["id"]?.stringValue } ?? [])
+            let jobIDs = Set(jobFile["native_jobs"]?.arrayValue?.compactMap { $0["id"]?.stringValue } ?? [])
             #expect(!jobIDs.isEmpty)
             let bars = try Self.elements(dir.file("nb.html"), having: "data-job")
             #expect(Set(bars.map { $0.attributes["data-job"]! }) == jobIDs)

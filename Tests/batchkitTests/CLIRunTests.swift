@@ -130,10 +130,14 @@ func withEmulator<T>(
             #expect(ids.count == 30 && Set(ids).count == 30)
             #expect(emulator.sentCounts.count == 30 && emulator.sentCounts.values.allSatisfy { $0 == 1 })
             let jobs = try JSONValue(parsing: Data(contentsOf: dir.file("out.jsonl.jobs.json")))
-            let job = try #require(jobs["jobs"]?[0])
+            let job = try #require(jobs["native_jobs"]?[0])
             #expect(job["id"]?.stringValue?.hasPrefix("batch_") == true)
-            #expect(job["custom_ids"]?.arrayValue?.count == 30)
-            #expect(jobs["provider"]?.stringValue == "openai")
+            #expect(job["count"]?.intValue == 30 && job["custom_ids"] == nil)
+            #expect(jobs["provider"]?.stringValue == "openai" && jobs["format"]?.intValue == 2)
+            // The ids are in the job's ids file, one JSON string per line, in submission order.
+            let idsFile = try #require(job["ids_file"]?.stringValue)
+            let idsText = try String(decoding: Data(contentsOf: dir.file("out.jsonl.jobs/" + idsFile)), as: UTF8.self)
+            #expect(Set(idsText.split(separator: "\n")) == Set((0..<30).map { "\"r\($0)\"" }))
             // Batch lines carry the batch route, so the cost is the discounted one.
             let first = try #require(try Fixtures.outputLines(dir.file("out.jsonl")).first)
             #expect(first["batchkit"]?["route"]?.stringValue == "batch")

@@ -180,6 +180,19 @@ public final class Journal: Sendable {
         state.withLock { s in s.entries[id].map { $0.isSuccess || !retryFailed } ?? false }
     }
 
+    /// Whether the last result of `id` succeeded; `nil` when the journal has none.
+    package func succeeded(_ id: String) -> Bool? { state.withLock { $0.entries[id]?.isSuccess } }
+
+    /// Whether the journal has a result for `id`.
+    package func contains(_ id: String) -> Bool { state.withLock { $0.entries[id] != nil } }
+
+    /// The number of finished ids (see ``isFinished(_:)``) that pass `filter`, without collecting them.
+    package func finishedCount(where filter: (String) -> Bool) -> Int {
+        state.withLock { s in
+            s.entries.reduce(0) { n, e in (e.value.isSuccess || !retryFailed) && filter(e.key) ? n + 1 : n }
+        }
+    }
+
     /// The last entry of `id`, if it has one.
     package func entry(for id: String) -> Entry? { state.withLock { $0.entries[id] } }
 

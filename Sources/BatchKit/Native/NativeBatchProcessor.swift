@@ -159,8 +159,9 @@ public struct NativeBatchProcessor<C: Clock>: Processor where C.Duration == Dura
         return attach(jobIDs, expectingPacked: packed)
     }
 
-    /// ``attach(_:expecting:)`` with each job's ids packed (and unique).
-    func attach(_ jobIDs: [String], expectingPacked: [String: PackedIDs]) -> BatchEventStream {
+    /// ``attach(_:expecting:)`` with each job's ids packed (and unique): `batchkit run` reads them
+    /// from its job file's ids files, a job at a time, without a `String` array per job.
+    package func attach(_ jobIDs: [String], expectingPacked: [String: PackedIDs]) -> BatchEventStream {
         let run = NativeRun(backend: backend, configuration: configuration, limits: limits, clock: clock)
         return BatchEventStream(bufferSize: configuration.eventBufferSize) { sink in
             await run.attach(jobIDs, expecting: expectingPacked, sink: sink)
