@@ -46,6 +46,45 @@ struct EmulatorBlobTests {
         #expect(!FileManager.default.fileExists(atPath: file.path))
     }
 
+    /// Pieces read at an offset are the same from memory and from disk, short at the end.
+    @Test func readAtAnOffset() throws {
+        let data = Data((0..<(3 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31) })
+        let onDisk = EmulatorBlob(data)
+        #expect(onDisk.fileURL != nil)
+        let inMemory = EmulatorBlob(Data(data.prefix(1000)))
+        #expect(inMemory.fileURL == nil)
+        #expect(onDisk.read(offset: 2_000_001, length: 12) == data[2_000_001..<2_000_013])
+        #expect(onDisk.read(offset: data.count - 5, length: 12) == data.suffix(5))
+        #expect(inMemory.read(offset: 990, length: 12) == data[990..<1000])
+        #expect(inMemory.read(offset: 5000, length: 12).isEmpty)
+    }
+
+    /// A batch's running totals: every prefix reads back right, from memory for a small batch
+    /// and from disk for a large one.
+    @Test(arguments: [100, 20_000]) func prefixCountsReadBackEveryPrefix(_ lines: Int) throws {
+        let builder = EmulatorPrefixCounts.Builder()
+        var expected = [EmulatorPrefixCounts.Totals()]
+        for i in 0..<lines {
+            let ok = i % 7 != 3
+            builder.append(ok: ok, inputTokens: ok ? i % 50 + 1 : 0, outputTokens: ok ? 9 : 0)
+            var next = expected[expected.count - 1]
+            if ok {
+                next.ok += 1
+                next.inputTokens += i % 50 + 1
+                next.outputTokens += 9
+            }
+            expected.append(next)
+        }
+        let counts = builder.finish()
+        #expect(counts.lines == lines)
+        #expect(counts.isOnDisk == (lines * 12 > 64 << 10))
+        for k in stride(from: 0, through: lines, by: max(1, lines / 500)) { #expect(counts[k] == expected[k], "k = \(k)") }
+        #expect(counts[lines - 1] == expected[lines - 1])
+        #expect(counts[lines] == expected[lines])
+        #expect(counts[lines + 10] == expected[lines])
+        #expect(counts.all == expected[lines])
+    }
+
     @Test func aSmallBlobStaysInMemory() {
         #expect(EmulatorBlob(Data("{}\n".utf8)).fileURL == nil)
     }

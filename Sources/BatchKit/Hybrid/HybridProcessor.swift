@@ -184,8 +184,9 @@ extension HybridProcessor where C == ContinuousClock {
 /// the run's spool.
 final class HybridBook: Sendable {
     private struct State {
-        /// Fingerprints of the ids reported (see ``NativeRun/SeenIDs`` for the collision odds).
-        var finished = Set<UInt64>()
+        /// Fingerprints of the ids reported (a ``FingerprintSet``: about 8 bytes an id, never
+        /// rehashed into a second copy; see it for the collision odds).
+        var finished = FingerprintSet()
         /// Requests accepted for the batch (spooled), and how many of them were reported.
         var accepted = 0
         var settled = 0
@@ -205,7 +206,7 @@ final class HybridBook: Sendable {
         self.priceTable = priceTable
     }
 
-    static func fingerprint(_ id: String) -> UInt64 { UInt64(bitPattern: Int64(id.hashValue)) }
+    static func fingerprint(_ id: String) -> UInt64 { FingerprintSet.fingerprint(id) }
 
     /// Records a request accepted for the batch (it waits for a result).
     func accept(_ request: BatchRequest) {
@@ -279,7 +280,7 @@ final class HybridBook: Sendable {
     func report(_ r: BatchResult, sink: EventSink, accepted: Bool = true) async -> Bool {
         let fingerprint = Self.fingerprint(r.id)
         let first = state.withLock { s -> (Bool, [String: String]?) in
-            guard s.finished.insert(fingerprint).inserted else { return (false, nil) }
+            guard s.finished.insert(fingerprint) else { return (false, nil) }
             if accepted { s.settled += 1 }
             s.totals.add(r, prices: priceTable)
             return (true, s.metadata.removeValue(forKey: fingerprint))

@@ -4,58 +4,28 @@ import Foundation
 /// their `metadata`), so that what misses the deadline can run in real time without the input
 /// ever being held in memory.
 final class RequestSpoolWriter {
-    let file: URL
-    private let storage: SpoolStorage
-    private var handle: FileHandle?
-    private var buffer: [UInt8] = []
+    private let output: SpoolFileWriter
 
     init(storage: SpoolStorage, directory: URL) throws(BatchError) {
-        self.storage = storage
-        file = directory.appendingPathComponent("requests-\(UUID().uuidString).jsonl")
-        do {
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-            guard FileManager.default.createFile(atPath: file.path, contents: nil) else {
-                throw BatchError(.io, "cannot create the file", isRetryable: false)
-            }
-            handle = try FileHandle(forWritingTo: file)
-        } catch {
-            throw SpoolStorage.writeError(error, file: file)
-        }
-        buffer.reserveCapacity(1 << 18)
+        output = try SpoolFileWriter(storage: storage, directory: directory, prefix: "requests-")
     }
+
+    var file: URL { output.file }
 
     func append(_ request: BatchRequest) throws(BatchError) {
-        request.writeBatchLine(into: &buffer)
-        if !request.metadata.isEmpty, buffer.last == UInt8(ascii: "}") {
-            buffer.removeLast()
-            buffer.append(contentsOf: #","metadata":"#.utf8)
-            JSONValue.object(request.metadata.mapValues(JSONValue.string)).write(into: &buffer)
-            buffer.append(UInt8(ascii: "}"))
+        request.writeBatchLine(into: &output.buffer)
+        if !request.metadata.isEmpty, output.buffer.last == UInt8(ascii: "}") {
+            output.buffer.removeLast()
+            output.buffer.append(contentsOf: #","metadata":"#.utf8)
+            JSONValue.object(request.metadata.mapValues(JSONValue.string)).write(into: &output.buffer)
+            output.buffer.append(UInt8(ascii: "}"))
         }
-        buffer.append(0x0A)
-        if buffer.count >= 1 << 18 { try flush() }
-    }
-
-    private func flush() throws(BatchError) {
-        guard !buffer.isEmpty, let handle else { return }
-        do {
-            try storage.write(handle, buffer)
-        } catch {
-            throw SpoolStorage.writeError(error, file: file)
-        }
-        buffer.removeAll(keepingCapacity: true)
+        output.buffer.append(0x0A)
+        try output.flushIfFull()
     }
 
     /// Flushes and closes the file.
-    func finish() throws(BatchError) {
-        defer {
-            try? handle?.close()
-            handle = nil
-        }
-        try flush()
-    }
-
-    deinit { try? handle?.close() }
+    func finish() throws(BatchError) { try output.finish() }
 }
 
 /// The spooled requests a ``HybridBook`` has no result for yet, read back one at a time.

@@ -93,6 +93,19 @@ package protocol BatchBackend: Sendable {
         uploaded: @Sendable (String) async throws -> Void
     ) async throws -> BatchJob
 
+    /// Creates one job for `intent` from a spooled chunk: like
+    /// ``submit(_:metadata:intent:uploaded:)``, reading the items from the chunk's spool file.
+    /// Backends that upload a file write it from the spool file piece by piece, so the chunk is
+    /// never in memory. The default reads the items into memory and calls
+    /// ``submit(_:metadata:intent:uploaded:)``.
+    ///
+    /// A requirement (not only an extension method), so the backends' streaming versions are the
+    /// ones `NativeRun` calls through `any BatchBackend`.
+    func submit(
+        _ chunk: SpooledChunk, metadata: [String: String], intent: JobIntent,
+        uploaded: @Sendable (String) async throws -> Void
+    ) async throws -> BatchJob
+
     /// The job created for `intent`, among the provider's recent jobs, leaving out `excluding`
     /// (jobs the run already tracks); `nil` when there is none. Throws when the jobs cannot be
     /// listed: then nobody knows.

@@ -67,25 +67,31 @@ final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
         }
     }
 
-    /// The ids seen so far in a run, as 64-bit fingerprints (a million ids in about 16 MB rather
-    /// than a `String` each). Two distinct ids share a fingerprint with a chance of about n²/2⁶⁵
-    /// (3 in 100 million for a million ids); the later one would then be refused as a duplicate.
+    /// The ids seen so far in a run, as 64-bit fingerprints in a ``FingerprintSet`` (a million ids
+    /// in about 8 MB, never rehashed into a second copy), with how many requests were read, so a
+    /// duplicate can be named by its position. Two distinct ids share a fingerprint with a chance
+    /// of about n²/2⁶⁵ (3 in 100 million for a million ids); the later one would then be refused
+    /// as a duplicate.
     struct SeenIDs {
-        private var fingerprints = Set<UInt64>()
+        private var fingerprints = FingerprintSet()
+        /// Requests read so far (the 1-based position of the last one; ``NativeRun/encode(_:seen:)`` counts them).
+        var position = 0
 
-        mutating func insert(_ id: String) -> Bool {
-            fingerprints.insert(UInt64(bitPattern: Int64(id.hashValue))).inserted
-        }
+        /// Adds an id; returns whether it was not seen before.
+        mutating func insert(_ id: String) -> Bool { fingerprints.insert(id: id) }
 
-        func contains(_ id: String) -> Bool { fingerprints.contains(UInt64(bitPattern: Int64(id.hashValue))) }
+        func contains(_ id: String) -> Bool { fingerprints.contains(id: id) }
 
-        mutating func removeAll() { fingerprints = [] }
+        mutating func removeAll() { fingerprints.removeAll() }
     }
 
     func encode(_ request: BatchRequest, seen: inout SeenIDs) -> Result<EncodedBatchItem, BatchError> {
+        seen.position += 1
         if request.id.isEmpty { return .failure(.validation("the request id is empty", field: "id")) }
         if !seen.insert(request.id) {
-            return .failure(.validation("duplicate id \"\(request.id)\": ids must be unique within a run", field: "id"))
+            return .failure(.validation(
+                "duplicate id \"\(request.id)\" at request \(seen.position) of the input (an earlier request has it): ids must be unique within a run",
+                field: "id"))
         }
         do {
             var item = try backend.encode(request)

@@ -1,10 +1,21 @@
 package import Foundation
 
-/// The custom ids of one chunk, packed: their UTF-8 bytes back to back and where each ends (about
-/// the ids' own size, instead of a `String` and a dictionary slot each).
+/// The custom ids of one chunk, packed and front-coded: each id is stored as the length of the
+/// prefix it shares with the id before it, the length of the rest, and the rest (lengths as LEB128
+/// varints). Every ``blockSize``-th id starts a block and is stored whole, so reading id `i`
+/// decodes at most a block; iterating decodes each id once. Ids that count up (`row-1`,
+/// `row-2`...) take 3–4 bytes each, others about their own size plus 2 bytes, where a `String`
+/// each would take 16 bytes and more.
 package struct PackedIDs: Sendable, Hashable, RandomAccessCollection {
+    /// Ids per block.
+    package static let blockSize = 32
+
     private var bytes: [UInt8] = []
-    private var ends: [UInt32] = []
+    /// Where each block starts in `bytes`.
+    private var blockStarts: [UInt32] = []
+    private var total = 0
+    /// The id appended last, as bytes (the next one is coded against it).
+    private var last: [UInt8] = []
 
     package init() {}
 
@@ -13,24 +24,105 @@ package struct PackedIDs: Sendable, Hashable, RandomAccessCollection {
     }
 
     package mutating func append(_ id: String) {
-        bytes.append(contentsOf: id.utf8)
-        ends.append(UInt32(bytes.count))
+        var utf8 = Array(id.utf8)
+        var shared = 0
+        if total % Self.blockSize == 0 {
+            blockStarts.append(UInt32(bytes.count))
+        } else {
+            let limit = Swift.min(utf8.count, last.count)
+            while shared < limit, utf8[shared] == last[shared] { shared += 1 }
+        }
+        Self.appendVarint(shared, to: &bytes)
+        Self.appendVarint(utf8.count - shared, to: &bytes)
+        bytes.append(contentsOf: utf8[shared...])
+        swap(&last, &utf8)
+        total += 1
     }
 
     package var startIndex: Int { 0 }
-    package var endIndex: Int { ends.count }
+    package var endIndex: Int { total }
+
+    /// The bytes the coded ids take (without spare capacity).
+    package var byteCount: Int { bytes.count + blockStarts.count * MemoryLayout<UInt32>.size }
+
+    /// Gives back the spare capacity of a list that is complete (a chunk that was filled).
+    package mutating func shrink() {
+        bytes = Self.exactCopy(bytes)
+        blockStarts = Self.exactCopy(blockStarts)
+    }
+
+    private static func exactCopy<T>(_ a: [T]) -> [T] {
+        guard a.capacity > a.count else { return a }
+        return [T](unsafeUninitializedCapacity: a.count) { buffer, initialized in
+            initialized = a.withUnsafeBufferPointer { buffer.initialize(fromContentsOf: $0) }
+        }
+    }
 
     package subscript(i: Int) -> String {
-        let start = i == 0 ? 0 : Int(ends[i - 1])
-        return String(decoding: bytes[start..<Int(ends[i])], as: UTF8.self)
+        precondition(i >= 0 && i < total, "PackedIDs index out of range")
+        var cursor = Cursor(offset: Int(blockStarts[i / Self.blockSize]))
+        for _ in 0...(i % Self.blockSize) { cursor.step(bytes) }
+        return String(decoding: cursor.id, as: UTF8.self)
     }
+
+    /// Decodes the ids in order, each once.
+    package struct Iterator: IteratorProtocol {
+        let ids: PackedIDs
+        var index = 0
+        var cursor = Cursor(offset: 0)
+
+        package mutating func next() -> String? {
+            guard index < ids.total else { return nil }
+            cursor.step(ids.bytes)
+            index += 1
+            return String(decoding: cursor.id, as: UTF8.self)
+        }
+    }
+
+    package func makeIterator() -> Iterator { Iterator(ids: self) }
 
     /// Position of each id (the first, should one repeat), for joining results.
     package func positions() -> [String: Int] {
         var out: [String: Int] = [:]
         out.reserveCapacity(count)
-        for i in indices where out[self[i]] == nil { out[self[i]] = i }
+        for (i, id) in enumerated() where out[id] == nil { out[id] = i }
         return out
+    }
+
+    /// Reads one coded id after another.
+    struct Cursor {
+        var offset: Int
+        /// The id read last.
+        var id: [UInt8] = []
+
+        mutating func step(_ bytes: [UInt8]) {
+            let shared = PackedIDs.readVarint(bytes, &offset)
+            let rest = PackedIDs.readVarint(bytes, &offset)
+            id.removeLast(id.count - Swift.min(shared, id.count))
+            id.append(contentsOf: bytes[offset..<(offset + rest)])
+            offset += rest
+        }
+    }
+
+    static func appendVarint(_ value: Int, to out: inout [UInt8]) {
+        var v = UInt(value)
+        while v >= 0x80 {
+            out.append(UInt8(v & 0x7F) | 0x80)
+            v >>= 7
+        }
+        out.append(UInt8(v))
+    }
+
+    static func readVarint(_ bytes: [UInt8], _ offset: inout Int) -> Int {
+        var value: UInt = 0
+        var shift: UInt = 0
+        while true {
+            let b = bytes[offset]
+            offset += 1
+            value |= UInt(b & 0x7F) << shift
+            if b < 0x80 { return Int(value) }
+            shift += 7
+        }
     }
 }
 
@@ -112,22 +204,21 @@ package struct SpooledChunk: Sendable {
     package func remove() { try? FileManager.default.removeItem(at: file) }
 }
 
-/// Writes one chunk's items to its spool file through a 256 KB buffer.
-final class SpoolChunkWriter {
+/// A spool file being written: created (with its directory) when the writer is made, appended to
+/// through a 256 KB buffer with ``SpoolStorage/write``, closed when finished. A file that cannot be
+/// created or written is the spool's `.io` error (``SpoolStorage/writeError(_:file:)``). Chunk
+/// files and the hybrid run's request spool are written with it.
+final class SpoolFileWriter {
     let file: URL
-    let groupKey: String
-    let storage: SpoolStorage
+    private let storage: SpoolStorage
     private var handle: FileHandle?
-    private var buffer: [UInt8] = []
-    private(set) var ids = PackedIDs()
-    private(set) var bytes = 0
-    private var metadata: [Int: [String: String]] = [:]
-    var estimate: Double = 0
+    /// Bytes appended and not yet written.
+    var buffer: [UInt8] = []
 
-    init(storage: SpoolStorage, directory: URL, groupKey: String) throws(BatchError) {
+    /// Creates `directory/<prefix><UUID>.jsonl`.
+    init(storage: SpoolStorage, directory: URL, prefix: String) throws(BatchError) {
         self.storage = storage
-        self.groupKey = groupKey
-        self.file = directory.appendingPathComponent("chunk-\(UUID().uuidString).jsonl")
+        file = directory.appendingPathComponent("\(prefix)\(UUID().uuidString).jsonl")
         do {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             guard FileManager.default.createFile(atPath: file.path, contents: nil) else {
@@ -140,18 +231,12 @@ final class SpoolChunkWriter {
         buffer.reserveCapacity(1 << 18)
     }
 
-    var count: Int { ids.count }
-
-    func append(_ item: EncodedBatchItem) throws(BatchError) {
-        if !item.metadata.isEmpty { metadata[ids.count] = item.metadata }
-        ids.append(item.id)
-        buffer.append(contentsOf: item.data)
-        buffer.append(0x0A)
-        bytes += item.data.count + 1
+    /// Writes the buffer out once it holds 256 KB.
+    func flushIfFull() throws(BatchError) {
         if buffer.count >= 1 << 18 { try flush() }
     }
 
-    private func flush() throws(BatchError) {
+    func flush() throws(BatchError) {
         guard !buffer.isEmpty, let handle else { return }
         do {
             try storage.write(handle, buffer)
@@ -161,22 +246,62 @@ final class SpoolChunkWriter {
         buffer.removeAll(keepingCapacity: true)
     }
 
-    /// Flushes and closes the file; the chunk is ready to submit.
-    func finish() throws(BatchError) -> SpooledChunk {
+    /// Flushes and closes the file (closed even when the flush fails).
+    func finish() throws(BatchError) {
+        defer {
+            try? handle?.close()
+            handle = nil
+            buffer = []
+        }
         try flush()
-        try? handle?.close()
-        handle = nil
-        return SpooledChunk(file: file, groupKey: groupKey, ids: ids, bytes: bytes, metadata: metadata, estimate: estimate)
     }
 
-    /// Closes and removes the file (the chunk will not be submitted).
+    /// Closes and removes the file.
     func discard() {
         try? handle?.close()
         handle = nil
+        buffer = []
         try? FileManager.default.removeItem(at: file)
     }
 
     deinit { try? handle?.close() }
+}
+
+/// Writes one chunk's items to its spool file.
+final class SpoolChunkWriter {
+    let groupKey: String
+    private let output: SpoolFileWriter
+    private(set) var ids = PackedIDs()
+    private(set) var bytes = 0
+    private var metadata: [Int: [String: String]] = [:]
+    var estimate: Double = 0
+
+    init(storage: SpoolStorage, directory: URL, groupKey: String) throws(BatchError) {
+        self.groupKey = groupKey
+        output = try SpoolFileWriter(storage: storage, directory: directory, prefix: "chunk-")
+    }
+
+    var file: URL { output.file }
+    var count: Int { ids.count }
+
+    func append(_ item: EncodedBatchItem) throws(BatchError) {
+        if !item.metadata.isEmpty { metadata[ids.count] = item.metadata }
+        ids.append(item.id)
+        output.buffer.append(contentsOf: item.data)
+        output.buffer.append(0x0A)
+        bytes += item.data.count + 1
+        try output.flushIfFull()
+    }
+
+    /// Flushes and closes the file; the chunk is ready to submit.
+    func finish() throws(BatchError) -> SpooledChunk {
+        try output.finish()
+        ids.shrink()
+        return SpooledChunk(file: file, groupKey: groupKey, ids: ids, bytes: bytes, metadata: metadata, estimate: estimate)
+    }
+
+    /// Closes and removes the file (the chunk will not be submitted).
+    func discard() { output.discard() }
 }
 
 /// Packs encoded items into spooled chunks within the limits, one open chunk per group key.

@@ -28,6 +28,11 @@ final class EmulatorBlob: Sendable {
         }
     }
 
+    private init(memory data: Data) {
+        storage = .memory(data)
+        count = data.count
+    }
+
     private init(disk url: URL, count: Int) {
         storage = .disk(url)
         self.count = count
@@ -64,6 +69,21 @@ final class EmulatorBlob: Sendable {
         }
     }
 
+    /// `length` bytes from `offset` (fewer at the end; empty when unreadable).
+    func read(offset: Int, length: Int) -> Data {
+        switch storage {
+        case .memory(let d):
+            let start = min(d.count, max(0, offset))
+            let end = min(d.count, start + max(0, length))
+            return Data(d[d.startIndex + start..<d.startIndex + end])
+        case .disk(let url):
+            guard let handle = FileHandle(forReadingAtPath: url.path) else { return Data() }
+            defer { try? handle.close() }
+            guard (try? handle.seek(toOffset: UInt64(max(0, offset)))) != nil else { return Data() }
+            return (try? handle.read(upToCount: length)) ?? Data()
+        }
+    }
+
     /// Calls `body` with each non-empty line and its 1-based line number, like
     /// `JSONLReader.forEachLine(in:)`, reading a file on disk 4 MB at a time.
     func forEachLine(_ body: (UnsafeBufferPointer<UInt8>, Int) -> Void) {
@@ -93,14 +113,18 @@ final class EmulatorBlob: Sendable {
         private var buffer: [UInt8] = []
         private var file: (url: URL, handle: FileHandle)?
         private var written = 0
+        /// Contents up to this size stay in memory.
+        private let memoryLimit: Int
 
-        init() {}
+        init(memoryLimit: Int = EmulatorBlob.memoryLimit) {
+            self.memoryLimit = memoryLimit
+        }
 
         var isEmpty: Bool { written == 0 && buffer.isEmpty }
 
-        func append(_ bytes: [UInt8]) {
+        func append(_ bytes: some Sequence<UInt8>) {
             buffer.append(contentsOf: bytes)
-            if buffer.count >= EmulatorBlob.memoryLimit { spill() }
+            if buffer.count >= memoryLimit { spill() }
         }
 
         private func spill() {
@@ -115,7 +139,7 @@ final class EmulatorBlob: Sendable {
 
         /// The finished blob.
         func finish() -> EmulatorBlob {
-            guard let file else { return EmulatorBlob(Data(buffer)) }
+            guard let file else { return buffer.count > memoryLimit ? EmulatorBlob(Data(buffer)) : EmulatorBlob(memory: Data(buffer)) }
             spill()
             try? file.handle.close()
             self.file = nil

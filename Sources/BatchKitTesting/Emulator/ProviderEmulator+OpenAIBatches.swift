@@ -25,11 +25,9 @@ struct OpenAIBatchRecord {
     /// Validation errors (`errors.data`); non-empty means the batch fails.
     var errors: [JSONValue]
     var total: Int
-    /// `okPrefix[k]`: successful lines among the first `k`; same for token usage (32 bits each:
-    /// a million queued requests keep 12 MB of counts).
-    var okPrefix: [Int32]
-    var inputPrefix: [Int32]
-    var outputPrefix: [Int32]
+    /// Successful lines and their token usage among the first `k` lines, for every `k` (on disk
+    /// for large batches: a million queued requests keep no counts in memory).
+    var counts: EmulatorPrefixCounts
     /// The batch-level fault in force when the batch was created.
     var fault: EmulatorFault.Kind?
     /// Age of the batch when it was cancelled.
@@ -37,6 +35,73 @@ struct OpenAIBatchRecord {
     var outputFileID: String?
     var errorFileID: String?
     var materialized = false
+}
+
+/// Running totals of a batch's lines: for each `k`, the successful lines among the first `k` and
+/// their input and output tokens. Three 32-bit counts a line, written to an ``EmulatorBlob`` as the
+/// lines are evaluated (on disk above 64 KB, about 5,000 lines), and read back one record at a
+/// time: a million queued requests keep no counts in memory.
+struct EmulatorPrefixCounts: Sendable {
+    /// The counts among the first `k` lines.
+    struct Totals: Sendable, Hashable {
+        var ok = 0
+        var inputTokens = 0
+        var outputTokens = 0
+    }
+
+    /// Record `k - 1` (12 bytes, little-endian `Int32`s) holds the totals of the first `k` lines.
+    private let records: EmulatorBlob
+    /// The number of lines counted.
+    let lines: Int
+    /// The totals of all of them.
+    let all: Totals
+
+    /// Whether the records are in a file (not memory).
+    var isOnDisk: Bool { records.fileURL != nil }
+
+    /// The totals of the first `k` lines (`k` is clamped to the lines counted).
+    subscript(k: Int) -> Totals {
+        let k = min(max(0, k), lines)
+        if k == 0 { return Totals() }
+        if k == lines { return all }
+        let data = records.read(offset: (k - 1) * 12, length: 12)
+        guard data.count == 12 else { return Totals() }
+        func int32(_ at: Int) -> Int {
+            let b = data.startIndex + at
+            return Int(Int32(bitPattern: UInt32(data[b]) | UInt32(data[b + 1]) << 8 | UInt32(data[b + 2]) << 16 | UInt32(data[b + 3]) << 24))
+        }
+        return Totals(ok: int32(0), inputTokens: int32(4), outputTokens: int32(8))
+    }
+
+    /// Counts lines as they are evaluated.
+    final class Builder {
+        private let writer = EmulatorBlob.Writer(memoryLimit: 64 << 10)
+        private var totals = Totals()
+        private var lines = 0
+        private var record: [UInt8] = []
+
+        /// Counts the next line.
+        func append(ok: Bool, inputTokens: Int, outputTokens: Int) {
+            if ok { totals.ok += 1 }
+            totals.inputTokens = Int(Int32(truncatingIfNeeded: totals.inputTokens &+ inputTokens))
+            totals.outputTokens = Int(Int32(truncatingIfNeeded: totals.outputTokens &+ outputTokens))
+            lines += 1
+            record.removeAll(keepingCapacity: true)
+            func put(_ value: Int) {
+                let v = UInt32(bitPattern: Int32(truncatingIfNeeded: value))
+                record.append(UInt8(v & 0xFF))
+                record.append(UInt8(v >> 8 & 0xFF))
+                record.append(UInt8(v >> 16 & 0xFF))
+                record.append(UInt8(v >> 24))
+            }
+            put(totals.ok)
+            put(totals.inputTokens)
+            put(totals.outputTokens)
+            writer.append(record)
+        }
+
+        func finish() -> EmulatorPrefixCounts { EmulatorPrefixCounts(records: writer.finish(), lines: lines, all: totals) }
+    }
 }
 
 /// The state of a batch at one instant.
@@ -110,7 +175,7 @@ extension ProviderEmulator {
         var model: String?
         var lineCount = 0
         var embeddingInputs = 0
-        var okPrefix: [Int32] = [0], inputPrefix: [Int32] = [0], outputPrefix: [Int32] = [0]
+        let counts = EmulatorPrefixCounts.Builder()
         let created = unixNow
         var batchCache = EmulatorPromptCache()
         func lineError(_ code: String, _ message: String, param: String? = nil, line: Int?) {
@@ -160,9 +225,9 @@ extension ProviderEmulator {
             if normalized == "/v1/embeddings" { embeddingInputs += Self.openAIInputs(lineBody["input"]).count }
             guard errors.isEmpty else { return }
             let outcome = openAIOutcome(endpoint: normalized, body: lineBody, deployment: nil, created: created, cache: &batchCache)
-            okPrefix.append(okPrefix.last! + (outcome.isSuccess ? 1 : 0))
-            inputPrefix.append(inputPrefix.last! &+ Int32(truncatingIfNeeded: outcome.isSuccess ? outcome.inputTokens : 0))
-            outputPrefix.append(outputPrefix.last! &+ Int32(truncatingIfNeeded: outcome.isSuccess ? outcome.outputTokens : 0))
+            counts.append(
+                ok: outcome.isSuccess, inputTokens: outcome.isSuccess ? outcome.inputTokens : 0,
+                outputTokens: outcome.isSuccess ? outcome.outputTokens : 0)
         }
         if lineCount == 0 { lineError("empty_file", "The batch input file is empty.", line: nil) }
         if lineCount > Self.openAIMaxBatchLines {
@@ -179,8 +244,8 @@ extension ProviderEmulator {
             id: newID("batch_", hexDigits: 32), endpoint: endpoint, inputFileID: fileID, input: file.content,
             completionWindow: window, metadata: metadata, azure: route.azure, createdOffset: elapsed, createdAt: created,
             duration: config.withLock { $0.batchDuration }, expiry: config.withLock { $0.batchExpiry },
-            model: model, errors: errors, total: errors.isEmpty ? lineCount : 0, okPrefix: okPrefix, inputPrefix: inputPrefix,
-            outputPrefix: outputPrefix, fault: batchFault(.openAI))
+            model: model, errors: errors, total: errors.isEmpty ? lineCount : 0, counts: counts.finish(),
+            fault: batchFault(.openAI))
         openAIState.withLock { s in
             s.batches[record.id] = record
             s.batchOrder.append(record.id)
@@ -319,11 +384,12 @@ extension ProviderEmulator {
     func openAIBatchJSON(_ b: OpenAIBatchRecord, _ v: OpenAIBatchView, validating: Bool) -> JSONValue {
         func ts(_ t: Int?) -> JSONValue { t.map(JSONValue.int) ?? .null }
         let expiry = b.expiry
-        let okFinished = b.fault == .errorFileOnly ? 0 : Int(b.okPrefix[min(v.finished, b.okPrefix.count - 1)])
+        let finishedCounts = b.fault == .errorFileOnly ? EmulatorPrefixCounts.Totals() : b.counts[v.finished]
+        let okFinished = finishedCounts.ok
         var failed = v.finished - okFinished
         if v.status == "expired" || v.status == "cancelled" { failed = b.total - okFinished }
-        let inputTokens = b.fault == .errorFileOnly ? 0 : Int(b.inputPrefix[min(v.finished, b.inputPrefix.count - 1)])
-        let outputTokens = b.fault == .errorFileOnly ? 0 : Int(b.outputPrefix[min(v.finished, b.outputPrefix.count - 1)])
+        let inputTokens = finishedCounts.inputTokens
+        let outputTokens = finishedCounts.outputTokens
         return [
             "id": .string(b.id),
             "object": "batch",

@@ -1,0 +1,128 @@
+import BatchKit
+import BatchKitTesting
+import Foundation
+import Testing
+
+@testable import BatchKit
+
+/// The compact structures a native run keeps per id: ``FingerprintSet`` (duplicate detection,
+/// hybrid's finished ids) and front-coded ``PackedIDs`` (each job's ids).
+@Suite(.timeLimit(.minutes(5)))
+struct CompactIDsTests {
+    /// Ids of every shape: counting up, sharing long prefixes, longer than a one-byte length,
+    /// non-ASCII, one character, and repeats.
+    static let mixedIDs: [String] = {
+        var ids: [String] = []
+        for i in 0..<200 { ids.append("row-\(i)") }
+        ids.append("x")
+        ids.append(String(repeating: "p", count: 300) + "a")
+        ids.append(String(repeating: "p", count: 300) + "b")
+        ids.append(String(repeating: "p", count: 130))
+        ids.append("émoji-🙂-1")
+        ids.append("émoji-🙂-2")
+        ids.append("row-1")  // a repeat, far from its first
+        ids.append("")
+        for i in 0..<70 { ids.append(UUID(uuidString: String(format: "00000000-0000-0000-0000-%012d", i))!.uuidString) }
+        return ids
+    }()
+
+    @Test func packedIDsGiveBackEveryIDByIndexAndInOrder() throws {
+        let packed = PackedIDs(Self.mixedIDs)
+        try #require(packed.count == Self.mixedIDs.count)
+        #expect(Array(packed) == Self.mixedIDs)
+        for i in Self.mixedIDs.indices { #expect(packed[i] == Self.mixedIDs[i], "index \(i)") }
+        // Backwards, across block starts.
+        for i in Self.mixedIDs.indices.reversed() where i % PackedIDs.blockSize <= 1 { #expect(packed[i] == Self.mixedIDs[i]) }
+        // The first position of a repeated id.
+        let positions = packed.positions()
+        #expect(positions["row-1"] == 1)
+        #expect(positions["x"] == 200)
+        #expect(positions.count == Set(Self.mixedIDs).count)
+    }
+
+    @Test func packedIDsAreEqualWhenTheirIDsAre() {
+        var built = PackedIDs()
+        for id in Self.mixedIDs { built.append(id) }
+        #expect(built == PackedIDs(Self.mixedIDs))
+        #expect(built != PackedIDs(Self.mixedIDs.dropLast()))
+        #expect(PackedIDs().isEmpty)
+    }
+
+    /// Ids that count up cost a few bytes each, not the 11+ of their bytes and an offset.
+    @Test func countingIDsTakeAFewBytesEach() {
+        let n = 50_000
+        let packed = PackedIDs((0..<n).lazy.map { "request-\($0)" })
+        #expect(packed.count == n)
+        #expect(packed.byteCount < 5 * n, "\(packed.byteCount) bytes for \(n) ids")
+        #expect(packed[n - 1] == "request-\(n - 1)")
+        #expect(packed[12_345] == "request-12345")
+    }
+
+    @Test func fingerprintSetRefusesRepeatsAndKeepsEveryMember() {
+        var set = FingerprintSet()
+        var rng = SystemRandomNumberGenerator()
+        var values: [UInt64] = []
+        for _ in 0..<60_000 { values.append(rng.next()) }
+        // Many in one partition too (same top bits), so its tail is merged many times.
+        for i in 0..<2_000 { values.append(0xABC0_0000_0000_0000 | UInt64(i * 7919)) }
+        var accepted = 0
+        for v in values where set.insert(v) { accepted += 1 }
+        #expect(accepted == values.count)
+        #expect(set.count == values.count)
+        var refused = 0
+        for v in values where !set.insert(v) { refused += 1 }
+        #expect(refused == values.count)
+        #expect(values.allSatisfy { set.contains($0) })
+        var absent = 0
+        for _ in 0..<10_000 where !set.contains(rng.next()) { absent += 1 }
+        #expect(absent == 10_000)
+        set.removeAll()
+        #expect(set.count == 0)
+        #expect(!set.contains(values[0]))
+        let again = set.insert(values[0])
+        #expect(again)
+    }
+
+    @Test func fingerprintSetByID() {
+        var set = FingerprintSet()
+        let a = set.insert(id: "a")
+        let b = set.insert(id: "b")
+        let a2 = set.insert(id: "a")
+        #expect(a && b && !a2)
+        #expect(set.contains(id: "b"))
+        #expect(!set.contains(id: "c"))
+    }
+
+    /// A repeated id is refused before anything is sent, with an error naming where it is in
+    /// the input; the first request with that id and all distinct ids go through.
+    @Test func aDuplicateIDIsRefusedNamingItsPosition() async throws {
+        let clock = ManualClock()
+        let backend = FakeBackend(limits: .init(maxRequests: 1000, maxBytes: 1 << 20))
+        let processor = NativeBatchProcessor(backend: backend, configuration: .init(pollInterval: .seconds(1)), clock: clock)
+        let requests = (0..<5).map { chatRequest("d\($0)") } + [chatRequest("d2")] + (5..<8).map { chatRequest("d\($0)") }
+        let events = await runNative(processor.processAsync(requests), clock: clock)
+        let items = events.items
+        try #require(items.count == 9)
+        let failures = items.filter { !$0.isSuccess }
+        try #require(failures.count == 1)
+        let error = try #require(failures[0].error)
+        #expect(failures[0].id == "d2")
+        #expect(error.code == .validation)
+        #expect(error.field == "id")
+        #expect(error.message.contains("duplicate id \"d2\" at request 6 of the input"), "\(error.message)")
+        #expect(items.filter(\.isSuccess).count == 8)
+        #expect(backend.submitted.flatMap { $0 }.sorted() == (0..<8).map { "d\($0)" })
+    }
+
+    /// Many distinct ids: none is taken for a duplicate.
+    @Test func distinctIDsAreNeverRefused() async throws {
+        let clock = ManualClock()
+        let backend = FakeBackend(limits: .init(maxRequests: 5_000, maxBytes: 8 << 20))
+        let processor = NativeBatchProcessor(backend: backend, configuration: .init(pollInterval: .seconds(1)), clock: clock)
+        let n = 20_000
+        let events = await runNative(processor.processAsync((0..<n).map { chatRequest("distinct-\($0)") }), clock: clock)
+        #expect(events.items.count == n)
+        #expect(events.items.allSatisfy { $0.isSuccess })
+        #expect(events.summary?.succeeded == n)
+    }
+}
