@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "BatchKitOpenAI", targets: ["BatchKitOpenAI"]),
         .library(name: "BatchKitAnthropic", targets: ["BatchKitAnthropic"]),
         .library(name: "BatchKitGemini", targets: ["BatchKitGemini"]),
+        .library(name: "BatchKitReport", targets: ["BatchKitReport"]),
         .library(name: "BatchKitTesting", targets: ["BatchKitTesting"]),
         .executable(name: "batchkit", targets: ["batchkit"]),
         .executable(name: "batchkit-bench", targets: ["batchkit-bench"]),
@@ -27,15 +28,18 @@ let package = Package(
         .target(name: "BatchKitOpenAI", dependencies: ["BatchKit"], swiftSettings: strict),
         .target(name: "BatchKitAnthropic", dependencies: ["BatchKit"], swiftSettings: strict),
         .target(name: "BatchKitGemini", dependencies: ["BatchKit"], swiftSettings: strict),
+        .target(name: "BatchKitReport", dependencies: ["BatchKit"], swiftSettings: strict),
         .target(name: "BatchKitTesting", dependencies: ["BatchKit"], swiftSettings: strict),
         .executableTarget(
             name: "batchkit",
-            dependencies: ["BatchKit", "BatchKitOpenAI", "BatchKitAnthropic", "BatchKitGemini", "BatchKitTesting"],
+            dependencies: [
+                "BatchKit", "BatchKitOpenAI", "BatchKitAnthropic", "BatchKitGemini", "BatchKitReport", "BatchKitTesting",
+            ],
             swiftSettings: strict
         ),
         .executableTarget(
             name: "batchkit-bench",
-            dependencies: ["BatchKit", "BatchKitOpenAI", "BatchKitTesting"],
+            dependencies: ["BatchKit", "BatchKitOpenAI", "BatchKitReport", "BatchKitTesting"],
             path: "Benchmarks/batchkit-bench",
             swiftSettings: strict
         ),
@@ -48,6 +52,7 @@ let package = Package(
             dependencies: ["BatchKit", "BatchKitOpenAI", "BatchKitAnthropic", "BatchKitGemini", "BatchKitTesting"],
             swiftSettings: strict
         ),
+        .testTarget(name: "BatchKitReportTests", dependencies: ["BatchKit", "BatchKitReport"], swiftSettings: strict),
         .testTarget(name: "BatchKitTestingTests", dependencies: ["BatchKitTesting"], swiftSettings: strict),
         .testTarget(
             name: "batchkitTests",

@@ -1,4 +1,5 @@
 import BatchKit
+import BatchKitReport
 import Foundation
 
 /// `report`: a 1,000,000-line output file (80 % real time with OpenAI chat bodies, 20 % batch items

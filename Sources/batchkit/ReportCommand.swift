@@ -1,4 +1,5 @@
 import BatchKit
+import BatchKitReport
 import Foundation
 
 /// `batchkit report`: how a run went, from its output file(s): a text summary, and with `--html`

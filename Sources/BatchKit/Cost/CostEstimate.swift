@@ -123,12 +123,12 @@ extension CostEstimate: CustomStringConvertible {
     }
 
     /// `$` and four decimals (two from a dollar up).
-    static func dollars(_ value: Double) -> String {
+    package static func dollars(_ value: Double) -> String {
         value >= 1 ? "$" + String(format: "%.2f", value) : "$" + String(format: "%.4f", value)
     }
 
     /// Thousands separated by commas.
-    static func grouped(_ n: Int) -> String {
+    package static func grouped(_ n: Int) -> String {
         let digits = Array(String(n.magnitude))
         var out = ""
         for (i, d) in digits.enumerated() {

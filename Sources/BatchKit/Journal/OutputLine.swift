@@ -210,7 +210,7 @@ extension ModelResponse {
 }
 
 /// Helpers of the output-line format.
-enum OutputLineFormat {
+package enum OutputLineFormat {
     /// A fresh `batch_req_…` line id (24 random hex digits, as OpenAI's are).
     static func newLineID() -> String {
         var g = SystemRandomNumberGenerator()
@@ -307,7 +307,7 @@ enum OutputLineFormat {
         }
     }
 
-    static func usage(fromMember m: JSONValue) -> Usage? {
+    package static func usage(fromMember m: JSONValue) -> Usage? {
         guard case .object = m else { return nil }
         return Usage(
             inputTokens: m["input"]?.intValue ?? 0, outputTokens: m["output"]?.intValue ?? 0,

@@ -1,3 +1,4 @@
+import BatchKit
 import Foundation
 
 extension BatchReport {

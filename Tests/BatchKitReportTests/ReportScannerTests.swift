@@ -1,4 +1,5 @@
-@testable import BatchKit
+import BatchKit
+@testable import BatchKitReport
 import Foundation
 import Testing
 

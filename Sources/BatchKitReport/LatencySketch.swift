@@ -1,3 +1,4 @@
+import BatchKit
 import Foundation
 
 /// A streaming quantile sketch for positive values (latencies in milliseconds): logarithmic

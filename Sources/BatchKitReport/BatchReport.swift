@@ -1,3 +1,4 @@
+public import BatchKit
 public import Foundation
 
 /// What a run did, folded from its output lines in one pass and bounded memory: counts by

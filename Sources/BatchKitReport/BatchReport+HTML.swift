@@ -1,3 +1,4 @@
+import BatchKit
 public import Foundation
 
 extension BatchReport {

@@ -1,3 +1,4 @@
+import BatchKit
 import Foundation
 
 /// One JSON value found by ``OutputLineScanner``: its kind, where it is in the line, and its

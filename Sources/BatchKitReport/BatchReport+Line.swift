@@ -1,3 +1,4 @@
+import BatchKit
 import Foundation
 
 /// What ``BatchReport`` counts of one output line, read either from a parsed ``JSONValue`` (the
