@@ -67,23 +67,12 @@ struct StoppingProcessor<Base: Processor>: Processor {
         let base = self.base
         let interruption = self.interruption
         return BatchEventStream { sink in
-            for await event in base.processAsync(requests) {
-                switch event {
-                case .started:
-                    continue  // this stream has sent its own
-                case .item(let result) where result.error?.code == .cancelled && interruption.signal != nil:
-                    continue
-                case .progress:
-                    sink.offer(event)
-                case .completed(let summary):
-                    return .completed(summary)
-                case .failed(let error):
-                    return .failed(error)
-                default:
-                    guard await sink.emit(event) else { return .failed(.cancelled()) }
+            await sink.relay(base.processAsync(requests)) { event in
+                if case .item(let result) = event, result.error?.code == .cancelled, interruption.signal != nil {
+                    return .drop
                 }
+                return .pass
             }
-            return .failed(.cancelled())
         }
     }
 }

@@ -44,30 +44,25 @@ public struct CachingProcessor<Base: Processor>: Processor {
         return BatchEventStream { sink in
             let misses = CacheMisses()
             let filtered = CacheLookupSequence(base: requests, cache: cache, provider: provider, misses: misses, sink: sink)
-            for await event in base.processAsync(filtered) {
+            return await sink.relay(base.processAsync(filtered)) { event in
                 switch event {
-                case .started:
-                    continue  // this stream has sent its own
                 case .item(let result):
                     if let key = misses.take(result.id), case .success(let response) = result.outcome {
                         await cache.store(response, for: key)
                     }
-                    guard await sink.emit(event) else { return .failed(.cancelled()) }
                 case .progress(var p):
                     let hits = misses.hits
                     p.succeeded += hits
                     p.total = p.total.map { $0 + hits }
-                    sink.offer(.progress(p))
+                    event = .progress(p)
                 case .completed(var summary):
                     summary.succeeded += misses.hits
-                    return .completed(summary)
-                case .failed(let error):
-                    return .failed(error)
-                case .submitted, .retrying:
-                    guard await sink.emit(event) else { return .failed(.cancelled()) }
+                    event = .completed(summary)
+                case .started, .submitted, .retrying, .failed:
+                    break
                 }
+                return .pass
             }
-            return .failed(.cancelled())
         }
     }
 }

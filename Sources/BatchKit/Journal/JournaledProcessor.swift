@@ -49,28 +49,15 @@ public struct JournaledProcessor<Base: Processor>: Processor {
         let replay = replayFinished
         return BatchEventStream { sink in
             let filtered = JournalFilterSequence(base: requests, journal: journal, replayTo: replay ? sink : nil)
-            for await event in base.processAsync(filtered) {
-                switch event {
-                case .started:
-                    continue  // this stream has sent its own
-                case .item(let result):
-                    do throws(BatchError) {
-                        try journal.append(result)
-                    } catch {
-                        return .failed(error)  // leaving the loop cancels the base run
-                    }
-                    guard await sink.emit(event) else { return .failed(.cancelled()) }
-                case .progress:
-                    sink.offer(event)
-                case .completed(let summary):
-                    return .completed(summary)
-                case .failed(let error):
-                    return .failed(error)
-                case .submitted, .retrying:
-                    guard await sink.emit(event) else { return .failed(.cancelled()) }
+            return await sink.relay(base.processAsync(filtered)) { event in
+                guard case .item(let result) = event else { return .pass }
+                do throws(BatchError) {
+                    try journal.append(result)
+                } catch {
+                    return .end(.failed(error))  // leaving the loop cancels the base run
                 }
+                return .pass
             }
-            return .failed(.cancelled())
         }
     }
 }
