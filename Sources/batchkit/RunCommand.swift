@@ -37,11 +37,13 @@ enum RunCommand: Subcommand {
         \(ShardOption.helpText)
           --poll-interval D    native: first wait between status polls (default 10s)
           --prices FILE        JSON price table merged over the built-in prices
-          --max-cost USD       spend at most USD in this run (realtime, native): a request (realtime)
-                               or job (native) whose estimated cost (prompt + max_tokens) could take
-                               spending over it is not sent and fails as budget_exceeded; rerun
-                               with a larger --max-cost and --retry-failed to run those. Every model
-                               needs a price (built in or from --prices); divided by n with --shard
+          --max-cost USD       spend at most USD in this run: a request (realtime) or job (native)
+                               whose estimated cost (prompt + max_tokens) could take spending over
+                               it is not sent and fails as budget_exceeded (hybrid: a request goes
+                               to the batch if its batch estimate fits, real time gets what the
+                               batch left); rerun with a larger --max-cost and --retry-failed to
+                               run those. Every model needs a price (built in or from --prices);
+                               divided by n with --shard
         \(cacheHelpText)
           --retry-failed       run again the ids whose last result in OUT.jsonl failed
           --max-consecutive-failures N
@@ -101,9 +103,6 @@ enum RunCommand: Subcommand {
         let provider = try ProviderOptions(arguments)
         let maxCost = try arguments.double("max-cost").map { $0 / Double(shardCount) }
         let cache = try responseCache(arguments)
-        if maxCost != nil, mode == .hybrid {
-            throw UsageError("--max-cost applies to --mode realtime or native (hybrid runs are not budgeted yet)")
-        }
 
         // 1. Check the whole input before anything is sent or written.
         let inputURL = URL(fileURLWithPath: inputPath)
@@ -254,7 +253,7 @@ enum RunCommand: Subcommand {
                 } else {
                     failure = try await runHybrid(
                         native: native, provider: provider, deadline: deadline ?? .seconds(3600), concurrency: concurrency,
-                        rpm: rpm, tpm: tpm, maxConsecutiveFailures: maxConsecutiveFailures, prices: prices, cache: cache, journal: journal,
+                        rpm: rpm, tpm: tpm, maxConsecutiveFailures: maxConsecutiveFailures, prices: prices, maxCost: maxCost, cache: cache, journal: journal,
                         requests: requests, stats: &stats,
                         display: display, model: defaultModel, interruption: interruption)
                 }

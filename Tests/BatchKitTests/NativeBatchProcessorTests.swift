@@ -35,6 +35,8 @@ final class FakeBackend: BatchBackend {
     /// Which ids' result lines are unreadable and name no id: left out, and counted in
     /// ``downloadResults(of:handler:)``'s summary.
     let garbled: @Sendable (String) -> Bool
+    /// The usage of each id's answer (billed at the batch discount).
+    let usage: @Sendable (String) -> Usage
     let state = Mutex(State())
 
     init(
@@ -42,9 +44,10 @@ final class FakeBackend: BatchBackend {
         ending: @escaping @Sendable (String) -> BatchJob.Status = { _ in .completed },
         dropped: @escaping @Sendable (String) -> Bool = { _ in false },
         failing: @escaping @Sendable (String) -> Bool = { _ in false }, garbled: @escaping @Sendable (String) -> Bool = { _ in false },
-        pollFailures: Int = 0
+        pollFailures: Int = 0, usage: @escaping @Sendable (String) -> Usage = { _ in Usage(inputTokens: 10, outputTokens: 5) }
     ) {
         self.garbled = garbled
+        self.usage = usage
         self.limits = limits
         self.pollsToFinish = pollsToFinish
         self.ending = ending
@@ -54,6 +57,22 @@ final class FakeBackend: BatchBackend {
     }
 
     var submitted: [[String]] { state.withLock { $0.submitted } }
+
+    /// The ids the jobs answered (or will answer) successfully, and so bill, in job order: every
+    /// item of a job that completed or is still running, the first half of one that ended
+    /// otherwise (the rule of `results(of:handler:)`).
+    var billedIDs: [String] {
+        state.withLock { s in
+            s.order.flatMap { id -> [String] in
+                guard let job = s.jobs[id] else { return [] }
+                return job.items.enumerated().compactMap { i, item in
+                    if dropped(item.id) || failing(item.id) { return nil }  // a garbled line still ran
+                    if job.status.isTerminal, job.status != .completed, i >= job.items.count / 2 { return nil }
+                    return item.id
+                }
+            }
+        }
+    }
     var cancelledJobs: [String] { state.withLock { $0.cancelled } }
 
     func encode(_ request: BatchRequest) throws(BatchError) -> EncodedBatchItem {
@@ -101,7 +120,7 @@ final class FakeBackend: BatchBackend {
             let outcome: Result<ModelResponse, BatchError> =
                 failing(item.id)
                 ? .failure(BatchError(.server, "internal error", httpStatus: 500))
-                : .success(ModelResponse(text: "answer \(item.id)", usage: Usage(inputTokens: 10, outputTokens: 5).asBatch, model: "m"))
+                : .success(ModelResponse(text: "answer \(item.id)", usage: usage(item.id).asBatch, model: "m"))
             try await handler(BatchResult(id: item.id, outcome: outcome, attempts: 1, route: .batch))
         }
     }

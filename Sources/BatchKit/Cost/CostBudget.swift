@@ -75,6 +75,24 @@ package final class CostBudget: Sendable {
             isRetryable: false)
     }
 
+    /// The error of a request whose model has no price, when a budget needs every price.
+    static func unpricedError(_ request: BatchRequest) -> BatchError {
+        .validation(
+            "no price for model \(request.model ?? "(none)"): a budget (maxCost) needs the price of every model; add it to the price table",
+            field: "model")
+    }
+
+    /// What `request` is estimated to cost through a batch API (prompt estimate plus its maximum
+    /// output tokens, or ``CostEstimate/defaultOutputTokens``, at the batch discount); `nil` when
+    /// `prices` has no price for its model.
+    static func batchEstimate(of request: BatchRequest, prices: PriceTable) -> Double? {
+        guard let model = request.model, let price = prices.price(for: model) else { return nil }
+        let usage = Usage(
+            inputTokens: TokenEstimator.inputTokens(request),
+            outputTokens: TokenEstimator.outputTokens(request, default: CostEstimate.defaultOutputTokens))
+        return price.cost(of: usage.asBatch)
+    }
+
     /// Dollars with enough decimals for the small sums a single request costs.
     static func dollars(_ value: Double) -> String {
         value > 0 && value < 0.01 ? "$" + String(format: "%.6f", value) : CostEstimate.dollars(value)

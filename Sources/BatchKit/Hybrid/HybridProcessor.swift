@@ -16,8 +16,12 @@ import Synchronization
 /// cancellation took effect is collected (for at most `cancellationGrace`), and every request
 /// still without a result runs through the real-time processor. Requests whose job the provider
 /// ended failed, expired or cancelled (whatever error their items carry), or whose batch item
-/// failed with a retryable error, run in real time too, once (without waiting for the deadline). Each request still yields exactly one item, and no request is sent
-/// to the real-time path after it finished in the batch.
+/// failed with a retryable error, run in real time too, once (without waiting for the deadline).
+/// Each request still yields exactly one item, and no request is sent to the real-time path after
+/// it finished in the batch.
+///
+/// With `maxCost`, spending over both paths (the batch at its discount, real time at full price)
+/// stays within the limit: see ``init(batch:realtime:deadline:cancellationGrace:priceTable:maxCost:clock:)``.
 public struct HybridProcessor<C: Clock>: Processor where C.Duration == Duration {
     package let batch: NativeBatchProcessor<C>
     package let realtime: ConcurrentProcessor<C>
@@ -27,17 +31,44 @@ public struct HybridProcessor<C: Clock>: Processor where C.Duration == Duration 
     package var cancellationGrace: Duration
     /// Prices for the summary's cost (batch items are billed at the batch discount).
     package var priceTable: PriceTable?
+    /// The spending limit over both paths, in dollars; `nil` for none.
+    package var maxCost: Double?
     let clock: C
 
+    /// A hybrid processor.
+    ///
+    /// - Parameters:
+    ///   - batch: the native processor the requests go to first.
+    ///   - realtime: the real-time processor for what misses the deadline or fails in the batch.
+    ///   - deadline: how long the batch may take before the rest runs in real time.
+    ///   - cancellationGrace: how long to wait, after cancelling at the deadline, for results that
+    ///     finished remotely.
+    ///   - priceTable: prices for the summary's cost and for `maxCost` (which falls back on the
+    ///     batch processor's table, then ``PriceTable/defaults``).
+    ///   - maxCost: spend at most this many dollars over both paths; `nil` (the default) for no
+    ///     limit beyond the real-time processor's own. Before submission each request reserves
+    ///     its estimated batch cost (prompt estimate + `maxTokens`, at batch prices); a request
+    ///     whose estimate does not fit is not submitted and waits for the real-time phase. Batch
+    ///     results count at what they cost. When the batch phase ends, the reservations of jobs
+    ///     whose results were read in full are released (a job that may still bill, e.g. one whose
+    ///     cancellation had not taken effect within `cancellationGrace`, keeps its reservation),
+    ///     and the real-time phase runs with `maxCost` = the smaller of its own and what remains:
+    ///     a request that could take spending over it is not sent and fails with
+    ///     ``BatchError/Code/budgetExceeded`` (a rerun with a larger budget picks it up). A request
+    ///     of a model without a price fails validation, never sent. With a budget the batch
+    ///     processor does not resubmit failed items (they run in real time, under the budget),
+    ///     and its own `maxCost` does not apply.
+    ///   - clock: the clock of the deadline (tests pass a `ManualClock`).
     public init(
         batch: NativeBatchProcessor<C>, realtime: ConcurrentProcessor<C>, deadline: Duration,
-        cancellationGrace: Duration = .seconds(600), priceTable: PriceTable? = nil, clock: C
+        cancellationGrace: Duration = .seconds(600), priceTable: PriceTable? = nil, maxCost: Double? = nil, clock: C
     ) {
         self.batch = batch
         self.realtime = realtime
         self.deadline = deadline
         self.cancellationGrace = cancellationGrace
         self.priceTable = priceTable
+        self.maxCost = maxCost
         self.clock = clock
     }
 
@@ -55,7 +86,8 @@ public struct HybridProcessor<C: Clock>: Processor where C.Duration == Duration 
         let storage = batch.configuration.spool
         let directory = storage.runDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
-        let book = HybridBook(priceTable: priceTable)
+        let budget = makeBudget()
+        let book = HybridBook(priceTable: priceTable, budget: budget)
         let requestSpool: RequestSpoolWriter
         do {
             requestSpool = try RequestSpoolWriter(storage: storage, directory: directory)
@@ -64,10 +96,10 @@ public struct HybridProcessor<C: Clock>: Processor where C.Duration == Duration 
         }
 
         // Submission is not raced against the deadline: a job created while its request is cut
-        // off would run unseen and be paid twice.
+        // off would run unseen and be paid twice. With a budget, a request whose batch estimate
+        // does not fit is not submitted: it is spooled and waits for the real-time phase.
         let report = await batch.submitReporting(requests) { request in
-            try requestSpool.append(request)
-            book.accept(request)
+            try Self.admit(request, budget: budget, spool: requestSpool, book: book)
         }
         var spoolFailure = report.spoolFailure
         do {
@@ -76,6 +108,7 @@ public struct HybridProcessor<C: Clock>: Processor where C.Duration == Duration 
             spoolFailure = spoolFailure ?? error
         }
         for job in report.jobs {
+            budget?.jobCreated(job.job.id, estimate: job.estimate)
             book.addJob(job.job)
             if !(await sink.emit(.submitted(job.job))) { return .failed(.cancelled()) }
         }
@@ -83,6 +116,7 @@ public struct HybridProcessor<C: Clock>: Processor where C.Duration == Duration 
             if await !book.reportRejected(result, duplicate: duplicate, sink: sink) { return .failed(.cancelled()) }
         }
         // Chunks that could not be submitted simply stay pending: they run in real time.
+        for chunk in report.failedChunks { budget?.chunkFailed(estimate: chunk.estimate, error: chunk.error) }
 
         // Phase 1: wait for the jobs until they end or the deadline passes.
         let batch = self.batch
@@ -92,8 +126,12 @@ public struct HybridProcessor<C: Clock>: Processor where C.Duration == Duration 
         let jobIDs = report.jobs.map(\.job.id)
         // Reads job states through the book, so failures of a job that ended failed, expired or
         // cancelled by the provider go to real time.
+        // With a budget, failed items are not resubmitted as new jobs (nothing reserved them): they
+        // run in real time, within what remains.
+        var observedConfiguration = batch.configuration
+        if budget != nil { observedConfiguration.resubmit = .none }
         let observed = NativeBatchProcessor(
-            backend: JobEndObserver(base: batch.backend, book: book), configuration: batch.configuration, clock: clock)
+            backend: JobEndObserver(base: batch.backend, book: book, budget: budget), configuration: observedConfiguration, clock: clock)
         let hitDeadline: Bool = jobIDs.isEmpty ? false : await withTaskGroup(of: DeadlineRace.self) { group in
             group.addTask {
                 for await event in observed.attach(jobIDs, expectingPacked: expecting) {
@@ -124,7 +162,8 @@ public struct HybridProcessor<C: Clock>: Processor where C.Duration == Duration 
             var graceConfig = batch.configuration
             graceConfig.maxWait = cancellationGrace
             graceConfig.resubmit = .none
-            let collector = NativeBatchProcessor(backend: batch.backend, configuration: graceConfig, clock: clock)
+            let collector = NativeBatchProcessor(
+                backend: JobEndObserver(base: batch.backend, book: book, budget: budget), configuration: graceConfig, clock: clock)
             for await event in collector.attach(book.jobIDs) {
                 if case .item(let r) = event, r.isSuccess {
                     if await !book.report(r, sink: sink) { return .failed(.cancelled()) }
@@ -132,7 +171,9 @@ public struct HybridProcessor<C: Clock>: Processor where C.Duration == Duration 
             }
         }
 
-        // Phase 3: everything without a result runs in real time, read back from the spool.
+        // Phase 3: everything without a result runs in real time, read back from the spool; with
+        // a budget, within what the batch left of it.
+        let realtime = self.realtime(within: budget)
         if book.pendingCount > 0 {
             for await event in realtime.processAsync(PendingSpooledRequests(file: requestSpool.file, book: book)) {
                 switch event {
@@ -157,6 +198,39 @@ public struct HybridProcessor<C: Clock>: Processor where C.Duration == Duration 
     }
 }
 
+extension HybridProcessor {
+    /// The run's budget, with `maxCost`.
+    func makeBudget() -> HybridBudget? {
+        guard let maxCost else { return nil }
+        return HybridBudget(limit: maxCost, prices: priceTable ?? batch.configuration.priceTable ?? .defaults)
+    }
+
+    /// The real-time processor of the last phase: its own `maxCost` lowered to what the batch
+    /// phase left of `budget` (which ends that phase), priced like the budget unless it has
+    /// prices of its own.
+    func realtime(within budget: HybridBudget?) -> ConcurrentProcessor<C> {
+        guard let budget else { return realtime }
+        let remaining = budget.endBatchPhase()
+        var configuration = realtime.configuration
+        configuration.maxCost = min(configuration.maxCost ?? .infinity, remaining)
+        if configuration.priceTable == nil { configuration.priceTable = budget.prices }
+        return ConcurrentProcessor(client: realtime.client, configuration: configuration, clock: realtime.clock)
+    }
+
+    /// Takes a valid request into the run: spooled and booked (it waits for a result), and into a
+    /// job if the budget (if any) has room for its batch estimate; refused if its model has no
+    /// price while a budget needs one.
+    static func admit(
+        _ request: BatchRequest, budget: HybridBudget?, spool: RequestSpoolWriter, book: HybridBook
+    ) throws(BatchError) -> BatchAdmission {
+        let admission = budget?.admit(request) ?? .submit(estimate: 0)
+        if case .reject = admission { return admission }
+        try spool.append(request)
+        book.accept(request)
+        return admission
+    }
+}
+
 /// What a child task of the hybrid run's first phase reports when it ends.
 private enum DeadlineRace: Sendable, Hashable {
     /// Every job ended (or the batch run stopped) before the deadline.
@@ -170,12 +244,15 @@ private enum DeadlineRace: Sendable, Hashable {
 }
 
 extension HybridProcessor where C == ContinuousClock {
-    /// A hybrid processor on the continuous clock.
+    /// A hybrid processor on the continuous clock (see
+    /// ``init(batch:realtime:deadline:cancellationGrace:priceTable:maxCost:clock:)``).
     public init(
         batch: NativeBatchProcessor<C>, realtime: ConcurrentProcessor<C>, deadline: Duration,
-        cancellationGrace: Duration = .seconds(600), priceTable: PriceTable? = nil
+        cancellationGrace: Duration = .seconds(600), priceTable: PriceTable? = nil, maxCost: Double? = nil
     ) {
-        self.init(batch: batch, realtime: realtime, deadline: deadline, cancellationGrace: cancellationGrace, priceTable: priceTable, clock: ContinuousClock())
+        self.init(
+            batch: batch, realtime: realtime, deadline: deadline, cancellationGrace: cancellationGrace, priceTable: priceTable,
+            maxCost: maxCost, clock: ContinuousClock())
     }
 }
 
@@ -200,10 +277,13 @@ final class HybridBook: Sendable {
 
     private let state: Mutex<State>
     private let priceTable: PriceTable?
+    /// The run's budget: told what each batch result cost.
+    private let budget: HybridBudget?
 
-    init(priceTable: PriceTable?) {
+    init(priceTable: PriceTable?, budget: HybridBudget? = nil) {
         state = Mutex(State())
         self.priceTable = priceTable
+        self.budget = budget
     }
 
     static func fingerprint(_ id: String) -> UInt64 { FingerprintSet.fingerprint(id) }
@@ -257,7 +337,11 @@ final class HybridBook: Sendable {
                 !r.isSuccess
                 && (r.error?.isRetryable == true || r.error?.code == .expired || r.error?.code == .cancelled
                     || jobEndedBadly(reporting: r))
-            if retryLater { return true }
+            if retryLater {
+                // Not reported; if it was billed all the same, it counts.
+                budget?.settle(r)
+                return true
+            }
             return await report(r, sink: sink)
         case .progress:
             sink.offer(event)
@@ -286,6 +370,7 @@ final class HybridBook: Sendable {
             return (true, s.metadata.removeValue(forKey: fingerprint))
         }
         guard first.0 else { return true }
+        if r.route == .batch { budget?.settle(r) }
         var r = r
         if let metadata = first.1, r.metadata.isEmpty { r.metadata = metadata }
         return await sink.emit(.item(r))

@@ -10,11 +10,18 @@ package struct JobStatusObserver: BatchBackend {
     /// `downloadResults(of:handler:)` when `notesDownloads`.
     let noteStatus: @Sendable (BatchJob) -> Void
     let notesDownloads: Bool
+    /// Called with each job whose results were read to the end without an error (with what the
+    /// download read, when it went through `downloadResults(of:handler:)`).
+    let noteDownloaded: (@Sendable (BatchJob, BatchResultsSummary?) -> Void)?
 
-    package init(base: any BatchBackend, notesDownloads: Bool, noteStatus: @escaping @Sendable (BatchJob) -> Void) {
+    package init(
+        base: any BatchBackend, notesDownloads: Bool, noteStatus: @escaping @Sendable (BatchJob) -> Void,
+        noteDownloaded: (@Sendable (BatchJob, BatchResultsSummary?) -> Void)? = nil
+    ) {
         self.base = base
         self.notesDownloads = notesDownloads
         self.noteStatus = noteStatus
+        self.noteDownloaded = noteDownloaded
     }
 
     package var provider: String { base.provider }
@@ -53,11 +60,14 @@ package struct JobStatusObserver: BatchBackend {
         // The processor downloads only terminal jobs: this is the state they ended in.
         noteStatus(job)
         try await base.results(of: job, handler: handler)
+        noteDownloaded?(job, nil)
     }
 
     package func downloadResults(of job: BatchJob, handler: (BatchResult) async throws -> Void) async throws -> BatchResultsSummary {
         if notesDownloads { noteStatus(job) }
-        return try await base.downloadResults(of: job, handler: handler)
+        let summary = try await base.downloadResults(of: job, handler: handler)
+        noteDownloaded?(job, summary)
+        return summary
     }
 
     package func cancel(jobID: String) async throws -> BatchJob { try await base.cancel(jobID: jobID) }
@@ -68,11 +78,16 @@ package struct JobStatusObserver: BatchBackend {
 }
 
 /// The hybrid processor's observer: tells a ``HybridBook`` the state of each job it reads, so the
-/// book knows, when an item of a job arrives, whether that job ended failed, expired or cancelled.
+/// book knows, when an item of a job arrives, whether that job ended failed, expired or cancelled;
+/// and tells the run's ``HybridBudget`` (if any) which jobs' results were read in full.
 typealias JobEndObserver = JobStatusObserver
 
 extension JobStatusObserver {
-    init(base: any BatchBackend, book: HybridBook) {
-        self.init(base: base, notesDownloads: true) { book.noteStatus($0) }
+    init(base: any BatchBackend, book: HybridBook, budget: HybridBudget? = nil) {
+        var noteDownloaded: (@Sendable (BatchJob, BatchResultsSummary?) -> Void)?
+        if let budget {
+            noteDownloaded = { job, summary in budget.noteDownloaded(job, summary: summary) }
+        }
+        self.init(base: base, notesDownloads: true, noteStatus: { book.noteStatus($0) }, noteDownloaded: noteDownloaded)
     }
 }

@@ -200,14 +200,14 @@ public struct NativeBatchProcessor<C: Clock>: Processor where C.Duration == Dura
         })
     }
 
-    /// What ``submitReporting(_:)`` did with each request.
+    /// What ``submitReporting(_:admit:)`` did with each request.
     struct SubmissionReport: Sendable {
-        /// Created jobs, with the custom ids each holds.
-        var jobs: [(job: BatchJob, ids: PackedIDs)] = []
+        /// Created jobs, with the custom ids each holds and the sum of their admitted estimates.
+        var jobs: [(job: BatchJob, ids: PackedIDs, estimate: Double)] = []
         /// Requests refused before sending; `duplicate` when the id repeats an earlier request.
         var rejected: [(result: BatchResult, duplicate: Bool)] = []
-        /// Chunks whose job could not be created.
-        var failedChunks: [(ids: [String], error: BatchError)] = []
+        /// Chunks whose job could not be created, with the sum of their admitted estimates.
+        var failedChunks: [(ids: [String], error: BatchError, estimate: Double)] = []
         /// The spool could not be written: submission stopped there (requests after it were not read).
         var spoolFailure: BatchError?
     }
@@ -215,10 +215,11 @@ public struct NativeBatchProcessor<C: Clock>: Processor where C.Duration == Dura
     /// Submits everything, chunk by chunk (each spooled to a file, removed once its job exists),
     /// never losing the id of a job that was created.
     ///
-    /// - Parameter accepted: called with each request that passed validation, before it is
-    ///   spooled; an error it throws stops submission like a spool failure.
+    /// - Parameter admit: called with each request that passed validation, before it is spooled:
+    ///   whether it goes into a job; an error it throws stops submission like a spool failure.
     func submitReporting(
-        _ requests: some AsyncSequence<BatchRequest, Never> & Sendable, accepted: (BatchRequest) throws -> Void = { _ in }
+        _ requests: some AsyncSequence<BatchRequest, Never> & Sendable,
+        admit: (BatchRequest) throws -> BatchAdmission = { _ in .submit(estimate: 0) }
     ) async -> SubmissionReport {
         let run = NativeRun(backend: backend, configuration: configuration, limits: limits, clock: clock)
         let storage = configuration.spool
@@ -231,9 +232,9 @@ public struct NativeBatchProcessor<C: Clock>: Processor where C.Duration == Dura
             defer { chunk.remove() }
             do {
                 let job = try await run.create(chunk, excluding: Set(report.jobs.map(\.job.id)))
-                report.jobs.append((job, chunk.ids))
+                report.jobs.append((job, chunk.ids, chunk.estimate))
             } catch {
-                report.failedChunks.append((Array(chunk.ids), NativeRun<C>.submissionError(error)))
+                report.failedChunks.append((Array(chunk.ids), NativeRun<C>.submissionError(error), chunk.estimate))
             }
         }
         do {
@@ -243,8 +244,14 @@ public struct NativeBatchProcessor<C: Clock>: Processor where C.Duration == Dura
                 case .failure(let e):
                     report.rejected.append((BatchResult(id: r.id, outcome: .failure(e), attempts: 0, route: .none, metadata: r.metadata), duplicate))
                 case .success(let item):
-                    try accepted(r)
-                    if let full = try chunker.add(item) { await send(full) }
+                    switch try admit(r) {
+                    case .submit(let estimate):
+                        if let full = try chunker.add(item, estimate: estimate) { await send(full) }
+                    case .hold:
+                        break
+                    case .reject(let e):
+                        report.rejected.append((BatchResult(id: r.id, outcome: .failure(e), attempts: 0, route: .none, metadata: r.metadata), false))
+                    }
                 }
             }
             for chunk in try chunker.drain() { await send(chunk) }
@@ -283,6 +290,17 @@ extension NativeBatchProcessor where C == ContinuousClock {
     package init(backend: any BatchBackend, configuration: Configuration = Configuration()) {
         self.init(backend: backend, configuration: configuration, clock: ContinuousClock())
     }
+}
+
+/// What ``NativeBatchProcessor``'s `submitReporting(_:admit:)` does with a request that passed
+/// validation.
+enum BatchAdmission: Sendable {
+    /// Into a job; `estimate` is added to its chunk's (see `SubmissionReport`).
+    case submit(estimate: Double)
+    /// Not submitted and not reported: the caller runs it some other way.
+    case hold
+    /// Refused with this error (reported in `SubmissionReport.rejected`).
+    case reject(BatchError)
 }
 
 /// Which failed items of a native batch are sent again as a new job.

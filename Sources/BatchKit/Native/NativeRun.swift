@@ -142,16 +142,10 @@ final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
             var encoded = encode(request, seen: &seen)
             var estimate = 0.0
             if budget != nil, case .success = encoded {
-                let prices = configuration.priceTable ?? .defaults
-                if let model = request.model, let price = prices.price(for: model) {
-                    let usage = Usage(
-                        inputTokens: TokenEstimator.inputTokens(request),
-                        outputTokens: TokenEstimator.outputTokens(request, default: CostEstimate.defaultOutputTokens))
-                    estimate = price.cost(of: usage.asBatch)
+                if let batchEstimate = CostBudget.batchEstimate(of: request, prices: configuration.priceTable ?? .defaults) {
+                    estimate = batchEstimate
                 } else {
-                    encoded = .failure(.validation(
-                        "no price for model \(request.model ?? "(none)"): a budget (maxCost) needs the price of every model; add it to the price table",
-                        field: "model"))
+                    encoded = .failure(CostBudget.unpricedError(request))
                 }
             }
             switch encoded {
