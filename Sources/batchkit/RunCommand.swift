@@ -19,9 +19,10 @@ enum RunCommand: Subcommand {
         Reads OpenAI batch input lines ({"custom_id","method","url","body"}), lazily, and writes one
         OpenAI batch output line per request to OUT.jsonl as each finishes. OUT.jsonl is also the
         journal: run the same command again (after a crash or kill -9 too) and the ids already in it
-        are skipped. In native mode the submitted jobs are kept in OUT.jsonl.jobs.json and a rerun
-        re-attaches to them instead of submitting again. For Anthropic and Gemini the chat bodies are
-        translated.
+        are skipped. In native mode the submitted jobs are kept in OUT.jsonl.jobs.json (the ids each
+        holds in OUT.jsonl.jobs/) and a rerun re-attaches to them instead of submitting again; chunks
+        are spooled in OUT.jsonl.spool/ until their results are in. For Anthropic and Gemini the chat
+        bodies are translated.
 
           --output FILE        where results go (required)
           --mode M             realtime (default), native (the provider's batch API, half price)
@@ -373,8 +374,8 @@ enum RunCommand: Subcommand {
             case .item(let result):
                 // A new result, or a success replacing a recorded failure (a download that broke,
                 // a creation that looked failed): the job ran it, this is its result.
-                let recorded = journal.entry(for: result.id)
-                guard recorded == nil || (recorded?.isSuccess == false && result.isSuccess), keepFailures || result.isSuccess else {
+                let recorded = journal.succeeded(result.id)
+                guard recorded == nil || (recorded == false && result.isSuccess), keepFailures || result.isSuccess else {
                     continue
                 }
                 // Cut short by a signal: not a result; the rerun collects it.

@@ -92,11 +92,9 @@ public final class Journal: Sendable {
     private struct State {
         var fd: Int32
         var size: Int
-        var entries: [String: Entry]
-        /// Model names, shared by all entries naming them (a long name is otherwise one heap
-        /// allocation per entry).
-        var models: Set<String>
-        /// Result lines in the file (more than `entries.count` when ids were run again).
+        /// Where each id's last line is, and whether it succeeded (see ``JournalIndex``).
+        var index: JournalIndex
+        /// Result lines in the file (more than `index.count` when ids were run again).
         var lines: Int
         var skipped: Int = 0
     }
@@ -150,7 +148,7 @@ public final class Journal: Sendable {
                 repair = Repair(line: scan.lastLine, removedBytes: 0, reason: "the last line had no newline")
             }
             self.repair = repair
-            self.state = Mutex(State(fd: fd, size: size, entries: scan.entries, models: scan.models, lines: scan.lines))
+            self.state = Mutex(State(fd: fd, size: size, index: scan.index, lines: scan.lines))
         } catch {
             _ = posixClose(fd)
             throw error
@@ -177,32 +175,44 @@ public final class Journal: Sendable {
     /// Whether `id` needs no further run: its last result succeeded, or failed and
     /// ``retryFailed`` is off.
     package func isFinished(_ id: String) -> Bool {
-        state.withLock { s in s.entries[id].map { $0.isSuccess || !retryFailed } ?? false }
+        state.withLock { s in s.index.position(of: id).map { s.index.successes[$0] || !retryFailed } ?? false }
     }
 
     /// Whether the last result of `id` succeeded; `nil` when the journal has none.
-    package func succeeded(_ id: String) -> Bool? { state.withLock { $0.entries[id]?.isSuccess } }
+    package func succeeded(_ id: String) -> Bool? { state.withLock { s in s.index.position(of: id).map { s.index.successes[$0] } } }
 
     /// Whether the journal has a result for `id`.
-    package func contains(_ id: String) -> Bool { state.withLock { $0.entries[id] != nil } }
+    package func contains(_ id: String) -> Bool { state.withLock { $0.index.position(of: id) != nil } }
 
     /// The number of finished ids (see ``isFinished(_:)``) that pass `filter`, without collecting them.
     package func finishedCount(where filter: (String) -> Bool) -> Int {
         state.withLock { s in
-            s.entries.reduce(0) { n, e in (e.value.isSuccess || !retryFailed) && filter(e.key) ? n + 1 : n }
+            var n = 0
+            for p in 0..<s.index.count where (s.index.successes[p] || !retryFailed) && filter(s.index.id(at: p)) { n += 1 }
+            return n
         }
     }
 
     /// The last entry of `id`, if it has one.
-    package func entry(for id: String) -> Entry? { state.withLock { $0.entries[id] } }
+    ///
+    /// Read back from the file (the index keeps only where the line is); `nil` also when it
+    /// cannot be read.
+    package func entry(for id: String) -> Entry? {
+        state.withLock { s in
+            guard let p = s.index.position(of: id), let line = Journal.readLine(s, at: p) else { return nil }
+            return (try? JSONValue(parsing: line[...])).flatMap { try? Journal.summarize($0, offset: s.index.offsets[p], length: line.count).1 }
+        }
+    }
 
     /// The number of distinct ids in the journal.
-    public var count: Int { state.withLock { $0.entries.count } }
+    public var count: Int { state.withLock { $0.index.count } }
 
     /// The ids that need no further run (see ``isFinished(_:)``).
     package var finishedIDs: Set<String> {
         state.withLock { s in
-            Set(s.entries.lazy.filter { $0.value.isSuccess || !self.retryFailed }.map(\.key))
+            var ids = Set<String>()
+            for p in 0..<s.index.count where s.index.successes[p] || !retryFailed { ids.insert(s.index.id(at: p)) }
+            return ids
         }
     }
 
@@ -214,7 +224,14 @@ public final class Journal: Sendable {
     package func totals(prices: PriceTable?, model: String? = nil) -> Totals {
         state.withLock { s in
             var t = Totals(succeeded: 0, failed: 0, usage: .zero, cost: prices == nil ? nil : 0)
-            for e in s.entries.values {
+            // Usage and models are not kept in memory: each line is read back.
+            for p in 0..<s.index.count {
+                guard let line = Journal.readLine(s, at: p), let value = try? JSONValue(parsing: line[...]),
+                    let e = try? Journal.summarize(value, offset: s.index.offsets[p], length: line.count).1
+                else {
+                    if s.index.successes[p] { t.succeeded += 1 } else { t.failed += 1 }
+                    continue
+                }
                 if e.isSuccess { t.succeeded += 1 } else { t.failed += 1 }
                 t.usage += e.usage
                 guard let prices, e.usage.totalTokens > 0 else { continue }
@@ -254,20 +271,21 @@ public final class Journal: Sendable {
         let tempPath = directory + "/." + url.lastPathComponent + ".compact-\(UInt32.random(in: 0...UInt32.max))"
         try state.withLock { (s: inout State) throws(BatchError) in
             guard s.fd >= 0 else { throw BatchError(.io, "\(path): the journal is closed") }
-            guard s.lines > s.entries.count else { return }
+            guard s.lines > s.index.count else { return }
             let out = open(tempPath, O_RDWR | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0o644)
             guard out >= 0 else { throw Journal.ioError(tempPath, "cannot create", errno) }
-            var newEntries = s.entries
+            var newOffsets = s.index.offsets
             var size = 0
             do throws(BatchError) {
                 var pending = [UInt8]()
                 pending.reserveCapacity(1 << 20)
-                for (id, entry) in s.entries.sorted(by: { $0.value.offset < $1.value.offset }) {
-                    var line = [UInt8](repeating: 0, count: entry.length + 1)
-                    let n = line.withUnsafeMutableBytes { pread(s.fd, $0.baseAddress, entry.length, off_t(entry.offset)) }
-                    guard n == entry.length else { throw Journal.ioError(path, "cannot read", errno) }
-                    line[entry.length] = 0x0A
-                    newEntries[id]!.offset = size
+                for p in s.index.positionsByOffset() {
+                    let length = Int(s.index.lengths[p])
+                    var line = [UInt8](repeating: 0, count: length + 1)
+                    let n = line.withUnsafeMutableBytes { pread(s.fd, $0.baseAddress, length, off_t(s.index.offsets[p])) }
+                    guard n == length else { throw Journal.ioError(path, "cannot read", errno) }
+                    line[length] = 0x0A
+                    newOffsets[p] = size
                     size += line.count
                     pending.append(contentsOf: line)
                     if pending.count >= 1 << 20 {
@@ -293,8 +311,8 @@ public final class Journal: Sendable {
             _ = posixClose(s.fd)
             s.fd = out
             s.size = size
-            s.entries = newEntries
-            s.lines = newEntries.count
+            s.index.replaceOffsets(newOffsets)
+            s.lines = s.index.count
         }
     }
 
@@ -303,12 +321,8 @@ public final class Journal: Sendable {
         let path = url.path
         // Read under the lock so `close()` cannot close the descriptor in the middle.
         let bytes: [UInt8]? = try state.withLock { (s: inout State) throws(BatchError) -> [UInt8]? in
-            guard let entry = s.entries[id] else { return nil }
-            guard s.fd >= 0 else { throw BatchError(.io, "\(path): the journal is closed") }
-            var bytes = [UInt8](repeating: 0, count: entry.length)
-            let n = bytes.withUnsafeMutableBytes { pread(s.fd, $0.baseAddress, entry.length, off_t(entry.offset)) }
-            guard n == entry.length else { throw Journal.ioError(path, "cannot read", errno) }
-            return bytes
+            guard let p = s.index.position(of: id) else { return nil }
+            return try Journal.readLine(s, at: p, path: path)
         }
         guard let bytes else { return nil }
         let value: JSONValue
@@ -321,7 +335,7 @@ public final class Journal: Sendable {
     /// Every id's last result, in the order their last lines appear in the file. Reads the whole
     /// file; for large journals prefer iterating the file with ``JSONLReader``.
     public func results() throws(BatchError) -> [BatchResult] {
-        let ids: [String] = state.withLock { s in s.entries.sorted { $0.value.offset < $1.value.offset }.map(\.key) }
+        let ids: [String] = state.withLock { s in s.index.positionsByOffset().map { s.index.id(at: $0) } }
         var out: [BatchResult] = []
         out.reserveCapacity(ids.count)
         for id in ids { if let r = try result(for: id) { out.append(r) } }
@@ -344,7 +358,6 @@ public final class Journal: Sendable {
         let length = line.count
         line.append(0x0A)
         let isSuccess = result.isSuccess
-        let model = result.response?.model
         let path = url.path
         let durability = self.durability
         try state.withLock { (s: inout State) throws(BatchError) in
@@ -364,10 +377,7 @@ public final class Journal: Sendable {
                 #endif
                 guard rc == 0 else { throw Journal.ioError(path, "cannot sync", errno) }
             }
-            s.entries[result.id] = Entry(
-                isSuccess: isSuccess, usage: result.usage, model: model.map { s.models.insert($0).memberAfterInsert },
-                route: result.route, offset: s.size,
-                length: length)
+            s.index.record(result.id, offset: s.size, length: length, isSuccess: isSuccess)
             s.size += line.count
             s.lines += 1
         }
@@ -376,8 +386,7 @@ public final class Journal: Sendable {
     // MARK: Reading
 
     private struct Scan {
-        var entries: [String: Entry] = [:]
-        var models: Set<String> = []
+        var index = JournalIndex()
         var lines = 0
         /// End of the last good line, newline included.
         var goodEnd = 0
@@ -433,9 +442,8 @@ public final class Journal: Sendable {
             } catch {
                 throw .validation("\(path):\(lineNumber): not a batch output line: \(error.message)", field: error.field)
             }
-            var (id, entry) = summary
-            entry.model = entry.model.map { scan.models.insert($0).memberAfterInsert }
-            scan.entries[id] = entry
+            let (id, entry) = summary
+            scan.index.record(id, offset: entry.offset, length: entry.length, isSuccess: entry.isSuccess)
             scan.lines += 1
             scan.lastLine = lineNumber
             if terminated {
@@ -480,13 +488,28 @@ public final class Journal: Sendable {
     }
 
     /// The id and entry of one parsed line.
-    private static func summarize(_ value: JSONValue, offset: Int, length: Int) throws(BatchError) -> (String, Entry) {
+    static func summarize(_ value: JSONValue, offset: Int, length: Int) throws(BatchError) -> (String, Entry) {
         // Restoring the whole result keeps one definition of the format; the cost (a body parse
         // per line) is paid once per open.
         let result = try BatchResult(outputLine: value)
         return (result.id, Entry(
             isSuccess: result.isSuccess, usage: result.usage, model: result.response?.model, route: result.route,
             offset: offset, length: length))
+    }
+
+    /// The last line of the id at `position` (without its newline), read from the file.
+    private static func readLine(_ s: State, at position: Int, path: String) throws(BatchError) -> [UInt8] {
+        guard s.fd >= 0 else { throw BatchError(.io, "\(path): the journal is closed") }
+        let length = Int(s.index.lengths[position])
+        var bytes = [UInt8](repeating: 0, count: length)
+        let n = bytes.withUnsafeMutableBytes { pread(s.fd, $0.baseAddress, length, off_t(s.index.offsets[position])) }
+        guard n == length else { throw Journal.ioError(path, "cannot read", errno) }
+        return bytes
+    }
+
+    /// ``readLine(_:at:path:)``, `nil` when it cannot be read.
+    private static func readLine(_ s: State, at position: Int) -> [UInt8]? {
+        try? readLine(s, at: position, path: "")
     }
 
     private static func writeAll(fd: Int32, _ bytes: [UInt8], path: String) throws(BatchError) {
