@@ -22,7 +22,7 @@ public import Foundation
 /// let backend = GeminiBatchBackend()                            // key from GEMINI_API_KEY, URLSession
 /// let job = try await backend.submit([try backend.encode(request)], metadata: [:])
 /// ```
-public struct GeminiBatchBackend: BatchBackend, CustomStringConvertible, CustomReflectable {
+public struct GeminiBatchBackend: UploadingBatchBackend, CustomStringConvertible, CustomReflectable {
     /// `gemini`.
     public let provider = "gemini"
     /// Limits of one job: by default 100,000 requests and just under 2 GB (the input-file cap).
@@ -117,28 +117,19 @@ public struct GeminiBatchBackend: BatchBackend, CustomStringConvertible, CustomR
 
     // MARK: - Submit
 
-    /// Creates one batch: inline when the create body stays under ``inlineByteLimit``, otherwise
-    /// through a resumable upload of a JSONL file. `metadata["displayName"]` names the job.
-    package func submit(_ items: [EncodedBatchItem], metadata: [String: String]) async throws -> BatchJob {
-        try await create(items, metadata: metadata, uploaded: { _ in })
-    }
-
-    /// Gemini batches carry the tag as their `displayName`.
-    package var tagsJobs: Bool { true }
-
-    /// Creates a batch whose `displayName` is `intent.tag` (it replaces a display name given in
-    /// `metadata`); `uploaded` gets the input file's name before the create call, in file mode.
-    package func submit(
-        _ items: [EncodedBatchItem], metadata: [String: String], intent: JobIntent,
-        uploaded: @Sendable (String) async throws -> Void
-    ) async throws -> BatchJob {
+    /// Gemini batches carry the tag as their `displayName` (it replaces a display name given in
+    /// `metadata`).
+    package func tagged(_ metadata: [String: String], with intent: JobIntent) -> [String: String] {
         var tagged = metadata
         tagged["displayName"] = intent.tag
         tagged["display_name"] = nil
-        return try await create(items, metadata: tagged, uploaded: uploaded)
+        return tagged
     }
 
-    func create(
+    /// Creates one batch: inline when the create body stays under ``inlineByteLimit``, otherwise
+    /// through a resumable upload of a JSONL file (`uploaded` gets the file's name before the
+    /// create call). `metadata["displayName"]` names the job.
+    package func create(
         _ items: [EncodedBatchItem], metadata: [String: String], uploaded: @Sendable (String) async throws -> Void
     ) async throws -> BatchJob {
         guard let first = items.first else { throw BatchError.validation("a batch needs at least one request") }
@@ -188,9 +179,7 @@ public struct GeminiBatchBackend: BatchBackend, CustomStringConvertible, CustomR
         _ chunk: SpooledChunk, metadata: [String: String], intent: JobIntent,
         uploaded: @Sendable (String) async throws -> Void
     ) async throws -> BatchJob {
-        var tagged = metadata
-        tagged["displayName"] = intent.tag
-        tagged["display_name"] = nil
+        let tagged = tagged(metadata, with: intent)
         let displayName = intent.tag
         if 192 + chunk.bytes + chunk.count * 14 < inlineByteLimit {
             return try await create(try await chunk.items(), metadata: tagged, uploaded: uploaded)

@@ -22,7 +22,7 @@ public import Foundation
 /// let backend = OpenAIBatchBackend(apiKey: key)
 /// let job = try await backend.submit([try backend.encode(request)], metadata: ["run": "nightly"])
 /// ```
-public struct OpenAIBatchBackend: BatchBackend, CustomStringConvertible, CustomReflectable {
+public struct OpenAIBatchBackend: UploadingBatchBackend, CustomStringConvertible, CustomReflectable {
     /// `openai`.
     public let provider = "openai"
     /// 50,000 requests and 200 MB per job by default.
@@ -146,30 +146,6 @@ public struct OpenAIBatchBackend: BatchBackend, CustomStringConvertible, CustomR
 
     // MARK: - Submit
 
-    /// Uploads the items as one JSONL file and creates a batch for it.
-    ///
-    /// The multipart body is written to a temporary file and sent from disk, so a 200 MB job is
-    /// never held in memory a second time. When the batch was certainly not created (an answer
-    /// from the server refusing it) the uploaded file is deleted again; after a failure that may
-    /// have reached the server (a batch may exist that reads the file) it is kept.
-    package func submit(_ items: [EncodedBatchItem], metadata: [String: String]) async throws -> BatchJob {
-        try await create(items, metadata: metadata, uploaded: { _ in })
-    }
-
-    /// OpenAI batches carry the tag in their `metadata` (``JobIntent/metadataKey``).
-    package var tagsJobs: Bool { true }
-
-    /// Creates a batch tagged with `intent.tag` in its `metadata`; `uploaded` gets the input
-    /// file's id before the create call.
-    package func submit(
-        _ items: [EncodedBatchItem], metadata: [String: String], intent: JobIntent,
-        uploaded: @Sendable (String) async throws -> Void
-    ) async throws -> BatchJob {
-        var tagged = metadata
-        tagged[JobIntent.metadataKey] = intent.tag
-        return try await create(items, metadata: tagged, uploaded: uploaded)
-    }
-
     /// Creates a batch for a spooled chunk: the multipart upload is written from the spool file
     /// piece by piece (the chunk is never in memory).
     package func submit(
@@ -177,8 +153,7 @@ public struct OpenAIBatchBackend: BatchBackend, CustomStringConvertible, CustomR
         uploaded: @Sendable (String) async throws -> Void
     ) async throws -> BatchJob {
         guard chunk.count > 0 else { throw BatchError.validation("a batch needs at least one request") }
-        var tagged = metadata
-        tagged[JobIntent.metadataKey] = intent.tag
+        let tagged = tagged(metadata, with: intent)
         var endpoint = Self.endpoint(groupKey: chunk.groupKey)
         if endpoint == nil {
             try await chunk.forEachItem { i, data in
@@ -192,7 +167,14 @@ public struct OpenAIBatchBackend: BatchBackend, CustomStringConvertible, CustomR
         }
     }
 
-    func create(
+    /// Uploads the items as one JSONL file and creates a batch for it (tagged, as an
+    /// ``UploadingBatchBackend``, in its `metadata` under ``JobIntent/metadataKey``).
+    ///
+    /// The multipart body is written to a temporary file and sent from disk, so a 200 MB job is
+    /// never held in memory a second time. When the batch was certainly not created (an answer
+    /// from the server refusing it) the uploaded file is deleted again; after a failure that may
+    /// have reached the server (a batch may exist that reads the file) it is kept.
+    package func create(
         _ items: [EncodedBatchItem], metadata: [String: String], uploaded: @Sendable (String) async throws -> Void
     ) async throws -> BatchJob {
         guard let first = items.first else { throw BatchError.validation("a batch needs at least one request") }
