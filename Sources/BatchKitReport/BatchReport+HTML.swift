@@ -295,12 +295,7 @@ extension BatchReport {
         let xTicks = SVG.niceTicks(max: Double(list.map(\.count).max() ?? 0), count: narrow ? 3 : 5)
         let xMax = xTicks.last ?? 1
         var s = c.open(label: "Failures by error code")
-        for t in xTicks {
-            let x = c.left + t / xMax * c.plotWidth
-            s += "<line class=\"grid\" x1=\"\(SVG.n(x))\" y1=\"\(SVG.n(c.top))\" x2=\"\(SVG.n(x))\" y2=\"\(SVG.n(c.bottomY))\"/>\n"
-            s += "<text x=\"\(SVG.n(x))\" y=\"\(SVG.n(c.bottomY + 14))\" text-anchor=\"\(narrow && t == 0 ? "start" : "middle")\">\(ReportFormat.short(t))</text>\n"
-        }
-        s += "<text class=\"title\" x=\"\(SVG.n(c.left + c.plotWidth / 2))\" y=\"\(SVG.n(c.bottomY + 30))\" text-anchor=\"middle\">failed requests</text>\n"
+        s += c.valueGrid(xTicks, narrow: narrow, format: ReportFormat.short, title: "failed requests", titleY: 30)
         for (i, e) in list.enumerated() {
             let y = c.top + Double(i) * row + (narrow ? 18 : 4)
             let w = Double(e.count) / xMax * c.plotWidth
@@ -334,12 +329,7 @@ extension BatchReport {
         let xTicks = SVG.niceTicks(max: top, count: narrow ? 3 : 5)
         let xMax = xTicks.last ?? 1
         var s = c.open(label: "Cost by model and route, with the cost in the other mode")
-        for t in xTicks {
-            let x = c.left + t / xMax * c.plotWidth
-            s += "<line class=\"grid\" x1=\"\(SVG.n(x))\" y1=\"\(SVG.n(c.top))\" x2=\"\(SVG.n(x))\" y2=\"\(SVG.n(c.bottomY))\"/>\n"
-            s += "<text x=\"\(SVG.n(x))\" y=\"\(SVG.n(c.bottomY + 14))\" text-anchor=\"\(narrow && t == 0 ? "start" : "middle")\">\(ReportFormat.dollars(t))</text>\n"
-        }
-        s += "<text class=\"title\" x=\"\(SVG.n(c.left + c.plotWidth / 2))\" y=\"\(SVG.n(c.bottomY + 32))\" text-anchor=\"middle\">US dollars</text>\n"
+        s += c.valueGrid(xTicks, narrow: narrow, format: ReportFormat.dollars, title: "US dollars", titleY: 32)
         for (i, r) in rows.enumerated() {
             let y = c.top + Double(i) * row + (narrow ? 20 : 4)
             let routeClass = r.route == "batch" ? "ok" : r.route == "realtime" ? "accent" : "warn"
@@ -528,6 +518,21 @@ enum SVG {
         }
 
         /// The bottom axis with labels at fractions of the plot width.
+        /// The value axis of a horizontal bar chart: a vertical grid line and a label per tick of
+        /// `ticks` (0 at the left, the last at the right edge; on a phone the 0 label is aligned
+        /// inward), and `title` centred `titleY` below the plot.
+        func valueGrid(_ ticks: [Double], narrow: Bool, format: (Double) -> String, title: String, titleY: Double) -> String {
+            let xMax = ticks.last ?? 1
+            var s = ""
+            for t in ticks {
+                let x = left + t / xMax * plotWidth
+                s += "<line class=\"grid\" x1=\"\(n(x))\" y1=\"\(n(top))\" x2=\"\(n(x))\" y2=\"\(n(bottomY))\"/>\n"
+                s += "<text x=\"\(n(x))\" y=\"\(n(bottomY + 14))\" text-anchor=\"\(narrow && t == 0 ? "start" : "middle")\">\(format(t))</text>\n"
+            }
+            s += "<text class=\"title\" x=\"\(n(left + plotWidth / 2))\" y=\"\(n(bottomY + titleY))\" text-anchor=\"middle\">\(escape(title))</text>\n"
+            return s
+        }
+
         func xAxis(_ ticks: [(Double, String)], title: String) -> String {
             var s = "<line class=\"axis\" x1=\"\(n(left))\" y1=\"\(n(bottomY))\" x2=\"\(n(width - right))\" y2=\"\(n(bottomY))\"/>\n"
             var lastEnd = -Double.infinity

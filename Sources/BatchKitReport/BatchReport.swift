@@ -38,6 +38,14 @@ public struct BatchReport: Sendable {
         public var rateLimited = 0
         /// Rate-limit pauses that began in the bucket (from the run's events, when known).
         public var pauses = 0
+
+        /// Adds `other`'s counts to these.
+        mutating func add(_ other: TimeBucket) {
+            succeeded += other.succeeded
+            failed += other.failed
+            rateLimited += other.rateLimited
+            pauses += other.pauses
+        }
     }
 
     /// The count and first message of one error code.
@@ -370,12 +378,7 @@ public struct BatchReport: Sendable {
             coarsen()
             index = Self.floorDiv(ms, bucketWidth)
         }
-        var b = bucketsByIndex[index] ?? TimeBucket()
-        b.succeeded += add.succeeded
-        b.failed += add.failed
-        b.rateLimited += add.rateLimited
-        b.pauses += add.pauses
-        bucketsByIndex[index] = b
+        bucketsByIndex[index, default: TimeBucket()].add(add)
     }
 
     /// Doubles the bucket width, merging pairs of buckets (exact: indexes are aligned to the epoch).
@@ -383,13 +386,7 @@ public struct BatchReport: Sendable {
         bucketWidth *= 2
         var merged: [Int64: TimeBucket] = [:]
         for (i, b) in bucketsByIndex {
-            let j = Self.floorDiv(i, 2)
-            var m = merged[j] ?? TimeBucket()
-            m.succeeded += b.succeeded
-            m.failed += b.failed
-            m.rateLimited += b.rateLimited
-            m.pauses += b.pauses
-            merged[j] = m
+            merged[Self.floorDiv(i, 2), default: TimeBucket()].add(b)
         }
         bucketsByIndex = merged
         firstIndex = Self.floorDiv(firstIndex, 2)

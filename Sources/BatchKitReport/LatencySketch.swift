@@ -56,7 +56,11 @@ public struct LatencySketch: Sendable {
             zeros += 1
             return
         }
-        let i = Self.index(of: value)
+        add(1, toBucket: Self.index(of: value))
+    }
+
+    /// Adds `n` to bucket `i`, growing the bucket array to reach it.
+    private mutating func add(_ n: Int, toBucket i: Int) {
         if counts.isEmpty {
             offset = i
             counts = [0]
@@ -66,7 +70,7 @@ public struct LatencySketch: Sendable {
         } else if i >= offset + counts.count {
             counts.append(contentsOf: repeatElement(0, count: i - offset - counts.count + 1))
         }
-        counts[i - offset] += 1
+        counts[i - offset] += n
     }
 
     /// Adds every value of `other`.
@@ -78,17 +82,7 @@ public struct LatencySketch: Sendable {
         min = Swift.min(min ?? other.min!, other.min!)
         max = Swift.max(max ?? other.max!, other.max!)
         for (k, c) in other.counts.enumerated() where c > 0 {
-            let i = other.offset + k
-            if counts.isEmpty {
-                offset = i
-                counts = [0]
-            } else if i < offset {
-                counts.insert(contentsOf: repeatElement(0, count: offset - i), at: 0)
-                offset = i
-            } else if i >= offset + counts.count {
-                counts.append(contentsOf: repeatElement(0, count: i - offset - counts.count + 1))
-            }
-            counts[i - offset] += c
+            add(c, toBucket: other.offset + k)
         }
     }
 
