@@ -61,11 +61,15 @@ final class EmulatorBlob: Sendable {
         }
     }
 
-    /// Writes the contents to a new file at `url`.
+    /// Puts the contents in a new file at `url`: a hard link to the blob's file when it is on disk
+    /// (the contents never change; the link outlives the blob), else a copy.
     func copy(to url: URL) throws {
         switch storage {
         case .memory(let d): try d.write(to: url)
-        case .disk(let file): try FileManager.default.copyItem(at: file, to: url)
+        case .disk(let file):
+            if (try? FileManager.default.linkItem(at: file, to: url)) == nil {
+                try FileManager.default.copyItem(at: file, to: url)
+            }
         }
     }
 

@@ -35,6 +35,39 @@ struct OpenAIBatchRecord {
     var outputFileID: String?
     var errorFileID: String?
     var materialized = false
+    /// The output and error files as they will be if every line runs, written while the lines
+    /// were evaluated at creation (no batch-level fault): a batch that completes adopts them
+    /// instead of evaluating each line again. `nil` once materialized.
+    var precomputed: (output: EmulatorBlob, errors: EmulatorBlob)?
+}
+
+/// An output and an error file written line by line into blobs (on disk once large), through
+/// 256 KB buffers: the files are never whole in memory.
+final class OpenAIResultFilesWriter {
+    private let outputBlob = EmulatorBlob.Writer()
+    private let errorsBlob = EmulatorBlob.Writer()
+    var output = [UInt8]()
+    var errors = [UInt8]()
+
+    func flushIfFull() {
+        if output.count >= 1 << 18 {
+            outputBlob.append(output)
+            output.removeAll(keepingCapacity: true)
+        }
+        if errors.count >= 1 << 18 {
+            errorsBlob.append(errors)
+            errors.removeAll(keepingCapacity: true)
+        }
+    }
+
+    /// The finished files; `nil` for one that has no line.
+    func finish() -> (output: EmulatorBlob?, errors: EmulatorBlob?) {
+        outputBlob.append(output)
+        errorsBlob.append(errors)
+        output = []
+        errors = []
+        return (outputBlob.isEmpty ? nil : outputBlob.finish(), errorsBlob.isEmpty ? nil : errorsBlob.finish())
+    }
 }
 
 /// Running totals of a batch's lines: for each `k`, the successful lines among the first `k` and
@@ -176,6 +209,10 @@ extension ProviderEmulator {
         var lineCount = 0
         var embeddingInputs = 0
         let counts = EmulatorPrefixCounts.Builder()
+        let fault = batchFault(.openAI)
+        // Without a batch-level fault, each line's result line is written now, while its answer is
+        // at hand: a batch that completes needs no second pass over its input.
+        let precomputed = fault == nil ? OpenAIResultFilesWriter() : nil
         let created = unixNow
         var batchCache = EmulatorPromptCache()
         func lineError(_ code: String, _ message: String, param: String? = nil, line: Int?) {
@@ -228,6 +265,17 @@ extension ProviderEmulator {
             counts.append(
                 ok: outcome.isSuccess, inputTokens: outcome.isSuccess ? outcome.inputTokens : 0,
                 outputTokens: outcome.isSuccess ? outcome.outputTokens : 0)
+            if let precomputed {
+                let resultLine = openAIResultLine(customID, response: openAIHTTPResponse(outcome.status, outcome.body), error: .null)
+                if outcome.isSuccess {
+                    resultLine.write(into: &precomputed.output)
+                    precomputed.output.append(0x0A)
+                } else {
+                    resultLine.write(into: &precomputed.errors)
+                    precomputed.errors.append(0x0A)
+                }
+                precomputed.flushIfFull()
+            }
         }
         if lineCount == 0 { lineError("empty_file", "The batch input file is empty.", line: nil) }
         if lineCount > Self.openAIMaxBatchLines {
@@ -238,14 +286,18 @@ extension ProviderEmulator {
             lineError("too_many_tasks",
                 "The batch contains \(embeddingInputs) embedding inputs; at most \(Self.openAIMaxBatchLines) are allowed per batch.", line: nil)
         }
+        ids.shrink()
         recordSent(packed: ids)
 
-        let record = OpenAIBatchRecord(
+        var record = OpenAIBatchRecord(
             id: newID("batch_", hexDigits: 32), endpoint: endpoint, inputFileID: fileID, input: file.content,
             completionWindow: window, metadata: metadata, azure: route.azure, createdOffset: elapsed, createdAt: created,
             duration: config.withLock { $0.batchDuration }, expiry: config.withLock { $0.batchExpiry },
             model: model, errors: errors, total: errors.isEmpty ? lineCount : 0, counts: counts.finish(),
-            fault: batchFault(.openAI))
+            fault: fault)
+        if errors.isEmpty, let files = precomputed?.finish() {
+            record.precomputed = (files.output ?? EmulatorBlob(Data()), files.errors ?? EmulatorBlob(Data()))
+        }
         openAIState.withLock { s in
             s.batches[record.id] = record
             s.batchOrder.append(record.id)
@@ -425,28 +477,37 @@ extension ProviderEmulator {
 
     // MARK: - Output and error files
 
+    /// One line of a batch's output or error file.
+    func openAIResultLine(_ customID: String, response: JSONValue, error: JSONValue) -> JSONValue {
+        ["id": .string(newID("batch_req_", hexDigits: 32)), "custom_id": .string(customID), "response": response, "error": error]
+    }
+
+    /// The `response` member of a result line.
+    func openAIHTTPResponse(_ status: Int, _ body: JSONValue) -> JSONValue {
+        ["status_code": .int(status), "request_id": .string(newID("req_", hexDigits: 32)), "body": body]
+    }
+
     /// Writes the output and error files of a batch that has just become terminal (§1.5):
     /// successes to the output file, non-2xx answers and `batch_expired` / `batch_cancelled`
     /// lines to the error file. Applies the batch-level faults.
     func openAIWriteResults(_ s: inout OpenAIEmulatorState, _ b: inout OpenAIBatchRecord, _ v: OpenAIBatchView) {
         b.materialized = true
+        let precomputed = b.precomputed
+        b.precomputed = nil
+        if let precomputed, v.finished == b.total, v.status == "completed", b.fault == nil {
+            // Every line ran: the files written at creation are the batch's files.
+            if precomputed.output.count > 0 {
+                b.outputFileID = openAIStoreFile(&s, filename: "batch_\(b.id)_output.jsonl", purpose: "batch_output", content: precomputed.output)
+            }
+            if precomputed.errors.count > 0 {
+                b.errorFileID = openAIStoreFile(&s, filename: "batch_\(b.id)_error.jsonl", purpose: "batch_output", content: precomputed.errors)
+            }
+            return
+        }
         let endpoint = Self.openAINormalizedEndpoint(b.endpoint)
         let created = unixNow
         // Written piece by piece into blobs (on disk once large): the files are never whole in memory.
-        let outputBlob = EmulatorBlob.Writer()
-        let errorsBlob = EmulatorBlob.Writer()
-        var output = [UInt8]()
-        var errorsOut = [UInt8]()
-        func flush() {
-            if output.count >= 1 << 18 {
-                outputBlob.append(output)
-                output.removeAll(keepingCapacity: true)
-            }
-            if errorsOut.count >= 1 << 18 {
-                errorsBlob.append(errorsOut)
-                errorsOut.removeAll(keepingCapacity: true)
-            }
-        }
+        let files = OpenAIResultFilesWriter()
         var malformedLeft = 0
         var batchCache = EmulatorPromptCache()
         if case .malformedResultLines(let n)? = b.fault { malformedLeft = n }
@@ -457,52 +518,49 @@ extension ProviderEmulator {
             : v.status == "cancelled" ? ("batch_cancelled", "This request was not executed because the batch was cancelled.") : nil
 
         func line(_ customID: String, response: JSONValue, error: JSONValue) -> JSONValue {
-            ["id": .string(newID("batch_req_", hexDigits: 32)), "custom_id": .string(customID), "response": response, "error": error]
+            openAIResultLine(customID, response: response, error: error)
         }
-        func httpResponse(_ status: Int, _ body: JSONValue) -> JSONValue {
-            ["status_code": .int(status), "request_id": .string(newID("req_", hexDigits: 32)), "body": body]
-        }
+        func httpResponse(_ status: Int, _ body: JSONValue) -> JSONValue { openAIHTTPResponse(status, body) }
         b.input.forEachLine { buf, _ in
             guard let json = try? JSONValue(parsing: buf), let customID = json["custom_id"]?.stringValue else { return }
             defer {
                 index += 1
-                flush()
+                files.flushIfFull()
             }
             if index >= v.finished {
                 if let unfinished {
                     line(customID, response: .null, error: ["code": .string(unfinished.code), "message": .string(unfinished.message)])
-                        .write(into: &errorsOut)
-                    errorsOut.append(0x0A)
+                        .write(into: &files.errors)
+                    files.errors.append(0x0A)
                 }
                 return
             }
             if b.fault == .errorFileOnly {
                 let body = Self.openAIErrorBody("The server had an error while processing your request. Sorry about that!", type: "server_error")
-                line(customID, response: httpResponse(500, body), error: .null).write(into: &errorsOut)
-                errorsOut.append(0x0A)
+                line(customID, response: httpResponse(500, body), error: .null).write(into: &files.errors)
+                files.errors.append(0x0A)
                 return
             }
             let outcome = openAIOutcome(endpoint: endpoint, body: json["body"], deployment: nil, created: created, cache: &batchCache)
             if outcome.isSuccess {
                 if malformedLeft > 0 {
                     malformedLeft -= 1
-                    output.append(contentsOf: "@@ garbled result line \(index) {\"custom_id\": \"\(customID)\", \"response\": ".utf8)
+                    files.output.append(contentsOf: "@@ garbled result line \(index) {\"custom_id\": \"\(customID)\", \"response\": ".utf8)
                 } else {
-                    line(customID, response: httpResponse(outcome.status, outcome.body), error: .null).write(into: &output)
+                    line(customID, response: httpResponse(outcome.status, outcome.body), error: .null).write(into: &files.output)
                 }
-                output.append(0x0A)
+                files.output.append(0x0A)
             } else {
-                line(customID, response: httpResponse(outcome.status, outcome.body), error: .null).write(into: &errorsOut)
-                errorsOut.append(0x0A)
+                line(customID, response: httpResponse(outcome.status, outcome.body), error: .null).write(into: &files.errors)
+                files.errors.append(0x0A)
             }
         }
-        outputBlob.append(output)
-        errorsBlob.append(errorsOut)
-        if !outputBlob.isEmpty {
-            b.outputFileID = openAIStoreFile(&s, filename: "batch_\(b.id)_output.jsonl", purpose: "batch_output", content: outputBlob.finish())
+        let written = files.finish()
+        if let output = written.output {
+            b.outputFileID = openAIStoreFile(&s, filename: "batch_\(b.id)_output.jsonl", purpose: "batch_output", content: output)
         }
-        if !errorsBlob.isEmpty {
-            b.errorFileID = openAIStoreFile(&s, filename: "batch_\(b.id)_error.jsonl", purpose: "batch_output", content: errorsBlob.finish())
+        if let errors = written.errors {
+            b.errorFileID = openAIStoreFile(&s, filename: "batch_\(b.id)_error.jsonl", purpose: "batch_output", content: errors)
         }
     }
 }
