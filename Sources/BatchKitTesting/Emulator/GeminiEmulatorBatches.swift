@@ -28,32 +28,26 @@ import Foundation
 struct GeminiEmulatedBatch {
     enum Kind { case generate, embed }
 
-    struct Item {
-        var key: String
-        /// The inline `metadata` object, echoed in the output.
-        var metadata: JSONValue?
-        var request: JSONValue
-        /// Why the request is invalid (answered with a per-item error), `nil` when it is fine.
-        var problem: String?
-    }
-
-    var id: String
-    var kind: Kind
-    var model: String
-    var displayName: String?
-    var version: String
+    let id: String
+    let kind: Kind
+    let model: String
+    let displayName: String?
+    let version: String
     /// `files/<id>` for file input.
-    var inputFile: String?
-    var items: [Item]
-    var priority: Int
-    var created: Duration
+    let inputFile: String?
+    /// The requests: the input file's own lines (shared with the file, never copied), or for
+    /// inline input one `{"key", "metadata", "request"}` line each; problems found at create.
+    let input: EmulatorBatchInput
+    let priority: Int
+    let created: Duration
     var cancelled: Duration?
-    var errorOnly: Bool
-    var malformedLines: Int
+    let errorOnly: Bool
+    let malformedLines: Int
     /// The generated result file, once written.
     var resultsFile: String?
-    /// The inline output, once built (so every read shows the same answers).
-    var inlineOutput: JSONValue?
+    /// The inline output, once built (so every read shows the same answers): the JSON text of
+    /// `{"inlinedResponses": [...]}`, stored once (on disk when large), not parsed values.
+    var inlineOutput: EmulatorBlob?
     /// The terminal state, once observed: later configuration changes do not rewrite history.
     var final: GeminiBatchSnapshot?
 }
@@ -85,44 +79,52 @@ extension ProviderEmulator {
         case .failure(let f): return f.response
         }
         let batch = Self.gField(body, "batch") ?? body
-        let input = Self.gField(batch, "inputConfig")
-        let inline = Self.gField(input, "requests")
-        let fileName = Self.gField(input, "fileName")?.stringValue
+        let inputConfig = Self.gField(batch, "inputConfig")
+        let inline = Self.gField(inputConfig, "requests")
+        let fileName = Self.gField(inputConfig, "fileName")?.stringValue
         guard (inline == nil) != (fileName == nil) else {
             return errorResponse(.gemini, status: 400,
                 message: "* batch.input_config: exactly one of requests or file_name must be set", type: "INVALID_ARGUMENT")
         }
-        var items: [GeminiEmulatedBatch.Item] = []
+        var ids = PackedIDs()
+        let input: EmulatorBatchInput
         if let inline {
             let list = Self.gField(inline, "requests")?.arrayValue ?? []
-            items.reserveCapacity(list.count)
+            var builder = EmulatorBatchInput.Builder()
             for entry in list {
                 let request = Self.gField(entry, "request") ?? .object([:])
                 let metadata = entry["metadata"]
-                items.append(.init(
-                    key: metadata?["key"]?.stringValue ?? "", metadata: metadata, request: request,
-                    problem: Self.geminiItemProblem(request, kind: kind)))
+                let key = metadata?["key"]?.stringValue ?? ""
+                var line: [String: JSONValue] = ["key": .string(key), "request": request]
+                line["metadata"] = metadata
+                builder.append(.object(line), problem: Self.geminiItemProblem(request, kind: kind))
+                ids.append(key)
             }
+            input = builder.finish()
         } else if let fileName {
             let id = fileName.hasPrefix("files/") ? String(fileName.dropFirst(6)) : fileName
             guard let file = geminiState.withLock({ geminiLiveFile(id, in: $0) }) else { return geminiNotFound(fileName) }
+            // The batch reads the file's own stored lines; only problems and keys are kept apart.
             var bad: Int?
-            JSONLReader.forEachLine(in: file.data) { line, number in
+            var problems: [Int: String] = [:]
+            file.content.forEachLine { line, number in
                 guard bad == nil else { return }
                 guard let json = try? JSONValue(parsing: line), case .object = json else { bad = number; return }
                 let request = Self.gField(json, "request") ?? .object([:])
-                items.append(.init(
-                    key: json["key"]?.stringValue ?? "", metadata: nil, request: request,
-                    problem: Self.geminiItemProblem(request, kind: kind)))
+                if let problem = Self.geminiItemProblem(request, kind: kind) { problems[ids.count] = problem }
+                ids.append(json["key"]?.stringValue ?? "")
             }
             if let bad {
                 return errorResponse(.gemini, status: 400, message: "Invalid JSON in the input file \(fileName) at line \(bad).", type: "INVALID_ARGUMENT")
             }
+            input = EmulatorBatchInput(sharing: file.content, count: ids.count, problems: problems)
+        } else {
+            input = EmulatorBatchInput.Builder().finish()
         }
-        guard !items.isEmpty else {
+        guard input.count > 0 else {
             return errorResponse(.gemini, status: 400, message: "* batch.input_config: the batch has no requests", type: "INVALID_ARGUMENT")
         }
-        recordSent(customIDs: items.map(\.key).filter { !$0.isEmpty })
+        recordSent(packed: PackedIDs(ids.lazy.filter { !$0.isEmpty }))
         let fault = batchFault(.gemini)
         var malformed = 0
         if case .malformedResultLines(let n)? = fault { malformed = n }
@@ -131,15 +133,15 @@ extension ProviderEmulator {
         let displayName = Self.gField(batch, "displayName")?.stringValue
         let b = GeminiEmulatedBatch(
             id: id, kind: kind, model: model, displayName: displayName, version: r.path.contains("/v1beta/") ? "v1beta" : "v1",
-            inputFile: fileName.map { $0.hasPrefix("files/") ? $0 : "files/" + $0 }, items: items,
+            inputFile: fileName.map { $0.hasPrefix("files/") ? $0 : "files/" + $0 }, input: input,
             priority: Self.gField(batch, "priority")?.intValue ?? 0, created: created, cancelled: nil,
             errorOnly: fault == .errorFileOnly, malformedLines: malformed, resultsFile: nil, inlineOutput: nil, final: nil)
         geminiState.withLock { s in
             s.batches[id] = b
             s.batchOrder.append(id)
         }
-        billJob("batches/" + id, provider: .gemini, customIDs: items.map(\.key))
-        let pending = GeminiBatchSnapshot(state: "BATCH_STATE_PENDING", finished: 0, succeeded: 0, failed: 0, pending: items.count, end: nil)
+        billJob("batches/" + id, provider: .gemini, customIDs: ids)
+        let pending = GeminiBatchSnapshot(state: "BATCH_STATE_PENDING", finished: 0, succeeded: 0, failed: 0, pending: input.count, end: nil)
         return .json(200, geminiOperation(b, snapshot: pending, output: nil, includeOutput: false))
     }
 
@@ -165,11 +167,9 @@ extension ProviderEmulator {
     }
 
     func geminiSnapshot(_ b: GeminiEmulatedBatch) -> GeminiBatchSnapshot {
-        let total = b.items.count
+        let total = b.input.count
         let (duration, expiry) = config.withLock { ($0.batchDuration, $0.batchExpiry) }
-        func failures(in n: Int) -> Int {
-            b.errorOnly ? n : b.items.prefix(n).reduce(0) { $0 + ($1.problem == nil ? 0 : 1) }
-        }
+        func failures(in n: Int) -> Int { b.errorOnly ? n : b.input.problemCount(inFirst: n) }
         if let c = b.cancelled {
             let done = finishedCount(total: total, age: c - b.created)
             let failed = failures(in: done)
@@ -200,13 +200,16 @@ extension ProviderEmulator {
 
     // MARK: - Results
 
-    /// The result of item `index` (`response` or `error`), without key or metadata.
-    func geminiItemResult(_ b: GeminiEmulatedBatch, _ index: Int, snapshot: GeminiBatchSnapshot) -> (name: String, value: JSONValue) {
-        let item = b.items[index]
+    /// The result of item `index` (`response` or `error`) from its stored `line`, without key or
+    /// metadata.
+    func geminiItemResult(
+        _ b: GeminiEmulatedBatch, _ index: Int, line: JSONValue, snapshot: GeminiBatchSnapshot
+    ) -> (name: String, value: JSONValue) {
         if index >= snapshot.finished {
             return ("error", ["code": 1, "message": "The batch was cancelled before this request was processed."])
         }
-        if let problem = item.problem {
+        let request = Self.gField(line, "request") ?? .object([:])
+        if let problem = b.input.problems[index] {
             return ("error", ["code": 3, "message": .string("Request contains an invalid argument. " + problem)])
         }
         if b.errorOnly {
@@ -214,54 +217,68 @@ extension ProviderEmulator {
         }
         switch b.kind {
         case .generate:
-            return ("response", geminiAnswer(item.request, model: b.model))
+            return ("response", geminiAnswer(request, model: b.model))
         case .embed:
-            var r = Self.geminiEmbedding(item.request)
+            var r = Self.geminiEmbedding(request)
             r = .object((r.objectValue ?? [:]).merging([
-                "tokenCount": .string(String(Self.tokenCount(Self.geminiContentText(Self.gField(item.request, "content"))))),
+                "tokenCount": .string(String(Self.tokenCount(Self.geminiContentText(Self.gField(request, "content"))))),
             ]) { a, _ in a })
             return ("response", r)
         }
     }
 
+    /// Stands in an Operation's JSON for the stored inline output until the answer is written
+    /// (``geminiInlineAnswer(_:inline:)``); random, so no client text can look like it.
+    static let geminiInlineMarker = "\u{0}inline-output-" + UUID().uuidString
+
     /// The output of a terminal batch with results: inline responses, or the generated result
-    /// file (written once, on first need). `nil` for expired batches (no results).
-    func geminiOutput(_ id: String, snapshot: GeminiBatchSnapshot) -> JSONValue? {
+    /// file (written once, on first need). `nil` for expired batches (no results). Inline
+    /// responses are stored as JSON text: `json` holds ``geminiInlineMarker`` in their place.
+    func geminiOutput(_ id: String, snapshot: GeminiBatchSnapshot) -> (json: JSONValue, inline: EmulatorBlob?)? {
         guard snapshot.isTerminal, snapshot.state != "BATCH_STATE_EXPIRED" else { return nil }
         guard let b = geminiState.withLock({ $0.batches[id] }) else { return nil }
         if b.inputFile == nil {
-            if let cached = b.inlineOutput { return cached }
-            var list: [JSONValue] = []
-            list.reserveCapacity(b.items.count)
-            for i in b.items.indices {
-                let (name, value) = geminiItemResult(b, i, snapshot: snapshot)
+            let marked: JSONValue = ["inlinedResponses": .string(Self.geminiInlineMarker)]
+            if let cached = b.inlineOutput { return (marked, cached) }
+            // `{"inlinedResponses":[…]}` written item by item from the stored requests.
+            let writer = EmulatorBlob.Writer()
+            writer.append("{\"inlinedResponses\":[".utf8)
+            var item: [UInt8] = []
+            b.input.forEach { i, line in
+                let (name, value) = geminiItemResult(b, i, line: line, snapshot: snapshot)
                 var o: [String: JSONValue] = [name: value]
-                if let m = b.items[i].metadata, m.objectValue?.isEmpty == false { o["metadata"] = m }
-                list.append(.object(o))
+                if let m = line["metadata"], m.objectValue?.isEmpty == false { o["metadata"] = m }
+                item.removeAll(keepingCapacity: true)
+                if i > 0 { item.append(UInt8(ascii: ",")) }
+                JSONValue.object(o).write(into: &item)
+                writer.append(item)
             }
-            let output: JSONValue = ["inlinedResponses": ["inlinedResponses": .array(list)]]
-            geminiState.withLock { s in
+            writer.append("]}".utf8)
+            let output = writer.finish()
+            let stored = geminiState.withLock { s -> EmulatorBlob? in
                 if s.batches[id] != nil, s.batches[id]?.inlineOutput == nil { s.batches[id]?.inlineOutput = output }
+                return s.batches[id]?.inlineOutput
             }
-            return geminiState.withLock { $0.batches[id]?.inlineOutput } ?? output
+            return (marked, stored ?? output)
         }
         let fileID = "batch-" + b.id
         if b.resultsFile == nil {
-            var out = [UInt8]()
-            for i in b.items.indices {
-                let (name, value) = geminiItemResult(b, i, snapshot: snapshot)
-                var line = Array("{\"key\":".utf8)
-                JSONValue.string(b.items[i].key).write(into: &line)
-                let keyPart = line.count
-                line.append(contentsOf: Array(",\"\(name)\":".utf8))
-                value.write(into: &line)
-                line.append(UInt8(ascii: "}"))
-                if i < b.malformedLines { line = Array(line.prefix(max(keyPart + 4, line.count / 2))) }
-                out.append(contentsOf: line)
-                out.append(UInt8(ascii: "\n"))
+            // Written line by line into a blob (on disk once large), read back from the input.
+            var out = EmulatorResultsWriter()
+            b.input.forEach { i, input in
+                let (name, value) = geminiItemResult(b, i, line: input, snapshot: snapshot)
+                var keyPart = 0
+                out.appendLine({ line in
+                    line.append(contentsOf: "{\"key\":".utf8)
+                    JSONValue.string(input["key"]?.stringValue ?? "").write(into: &line)
+                    keyPart = line.count
+                    line.append(contentsOf: ",\"\(name)\":".utf8)
+                    value.write(into: &line)
+                    line.append(UInt8(ascii: "}"))
+                }, cut: i < b.malformedLines ? { max(keyPart + 4, $0 / 2) } : nil)
             }
             let file = GeminiEmulatedFile(
-                id: fileID, displayName: nil, mimeType: "application/jsonl", data: Data(out), created: snapshot.end ?? elapsed,
+                id: fileID, displayName: nil, mimeType: "application/jsonl", content: out.finish(), created: snapshot.end ?? elapsed,
                 generated: true)
             geminiState.withLock { s in
                 guard s.batches[id] != nil, s.batches[id]?.resultsFile == nil else { return }
@@ -270,14 +287,32 @@ extension ProviderEmulator {
                 s.fileOrder.append(fileID)
             }
         }
-        return ["responsesFile": .string("files/" + fileID)]
+        return (["responsesFile": .string("files/" + fileID)], nil)
+    }
+
+    /// An Operation answer, with the stored inline output written where its marker stands.
+    static func geminiInlineAnswer(_ op: JSONValue, inline: EmulatorBlob?) -> EmulatorResponse {
+        guard let inline else { return .json(200, op) }
+        let text = op.serialized()
+        let marker = JSONValue.string(geminiInlineMarker).serialized()
+        let output = inline.data
+        var out = Data()
+        out.reserveCapacity(text.count + 2 * output.count)
+        var from = text.startIndex
+        while let found = text.range(of: marker, in: from..<text.endIndex) {
+            out.append(text[from..<found.lowerBound])
+            out.append(output)
+            from = found.upperBound
+        }
+        out.append(text[from...])
+        return .bytes(out, contentType: "application/json")
     }
 
     /// The Operation for a batch (`name`, `metadata` = the batch, `done`, `response` / `error`).
     func geminiOperation(_ b: GeminiEmulatedBatch, snapshot s: GeminiBatchSnapshot, output: JSONValue?, includeOutput: Bool) -> JSONValue {
         let name = JSONValue.string("batches/" + b.id)
         let batchType = b.kind == .generate ? "GenerateContentBatch" : "EmbedContentBatch"
-        var stats: [String: JSONValue] = ["requestCount": .string(String(b.items.count))]
+        var stats: [String: JSONValue] = ["requestCount": .string(String(b.input.count))]
         if s.succeeded > 0 { stats["successfulRequestCount"] = .string(String(s.succeeded)) }
         if s.failed > 0 { stats["failedRequestCount"] = .string(String(s.failed)) }
         if s.pending > 0 { stats["pendingRequestCount"] = .string(String(s.pending)) }
@@ -319,7 +354,8 @@ extension ProviderEmulator {
         let snapshot = geminiObserve(b)
         let output = geminiOutput(id, snapshot: snapshot)
         let current = geminiState.withLock { $0.batches[id] } ?? b
-        return .json(200, geminiOperation(current, snapshot: snapshot, output: output, includeOutput: true))
+        let op = geminiOperation(current, snapshot: snapshot, output: output?.json, includeOutput: true)
+        return Self.geminiInlineAnswer(op, inline: output?.inline)
     }
 
     /// `GET batches?pageSize=&pageToken=`: newest first, without inline results.
@@ -330,7 +366,7 @@ extension ProviderEmulator {
         for b in page {
             let snapshot = geminiObserve(b)
             // Inline results are left out of lists: do not build them.
-            let output = b.inputFile == nil ? nil : geminiOutput(b.id, snapshot: snapshot)
+            let output = b.inputFile == nil ? nil : geminiOutput(b.id, snapshot: snapshot)?.json
             let current = geminiState.withLock { $0.batches[b.id] } ?? b
             ops.append(geminiOperation(current, snapshot: snapshot, output: output, includeOutput: false))
         }
@@ -351,7 +387,7 @@ extension ProviderEmulator {
                 s.batches[id]?.cancelled = now
                 return true
             }
-            if first { billCancel("batches/" + id, ran: finishedCount(total: b.items.count, age: now - b.created)) }
+            if first { billCancel("batches/" + id, ran: finishedCount(total: b.input.count, age: now - b.created)) }
         }
         return .json(200, [:])
     }
@@ -360,7 +396,7 @@ extension ProviderEmulator {
     func geminiDeleteBatch(id: String) -> EmulatorResponse {
         // A batch deleted while it runs stops: bill what ran up to now.
         if let b = geminiState.withLock({ $0.batches[id] }), !geminiObserve(b).isTerminal {
-            billCancel("batches/" + id, ran: finishedCount(total: b.items.count, age: elapsed - b.created))
+            billCancel("batches/" + id, ran: finishedCount(total: b.input.count, age: elapsed - b.created))
         }
         let existed = geminiState.withLock { s -> Bool in
             guard s.batches.removeValue(forKey: id) != nil else { return false }

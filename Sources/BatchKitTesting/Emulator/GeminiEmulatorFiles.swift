@@ -7,7 +7,8 @@ struct GeminiEmulatedFile {
     var id: String
     var displayName: String?
     var mimeType: String
-    var data: Data
+    /// The contents, stored once (on disk when large) and shared with the batches that read it.
+    var content: EmulatorBlob
     /// Emulator time of creation.
     var created: Duration
     var generated: Bool
@@ -37,7 +38,7 @@ extension ProviderEmulator {
     /// The File resource (proto3 JSON: `sizeBytes` as a string, empty fields omitted).
     func geminiFileJSON(_ f: GeminiEmulatedFile, version: String = "v1beta") -> JSONValue {
         var o: [String: JSONValue] = [
-            "name": .string("files/" + f.id), "mimeType": .string(f.mimeType), "sizeBytes": .string(String(f.data.count)),
+            "name": .string("files/" + f.id), "mimeType": .string(f.mimeType), "sizeBytes": .string(String(f.content.count)),
             "createTime": geminiTime(f.created), "updateTime": geminiTime(f.created),
             "uri": .string("\(geminiBase)/\(version)/files/\(f.id)"), "state": "ACTIVE",
             "source": f.generated ? "GENERATED" : "UPLOADED",
@@ -89,27 +90,27 @@ extension ProviderEmulator {
         let uploadID = r.query["upload_id"] ?? ""
         let command = (r.headers["X-Goog-Upload-Command"] ?? "").lowercased()
         let version = r.path.contains("/v1beta/") ? "v1beta" : "v1"
-        enum Outcome { case missing, badOffset(Int), query(Int), active(Int), final(GeminiEmulatedFile) }
+        enum Outcome { case missing, badOffset(Int), query(Int), active(Int), final(GeminiPendingUpload) }
         let outcome: Outcome = geminiState.withLock { s in
-            guard var upload = s.uploads[uploadID] else { return .missing }
-            if command.contains("query") { return .query(upload.data.count) }
+            // Taken out while it grows, so appending does not copy what the record still holds.
+            guard var upload = s.uploads.removeValue(forKey: uploadID) else { return .missing }
+            if command.contains("query") {
+                s.uploads[uploadID] = upload
+                return .query(upload.data.count)
+            }
             if command.contains("upload") {
                 let offset = Int(r.headers["X-Goog-Upload-Offset"] ?? "0") ?? 0
-                guard offset == upload.data.count else { return .badOffset(upload.data.count) }
-                upload.data.append(r.body)
+                guard offset == upload.data.count else {
+                    s.uploads[uploadID] = upload
+                    return .badOffset(upload.data.count)
+                }
+                if upload.data.isEmpty { upload.data = r.body } else { upload.data.append(r.body) }
             }
             guard command.contains("finalize") else {
                 s.uploads[uploadID] = upload
                 return .active(upload.data.count)
             }
-            s.uploads[uploadID] = nil
-            let id = newID("", hexDigits: 12)
-            let file = GeminiEmulatedFile(
-                id: id, displayName: upload.displayName, mimeType: upload.mimeType, data: upload.data, created: elapsed,
-                generated: false)
-            s.files[id] = file
-            s.fileOrder.append(id)
-            return .final(file)
+            return .final(upload)
         }
         switch outcome {
         case .missing:
@@ -121,7 +122,16 @@ extension ProviderEmulator {
             return EmulatorResponse(status: 200, headers: ["x-goog-upload-status": "active", "x-goog-upload-size-received": String(n)])
         case .active(let n):
             return EmulatorResponse(status: 200, headers: ["x-goog-upload-status": "active", "x-goog-upload-size-received": String(n)])
-        case .final(let file):
+        case .final(let upload):
+            // Stored once, written to disk outside the lock when large.
+            let content = EmulatorBlob(upload.data)
+            let id = newID("", hexDigits: 12)
+            let file = GeminiEmulatedFile(
+                id: id, displayName: upload.displayName, mimeType: upload.mimeType, content: content, created: elapsed, generated: false)
+            geminiState.withLock { s in
+                s.files[id] = file
+                s.fileOrder.append(id)
+            }
             return .json(200, ["file": geminiFileJSON(file, version: version)], headers: ["x-goog-upload-status": "final"])
         }
     }
@@ -172,6 +182,6 @@ extension ProviderEmulator {
         guard f.generated else {
             return errorResponse(.gemini, status: 400, message: "Only generated files can be downloaded.", type: "INVALID_ARGUMENT")
         }
-        return .bytes(f.data, contentType: f.mimeType)
+        return .file(f.content, contentType: f.mimeType)
     }
 }

@@ -5,10 +5,16 @@ import Foundation
 /// configured batch duration and expiry, and the cancellation time, whenever it is read; once it
 /// has ended, the end is frozen so later reads agree.
 struct AnthropicEmulatedBatch {
-    struct Item {
-        var customID: String
-        var params: JSONValue
-    }
+    let id: String
+    /// The requests, one `{"custom_id", "params"}` line each (stored once, on disk when large);
+    /// invalid `params` are found at create and answered `errored` once processed.
+    let input: EmulatorBatchInput
+    var total: Int { input.count }
+    /// Creation time on the emulator's clock.
+    let created: Duration
+    let expiry: Duration
+    var cancelAt: Duration?
+    var end: End?
 
     enum EndReason {
         /// Every request was processed.
@@ -20,24 +26,14 @@ struct AnthropicEmulatedBatch {
     }
 
     struct End {
-        var offset: Duration
-        var finished: Int
-        var reason: EndReason
+        let offset: Duration
+        let finished: Int
+        let reason: EndReason
         /// Whether the error-file-only fault was active: every processed request `errored` (api_error).
-        var errorOnly: Bool
-        /// Validation messages of processed requests with invalid `params`, by index.
-        var invalid: [Int: String]
-        var succeeded: Int
-        var errored: Int
+        let errorOnly: Bool
+        let errored: Int
+        var succeeded: Int { finished - errored }
     }
-
-    var id: String
-    var items: [Item]
-    /// Creation time on the emulator's clock.
-    var created: Duration
-    var expiry: Duration
-    var cancelAt: Duration?
-    var end: End?
 }
 
 /// The configuration values a batch read needs, taken before the state lock.
@@ -64,7 +60,7 @@ extension ProviderEmulator {
     /// happened by `clock.now`.
     static func anthropicAdvance(_ b: inout AnthropicEmulatedBatch, _ clock: AnthropicBatchClock) {
         guard b.end == nil else { return }
-        let total = b.items.count
+        let total = b.total
         let duration = max(.zero, clock.duration)
         func finished(at t: Duration) -> Int {
             if duration <= .zero { return total }
@@ -81,16 +77,11 @@ extension ProviderEmulator {
         if let c = cancelEnd, c < endAt { endAt = c; reason = .canceled }
         guard endAt <= clock.now else { return }
         let n = reason == .completed ? total : finished(at: endAt)
-        var invalid: [Int: String] = [:]
-        for i in 0..<n {
-            if let problem = anthropicValidate(b.items[i].params, inBatch: true) { invalid[i] = problem }
-        }
         let errorOnly: Bool
         if case .errorFileOnly? = clock.fault { errorOnly = true } else { errorOnly = false }
-        let errored = errorOnly ? n : invalid.count
+        let errored = errorOnly ? n : b.input.problemCount(inFirst: n)
         b.end = AnthropicEmulatedBatch.End(
-            offset: endAt, finished: n, reason: reason, errorOnly: errorOnly, invalid: invalid, succeeded: n - errored,
-            errored: errored)
+            offset: endAt, finished: n, reason: reason, errorOnly: errorOnly, errored: errored)
     }
 
     /// Cancellation drains the requests in flight: a tenth of the batch duration, at most 1 s.
@@ -102,7 +93,7 @@ extension ProviderEmulator {
 
     /// The MessageBatch object: every key present, nulls explicit, RFC 3339 with 6 fraction digits.
     static func anthropicBatchJSON(_ b: AnthropicEmulatedBatch, _ clock: AnthropicBatchClock) -> JSONValue {
-        let total = b.items.count
+        let total = b.total
         var counts: [String: JSONValue] = ["processing": .int(total), "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0]
         let status: String
         var endedAt: JSONValue = .null
@@ -161,8 +152,10 @@ extension ProviderEmulator {
         if requests.count > maxRequests {
             return bad("requests: List should have at most \(maxRequests) items after validation, not \(requests.count)")
         }
-        var items: [AnthropicEmulatedBatch.Item] = []
-        items.reserveCapacity(requests.count)
+        // Each request is written as one line as it is checked: the batch keeps those bytes, not
+        // parsed values.
+        var input = EmulatorBatchInput.Builder()
+        var ids = PackedIDs()
         var seen = Set<String>()
         for (i, r) in requests.enumerated() {
             guard r.objectValue != nil else { return bad("requests.\(i): Input should be a valid dictionary") }
@@ -175,18 +168,20 @@ extension ProviderEmulator {
             }
             guard let params = r["params"] else { return bad("requests.\(i).params: Field required") }
             guard params.objectValue != nil else { return bad("requests.\(i).params: Input should be a valid dictionary") }
-            items.append(.init(customID: id, params: params))
+            input.append(["custom_id": .string(id), "params": params], problem: Self.anthropicValidate(params, inBatch: true))
+            ids.append(id)
         }
-        recordSent(customIDs: items.map(\.customID))
+        seen = []
+        recordSent(packed: ids)
         let clock = anthropicBatchClock()
         let expiry = configuration.batchExpiry ?? .seconds(86_400)
         let id = newID("msgbatch_01", hexDigits: 22)
-        let batch = AnthropicEmulatedBatch(id: id, items: items, created: clock.now, expiry: expiry)
+        let batch = AnthropicEmulatedBatch(id: id, input: input.finish(), created: clock.now, expiry: expiry)
         anthropicState.withLock { s in
             s.batches[id] = batch
             s.order.append(id)
         }
-        billJob(id, provider: .anthropic, customIDs: items.map(\.customID))
+        billJob(id, provider: .anthropic, customIDs: ids)
         return .json(200, Self.anthropicBatchJSON(batch, clock))
     }
 
@@ -340,41 +335,36 @@ extension ProviderEmulator {
         guard let end = batch.end else { return anthropicNotFound(id) }
         var malformed = 0
         if case .malformedResultLines(let n)? = clock.fault { malformed = n }
-        let total = batch.items.count
-        // Odd positions first, then even ones: a deterministic order that is not the input order.
-        let order = Array(stride(from: 1, to: total, by: 2)) + Array(stride(from: 0, to: total, by: 2))
         // Cache writes and reads in that order: the same for every download of the results.
         var batchCache = EmulatorPromptCache()
-        var out: [UInt8] = []
-        out.reserveCapacity(total * 400)
-        for (position, i) in order.enumerated() {
-            let item = batch.items[i]
-            let result: JSONValue
-            if i < end.finished {
-                if let problem = end.invalid[i] {
-                    result = ["type": "errored", "error": Self.anthropicErrorEnvelope("invalid_request_error", problem, seed: id + item.customID)]
-                } else if end.errorOnly {
-                    result = ["type": "errored", "error": Self.anthropicErrorEnvelope("api_error", "Internal server error", seed: id + item.customID)]
+        var out = EmulatorResultsWriter()
+        var position = 0
+        // Odd positions first, then even ones: a deterministic order that is not the input order.
+        // Two passes over the stored lines; the results are written to a blob as they are made.
+        for parity in [1, 0] {
+            batch.input.forEach(where: { $0 % 2 == parity }) { i, request in
+                let customID = request["custom_id"]?.stringValue ?? ""
+                let result: JSONValue
+                if i < end.finished {
+                    if let problem = batch.input.problems[i] {
+                        result = ["type": "errored", "error": Self.anthropicErrorEnvelope("invalid_request_error", problem, seed: id + customID)]
+                    } else if end.errorOnly {
+                        result = ["type": "errored", "error": Self.anthropicErrorEnvelope("api_error", "Internal server error", seed: id + customID)]
+                    } else {
+                        let message = Self.anthropicAnswer(
+                            params: request["params"] ?? .null, messageID: "msg_01" + Self.anthropicStableHex(id + customID, digits: 22),
+                            serviceTier: "batch", cache: &batchCache)
+                        result = ["type": "succeeded", "message": message]
+                    }
                 } else {
-                    let message = Self.anthropicAnswer(
-                        params: item.params, messageID: "msg_01" + Self.anthropicStableHex(id + item.customID, digits: 22),
-                        serviceTier: "batch", cache: &batchCache)
-                    result = ["type": "succeeded", "message": message]
+                    result = ["type": end.reason == .expired ? "expired" : "canceled"]
                 }
-            } else {
-                result = ["type": end.reason == .expired ? "expired" : "canceled"]
+                let line: JSONValue = ["custom_id": .string(customID), "result": result]
+                out.appendLine({ line.write(into: &$0) }, cut: position < malformed ? { max(1, $0 / 2) } : nil)
+                position += 1
             }
-            let line: JSONValue = ["custom_id": .string(item.customID), "result": result]
-            if position < malformed {
-                var bytes: [UInt8] = []
-                line.write(into: &bytes)
-                out.append(contentsOf: bytes.prefix(max(1, bytes.count / 2)))
-            } else {
-                line.write(into: &out)
-            }
-            out.append(0x0A)
         }
-        return .bytes(Data(out), contentType: "application/x-jsonl")
+        return .file(out.finish(), contentType: "application/x-jsonl")
     }
 
     static func anthropicErrorEnvelope(_ type: String, _ message: String, seed: String) -> JSONValue {
