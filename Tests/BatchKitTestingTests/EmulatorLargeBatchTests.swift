@@ -116,6 +116,61 @@ struct EmulatorLargeBatchTests {
         #expect(Self.fnv(results) == "86e25c0ce257bbe5", "got \(Self.fnv(results))")
     }
 
+    /// The create body is read by spans only when that reads it as the parser would: the same
+    /// requests for valid bodies (escapes, brackets in strings, spaces, a repeated member: the
+    /// last wins), `nil` (the whole body parsed, the old answers) for everything else.
+    @Test(arguments: [
+        #"{"requests":[{"custom_id":"a","params":{"s":"]}\"[{,"}},{"custom_id":"b","params":{"n":[1,2.5e3,-0,true,null]}}]}"#,
+        " \n{ \"x\" : {\"y\":[\"}\"]} ,\r\n \"requests\" :\t[ {\"custom_id\":\"c\"} , [ ] , 7 , \"s\" ] } \n",
+        #"{"requests":[{"custom_id":"old"}],"requests":[{"custom_id":"new"}]}"#,
+        #"{"re\u0071uests":[{"k":"\\"}]}"#,
+        #"{"requests":[]}"#,
+        #"{"requests":[1 2]}"#, #"{"requests":[1,]}"#, #"{"requests":[{"a":1}}"#, #"{"requests":[tru]}"#,
+        #"{"requests":[{"a":1}],"other":[1,}"#, #"{"requests":{"a":1}}"#, #"{"other":[]}"#, #"[{"requests":[]}]"#,
+        #"{"requests":[{"a":"x}]}"#, #"{"requests":[1]} x"#, #"{"requests":[-]}"#, "",
+    ])
+    func createBodiesReadBySpansAsByTheParser(_ text: String) throws {
+        let body = Data(text.utf8)
+        let spans = EmulatorJSONSpans.arrayMember("requests", of: body)
+        if let parsed = try? JSONValue(parsing: body), let all = parsed["requests"]?.arrayValue {
+            let read = try #require(spans).map { try JSONValue(parsing: body[$0]) }
+            #expect(read == all)
+        } else {
+            #expect(spans == nil)
+        }
+    }
+
+    /// A pretty-printed create body (read by spans) gives the batch the compact one gives.
+    @Test func aPrettyPrintedCreateBodyMakesTheSameBatch() async throws {
+        let clock = ManualClock()
+        let e = ProviderEmulator(configuration: .init(), clock: clock)
+        let compact: JSONValue = ["requests": .array((0..<300).map(Self.anthropicRequest))]
+        let pretty = try JSONSerialization.data(
+            withJSONObject: try JSONSerialization.jsonObject(with: compact.serialized()), options: [.prettyPrinted])
+        var ids: [String] = []
+        for body in [compact.serialized(), pretty] {
+            let r = await Self.send(e, "POST", "/v1/messages/batches", Self.anthropicHeaders, body: body)
+            try #require(r.status == 200)
+            ids.append(try #require(try JSONValue(parsing: r.body)["id"]?.stringValue))
+        }
+        clock.advance(by: .seconds(1))
+        let first = String(decoding: try await Self.anthropicResults(e, ids[0]), as: UTF8.self)
+        let second = String(decoding: try await Self.anthropicResults(e, ids[1]), as: UTF8.self)
+        // The same answers; only the batch id (in message and request ids) differs.
+        #expect(first.split(separator: "\n").count == 300)
+        #expect(Self.anthropicIDs(Data(first.utf8)) == Self.anthropicIDs(Data(second.utf8)))
+        let strip: (String) -> [JSONValue] = { text in
+            text.split(separator: "\n").compactMap { line in
+                guard var o = (try? JSONValue(parsing: String(line)))?.objectValue, var result = o["result"]?.objectValue else { return nil }
+                result["message"] = result["message"].map { m in .object((m.objectValue ?? [:]).filter { $0.key != "id" }) }
+                result["error"] = nil
+                o["result"] = .object(result)
+                return .object(o)
+            }
+        }
+        #expect(strip(first) == strip(second))
+    }
+
     // MARK: - Gemini
 
     /// Line `i` of a Gemini input: every 1,000th has empty `contents` (a per-item error).

@@ -145,10 +145,18 @@ extension ProviderEmulator {
         func bad(_ message: String) -> EmulatorResponse {
             errorResponse(.anthropic, status: 400, message: message, type: "invalid_request_error")
         }
-        guard let body = request.json, body.objectValue != nil else { return bad("The request body is not valid JSON.") }
-        guard let list = body["requests"] else { return bad("requests: Field required") }
-        guard let requests = list.arrayValue else { return bad("requests: Input should be a valid list") }
-        if requests.isEmpty { return bad("requests: List should have at least 1 item after validation, not 0") }
+        // A body that scans cleanly is read one request at a time (a large batch never becomes one
+        // parsed tree); any other is parsed whole, for the same error answers as always.
+        let requests: (count: Int, at: (Int) -> JSONValue)
+        if let spans = EmulatorJSONSpans.arrayMember("requests", of: request.body) {
+            requests = (spans.count, { (try? JSONValue(parsing: request.body[spans[$0]])) ?? .null })
+        } else {
+            guard let body = request.json, body.objectValue != nil else { return bad("The request body is not valid JSON.") }
+            guard let list = body["requests"] else { return bad("requests: Field required") }
+            guard let all = list.arrayValue else { return bad("requests: Input should be a valid list") }
+            requests = (all.count, { all[$0] })
+        }
+        if requests.count == 0 { return bad("requests: List should have at least 1 item after validation, not 0") }
         if requests.count > maxRequests {
             return bad("requests: List should have at most \(maxRequests) items after validation, not \(requests.count)")
         }
@@ -157,7 +165,8 @@ extension ProviderEmulator {
         var input = EmulatorBatchInput.Builder()
         var ids = PackedIDs()
         var seen = Set<String>()
-        for (i, r) in requests.enumerated() {
+        for i in 0..<requests.count {
+            let r = requests.at(i)
             guard r.objectValue != nil else { return bad("requests.\(i): Input should be a valid dictionary") }
             guard let id = r["custom_id"]?.stringValue else { return bad("requests.\(i).custom_id: Field required") }
             guard Self.isAnthropicCustomID(id) else {
