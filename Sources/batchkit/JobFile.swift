@@ -83,6 +83,11 @@ final class JobFile: JobLedger, Sendable {
 
         init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
+            try self.init(from: c, idsFile: try c.decode(String.self, forKey: .idsFile))
+        }
+
+        /// Everything but the ids file's name, which the first format did not have.
+        init(from c: KeyedDecodingContainer<CodingKeys>, idsFile: String) throws {
             var i = JobIntent(provider: try c.decode(String.self, forKey: .provider), items: [], tag: try c.decode(String.self, forKey: .tag))
             i.groupKey = try c.decodeIfPresent(String.self, forKey: .groupKey) ?? ""
             i.count = try c.decode(Int.self, forKey: .count)
@@ -90,7 +95,7 @@ final class JobFile: JobLedger, Sendable {
             i.createdAt = Date(timeIntervalSince1970: try c.decode(Double.self, forKey: .createdAt))
             i.fileID = try c.decodeIfPresent(String.self, forKey: .fileID)
             intent = i
-            idsFile = try c.decode(String.self, forKey: .idsFile)
+            self.idsFile = idsFile
             jobID = try c.decodeIfPresent(String.self, forKey: .jobID)
             abandoned = try c.decodeIfPresent(Bool.self, forKey: .abandoned) ?? false
         }
@@ -198,15 +203,7 @@ final class JobFile: JobLedger, Sendable {
                 let c = try decoder.container(keyedBy: Intent.CodingKeys.self)
                 customIDs = try c.decodeIfPresent([String].self, forKey: .customIDs) ?? []
                 // The first format has no ids file: decode the rest with a placeholder.
-                var i = JobIntent(provider: try c.decode(String.self, forKey: .provider), items: [], tag: try c.decode(String.self, forKey: .tag))
-                i.groupKey = try c.decodeIfPresent(String.self, forKey: .groupKey) ?? ""
-                i.count = try c.decode(Int.self, forKey: .count)
-                i.idsHash = try c.decodeIfPresent(String.self, forKey: .idsHash) ?? ""
-                i.createdAt = Date(timeIntervalSince1970: try c.decode(Double.self, forKey: .createdAt))
-                i.fileID = try c.decodeIfPresent(String.self, forKey: .fileID)
-                intent = Intent(intent: i, idsFile: "")
-                intent.jobID = try c.decodeIfPresent(String.self, forKey: .jobID)
-                intent.abandoned = try c.decodeIfPresent(Bool.self, forKey: .abandoned) ?? false
+                intent = try Intent(from: c, idsFile: "")
             }
         }
         var provider: String
