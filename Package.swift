@@ -52,7 +52,7 @@ let package = Package(
             dependencies: ["BatchKit", "BatchKitOpenAI", "BatchKitAnthropic", "BatchKitGemini", "BatchKitTesting"],
             swiftSettings: strict
         ),
-        .testTarget(name: "BatchKitReportTests", dependencies: ["BatchKit", "BatchKitReport"], swiftSettings: strict),
+        .testTarget(name: "BatchKitReportTests", dependencies: ["BatchKit", "BatchKitReport", "BatchKitTesting"], swiftSettings: strict),
         .testTarget(name: "BatchKitTestingTests", dependencies: ["BatchKitTesting"], swiftSettings: strict),
         .testTarget(
             name: "batchkitTests",

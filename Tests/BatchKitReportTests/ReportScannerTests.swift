@@ -1,5 +1,6 @@
 import BatchKit
 @testable import BatchKitReport
+import BatchKitTesting
 import Foundation
 import Testing
 
@@ -188,7 +189,7 @@ struct ReportScannerTests {
         // lines, CRLF endings and no newline at the end.
         let kinds = Self.writtenLines() + Self.otherLines
         var text = ""
-        var g = SplitMix(state: 11)
+        var g = SplitMix64(seed: 11)
         for i in 0..<3000 {
             text += kinds[Int.random(in: 0..<kinds.count, using: &g)]
             text += i % 7 == 0 ? "\r\n" : i % 11 == 0 ? "\n\n" : "\n"

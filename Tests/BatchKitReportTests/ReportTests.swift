@@ -1,5 +1,6 @@
 import BatchKit
 @testable import BatchKitReport
+import BatchKitTesting
 import Foundation
 import Testing
 
@@ -44,18 +45,6 @@ func reportMarks(_ html: String, layout: String? = "wide") throws -> [ReportMark
     return marks
 }
 
-/// A deterministic generator (tests must not depend on a seed the runtime picks).
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// The value of rank ⌈q·n⌉ in sorted order: the definition the sketch promises to approximate.
 func exactQuantile(_ sorted: [Double], _ q: Double) -> Double {
     let rank = max(1, min(sorted.count, Int((q * Double(sorted.count)).rounded(.up))))
@@ -78,7 +67,7 @@ func exactQuantile(_ sorted: [Double], _ q: Double) -> Double {
     }
 
     static func fixture(count: Int, seed: UInt64 = 7) -> Fixture {
-        var g = SplitMix(state: seed)
+        var g = SplitMix64(seed: seed)
         var f = Fixture()
         for i in 0..<count {
             let batch = i % 5 == 0
@@ -122,7 +111,7 @@ func exactQuantile(_ sorted: [Double], _ q: Double) -> Double {
 
     @Test(arguments: [1, 10, 1000, 20_000])
     func sketchPercentilesAreWithinTheStatedError(_ count: Int) {
-        var g = SplitMix(state: UInt64(count))
+        var g = SplitMix64(seed: UInt64(count))
         var values: [Double] = []
         var sketch = LatencySketch()
         for _ in 0..<count {
@@ -356,7 +345,7 @@ func exactQuantile(_ sorted: [Double], _ q: Double) -> Double {
     @Test func timeBucketsStayBoundedOverAnyTimeSpan() {
         var report = BatchReport()
         // Ten days, in random order: the width doubles, nothing is lost.
-        var g = SplitMix(state: 3)
+        var g = SplitMix64(seed: 3)
         for i in 0..<5000 {
             var r = BatchResult(id: "r\(i)", outcome: .success(ModelResponse(text: "x")), attempts: 1, latency: .milliseconds(5))
             r.endedAt = Self.t0.addingTimeInterval(Double.random(in: 0..<864_000, using: &g))

@@ -166,7 +166,7 @@ struct HybridBudgetTests {
     /// ended `budget_exceeded` are exactly those billed nowhere.
     @Test(arguments: 0..<24)
     func billedNeverExceedsTheBudget(seed: Int) async throws {
-        var rng = SeededRandom(seed: UInt64(seed) &+ 0x5EED)
+        var rng = SplitMix64(seed: UInt64(seed) &+ 0x5EED)
         let n = 4 + Int(rng.next() % 12)
         let requests = (0..<n).map { i in
             Self.request("q\(i)", promptBytes: 200 + Int(rng.next() % 8_000), maxTokens: 50 + Int(rng.next() % 2_000))
@@ -248,17 +248,3 @@ struct StubbornBackend: BatchBackend {
     func delete(jobID: String) async throws {}
 }
 
-/// SplitMix64: the same seed gives the same numbers.
-struct SeededRandom {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    /// A number in [0, 1).
-    mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
-}

@@ -290,17 +290,23 @@ public final class ProviderEmulator: Sendable {
     }
 }
 
-/// Deterministic 64-bit generator (SplitMix64).
-struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
+/// A deterministic 64-bit generator (SplitMix64): the same seed gives the same numbers, so a
+/// seeded test or fault schedule replays exactly. Not for anything that needs unpredictability.
+public struct SplitMix64: RandomNumberGenerator, Sendable {
+    /// The generator's whole state; advancing it is all `next()` does.
+    public var state: UInt64
+    /// A generator that starts from `seed`.
+    public init(seed: UInt64) { state = seed }
+    /// The next 64 random bits.
+    public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
     }
+    /// A number in [0, 1) with 53 random bits.
+    public mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
 }
 
 extension Duration {
