@@ -131,6 +131,51 @@ import Testing
         #expect(seen == (0..<10).filter { $0 != 3 }.map { "r\($0)" })
     }
 
+    /// The fingerprints `validate` may use: the real one, and coarse ones under which many ids
+    /// share a fingerprint (every suspect is then confirmed by reading the file again).
+    static let fingerprints: [(String, @Sendable (String) -> UInt64)] = [
+        ("hash", { FingerprintSet.fingerprint($0) }),
+        ("length", { UInt64($0.utf8.count) }),
+        ("constant", { _ in 7 }),
+    ]
+
+    @Test(arguments: 0..<3)
+    func duplicateNamedWithBothLinesWhateverTheFingerprints(_ which: Int) throws {
+        let (_, fingerprint) = Self.fingerprints[which]
+        let dir = try TempDir()
+        // 300 distinct ids, then r57 again on line 302 (line 301 is blank).
+        try dir.write("in.jsonl", Fixtures.chatLines(300) + "\n" + Fixtures.chatLines(60).split(separator: "\n")[57] + "\n")
+        let reader = BatchRequestFileReader(url: dir.file("in.jsonl"), displayName: "in.jsonl")
+        #expect {
+            try reader.validate(fingerprint: fingerprint)
+        } throws: { error in
+            guard let e = error as? BatchError else { return false }
+            return e.code == .validation && e.field == "custom_id"
+                && e.message == #"in.jsonl:302: duplicate custom_id "r57" (first on line 58)"#
+        }
+        // A second repeat of an id is named against its first line, not the second.
+        try dir.write("in.jsonl", Fixtures.chatLines(5, prefix: "a") + Fixtures.chatLines(3, prefix: "a"))
+        #expect {
+            try reader.validate(fingerprint: fingerprint)
+        } throws: { error in
+            (error as? BatchError)?.message == #"in.jsonl:6: duplicate custom_id "a0" (first on line 1)"#
+        }
+    }
+
+    @Test(arguments: 0..<3)
+    func distinctIDsSharingAFingerprintAreNeverRefused(_ which: Int) throws {
+        let (label, fingerprint) = Self.fingerprints[which]
+        let dir = try TempDir()
+        // Ids that differ only in the last characters, of many lengths.
+        let count = which == 0 ? 20_000 : 200
+        try dir.write("in.jsonl", Fixtures.chatLines(count, prefix: "id-") + Fixtures.chatLines(count, prefix: "id-x"))
+        let reader = BatchRequestFileReader(url: dir.file("in.jsonl"), displayName: "in.jsonl")
+        var lines = 0
+        let validated = try reader.validate({ _ in lines += 1 }, fingerprint: fingerprint)
+        #expect(validated == 2 * count, "\(label)")
+        #expect(lines == 2 * count, "\(label)")
+    }
+
     @Test func errorCarriesFieldAndLocation() throws {
         let dir = try TempDir()
         try dir.write("in.jsonl", Fixtures.chatLines(2) + #"{"custom_id":"x","method":"POST","url":"/v1/chat/completions"}"# + "\n")

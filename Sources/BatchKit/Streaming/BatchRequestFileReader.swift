@@ -60,28 +60,50 @@ package struct BatchRequestFileReader: Sendable {
     }
 
     /// Reads the whole file once and checks that every line is a valid batch line and that no
-    /// custom id repeats. Remembers one entry per id (not the requests).
+    /// custom id repeats. Remembers a 64-bit fingerprint per id (about 8 bytes each, see
+    /// ``FingerprintSet``), not the ids or the requests.
     ///
-    /// - Parameter each: called with every valid line, e.g. to count a shard or estimate cost.
+    /// A fingerprint seen before is only a suspect: the file is read again from the start, up to
+    /// that line, for the id itself. A duplicate is reported with the line that has it first; two
+    /// distinct ids that merely share a fingerprint are let through (so a valid file is never
+    /// refused). The second read happens at most once per suspect line, and for a valid file
+    /// almost never (about n²/2⁶⁵ for n ids).
+    ///
+    /// - Parameters:
+    ///   - each: called with every valid line, e.g. to count a shard or estimate cost.
+    ///   - fingerprint: the 64-bit fingerprint of an id (tests pass a coarse one to force the
+    ///     confirming read).
     /// - Returns: the number of requests.
     /// - Throws: the first problem: `FILE:LINE: not valid JSON …`, `FILE:LINE: missing field "custom_id"`,
     ///   `FILE:LINE: duplicate custom_id "x" (first on line N)` (field `custom_id`), or an I/O error.
     @discardableResult
-    package func validate(_ each: ((Line) throws(BatchError) -> Void)? = nil) throws(BatchError) -> Int {
-        var firstLine: [String: Int] = [:]
+    package func validate(
+        _ each: ((Line) throws(BatchError) -> Void)? = nil,
+        fingerprint: (String) -> UInt64 = FingerprintSet.fingerprint
+    ) throws(BatchError) -> Int {
+        var seen = FingerprintSet()
         var count = 0
         let name = displayName
         try forEach { (line: Line) throws(BatchError) in
-            if let first = firstLine[line.request.id] {
+            if !seen.insert(fingerprint(line.request.id)), let first = try firstLine(of: line.request.id, before: line.lineNumber) {
                 throw .validation(
                     "\(name):\(line.lineNumber): duplicate custom_id \"\(line.request.id)\" (first on line \(first))",
                     field: "custom_id")
             }
-            firstLine[line.request.id] = line.lineNumber
             count += 1
             try each?(line)
         }
         return count
+    }
+
+    /// The number of the first line before `lineNumber` whose custom id is `id`, or `nil` (a
+    /// separate read of the file from its start).
+    func firstLine(of id: String, before lineNumber: Int) throws(BatchError) -> Int? {
+        var lines = try makeLineIterator()
+        while let line = try lines.next(), line.lineNumber < lineNumber {
+            if line.request.id == id { return line.lineNumber }
+        }
+        return nil
     }
 
     /// The requests as a lazy `AsyncSequence` for ``Processor/processAsync(_:)``: the file is read
