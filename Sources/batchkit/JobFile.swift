@@ -19,8 +19,9 @@ import Darwin
 /// requests and each update rewrites only that:
 ///
 /// ```json
-/// {"format": 2, "provider": "openai",
-///  "native_jobs": [{"id": "batch_…", "ids_file": "batchkit-….ids", "count": 2}],
+/// {"format": 3, "provider": "openai",
+///  "native_jobs": [{"id": "batch_…", "ids_file": "batchkit-….ids", "count": 2},
+///                  {"id": "batch_…", "ids_file": "batchkit-….ids", "count": 3, "collected": true}],
 ///  "intents": [{"tag": "batchkit-…", "provider": "openai", "group_key": "/v1/chat/completions gpt-4o-mini",
 ///               "count": 2, "ids_hash": "…", "created_at": 1764689400.5, "file_id": "file-…",
 ///               "ids_file": "batchkit-….ids", "job_id": null}]}
@@ -28,6 +29,12 @@ import Darwin
 ///
 /// An intent with a `job_id` is resolved; one without is open until a rerun finds its job among
 /// the provider's recent jobs, or finds none and marks it `abandoned`.
+///
+/// A job that ended with every one of its requests successful in the output is marked
+/// `collected` and its ids file removed (see ``Entry/collected``): the entry stays, so the job is
+/// still known, but nothing about it is read again. Ids files of abandoned intents are removed
+/// too. Format 3 adds `collected`; format 2 (the same without it) is read as is, and a batchkit
+/// that reads only format 2 refuses a format-3 file rather than look for the removed files.
 ///
 /// Every write is atomic and durable: the ids file, then the job file, each written to a temporary
 /// file, synced and renamed into place (the directory synced too), before the call it prepares: a
@@ -39,8 +46,8 @@ import Darwin
 /// `native_jobs` so that an older batchkit refuses the new format rather than reading it as a run
 /// without jobs (and submitting everything again).
 final class JobFile: JobLedger, Sendable {
-    /// The format this version writes.
-    static let format = 2
+    /// The format this version writes (it reads this one, 2 and the first).
+    static let format = 3
 
     /// A job, and the file of the custom ids it holds.
     struct Entry: Codable, Sendable, Hashable {
@@ -49,9 +56,17 @@ final class JobFile: JobLedger, Sendable {
         var idsFile: String
         /// The number of ids in it.
         var count: Int
+        /// `true` once the job ended and every one of its ids had a successful result in the output
+        /// (synced to storage before this was written): the ids file is then removed. Nothing
+        /// reads a job's ids but to find those without a successful result (to re-attach, hold or
+        /// count them), and such a job has none, so it reads as holding no ids. `nil` otherwise.
+        var collected: Bool?
+
+        /// See ``collected``.
+        var isCollected: Bool { collected == true }
 
         enum CodingKeys: String, CodingKey {
-            case id, count
+            case id, count, collected
             case idsFile = "ids_file"
         }
     }
@@ -165,15 +180,18 @@ final class JobFile: JobLedger, Sendable {
             switch probe.format {
             case nil:
                 contents = try Self.convertLegacy(data, url: url, idsDirectory: idsDirectory)
-            case Self.format?:
+            case 2?, Self.format?:
                 do {
                     contents = try JSONDecoder().decode(Contents.self, from: data)
+                    // Written back as the current format: once a job is marked collected, a
+                    // batchkit that reads only format 2 must refuse the file.
+                    contents.format = Self.format
                 } catch {
                     throw CommandFailure("\(url.path): not a job file written by batchkit (\(error))")
                 }
             case let other?:
                 throw CommandFailure(
-                    "\(url.path): written by a newer batchkit (job file format \(other); this one reads \(Self.format) and 1); "
+                    "\(url.path): written by a newer batchkit (job file format \(other); this one reads 1 to \(Self.format)); "
                         + "run that version, or upgrade")
             }
         }
@@ -298,8 +316,10 @@ final class JobFile: JobLedger, Sendable {
         }
     }
 
-    /// Calls `body` with each custom id of `entry` until it returns false.
+    /// Calls `body` with each custom id of `entry` until it returns false; with none for a
+    /// collected job (its ids file is gone, and all its ids succeeded: see ``Entry/collected``).
     func forEachID(of entry: Entry, _ body: (String) throws -> Bool) throws {
+        guard !entry.isCollected else { return }
         try forEachID(inFile: entry.idsFile, count: entry.count, body)
     }
 
@@ -353,6 +373,39 @@ final class JobFile: JobLedger, Sendable {
     }
 
     var recordedJobIDs: Set<String> { contents.withLock { Set($0.jobs.map(\.id)) } }
+
+    // MARK: Collected jobs
+
+    /// Marks the jobs `jobIDs` collected (``Entry/collected``), durably. Call it only once their
+    /// results are synced to the output; their ids files are removed after, by
+    /// ``removeUnneededIDsFiles()``, so a crash in between leaves a collected job whose file is
+    /// still there (removed by the next run), never a job that holds unknown ids.
+    func markCollected(_ jobIDs: Set<String>) throws {
+        try update { c in
+            for i in c.jobs.indices where jobIDs.contains(c.jobs[i].id) { c.jobs[i].collected = true }
+        }
+    }
+
+    /// Removes the ids files nothing reads any more: those of collected jobs and of abandoned
+    /// intents (unless a job not collected or an open intent names the same file), then the ids
+    /// directory if that left it empty. Files the job file does not name (a run killed between
+    /// writing an ids file and recording its intent, before any job could be created) are left.
+    ///
+    /// - Returns: the number of files removed.
+    @discardableResult
+    func removeUnneededIDsFiles() -> Int {
+        let names = contents.withLock { c in
+            var unneeded = Set(c.jobs.filter(\.isCollected).map(\.idsFile))
+            unneeded.formUnion(c.intents.filter(\.abandoned).map(\.idsFile))
+            unneeded.subtract(c.jobs.filter { !$0.isCollected }.map(\.idsFile))
+            unneeded.subtract(c.intents.filter(\.isOpen).map(\.idsFile))
+            return unneeded
+        }
+        var removed = 0
+        for name in names.sorted() where unlink(idsDirectory.appendingPathComponent(name).path) == 0 { removed += 1 }
+        _ = rmdir(idsDirectory.path)  // fails, and keeps it, unless it is empty
+        return removed
+    }
 
     // MARK: States
 

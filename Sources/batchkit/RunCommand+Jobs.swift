@@ -112,6 +112,48 @@ extension RunCommand {
         }
     }
 
+    /// Marks collected, and removes the ids files of, the jobs whose every request has a
+    /// successful result in the journal and that ended (or that this run never looked at: an
+    /// earlier run saw them end, since it recorded their results). Ids files of abandoned intents
+    /// go too, and `OUT.jsonl.jobs/` once empty. The order keeps every crash safe: the journal is
+    /// synced first (a power loss must not keep the mark and lose the results), then the job file
+    /// says the jobs are collected (a rerun neither looks them up nor submits their ids: they are
+    /// finished in the journal), and only then are the files removed. The jobs stay in the job
+    /// file. A failure is reported and leaves the files (the next run tries again).
+    ///
+    /// A job with any request not successful keeps its file: a rerun re-attaches to it for a
+    /// success that replaces a recorded failure, and holds a completed job's failures (never paid
+    /// for twice, also with `--retry-failed`).
+    static func collectFinishedJobs(jobFile: JobFile, journal: Journal) {
+        do {
+            var done = Set<String>()
+            for entry in jobFile.entries where !entry.isCollected {
+                if let status = jobFile.status(of: entry.id), !status.isTerminal { continue }
+                if try !jobFile.contains(in: entry, where: { journal.succeeded($0) != true }) { done.insert(entry.id) }
+            }
+            if !done.isEmpty {
+                try journal.sync()
+                try jobFile.markCollected(done)
+            }
+            jobFile.removeUnneededIDsFiles()
+        } catch {
+            printError("batchkit run: could not remove the ids files of finished jobs (\(BatchError(wrapping: error).message)); they are kept")
+        }
+    }
+
+    /// Refuses to run when the output holds fewer successful results than one collected job
+    /// delivered to it: the output was replaced or cut, and the ids of a collected job are known
+    /// only by those results (its ids file is gone), so they would be submitted and paid again.
+    static func checkCollectedJobs(jobFile: JobFile, journal: Journal, outputPath: String) throws {
+        guard let largest = jobFile.entries.filter(\.isCollected).max(by: { $0.count < $1.count }) else { return }
+        let succeeded = journal.succeededCount
+        guard succeeded < largest.count else { return }
+        throw CommandFailure(
+            "\(outputPath): holds \(succeeded) successful result(s), but job \(largest.id) alone delivered \(largest.count) "
+                + "to it (recorded in \(jobFile.url.path)): the output was replaced or cut since. Restore it; or, to start over "
+                + "(paying again for what the jobs ran), move \(jobFile.url.path) away too")
+    }
+
     /// The jobs (recorded in the job file) that hold requests without a successful result and
     /// were last seen running.
     static func runningJobs(jobFile: JobFile, journal: Journal) throws -> [String] {

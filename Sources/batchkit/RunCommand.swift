@@ -20,9 +20,10 @@ enum RunCommand: Subcommand {
         OpenAI batch output line per request to OUT.jsonl as each finishes. OUT.jsonl is also the
         journal: run the same command again (after a crash or kill -9 too) and the ids already in it
         are skipped. In native mode the submitted jobs are kept in OUT.jsonl.jobs.json (the ids each
-        holds in OUT.jsonl.jobs/) and a rerun re-attaches to them instead of submitting again; chunks
-        are spooled in OUT.jsonl.spool/ until their results are in. For Anthropic and Gemini the chat
-        bodies are translated.
+        holds in OUT.jsonl.jobs/, removed once all its results succeeded) and a rerun re-attaches to
+        them instead of submitting again; chunks are spooled in OUT.jsonl.spool/ until their results
+        are in. Keep OUT.jsonl with OUT.jsonl.jobs.json. For Anthropic and Gemini the chat bodies are
+        translated.
 
           --output FILE        where results go (required)
           --mode M             realtime (default), native (the provider's batch API, half price)
@@ -183,6 +184,7 @@ enum RunCommand: Subcommand {
         case .native, .hybrid:
             let jobFile = try JobFile(url: URL(fileURLWithPath: outputPath + ".jobs.json"), provider: provider.provider.rawValue)
             nativeJobFile = jobFile
+            try checkCollectedJobs(jobFile: jobFile, journal: journal, outputPath: outputPath)
             let backend = RecordingBackend(base: provider.backend(), jobFile: jobFile)
             let spool = try spoolDirectory(outputPath: outputPath)
             let native = NativeBatchProcessor(
@@ -280,6 +282,8 @@ enum RunCommand: Subcommand {
                     if inShard(id) { finalFailures += 1 }
                 }
             }
+            // Ids files of jobs whose results are all in (see collectFinishedJobs for the order).
+            collectFinishedJobs(jobFile: jobFile, journal: journal)
         }
         display.finish(stats)
         let skipped = journal.skippedCount

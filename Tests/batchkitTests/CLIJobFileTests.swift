@@ -59,13 +59,14 @@ struct CLIJobFileTests {
             #expect(out.count == 25 && Set(out) == Set(ids))
             #expect(emulator.sentCounts.values.allSatisfy { $0 == 1 }, "nothing was submitted twice")
 
-            // Converted: the current format, the ids in an ids file.
+            // Converted: the current format; the job, collected by the rerun, no longer needs its
+            // ids file (the re-attachment above read the converted one).
             let converted = try JSONValue(parsing: Data(contentsOf: dir.file("out.jsonl.jobs.json")))
-            #expect(converted["format"]?.intValue == 2 && converted["jobs"] == nil)
+            #expect(converted["format"]?.intValue == 3 && converted["jobs"] == nil)
             let entry = try #require(converted["native_jobs"]?[0])
             #expect(entry["id"]?.stringValue == jobID && entry["count"]?.intValue == 25)
-            let newFile = try #require(entry["ids_file"]?.stringValue)
-            #expect(try Self.ids(inFile: dir.file("out.jsonl.jobs/" + newFile)) == ids)
+            #expect(entry["collected"]?.boolValue == true)
+            #expect(!FileManager.default.fileExists(atPath: dir.file("out.jsonl.jobs").path))
         }
     }
 
@@ -93,11 +94,11 @@ struct CLIJobFileTests {
     @Test func aJobFileOfALaterFormatIsRefused() async throws {
         let dir = try TempDir()
         try dir.write("in.jsonl", Fixtures.chatLines(5))
-        try dir.write("out.jsonl.jobs.json", #"{"format": 3, "provider": "openai", "native_jobs": []}"#)
+        try dir.write("out.jsonl.jobs.json", #"{"format": 4, "provider": "openai", "native_jobs": []}"#)
         try await withEmulator { emulator, url in
             let result = try await CLI.run(Self.arguments + ["--base-url", url], in: dir.url)
             #expect(result.status == 1)
-            #expect(result.stderr.contains("out.jsonl.jobs.json: written by a newer batchkit (job file format 3"), "\(result.stderr)")
+            #expect(result.stderr.contains("out.jsonl.jobs.json: written by a newer batchkit (job file format 4"), "\(result.stderr)")
             #expect(emulator.sentCounts.isEmpty)
         }
     }

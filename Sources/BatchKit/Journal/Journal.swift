@@ -184,6 +184,11 @@ public final class Journal: Sendable {
     /// Whether the journal has a result for `id`.
     package func contains(_ id: String) -> Bool { state.withLock { $0.index.position(of: id) != nil } }
 
+    /// The number of ids whose last result succeeded.
+    package var succeededCount: Int {
+        state.withLock { s in s.index.successes.lazy.filter { $0 }.count }
+    }
+
     /// The number of finished ids (see ``isFinished(_:)``) that pass `filter`, without collecting them.
     package func finishedCount(where filter: (String) -> Bool) -> Int {
         state.withLock { s in
@@ -380,6 +385,24 @@ public final class Journal: Sendable {
             s.index.record(result.id, offset: s.size, length: length, isSuccess: isSuccess)
             s.size += line.count
             s.lines += 1
+        }
+    }
+
+    /// Pushes every line appended so far to storage (`fdatasync(2)`, `fsync` on Darwin), whatever
+    /// ``durability`` is: for a caller about to remove something a rerun would need if those lines
+    /// were lost (the batch tool's ids files of jobs whose results are all here).
+    ///
+    /// - Throws: ``BatchError/Code/io`` when the journal is closed or the sync fails.
+    package func sync() throws(BatchError) {
+        let path = url.path
+        try state.withLock { (s: inout State) throws(BatchError) in
+            guard s.fd >= 0 else { throw BatchError(.io, "\(path): the journal is closed") }
+            #if canImport(Darwin)
+            let rc = fsync(s.fd)
+            #else
+            let rc = fdatasync(s.fd)
+            #endif
+            guard rc == 0 else { throw Journal.ioError(path, "cannot sync", errno) }
         }
     }
 
