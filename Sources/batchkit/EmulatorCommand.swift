@@ -15,7 +15,7 @@ enum EmulatorCommand: Subcommand {
     static let summary = "serve the OpenAI/Anthropic/Gemini emulator on a local port"
     static let usage = """
         usage: batchkit emulator [--port N] [--host 127.0.0.1] [--latency-ms N] [--batch-seconds N]
-                                 [--rpm N] [--tpm N] [--api-key K] [--tls-cert PEM --tls-key PEM]
+                                 [--batch-expiry-seconds N] [--rpm N] [--tpm N] [--api-key K] [--tls-cert PEM --tls-key PEM]
                                  [--faults LIST] [--fault-rate P] [--seed N] [--slow-ms N]
                                  [--billing-file FILE]
 
@@ -26,6 +26,9 @@ enum EmulatorCommand: Subcommand {
           --host ADDR         IPv4 address to bind (default 127.0.0.1)
           --latency-ms N      added to every model call (default 0)
           --batch-seconds N   how long a batch takes to complete (default 0: at once)
+          --batch-expiry-seconds N
+                              batches expire N seconds after creation, with what is unfinished
+                              reported expired (default: 24 hours, as the providers)
           --rpm N             requests per minute allowed per key (default unlimited)
           --tpm N             tokens per minute allowed per key (default unlimited)
           --api-key K         the only key accepted (default: any non-empty key)
@@ -47,7 +50,7 @@ enum EmulatorCommand: Subcommand {
         """
     static let spec = ArgumentSpec(
         options: [
-            "port", "host", "latency-ms", "batch-seconds", "rpm", "tpm", "api-key", "faults", "fault-rate", "seed", "slow-ms",
+            "port", "host", "latency-ms", "batch-seconds", "batch-expiry-seconds", "rpm", "tpm", "api-key", "faults", "fault-rate", "seed", "slow-ms",
             "billing-file", "tls-cert", "tls-key",
         ], flags: [])
 
@@ -57,6 +60,10 @@ enum EmulatorCommand: Subcommand {
         var configuration = EmulatorConfiguration()
         if let ms = try arguments.int("latency-ms", in: 0...3_600_000) { configuration.latency = .milliseconds(ms) }
         if let seconds = try arguments.double("batch-seconds") { configuration.batchDuration = .seconds(seconds) }
+        if let seconds = try arguments.double("batch-expiry-seconds") {
+            guard seconds > 0 else { throw UsageError("option '--batch-expiry-seconds' needs a positive number of seconds") }
+            configuration.batchExpiry = .seconds(seconds)
+        }
         configuration.requestsPerMinute = try arguments.int("rpm", in: 1...Int.max)
         configuration.tokensPerMinute = try arguments.int("tpm", in: 1...Int.max)
         if let key = arguments.string("api-key") {

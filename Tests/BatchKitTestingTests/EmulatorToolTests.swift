@@ -99,4 +99,20 @@ import Testing
         #expect(status == 400)
         #expect(body["error"]?["message"]?.stringValue?.hasPrefix("system.0.cache_control.type") == true)
     }
+
+    /// The python SDK sends Gemini schemas with the OpenAPI `Type` enum in capitals (`OBJECT`,
+    /// `STRING`): a forced call's `args` must still fill the declared properties.
+    @Test func geminiForcedCallFillsCapitalisedSchemaTypes() async throws {
+        let e = ProviderEmulator()
+        let tools: JSONValue = [["functionDeclarations": [[
+            "name": "get_weather",
+            "parameters": ["type": "OBJECT", "properties": ["city": ["type": "STRING"], "days": ["type": "INTEGER"]], "required": ["city"]],
+        ]]]]
+        let (status, body) = try await gemini(e, tools: tools, extra: ["toolConfig": ["functionCallingConfig": ["mode": "ANY"]]])
+        #expect(status == 200)
+        let call = try #require(body["candidates"]?[0]?["content"]?["parts"]?[0]?["functionCall"])
+        #expect(call["name"] == "get_weather")
+        #expect(call["args"]?["city"]?.stringValue?.isEmpty == false)
+        #expect(call["args"]?["days"]?.intValue != nil)
+    }
 }

@@ -55,4 +55,34 @@ struct EmulatorBatchTimingTests {
         #expect(last["request_counts"]?["processing"]?.intValue == 200)
         #expect(last["ended_at"] == JSONValue.null)
     }
+
+    /// `--batch-expiry-seconds`: a ten-hour batch that expires after a millisecond ends expired,
+    /// every request `expired`. (Without the option it would still be running, so a lost option
+    /// fails the test.) Reads are repeated without sleeping until one comes after the expiry.
+    @Test func batchExpirySecondsExpiresTheUnfinishedRequests() async throws {
+        let (process, line) = try await startEmulator(["--port", "0", "--batch-seconds", "36000", "--batch-expiry-seconds", "0.001"])
+        defer { kill(process.processIdentifier, SIGKILL) }
+        let base = try #require(URL(string: String(line.split(separator: " ").last ?? "")))
+        let transport = URLSessionTransport()
+        let headers: HTTPHeaders = ["x-api-key": "k", "anthropic-version": "2023-06-01", "content-type": "application/json"]
+        let requests = (0..<20).map { i -> JSONValue in
+            ["custom_id": .string("r\(i)"),
+             "params": ["model": "claude-haiku-4-5", "max_tokens": 16, "messages": [["role": "user", "content": .string("q\(i)")]]]]
+        }
+        let create = try await transport.send(HTTPRequest(
+            method: "POST", url: base.appendingPathComponent("v1/messages/batches"), headers: headers,
+            body: .data(JSONValue.object(["requests": .array(requests)]).serialized())))
+        #expect(create.status == 200)
+        let id = try #require(try JSONValue(parsing: create.body)["id"]?.stringValue)
+        let clock = ContinuousClock()
+        let started = clock.now
+        var last: JSONValue = .null
+        repeat {
+            let r = try await transport.send(HTTPRequest(url: base.appendingPathComponent("v1/messages/batches/\(id)"), headers: headers))
+            last = try JSONValue(parsing: r.body)
+        } while last["processing_status"]?.stringValue != "ended" && clock.now - started < .seconds(60)
+        #expect(last["processing_status"]?.stringValue == "ended")
+        #expect(last["request_counts"]?["expired"]?.intValue == 20)
+        #expect(last["ended_at"] == last["expires_at"])
+    }
 }

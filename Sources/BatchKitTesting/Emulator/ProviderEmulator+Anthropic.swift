@@ -268,7 +268,8 @@ extension ProviderEmulator {
     }
 
     /// A deterministic JSON value conforming (loosely) to a JSON Schema: every property present,
-    /// the first enum value, one array element (or `minItems`).
+    /// the first enum value, one array element (or `minItems`). Type names are read without
+    /// regard to case: Gemini's OpenAPI schemas spell them `OBJECT`, `STRING`, … (the python SDK).
     static func anthropicSyntheticJSON(_ schema: JSONValue, seed: UInt64, depth: Int = 0) -> JSONValue {
         guard depth < 8 else { return .null }
         if let c = schema["const"] { return c }
@@ -276,8 +277,10 @@ extension ProviderEmulator {
         for k in ["anyOf", "oneOf", "allOf"] {
             if let first = schema[k]?.arrayValue?.first { return anthropicSyntheticJSON(first, seed: seed, depth: depth + 1) }
         }
-        var type = schema["type"]?.stringValue
-        if type == nil, let types = schema["type"]?.arrayValue { type = types.compactMap(\.stringValue).first { $0 != "null" } }
+        var type = schema["type"]?.stringValue?.lowercased()
+        if type == nil, let types = schema["type"]?.arrayValue {
+            type = types.compactMap { $0.stringValue?.lowercased() }.first { $0 != "null" }
+        }
         if type == nil { type = schema["properties"] != nil ? "object" : nil }
         var rng = SplitMix64(seed: seed &+ UInt64(depth))
         switch type {
