@@ -229,22 +229,11 @@ func scaled(_ u: Usage, _ f: Double) -> Usage {
 }
 
 /// A backend whose jobs ignore cancellation: they keep running (and would bill everything).
-struct StubbornBackend: BatchBackend {
+struct StubbornBackend: PassThroughBackend {
     let base: FakeBackend
-    var provider: String { base.provider }
-    var limits: BatchLimits { base.limits }
-    func encode(_ request: BatchRequest) throws(BatchError) -> EncodedBatchItem { try base.encode(request) }
-    func submit(_ items: [EncodedBatchItem], metadata: [String: String]) async throws -> BatchJob {
-        try await base.submit(items, metadata: metadata)
-    }
-    func status(of jobID: String) async throws -> BatchJob { try await base.status(of: jobID) }
-    func results(of job: BatchJob, handler: (BatchResult) async throws -> Void) async throws {
-        try await base.results(of: job, handler: handler)
-    }
     func cancel(jobID: String) async throws -> BatchJob {
         BatchJob(id: jobID, provider: provider, status: .cancelling, requestCount: 0)
     }
-    func list(limit: Int) async throws -> [BatchJob] { try await base.list(limit: limit) }
     func delete(jobID: String) async throws {}
 }
 

@@ -9,7 +9,7 @@ import Testing
 /// A ``FakeBackend`` whose create calls can lose their answer after the job was created, and
 /// whose jobs carry their tag (like OpenAI metadata) or only a creation time and count (like
 /// Anthropic).
-final class LossyCreateBackend: BatchBackend {
+final class LossyCreateBackend: PassThroughBackend {
     struct State {
         var tags: [String: String] = [:]
         var created: [String: Date] = [:]
@@ -39,12 +39,6 @@ final class LossyCreateBackend: BatchBackend {
     var creates: Int { state.withLock { $0.creates } }
     var events: [String] { state.withLock { $0.events } }
 
-    var provider: String { base.provider }
-    var limits: BatchLimits { base.limits }
-    func encode(_ request: BatchRequest) throws(BatchError) -> EncodedBatchItem { try base.encode(request) }
-    func submit(_ items: [EncodedBatchItem], metadata: [String: String]) async throws -> BatchJob {
-        try await base.submit(items, metadata: metadata)
-    }
     func submit(
         _ items: [EncodedBatchItem], metadata: [String: String], intent: JobIntent, uploaded: @Sendable (String) async throws -> Void
     ) async throws -> BatchJob {
@@ -63,11 +57,6 @@ final class LossyCreateBackend: BatchBackend {
         job.metadata[JobIntent.metadataKey] = tagsJobs ? intent.tag : nil
         return job
     }
-    func status(of jobID: String) async throws -> BatchJob { try await base.status(of: jobID) }
-    func results(of job: BatchJob, handler: (BatchResult) async throws -> Void) async throws {
-        try await base.results(of: job, handler: handler)
-    }
-    func cancel(jobID: String) async throws -> BatchJob { try await base.cancel(jobID: jobID) }
     func list(limit: Int) async throws -> [BatchJob] {
         try state.withLock { s in
             s.lists += 1
@@ -84,7 +73,6 @@ final class LossyCreateBackend: BatchBackend {
             return j
         }
     }
-    func delete(jobID: String) async throws { try await base.delete(jobID: jobID) }
 }
 
 /// A ledger in memory that logs the order of calls.
@@ -195,16 +183,13 @@ struct JobAdoptionTests {
 }
 
 /// A backend whose first create call fails with `status` (before anything is created).
-final class FailingCreateBackend: BatchBackend {
+final class FailingCreateBackend: PassThroughBackend {
     let base = FakeBackend()
     let status: Int
     let calls = Mutex(0)
 
     init(status: Int) { self.status = status }
 
-    var provider: String { base.provider }
-    var limits: BatchLimits { base.limits }
-    func encode(_ request: BatchRequest) throws(BatchError) -> EncodedBatchItem { try base.encode(request) }
     func submit(_ items: [EncodedBatchItem], metadata: [String: String]) async throws -> BatchJob {
         let n = calls.withLock { n -> Int in
             n += 1
@@ -213,11 +198,5 @@ final class FailingCreateBackend: BatchBackend {
         if n == 1 { throw BatchError(BatchError.code(forHTTPStatus: status), "refused", httpStatus: status) }
         return try await base.submit(items, metadata: metadata)
     }
-    func status(of jobID: String) async throws -> BatchJob { try await base.status(of: jobID) }
-    func results(of job: BatchJob, handler: (BatchResult) async throws -> Void) async throws {
-        try await base.results(of: job, handler: handler)
-    }
-    func cancel(jobID: String) async throws -> BatchJob { try await base.cancel(jobID: jobID) }
-    func list(limit: Int) async throws -> [BatchJob] { try await base.list(limit: limit) }
     func delete(jobID: String) async throws {}
 }

@@ -7,7 +7,7 @@ import Testing
 @testable import BatchKit
 
 /// A ``FakeBackend`` whose first result downloads break off after some lines.
-final class BreakingDownloadBackend: BatchBackend {
+final class BreakingDownloadBackend: PassThroughBackend {
     let base: FakeBackend
     /// Lines delivered before each of the first downloads fails.
     let failures: Mutex<[Int]>
@@ -18,13 +18,6 @@ final class BreakingDownloadBackend: BatchBackend {
         self.failures = Mutex(failAfter)
     }
 
-    var provider: String { base.provider }
-    var limits: BatchLimits { base.limits }
-    func encode(_ request: BatchRequest) throws(BatchError) -> EncodedBatchItem { try base.encode(request) }
-    func submit(_ items: [EncodedBatchItem], metadata: [String: String]) async throws -> BatchJob {
-        try await base.submit(items, metadata: metadata)
-    }
-    func status(of jobID: String) async throws -> BatchJob { try await base.status(of: jobID) }
     func results(of job: BatchJob, handler: (BatchResult) async throws -> Void) async throws {
         downloads.withLock { $0 += 1 }
         let cut = failures.withLock { f -> Int? in f.isEmpty ? nil : f.removeFirst() }
@@ -36,9 +29,6 @@ final class BreakingDownloadBackend: BatchBackend {
         }
         if let cut, delivered >= cut { throw BatchError(.network, "connection reset at the end of the results") }
     }
-    func cancel(jobID: String) async throws -> BatchJob { try await base.cancel(jobID: jobID) }
-    func list(limit: Int) async throws -> [BatchJob] { try await base.list(limit: limit) }
-    func delete(jobID: String) async throws { try await base.delete(jobID: jobID) }
 }
 
 @Suite(.timeLimit(.minutes(5)))

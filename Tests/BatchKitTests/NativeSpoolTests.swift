@@ -7,7 +7,7 @@ import Testing
 @testable import BatchKit
 
 /// A backend that counts, at each download, the spool files still on disk.
-final class SpoolWatchingBackend: BatchBackend {
+final class SpoolWatchingBackend: PassThroughBackend {
     let base: FakeBackend
     let spoolParent: URL
     let filesAtDownload = Mutex<[Int]>([])
@@ -17,9 +17,6 @@ final class SpoolWatchingBackend: BatchBackend {
         self.spoolParent = spoolParent
     }
 
-    var provider: String { base.provider }
-    var limits: BatchLimits { base.limits }
-
     /// Spool files under `spoolParent` (in the run's directory).
     static func spoolFiles(in parent: URL) -> [URL] {
         let fm = FileManager.default
@@ -27,22 +24,11 @@ final class SpoolWatchingBackend: BatchBackend {
         return runs.flatMap { (try? fm.contentsOfDirectory(at: $0, includingPropertiesForKeys: nil)) ?? [] }
     }
 
-    func encode(_ request: BatchRequest) throws(BatchError) -> EncodedBatchItem { try base.encode(request) }
-    func submit(_ items: [EncodedBatchItem], metadata: [String: String]) async throws -> BatchJob {
-        try await base.submit(items, metadata: metadata)
-    }
-    func status(of jobID: String) async throws -> BatchJob { try await base.status(of: jobID) }
-    func results(of job: BatchJob, handler: (BatchResult) async throws -> Void) async throws {
-        try await base.results(of: job, handler: handler)
-    }
     func downloadResults(of job: BatchJob, handler: (BatchResult) async throws -> Void) async throws -> BatchResultsSummary {
         let count = Self.spoolFiles(in: spoolParent).count
         filesAtDownload.withLock { $0.append(count) }
         return try await base.downloadResults(of: job, handler: handler)
     }
-    func cancel(jobID: String) async throws -> BatchJob { try await base.cancel(jobID: jobID) }
-    func list(limit: Int) async throws -> [BatchJob] { try await base.list(limit: limit) }
-    func delete(jobID: String) async throws { try await base.delete(jobID: jobID) }
 }
 
 /// A fresh empty directory for one test.

@@ -178,3 +178,28 @@ extension BatchEventStream.AsyncIterator {
         return nil
     }
 }
+
+/// A test backend around a ``FakeBackend``: every call it does not implement itself goes to
+/// `base`, so a fixture writes only what it changes (a broken download, a refused create, a
+/// cancel that never ends…). `downloadResults`, `tagsJobs` and the tagged `submit` are not
+/// forwarded: they keep `BatchBackend`'s defaults, which call back into the wrapper, so an
+/// override of `results` or `submit` is what the processor reaches.
+protocol PassThroughBackend: BatchBackend {
+    var base: FakeBackend { get }
+}
+
+extension PassThroughBackend {
+    var provider: String { base.provider }
+    var limits: BatchLimits { base.limits }
+    func encode(_ request: BatchRequest) throws(BatchError) -> EncodedBatchItem { try base.encode(request) }
+    func submit(_ items: [EncodedBatchItem], metadata: [String: String]) async throws -> BatchJob {
+        try await base.submit(items, metadata: metadata)
+    }
+    func status(of jobID: String) async throws -> BatchJob { try await base.status(of: jobID) }
+    func results(of job: BatchJob, handler: (BatchResult) async throws -> Void) async throws {
+        try await base.results(of: job, handler: handler)
+    }
+    func cancel(jobID: String) async throws -> BatchJob { try await base.cancel(jobID: jobID) }
+    func list(limit: Int) async throws -> [BatchJob] { try await base.list(limit: limit) }
+    func delete(jobID: String) async throws { try await base.delete(jobID: jobID) }
+}

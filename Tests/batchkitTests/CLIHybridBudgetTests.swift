@@ -33,17 +33,9 @@ import Testing
         #expect(batchEstimate > 0)
         let budget = batchEstimate * 12
         let budgetText = String(format: "%.10f", budget)
-        // As in CLIRunTests' hybrid run: the batch takes 100 s of the emulator's clock, which moves
-        // 50 s when a job is created and 11 s when one is cancelled; the CLI's 2 s deadline cancels
-        // the job with about half of its items run.
-        let clock = ManualClock()
-        let emulator = ProviderEmulator(configuration: EmulatorConfiguration(batchDuration: .seconds(100)), clock: clock)
-        let server = try await EmulatorServer.start { request in
-            let response = await emulator.handle(request)
-            if request.method == "POST", request.path.hasSuffix("/cancel") { clock.advance(by: .seconds(11)) }
-            if request.method == "POST", request.path.hasSuffix("/v1/batches") { clock.advance(by: .seconds(50)) }
-            return response
-        }
+        // As in CLIRunTests' hybrid run: the CLI's 2 s deadline cancels the job with about half of
+        // its items run (see startHybridEmulator).
+        let (emulator, server) = try await startHybridEmulator()
         do {
             let url = server.baseURL.absoluteString
             let common = ["run", "in.jsonl", "--output", "out.jsonl", "--mode", "hybrid", "--deadline", "2s", "--poll-interval", "100ms", "--base-url", url]

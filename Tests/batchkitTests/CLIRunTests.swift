@@ -219,20 +219,9 @@ func withEmulator<T>(
         let dir = try TempDir()
         let total = 40
         try dir.write("in.jsonl", Fixtures.chatLines(total))
-        // The batch takes 100 s of the emulator's manual clock, which only the server moves (the
-        // test does not: on a loaded machine it could react after the CLI's real-time deadline):
-        // to 50 s as soon as the job is created, and past the 10 s cancellation drain when the
-        // CLI cancels at its deadline. The CLI never races the submission against the deadline,
-        // so however slow the machine, the job is created, cancelled at 50 s with 22 of its 40
-        // items finished (items finish evenly over the first 90 s), and the other 18 run in real time.
-        let clock = ManualClock()
-        let emulator = ProviderEmulator(configuration: EmulatorConfiguration(batchDuration: .seconds(100)), clock: clock)
-        let server = try await EmulatorServer.start { request in
-            let response = await emulator.handle(request)
-            if request.method == "POST", request.path.hasSuffix("/cancel") { clock.advance(by: .seconds(11)) }
-            if request.method == "POST", request.path.hasSuffix("/v1/batches") { clock.advance(by: .seconds(50)) }
-            return response
-        }
+        // The job is cancelled at 50 s of the emulator's clock with 22 of its 40 items finished;
+        // the other 18 run in real time (see startHybridEmulator).
+        let (emulator, server) = try await startHybridEmulator()
         do {
             let url = server.baseURL.absoluteString
             let child = try CLI.start(

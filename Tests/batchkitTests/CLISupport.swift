@@ -290,3 +290,22 @@ enum Fixtures {
         return try text.split(separator: "\n").map { try JSONValue(parsing: String($0)) }
     }
 }
+
+/// A loopback emulator for `batchkit run --mode hybrid --deadline 2s`: a batch takes 100 s of
+/// the emulator's manual clock, which only the server moves (the test does not: on a loaded
+/// machine it could react after the CLI's real-time deadline): to 50 s as soon as a job is
+/// created, and 11 s on (past the 10 s cancellation drain) when the CLI cancels it at its
+/// deadline. The CLI never races the submission against the deadline, so however slow the
+/// machine, the job is created and cancelled at 50 s with about half of its items finished
+/// (items finish evenly over the first 90 s); the rest run in real time.
+func startHybridEmulator() async throws -> (emulator: ProviderEmulator, server: EmulatorServer) {
+    let clock = ManualClock()
+    let emulator = ProviderEmulator(configuration: EmulatorConfiguration(batchDuration: .seconds(100)), clock: clock)
+    let server = try await EmulatorServer.start { request in
+        let response = await emulator.handle(request)
+        if request.method == "POST", request.path.hasSuffix("/cancel") { clock.advance(by: .seconds(11)) }
+        if request.method == "POST", request.path.hasSuffix("/v1/batches") { clock.advance(by: .seconds(50)) }
+        return response
+    }
+    return (emulator, server)
+}
