@@ -130,7 +130,7 @@ struct ToolsConformanceTests {
                 let log = await Self.run(provider, h, native: native, [request("c-1"), request("c-2"), request("c-3")])
                 let results = ["c-1", "c-2", "c-3"].compactMap { log.items[$0] }
                 #expect(results.count == 3 && results.allSatisfy(\.isSuccess))
-                let reads = results.filter { $0.usage.cacheReadTokens > 0 }
+                let reads = results.filter { $0.usage.cachedInputTokens > 0 }
                 #expect(reads.count >= 2, "\(provider) native=\(native): \(results.map(\.usage))")
                 if provider == .anthropic {
                     let writes = results.filter { $0.usage.cacheWriteTokens > 0 }
@@ -138,8 +138,8 @@ struct ToolsConformanceTests {
                     #expect(writes.allSatisfy { $0.usage.cacheWrite1hTokens == $0.usage.cacheWriteTokens })
                 }
                 for r in results {
-                    #expect(r.usage.cacheReadTokens + r.usage.cacheWriteTokens <= r.usage.inputTokens)
-                    #expect(r.outputLine()["batchkit"]?["usage"]?["cached"]?.intValue == (r.usage.cacheReadTokens == 0 ? nil : r.usage.cacheReadTokens))
+                    #expect(r.usage.cachedInputTokens + r.usage.cacheWriteTokens <= r.usage.inputTokens)
+                    #expect(r.outputLine()["batchkit"]?["usage"]?["cached"]?.intValue == (r.usage.cachedInputTokens == 0 ? nil : r.usage.cachedInputTokens))
                     // The cost at the table's rates, against the same usage billed without any cache.
                     let cost = try #require(prices.cost(of: r))
                     var plain = r.usage
@@ -147,7 +147,7 @@ struct ToolsConformanceTests {
                     plain.cacheWriteTokens = 0
                     plain.cacheWrite1hTokens = 0
                     let uncached = try #require(prices.cost(of: plain, model: provider.model))
-                    if r.usage.cacheReadTokens > 0 { #expect(cost < uncached) }
+                    if r.usage.cachedInputTokens > 0 { #expect(cost < uncached) }
                     if r.usage.cacheWriteTokens > 0 { #expect(cost > uncached) }
                 }
             }

@@ -88,7 +88,7 @@ import Testing
             ToolCall(id: "fc-7", name: "get_time", arguments: [:]),
         ])
         #expect(r.finishReason == .toolCalls)
-        #expect(r.usage.cacheReadTokens == 1200)
+        #expect(r.usage.cachedInputTokens == 1200)
         #expect(r.usage.inputTokens == 1500)
         #expect(r.usage.cacheWriteTokens == 0)
     }

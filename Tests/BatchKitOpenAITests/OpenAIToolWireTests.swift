@@ -76,7 +76,7 @@ import Testing
             ToolCall(id: "call_b", name: "broken", arguments: .string(#"{"city": "#)),  // kept as it came
         ])
         #expect(r.finishReason == .toolCalls)
-        #expect(r.usage.cacheReadTokens == 1920)
+        #expect(r.usage.cachedInputTokens == 1920)
         #expect(r.usage.cacheWriteTokens == 0)
         // Written back for OpenAI, the unparsable arguments are the same text.
         #expect(OpenAIWire.message(.assistant(toolCalls: r.toolCalls))["tool_calls"]?[1]?["function"]?["arguments"] == #"{"city": "#)

@@ -98,7 +98,7 @@ private func close(_ a: Double?, _ b: Double, tolerance: Double = 1e-12) -> Bool
     }
 
     @Test func mergingOverridesDefaults() {
-        let table = PriceTable.defaults.merging(["gpt-4o-mini": .init(inputPerMillion: 1, outputPerMillion: 2)])
+        let table = PriceTable.defaults.merging(PriceTable(["gpt-4o-mini": .init(inputPerMillion: 1, outputPerMillion: 2)]))
         #expect(table.price(for: "gpt-4o-mini")?.inputPerMillion == 1)
         #expect(table.price(for: "gpt-4o")?.inputPerMillion == 2.50)
     }

@@ -19,11 +19,11 @@ import Synchronization
 /// - The summary and progress counts include hits as successes.
 public struct CachingProcessor<Base: Processor>: Processor {
     /// The processor that runs the misses.
-    public let base: Base
+    package let base: Base
     /// Where answers are looked up and stored.
-    public let cache: any ResponseCache
+    package let cache: any ResponseCache
     /// The name of who answers, part of every key (see ``ResponseCacheKey``).
-    public let provider: String
+    package let provider: String
 
     /// - Parameters:
     ///   - base: the processor that runs the misses.
@@ -31,7 +31,7 @@ public struct CachingProcessor<Base: Processor>: Processor {
     ///   - provider: the name of who answers: the provider and, where servers differ, its base URL
     ///     (`"openai https://api.openai.com/v1"`). Requests sent to different names never share
     ///     answers.
-    public init(base: Base, cache: any ResponseCache, provider: String) {
+    package init(base: Base, cache: any ResponseCache, provider: String) {
         self.base = base
         self.cache = cache
         self.provider = provider
@@ -72,7 +72,9 @@ extension Processor {
     /// here and their successes are stored. See ``CachingProcessor``.
     ///
     /// - Parameter provider: the name of who answers, part of every key (see
-    ///   ``CachingProcessor/init(base:cache:provider:)``).
+    ///   ``ResponseCacheKey``): the provider and, where servers differ, its base URL
+    ///   (`"openai https://api.openai.com/v1"`). Requests sent to different names never share
+    ///   answers.
     public func cached(_ cache: any ResponseCache, provider: String) -> CachingProcessor<Self> {
         CachingProcessor(base: self, cache: cache, provider: provider)
     }

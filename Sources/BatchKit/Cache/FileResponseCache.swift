@@ -55,13 +55,14 @@ public final class FileResponseCache: ResponseCache {
     /// The time stamped on stored and hit entries (injectable so eviction order is testable).
     private let now: @Sendable () -> Date
 
-    /// The default bound: 1 GiB.
-    public static let defaultMaxBytes = 1 << 30
+    /// The default bound: 1 GiB (the default of ``init(directory:maxBytes:)``).
+    package static let defaultMaxBytes = 1 << 30
 
-    /// A cache in `directory` (created if missing), holding at most `maxBytes` of answers.
+    /// A cache in `directory` (created if missing), holding at most `maxBytes` of answers (1 GiB
+    /// by default).
     ///
     /// - Throws: ``BatchError/Code/io`` when the directory cannot be created.
-    public convenience init(directory: URL, maxBytes: Int = FileResponseCache.defaultMaxBytes) throws(BatchError) {
+    public convenience init(directory: URL, maxBytes: Int = 1 << 30) throws(BatchError) {
         try self.init(directory: directory, maxBytes: maxBytes, now: { Date() })
     }
 
@@ -129,7 +130,7 @@ public final class FileResponseCache: ResponseCache {
     }
 
     /// The entries' total size now, in bytes (a scan of the directory).
-    public func currentSize() -> Int { scan().reduce(0) { $0 + $1.size } }
+    package func currentSize() -> Int { scan().reduce(0) { $0 + $1.size } }
 
     /// Counts the directory and, when it is over the bound, removes the least recently used
     /// entries until it is at most 90 % of `maxBytes`.

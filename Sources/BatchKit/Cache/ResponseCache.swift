@@ -51,7 +51,7 @@ public struct ResponseCacheKey: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// The key of a body posted to `endpoint` of `provider`.
-    public init(provider: String, endpoint: String, body: JSONValue) {
+    package init(provider: String, endpoint: String, body: JSONValue) {
         var normalized = Self.canonical(body)
         if case .object(var o) = normalized {
             o["metadata"] = nil

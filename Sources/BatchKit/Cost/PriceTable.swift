@@ -112,9 +112,6 @@ public struct PriceTable: Sendable, Hashable {
     public func merging(_ other: PriceTable) -> PriceTable {
         PriceTable(prices.merging(other.prices) { _, theirs in theirs })
     }
-
-    /// This table with `prices` added or replaced.
-    public func merging(_ prices: [String: Price]) -> PriceTable { merging(PriceTable(prices)) }
 }
 
 // MARK: - Defaults
@@ -127,7 +124,7 @@ extension PriceTable {
 
     /// Standard (pay-as-you-go, global) list prices of a few current models as of ``pricesAsOf``,
     /// with each provider's 50 % batch discount. Prices change: override them with
-    /// ``merging(_:)-(PriceTable)`` or a file (``init(contentsOf:)``) for billing-grade figures.
+    /// ``merging(_:)`` or a file (``init(contentsOf:)``) for billing-grade figures.
     ///
     /// Cache rates (checked ``cachePricesAsOf``): OpenAI and Gemini cache hits at each model's
     /// cached-input rate, no per-request write charge (Gemini's cache *storage* is billed per hour
@@ -221,7 +218,7 @@ extension PriceTable {
     }
 
     /// Parses prices in the format of ``init(contentsOf:)``; `source` names the input in errors.
-    public init(json data: Data, source: String = "prices") throws(BatchError) {
+    package init(json data: Data, source: String = "prices") throws(BatchError) {
         let root: JSONValue
         do { root = try JSONValue(parsing: data) } catch {
             throw .validation("\(source): not valid JSON (\(error))")

@@ -134,7 +134,7 @@ extension BatchError {
     /// Wraps any error as a `BatchError`: a `BatchError` passes through, `CancellationError`
     /// becomes `.cancelled`, `URLError`s become network or timeout errors, anything else a
     /// non-retryable `invalidResponse`.
-    public init(wrapping error: any Error) {
+    package init(wrapping error: any Error) {
         if let e = error as? BatchError { self = e; return }
         if error is CancellationError { self = .cancelled(); return }
         if let u = error as? URLError {

@@ -6,7 +6,7 @@ public struct Usage: Sendable, Hashable, Codable {
     public var outputTokens: Int
     /// Input tokens read from the provider's prompt cache (a subset of `inputTokens`): OpenAI
     /// `prompt_tokens_details.cached_tokens`, Anthropic `cache_read_input_tokens`, Gemini
-    /// `cachedContentTokenCount`. Also ``cacheReadTokens``.
+    /// `cachedContentTokenCount`.
     public var cachedInputTokens: Int
     /// Input tokens written to the prompt cache (a subset of `inputTokens`, billed above the input
     /// rate): Anthropic `cache_creation_input_tokens`. OpenAI and Gemini bill no writes per
@@ -37,9 +37,6 @@ public struct Usage: Sendable, Hashable, Codable {
 
     /// No tokens.
     public static let zero = Usage()
-
-    /// Input tokens read from the prompt cache (the same as ``cachedInputTokens``).
-    public var cacheReadTokens: Int { cachedInputTokens }
 
     /// Input plus output tokens.
     public var totalTokens: Int { inputTokens + outputTokens }
