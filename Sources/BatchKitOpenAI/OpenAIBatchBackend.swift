@@ -243,7 +243,7 @@ public struct OpenAIBatchBackend: UploadingBatchBackend, CustomStringConvertible
     }
 
     /// The `multipart/form-data` body of a Files upload (`purpose=batch`, the lines as `*.jsonl`),
-    /// written in 1 MB chunks.
+    /// written in 64 KB pieces.
     static func writeMultipart(_ items: [EncodedBatchItem], boundary: String, to url: URL) throws {
         guard FileManager.default.createFile(atPath: url.path, contents: nil) else {
             throw BatchError(.invalidRequest, "cannot create the temporary upload file", isRetryable: false)
@@ -251,7 +251,7 @@ public struct OpenAIBatchBackend: UploadingBatchBackend, CustomStringConvertible
         let handle = try FileHandle(forWritingTo: url)
         defer { try? handle.close() }
         var buffer = [UInt8]()
-        buffer.reserveCapacity(1 << 20)
+        buffer.reserveCapacity(64 << 10)
         func flush() throws {
             try handle.write(contentsOf: buffer)
             buffer.removeAll(keepingCapacity: true)
@@ -263,14 +263,14 @@ public struct OpenAIBatchBackend: UploadingBatchBackend, CustomStringConvertible
         for item in items {
             buffer.append(contentsOf: item.data)
             buffer.append(0x0A)
-            if buffer.count >= 1 << 20 { try flush() }
+            if buffer.count >= 64 << 10 { try flush() }
         }
         buffer.append(contentsOf: Array("\r\n--\(boundary)--\r\n".utf8))
         try flush()
     }
 
     /// The `multipart/form-data` body of a Files upload whose file is the spool file `spool`
-    /// (already JSONL), copied in 1 MB pieces.
+    /// (already JSONL), copied in 64 KB pieces.
     static func writeMultipart(spool: URL, boundary: String, to url: URL) throws {
         guard FileManager.default.createFile(atPath: url.path, contents: nil) else {
             throw BatchError(.io, "cannot create the temporary upload file", isRetryable: false)
@@ -283,7 +283,7 @@ public struct OpenAIBatchBackend: UploadingBatchBackend, CustomStringConvertible
             "--\(boundary)\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nbatch\r\n"
             + "--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"batchkit-\(UUID().uuidString.prefix(8)).jsonl\"\r\n"
             + "Content-Type: application/octet-stream\r\n\r\n").utf8))
-        while let piece = try input.read(upToCount: 1 << 20), !piece.isEmpty {
+        while let piece = try input.read(upToCount: 64 << 10), !piece.isEmpty {
             try handle.write(contentsOf: piece)
         }
         try handle.write(contentsOf: Data("\r\n--\(boundary)--\r\n".utf8))

@@ -125,4 +125,21 @@ struct CompactIDsTests {
         #expect(events.items.allSatisfy { $0.isSuccess })
         #expect(events.summary?.succeeded == n)
     }
+
+    /// A job's reported flags, 64 to a word: each position sets and clears alone, across words.
+    @Test func positionFlagsSetAndClearAlone() {
+        for count in [0, 1, 63, 64, 65, 130, 1_000] {
+            var flags = PositionFlags(count: count)
+            var expected = [Bool](repeating: false, count: count)
+            for i in stride(from: 0, to: count, by: 3) {
+                flags[i] = true
+                expected[i] = true
+            }
+            for i in stride(from: 0, to: count, by: 6) {
+                flags[i] = false
+                expected[i] = false
+            }
+            #expect((0..<count).map { flags[$0] } == expected, "count \(count)")
+        }
+    }
 }

@@ -24,8 +24,8 @@ final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
         var chunk: SpooledChunk?
         var ids: PackedIDs
         var metadata: [Int: [String: String]]
-        /// Which ids have been reported (or set aside for resubmission).
-        var done: [Bool]
+        /// Which ids have been reported (or set aside for resubmission), by position.
+        var done: PositionFlags
         /// Ids not yet reported.
         var remaining: Int
         /// Whether the ids of the job are known (false when attaching without expectations).
@@ -39,7 +39,7 @@ final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
             self.chunk = chunk
             self.ids = ids
             self.metadata = metadata
-            self.done = Array(repeating: false, count: ids.count)
+            self.done = PositionFlags(count: ids.count)
             self.remaining = ids.count
             self.knowsIDs = knowsIDs
             self.round = round
@@ -50,7 +50,7 @@ final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
 
         /// Positions not yet reported, in id order.
         var pendingPositions: [Int] {
-            done.indices.filter { !done[$0] }.sorted { ids[$0] < ids[$1] }
+            (0..<ids.count).filter { !done[$0] }.sorted { ids[$0] < ids[$1] }
         }
     }
 
@@ -589,4 +589,20 @@ final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
 
 extension Duration {
     static func * (lhs: Duration, rhs: Double) -> Duration { .seconds(lhs.seconds * rhs) }
+}
+
+/// One flag per position of a job, 64 to a word: a million positions take 125 KB, where an
+/// array of `Bool` takes 1 MB.
+struct PositionFlags {
+    private var words: [UInt64]
+
+    /// `count` flags, all clear.
+    init(count: Int) { words = Array(repeating: 0, count: (max(0, count) + 63) / 64) }
+
+    subscript(i: Int) -> Bool {
+        get { words[i >> 6] & (1 << UInt64(i & 63)) != 0 }
+        set {
+            if newValue { words[i >> 6] |= 1 << UInt64(i & 63) } else { words[i >> 6] &= ~(1 << UInt64(i & 63)) }
+        }
+    }
 }

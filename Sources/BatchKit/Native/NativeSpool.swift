@@ -177,7 +177,7 @@ package struct SpooledChunk: Sendable {
 
     package var count: Int { ids.count }
 
-    /// Calls `body` with each item's position and encoded data, reading the file in 1 MB pieces.
+    /// Calls `body` with each item's position and encoded data, reading the file in 64 KB pieces.
     package func forEachItem(_ body: (Int, ArraySlice<UInt8>) async throws -> Void) async throws {
         var position = 0
         try await JSONLReader.forEachLine(in: file) { line, _ in
@@ -205,7 +205,7 @@ package struct SpooledChunk: Sendable {
 }
 
 /// A spool file being written: created (with its directory) when the writer is made, appended to
-/// through a 256 KB buffer with ``SpoolStorage/write``, closed when finished. A file that cannot be
+/// through a 64 KB buffer with ``SpoolStorage/write``, closed when finished. A file that cannot be
 /// created or written is the spool's `.io` error (``SpoolStorage/writeError(_:file:)``). Chunk
 /// files and the hybrid run's request spool are written with it.
 final class SpoolFileWriter {
@@ -228,12 +228,15 @@ final class SpoolFileWriter {
         } catch {
             throw SpoolStorage.writeError(error, file: file)
         }
-        buffer.reserveCapacity(1 << 18)
+        buffer.reserveCapacity(Self.bufferSize)
     }
 
-    /// Writes the buffer out once it holds 256 KB.
+    /// Bytes buffered before a write: small, so a run never holds (or frees) a large block for it.
+    static let bufferSize = 64 << 10
+
+    /// Writes the buffer out once it holds ``bufferSize`` bytes.
     func flushIfFull() throws(BatchError) {
-        if buffer.count >= 1 << 18 { try flush() }
+        if buffer.count >= Self.bufferSize { try flush() }
     }
 
     func flush() throws(BatchError) {

@@ -19,12 +19,16 @@ final class EmulatorBlob: Sendable {
     let count: Int
 
     /// A blob holding `data` (written to disk when it is large).
+    ///
+    /// `data` may be a slice of larger storage (a multipart part of a mapped request body): a blob
+    /// on disk is written from it, one in memory keeps a copy of just its bytes, so the blob never
+    /// holds on to the storage it came from.
     init(_ data: Data) {
         count = data.count
         if data.count > Self.memoryLimit, let url = Self.newFile(), (try? data.write(to: url)) != nil {
             storage = .disk(url)
         } else {
-            storage = .memory(data)
+            storage = .memory(data.startIndex == 0 ? data : data.withUnsafeBytes { Data($0) })
         }
     }
 
@@ -89,28 +93,21 @@ final class EmulatorBlob: Sendable {
     }
 
     /// Calls `body` with each non-empty line and its 1-based line number, like
-    /// `JSONLReader.forEachLine(in:)`, reading a file on disk 4 MB at a time.
+    /// `JSONLReader.forEachLine(in:)`. A file on disk is read into one reused 64 KB buffer (grown
+    /// only for a line longer than that) and each line is handed over where it lies: no piece or
+    /// line is copied, and no transient block is large.
     func forEachLine(_ body: (UnsafeBufferPointer<UInt8>, Int) -> Void) {
         switch storage {
         case .memory(let d):
             JSONLReader.forEachLine(in: d, body)
         case .disk(let url):
-            guard let handle = FileHandle(forReadingAtPath: url.path) else { return }
-            defer { try? handle.close() }
-            var carry = Data()
-            var base = 0
-            while true {
-                guard let piece = try? handle.read(upToCount: 4 << 20), !piece.isEmpty else { break }
-                carry.append(piece)
-                guard let lastNewline = carry.lastIndex(of: 0x0A) else { continue }
-                let complete = Data(carry[carry.startIndex...lastNewline])
-                carry = Data(carry[carry.index(after: lastNewline)...])
-                JSONLReader.forEachLine(in: complete) { line, n in body(line, base + n) }
-                base += complete.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) }
-            }
-            if !carry.isEmpty { JSONLReader.forEachLine(in: carry) { line, n in body(line, base + n) } }
+            // An unreadable file ends the lines where it failed, as a short file would.
+            try? JSONLReader.forEachLineInBlocks(of: url, blockSize: Self.lineBlockSize, body)
         }
     }
+
+    /// The buffer ``forEachLine(_:)`` reads a file on disk with.
+    static let lineBlockSize = 64 << 10
 
     /// Builds a blob piece by piece, moving to disk once it outgrows ``EmulatorBlob/memoryLimit``.
     final class Writer {

@@ -20,7 +20,7 @@ public struct EmulatorRequest: Sendable {
         self.body = body
     }
 
-    /// Builds an emulator request from a transport request.
+    /// Builds an emulator request from a transport request (a file body is mapped, not read).
     public init(_ request: HTTPRequest) throws {
         let comps = URLComponents(url: request.url, resolvingAgainstBaseURL: false)
         var query: [String: String] = [:]
@@ -29,7 +29,9 @@ public struct EmulatorRequest: Sendable {
         switch request.body {
         case .none: body = Data()
         case .data(let d): body = d
-        case .file(let url): body = try Data(contentsOf: url)
+        // Mapped, not read: a large upload is never copied into memory (routes that keep a body
+        // beyond the request copy it, so no mapping outlives the request).
+        case .file(let url): body = try Data(contentsOf: url, options: .alwaysMapped)
         }
         self.init(
             method: request.method.uppercased(), path: comps?.percentEncodedPath.removingPercentEncoding ?? request.url.path,

@@ -124,7 +124,7 @@ extension ProviderEmulator {
         guard input.count > 0 else {
             return errorResponse(.gemini, status: 400, message: "* batch.input_config: the batch has no requests", type: "INVALID_ARGUMENT")
         }
-        recordSent(packed: PackedIDs(ids.lazy.filter { !$0.isEmpty }))
+        recordSent(EmulatorIDList(ids.lazy.filter { !$0.isEmpty }))
         let fault = batchFault(.gemini)
         var malformed = 0
         if case .malformedResultLines(let n)? = fault { malformed = n }
@@ -140,7 +140,7 @@ extension ProviderEmulator {
             s.batches[id] = b
             s.batchOrder.append(id)
         }
-        billJob("batches/" + id, provider: .gemini, customIDs: ids)
+        billJob("batches/" + id, provider: .gemini, customIDs: EmulatorIDList(ids))
         let pending = GeminiBatchSnapshot(state: "BATCH_STATE_PENDING", finished: 0, succeeded: 0, failed: 0, pending: input.count, end: nil)
         return .json(200, geminiOperation(b, snapshot: pending, output: nil, includeOutput: false))
     }

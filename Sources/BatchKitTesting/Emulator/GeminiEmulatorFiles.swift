@@ -104,7 +104,8 @@ extension ProviderEmulator {
                     s.uploads[uploadID] = upload
                     return .badOffset(upload.data.count)
                 }
-                if upload.data.isEmpty { upload.data = r.body } else { upload.data.append(r.body) }
+                // A copy, never the request's own storage (a file body is mapped for the request only).
+                if upload.data.isEmpty { upload.data = r.body.withUnsafeBytes { Data($0) } } else { upload.data.append(r.body) }
             }
             guard command.contains("finalize") else {
                 s.uploads[uploadID] = upload

@@ -181,7 +181,8 @@ extension ProviderEmulator {
             ids.append(id)
         }
         seen = []
-        recordSent(packed: ids)
+        let sentIDs = EmulatorIDList(ids)
+        recordSent(sentIDs)
         let clock = anthropicBatchClock()
         let expiry = configuration.batchExpiry ?? .seconds(86_400)
         let id = newID("msgbatch_01", hexDigits: 22)
@@ -190,7 +191,7 @@ extension ProviderEmulator {
             s.batches[id] = batch
             s.order.append(id)
         }
-        billJob(id, provider: .anthropic, customIDs: ids)
+        billJob(id, provider: .anthropic, customIDs: sentIDs)
         return .json(200, Self.anthropicBatchJSON(batch, clock))
     }
 

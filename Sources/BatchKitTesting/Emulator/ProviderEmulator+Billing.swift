@@ -5,8 +5,8 @@ import Foundation
 struct BillingLedger {
     struct Job {
         var provider: EmulatedProvider
-        /// The custom ids in the order the job runs them (packed: a million cost about their bytes).
-        var customIDs: PackedIDs
+        /// The custom ids in the order the job runs them (on disk when large: a million cost no memory).
+        var customIDs: EmulatorIDList
         /// How many of them ran before a cancel; `nil` while the job was not cancelled (all run).
         var ranBeforeCancel: Int?
     }
@@ -102,11 +102,11 @@ extension ProviderEmulator {
 
     /// Records an accepted job and the ids it will run, in order.
     func billJob(_ id: String, provider: EmulatedProvider, customIDs: [String]) {
-        billJob(id, provider: provider, customIDs: PackedIDs(customIDs))
+        billJob(id, provider: provider, customIDs: EmulatorIDList(customIDs))
     }
 
     /// Records an accepted job and the ids it will run, in order.
-    func billJob(_ id: String, provider: EmulatedProvider, customIDs: PackedIDs) {
+    func billJob(_ id: String, provider: EmulatedProvider, customIDs: EmulatorIDList) {
         shared.withLock { s in
             guard s.ledger.jobs[id] == nil else { return }
             s.ledger.jobs[id] = .init(provider: provider, customIDs: customIDs)

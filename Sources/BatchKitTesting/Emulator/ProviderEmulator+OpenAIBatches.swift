@@ -41,20 +41,20 @@ struct OpenAIBatchRecord {
     var precomputed: (output: EmulatorBlob, errors: EmulatorBlob)?
 }
 
-/// An output and an error file written line by line into blobs (on disk once large), through
-/// 256 KB buffers: the files are never whole in memory.
+/// An output and an error file written line by line into blobs (on disk above 64 KB), through
+/// 64 KB buffers: the files are never whole in memory, and no large block is held for them.
 final class OpenAIResultFilesWriter {
-    private let outputBlob = EmulatorBlob.Writer()
-    private let errorsBlob = EmulatorBlob.Writer()
+    private let outputBlob = EmulatorBlob.Writer(memoryLimit: 64 << 10)
+    private let errorsBlob = EmulatorBlob.Writer(memoryLimit: 64 << 10)
     var output = [UInt8]()
     var errors = [UInt8]()
 
     func flushIfFull() {
-        if output.count >= 1 << 18 {
+        if output.count >= 64 << 10 {
             outputBlob.append(output)
             output.removeAll(keepingCapacity: true)
         }
-        if errors.count >= 1 << 18 {
+        if errors.count >= 64 << 10 {
             errorsBlob.append(errors)
             errors.removeAll(keepingCapacity: true)
         }
@@ -204,7 +204,7 @@ extension ProviderEmulator {
         // Validate and evaluate every line now; the outcome is revealed as time passes.
         var errors: [JSONValue] = []
         var seen = Set<String>()
-        var ids = PackedIDs()
+        let ids = EmulatorIDList.Builder()
         var model: String?
         var lineCount = 0
         var embeddingInputs = 0
@@ -286,8 +286,8 @@ extension ProviderEmulator {
             lineError("too_many_tasks",
                 "The batch contains \(embeddingInputs) embedding inputs; at most \(Self.openAIMaxBatchLines) are allowed per batch.", line: nil)
         }
-        ids.shrink()
-        recordSent(packed: ids)
+        let sentIDs = ids.finish()
+        recordSent(sentIDs)
 
         var record = OpenAIBatchRecord(
             id: newID("batch_", hexDigits: 32), endpoint: endpoint, inputFileID: fileID, input: file.content,
@@ -302,7 +302,7 @@ extension ProviderEmulator {
             s.batches[record.id] = record
             s.batchOrder.append(record.id)
         }
-        if errors.isEmpty { billJob(record.id, provider: .openAI, customIDs: ids) }
+        if errors.isEmpty { billJob(record.id, provider: .openAI, customIDs: sentIDs) }
         let validating = OpenAIBatchView(status: "validating", finished: 0)
         return .json(200, openAIBatchJSON(record, validating, validating: true), headers: openAIHeaders())
     }

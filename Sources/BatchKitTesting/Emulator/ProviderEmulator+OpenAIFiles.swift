@@ -29,7 +29,8 @@ extension ProviderEmulator {
     func openAIUploadFile(_ request: EmulatorRequest, route: OpenAIRoute) -> EmulatorResponse {
         let parts: [MultipartPart]
         do {
-            parts = try MultipartForm.parse(body: request.body, contentType: request.headers["Content-Type"] ?? "")
+            // The parts share the body's storage: the file is stored from it with no copy in memory.
+            parts = try MultipartForm.parse(body: request.body, contentType: request.headers["Content-Type"] ?? "", sharingStorage: true)
         } catch {
             return openAIError(status: 400, message: "Invalid multipart/form-data body: \(error)")
         }

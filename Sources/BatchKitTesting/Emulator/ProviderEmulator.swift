@@ -24,8 +24,8 @@ public final class ProviderEmulator: Sendable {
         var rng: SplitMix64
         var idCounter = 0
         var sentPerCustomID: [String: Int] = [:]
-        /// Custom ids sent in OpenAI batch files, one packed list per file (counted on demand).
-        var sentInBatches: [PackedIDs] = []
+        /// Custom ids sent in batches, one list per batch (on disk when large; counted on demand).
+        var sentInBatches: [EmulatorIDList] = []
         var modelRequests = 0
         var rateLimited = 0
         var faultMatches: [Int: Int] = [:]
@@ -101,8 +101,8 @@ public final class ProviderEmulator: Sendable {
         shared.withLock { $0.sentPerCustomID[customID, default: 0] += 1 }
     }
 
-    /// Records the ids of a batch file as sent (kept packed: a million cost about their bytes).
-    func recordSent(packed ids: PackedIDs) {
+    /// Records the ids of a batch as sent (kept on disk when large: a million cost no memory).
+    func recordSent(_ ids: EmulatorIDList) {
         shared.withLock { $0.sentInBatches.append(ids) }
     }
 

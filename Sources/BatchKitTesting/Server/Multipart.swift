@@ -48,6 +48,13 @@ public struct MultipartForm: Sendable {
     /// Splits a body into its parts. Throws when the content type has no boundary, or the body
     /// has no opening or closing delimiter, or a part lacks a `Content-Disposition` name.
     public static func parse(body: Data, contentType: String) throws -> [MultipartPart] {
+        try parse(body: body, contentType: contentType, sharingStorage: false)
+    }
+
+    /// Splits a body into its parts like ``parse(body:contentType:)``; with `sharingStorage` each
+    /// part's `data` is a slice of `body` (its indices are those of `body`, not zero-based) instead
+    /// of a copy, so a large upload (a mapped request body) is never copied into memory.
+    static func parse(body: Data, contentType: String, sharingStorage: Bool) throws -> [MultipartPart] {
         guard let boundary = boundary(of: contentType) else {
             throw MultipartError("the Content-Type has no boundary parameter")
         }
@@ -73,7 +80,7 @@ public struct MultipartForm: Sendable {
             guard let next = find(separator, in: bytes, from: cursor) else {
                 throw MultipartError("the body has no closing boundary")
             }
-            parts.append(try part(bytes[cursor..<next]))
+            parts.append(try part(bytes[cursor..<next], sharingStorage: sharingStorage))
             cursor = next + separator.count
         }
     }
@@ -89,7 +96,7 @@ public struct MultipartForm: Sendable {
 
     // MARK: - Internals
 
-    private static func part(_ slice: Data) throws -> MultipartPart {
+    private static func part(_ slice: Data, sharingStorage: Bool) throws -> MultipartPart {
         let headerEnd: Int
         let bodyStart: Int
         if hasPrefix(slice, at: slice.startIndex, "\r\n") {
@@ -123,7 +130,8 @@ public struct MultipartForm: Sendable {
             }
         }
         guard let name else { throw MultipartError("a part has no Content-Disposition name") }
-        return MultipartPart(name: name, filename: filename, contentType: contentType, data: Data(slice[bodyStart...]))
+        let data = sharingStorage ? slice[bodyStart...] : Data(slice[bodyStart...])
+        return MultipartPart(name: name, filename: filename, contentType: contentType, data: data)
     }
 
     /// Splits `a; b="c;d"; e` on semicolons outside quotes.
