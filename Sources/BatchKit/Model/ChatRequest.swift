@@ -166,6 +166,6 @@ public struct RawRequest: Sendable, Hashable {
         self.body = body
     }
 
-    /// The `model` field of the body, when there is one.
-    public var model: String? { body["model"]?.stringValue }
+    /// The `model` field of the body, when there is one (users read ``BatchRequest/model``).
+    package var model: String? { body["model"]?.stringValue }
 }
