@@ -48,12 +48,13 @@ struct CompactIDsTests {
         #expect(PackedIDs().isEmpty)
     }
 
-    /// Ids that count up cost a few bytes each, not the 11+ of their bytes and an offset.
+    /// Ids that count up cost about a byte each (a mark for "the previous one plus one"), not
+    /// the 11+ of their bytes and an offset.
     @Test func countingIDsTakeAFewBytesEach() {
         let n = 50_000
         let packed = PackedIDs((0..<n).lazy.map { "request-\($0)" })
         #expect(packed.count == n)
-        #expect(packed.byteCount < 5 * n, "\(packed.byteCount) bytes for \(n) ids")
+        #expect(packed.byteCount < 2 * n, "\(packed.byteCount) bytes for \(n) ids")
         #expect(packed[n - 1] == "request-\(n - 1)")
         #expect(packed[12_345] == "request-12345")
     }
@@ -141,5 +142,40 @@ struct CompactIDsTests {
             }
             #expect((0..<count).map { flags[$0] } == expected, "count \(count)")
         }
+    }
+
+    /// The "plus one" mark: carries (`9` → `10`, `n99` → `n100`), kept leading zeros
+    /// (`r-009` → `r-010`), pure numbers, and near misses that are front-coded instead (plus two,
+    /// a lost leading zero, no trailing digits, a different prefix) all read back exactly.
+    @Test func countingIDsWithCarriesReadBack() throws {
+        let ids = ["8", "9", "10", "11", "n98", "n99", "n100", "n101", "r-008", "r-009", "r-010", "r-011", "r-099", "r-100",
+            "a9", "a11", "a12", "b13", "x", "y", "x0", "x1", "x01", "x02", "999", "1000", "1001", "0", "1", "z-1", "z-2", "z-2",
+            "09", "10", "9-9", "9-10", "é9", "é10", "row", "row1", "row2"]
+        let many = ids + (0..<3_000).map { "id-\($0)" } + (995..<1_010).map { "k\($0)" } + ids
+        for list in [ids, many] {
+            let packed = PackedIDs(list)
+            try #require(packed.count == list.count)
+            #expect(Array(packed) == list)
+            for i in list.indices { #expect(packed[i] == list[i], "index \(i)") }
+        }
+        var a: [UInt8] = Array("n99".utf8)
+        PackedIDs.increment(&a)
+        #expect(String(decoding: a, as: UTF8.self) == "n100")
+        #expect(PackedIDs.isIncrement(Array("r-010".utf8), of: Array("r-009".utf8)))
+        #expect(!PackedIDs.isIncrement(Array("r-10".utf8), of: Array("r-009".utf8)))
+        #expect(!PackedIDs.isIncrement(Array("y".utf8), of: Array("x".utf8)))
+    }
+
+    /// A job's result join: each id's position (the first of a repeat), and nothing for an id that
+    /// is not in the list, whatever the fingerprints.
+    @Test func idPositionsFindEveryIDAndOnlyThose() throws {
+        let ids = Self.mixedIDs + (0..<5_000).map { "job-\($0)" }
+        let positions = IDPositions(PackedIDs(ids))
+        var first: [String: Int] = [:]
+        for (i, id) in ids.enumerated() where first[id] == nil { first[id] = i }
+        for (id, i) in first { #expect(positions[id] == i, "\(id)") }
+        for absent in ["job-5000", "row-200", "", "X", "job-"] where first[absent] == nil { #expect(positions[absent] == nil, "\(absent)") }
+        #expect(IDPositions(PackedIDs())["a"] == nil)
+        #expect(IDPositions(PackedIDs(["only"]))["only"] == 0)
     }
 }

@@ -436,7 +436,7 @@ final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
             return r
         }
         // Built for this download only (one job's ids at a time).
-        let positions = t.knowsIDs ? t.ids.positions() : [:]
+        let positions = IDPositions(t.knowsIDs ? t.ids : PackedIDs())
         for attempt in 1...configuration.downloadAttempts {
             do {
                 lines = try await backend.downloadResults(of: local.job) { downloaded in

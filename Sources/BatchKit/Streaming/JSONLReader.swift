@@ -6,7 +6,7 @@ package enum JSONLReader {
     /// Calls `body` with each non-empty line (without its `\n` or `\r\n`) and its 1-based line
     /// number.
     package static func forEachLine(
-        in url: URL, chunkSize: Int = 64 << 10,
+        in url: URL, chunkSize: Int = 32 << 10,
         _ body: (ArraySlice<UInt8>, Int) async throws -> Void
     ) async throws {
         let handle = try FileHandle(forReadingFrom: url)

@@ -123,17 +123,22 @@ final class EmulatorBlob: Sendable {
 
         var isEmpty: Bool { written == 0 && buffer.isEmpty }
 
-        func append(_ bytes: some Sequence<UInt8>) {
+        /// Appends bytes. The buffer is written out before it would outgrow the memory limit, so it
+        /// never holds (or frees) more than that, unless one piece is larger.
+        func append(_ bytes: some Collection<UInt8>) {
+            if buffer.count + bytes.count > memoryLimit { spill() }
+            if buffer.capacity == 0 { buffer.reserveCapacity(Swift.min(memoryLimit, 64 << 10)) }
             buffer.append(contentsOf: bytes)
-            if buffer.count >= memoryLimit { spill() }
+            if buffer.count > memoryLimit { spill() }
         }
 
+        /// Writes the buffer to the file (created on first use).
         private func spill() {
             if file == nil, let url = EmulatorBlob.newFile(), let handle = FileHandle(forWritingAtPath: url.path) {
                 file = (url, handle)
             }
             // Without a file (no disk) the contents stay in memory.
-            guard let file, (try? file.handle.write(contentsOf: buffer)) != nil else { return }
+            guard let file, !buffer.isEmpty, (try? file.handle.write(contentsOf: buffer)) != nil else { return }
             written += buffer.count
             buffer.removeAll(keepingCapacity: true)
         }

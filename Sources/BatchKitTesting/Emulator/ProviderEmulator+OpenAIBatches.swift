@@ -42,7 +42,7 @@ struct OpenAIBatchRecord {
 }
 
 /// An output and an error file written line by line into blobs (on disk above 64 KB), through
-/// 64 KB buffers: the files are never whole in memory, and no large block is held for them.
+/// 32 KB buffers: the files are never whole in memory, and no large block is held for them.
 final class OpenAIResultFilesWriter {
     private let outputBlob = EmulatorBlob.Writer(memoryLimit: 64 << 10)
     private let errorsBlob = EmulatorBlob.Writer(memoryLimit: 64 << 10)
@@ -50,11 +50,11 @@ final class OpenAIResultFilesWriter {
     var errors = [UInt8]()
 
     func flushIfFull() {
-        if output.count >= 64 << 10 {
+        if output.count >= 32 << 10 {
             outputBlob.append(output)
             output.removeAll(keepingCapacity: true)
         }
-        if errors.count >= 64 << 10 {
+        if errors.count >= 32 << 10 {
             errorsBlob.append(errors)
             errors.removeAll(keepingCapacity: true)
         }
@@ -67,6 +67,19 @@ final class OpenAIResultFilesWriter {
         output = []
         errors = []
         return (outputBlob.isEmpty ? nil : outputBlob.finish(), errorsBlob.isEmpty ? nil : errorsBlob.finish())
+    }
+}
+
+extension ProviderEmulator {
+    /// Whether a line before `lineNumber` of a batch input has `customID` (rereads those lines:
+    /// only asked when the id's fingerprint was seen).
+    static func openAIEarlierLine(of input: EmulatorBlob, before lineNumber: Int, has customID: String) -> Bool {
+        var found = false
+        input.forEachLine { buf, n in
+            guard !found, n < lineNumber, let json = try? JSONValue(parsing: buf) else { return }
+            if json["custom_id"]?.stringValue == customID { found = true }
+        }
+        return found
     }
 }
 
@@ -203,7 +216,9 @@ extension ProviderEmulator {
 
         // Validate and evaluate every line now; the outcome is revealed as time passes.
         var errors: [JSONValue] = []
-        var seen = Set<String>()
+        // Fingerprints (8 bytes an id, in small blocks); one seen before is confirmed against the
+        // earlier lines, so a duplicate is exact.
+        var seen = FingerprintSet()
         let ids = EmulatorIDList.Builder()
         var model: String?
         var lineCount = 0
@@ -230,7 +245,7 @@ extension ProviderEmulator {
                 return
             }
             ids.append(customID)
-            guard seen.insert(customID).inserted else {
+            guard seen.insert(id: customID) || !Self.openAIEarlierLine(of: file.content, before: lineNumber, has: customID) else {
                 lineError("duplicate_custom_id",
                     "The custom_id for this request is a duplicate of another request. The custom_id parameter must be unique for each individual request in a batch.",
                     param: "custom_id", line: lineNumber)
