@@ -374,14 +374,7 @@ public final class Journal: Sendable {
                 _ = ftruncate(s.fd, off_t(s.size))
                 throw error
             }
-            if durability == .fsync {
-                #if canImport(Darwin)
-                let rc = fsync(s.fd)
-                #else
-                let rc = fdatasync(s.fd)
-                #endif
-                guard rc == 0 else { throw Journal.ioError(path, "cannot sync", errno) }
-            }
+            if durability == .fsync { try Journal.syncData(fd: s.fd, path: path) }
             s.index.record(result.id, offset: s.size, length: length, isSuccess: isSuccess)
             s.size += line.count
             s.lines += 1
@@ -397,13 +390,20 @@ public final class Journal: Sendable {
         let path = url.path
         try state.withLock { (s: inout State) throws(BatchError) in
             guard s.fd >= 0 else { throw BatchError(.io, "\(path): the journal is closed") }
-            #if canImport(Darwin)
-            let rc = fsync(s.fd)
-            #else
-            let rc = fdatasync(s.fd)
-            #endif
-            guard rc == 0 else { throw Journal.ioError(path, "cannot sync", errno) }
+            try Journal.syncData(fd: s.fd, path: path)
         }
+    }
+
+    /// `fdatasync(2)` (`fsync` on Darwin) of the journal's descriptor.
+    ///
+    /// - Throws: ``BatchError/Code/io`` naming `path` when the sync fails.
+    private static func syncData(fd: Int32, path: String) throws(BatchError) {
+        #if canImport(Darwin)
+        let rc = fsync(fd)
+        #else
+        let rc = fdatasync(fd)
+        #endif
+        guard rc == 0 else { throw Journal.ioError(path, "cannot sync", errno) }
     }
 
     // MARK: Reading
