@@ -171,6 +171,20 @@ def openai_checks():
                                   tools=[WEATHER_TOOL], tool_choice="none")
     check(not r.choices[0].message.tool_calls and r.choices[0].finish_reason == "stop", "openai tools none: no tool call")
 
+    # Structured output through the SDK's parse helpers (Chat Completions and Responses).
+    from pydantic import BaseModel as _PM
+
+    class City(_PM):
+        name: str
+        population: int
+
+    parsed = o.chat.completions.parse(model="gpt-4o-mini", messages=[{"role": "user", "content": "Paris"}],
+                                      response_format=City).choices[0].message.parsed
+    check(isinstance(parsed, City), "openai chat.completions.parse: a City", parsed)
+    resp = o.responses.parse(model="gpt-4o-mini", input="Paris", text_format=City)
+    check(isinstance(resp.output_parsed, City), "openai responses.parse (text.format json_schema): a City", resp.output_text)
+    eq((resp.object, resp.status), ("response", "completed"), "openai responses: object and status")
+
     # Streaming with usage.
     chunks = list(o.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi there"}],
                                             stream=True, stream_options={"include_usage": True}, max_tokens=30))

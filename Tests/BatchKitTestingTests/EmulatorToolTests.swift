@@ -115,4 +115,29 @@ import Testing
         #expect(call["args"]?["city"]?.stringValue?.isEmpty == false)
         #expect(call["args"]?["days"]?.intValue != nil)
     }
+
+    /// Responses API structured output (`text.format`, flat `json_schema` as `responses.parse`
+    /// sends it; `json_object`): `output_text` is JSON that fits the schema.
+    @Test func responsesTextFormatAnswersJSON() async throws {
+        let e = ProviderEmulator()
+        let schema: JSONValue = [
+            "type": "object", "properties": ["name": ["type": "string"], "population": ["type": "integer"]],
+            "required": ["name", "population"], "additionalProperties": false,
+        ]
+        let (status, body) = try await post(e, "/v1/responses", Self.openAIHeaders, [
+            "model": "gpt-4o-mini", "input": "Paris",
+            "text": ["format": ["type": "json_schema", "name": "City", "schema": schema, "strict": true]],
+        ])
+        #expect(status == 200)
+        let text = try #require(body["output"]?[0]?["content"]?[0]?["text"]?.stringValue)
+        let parsed = try JSONValue(parsing: Data(text.utf8))
+        #expect(parsed["name"]?.stringValue != nil)
+        #expect(parsed["population"]?.intValue != nil)
+        #expect(try #require(body["usage"]?["output_tokens"]?.intValue) > 0)
+        let (_, object) = try await post(e, "/v1/responses", Self.openAIHeaders, [
+            "model": "gpt-4o-mini", "input": "Paris", "text": ["format": ["type": "json_object"]],
+        ])
+        let objectText = try #require(object["output"]?[0]?["content"]?[0]?["text"]?.stringValue)
+        #expect(try JSONValue(parsing: Data(objectText.utf8)).objectValue != nil)
+    }
 }

@@ -377,7 +377,18 @@ extension ProviderEmulator {
         } else {
             prompt = Self.openAIInputs(input).joined(separator: "\n")
         }
-        let answer = Self.syntheticAnswer(prompt: prompt, maxTokens: body["max_output_tokens"]?.intValue)
+        var answer = Self.syntheticAnswer(prompt: prompt, maxTokens: body["max_output_tokens"]?.intValue)
+        // Structured output: `text.format` carries the schema flat (`{"type":"json_schema","name","schema"}`).
+        if var format = body["text"]?["format"] {
+            if format["type"] == "json_schema", format["json_schema"] == nil {
+                format = ["type": "json_schema", "json_schema": ["schema": format["schema"] ?? ["type": "object"]]]
+            }
+            if let structured = Self.structuredAnswer(format, words: answer.text) {
+                answer.text = structured
+                answer.outputTokens = Self.tokenCount(structured)
+                answer.truncated = false
+            }
+        }
         let status = answer.truncated ? "incomplete" : "completed"
         return OpenAIOutcome(
             status: 200,
