@@ -223,6 +223,12 @@ def openai_checks():
     strict(CreateEmbeddingResponse, e.model_dump_json(), "openai embeddings")
     eq(e.usage.total_tokens, e.usage.prompt_tokens, "openai embeddings: usage")
 
+    # Models.
+    from openai.types import Model
+    models = list(o.models.list())
+    check(len(models) > 0 and all(m.object == "model" for m in models), "openai models.list")
+    strict(Model, txt(o.models.with_raw_response.retrieve("gpt-4o-mini")), "openai model")
+
     # Errors.
     bad = openai.OpenAI(api_key="sk-wrong", base_url=BASE + "/v1", max_retries=0)
     err = expect_error(lambda: bad.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}]),
@@ -464,6 +470,17 @@ def anthropic_checks():
     md = [e for e in raw_events if e.type == "message_delta"]
     check(md and md[0].usage.output_tokens > 0 and md[0].delta.stop_reason == "end_turn", "anthropic raw stream: message_delta usage")
 
+    # Token counting and models.
+    from anthropic.types import MessageTokensCount, ModelInfo
+    counted = strict(MessageTokensCount, txt(a.messages.with_raw_response.count_tokens(
+        model=CLAUDE, tools=[A_TOOL], messages=[{"role": "user", "content": "Weather in Paris?"}])), "anthropic count_tokens")
+    sent = a.messages.create(model=CLAUDE, max_tokens=20, tools=[A_TOOL], messages=[{"role": "user", "content": "Weather in Paris?"}])
+    check(counted is not None and counted.input_tokens == sent.usage.input_tokens, "anthropic count_tokens = usage.input_tokens",
+          (counted, sent.usage.input_tokens))
+    models = list(a.models.list())
+    check(len(models) > 0 and all(m.type == "model" for m in models), "anthropic models.list")
+    strict(ModelInfo, txt(a.models.with_raw_response.retrieve(CLAUDE)), "anthropic model")
+
     # Errors.
     bad = anthropic.Anthropic(api_key="sk-ant-wrong", base_url=BASE, max_retries=0)
     err = expect_error(lambda: bad.messages.create(model=CLAUDE, max_tokens=5, messages=[{"role": "user", "content": "x"}]),
@@ -643,6 +660,15 @@ def gemini_checks():
     e = c.models.embed_content(model="gemini-embedding-001", contents=["a", "b", "c"],
                                config=gtypes.EmbedContentConfig(output_dimensionality=32, task_type="RETRIEVAL_DOCUMENT"))
     check(len(e.embeddings) == 3 and all(len(x.values) == 32 for x in e.embeddings), "gemini embed_content (batchEmbedContents): 3 x 32")
+
+    # Token counting and models.
+    ct = c.models.count_tokens(model=GEMINI, contents="Say hello")
+    gen = c.models.generate_content(model=GEMINI, contents="Say hello")
+    check(isinstance(ct.total_tokens, int) and ct.total_tokens == gen.usage_metadata.prompt_token_count,
+          "gemini count_tokens = promptTokenCount", (ct.total_tokens, gen.usage_metadata.prompt_token_count))
+    ms = list(c.models.list(config={"page_size": 2}))
+    check(len(ms) > 2 and all(m.name.startswith("models/") for m in ms), "gemini models.list (paged)", [m.name for m in ms])
+    eq(c.models.get(model=GEMINI).name, f"models/{GEMINI}", "gemini models.get")
 
     # Errors. The real service answers a bad key with 400 INVALID_ARGUMENT (API_KEY_INVALID).
     bad = gclient(key="AIza-wrong")

@@ -63,4 +63,53 @@ import Testing
         let reasons = wrongKey.json?["error"]?["details"]?.arrayValue?.compactMap { $0["reason"]?.stringValue } ?? []
         #expect(reasons == ["API_KEY_INVALID"])
     }
+
+    func post(_ path: String, _ headers: HTTPHeaders, _ body: JSONValue) async -> (status: Int, json: JSONValue?) {
+        var h = headers
+        h["content-type"] = "application/json"
+        let r = await emulator.handle(EmulatorRequest(method: "POST", path: path, headers: h, body: body.serialized()))
+        return (r.status, try? JSONValue(parsing: r.body))
+    }
+
+    /// The list-models and count-tokens calls of the official SDKs (`models.list()`,
+    /// `messages.count_tokens`, `models.count_tokens`), each in its provider's shape.
+    @Test func listModelsAndCountTokens() async throws {
+        let openAI = await get("/v1/models", ["Authorization": "Bearer \(Self.key)"])
+        #expect(openAI.status == 200)
+        #expect(openAI.json?["object"]?.stringValue == "list")
+        let first = try #require(openAI.json?["data"]?[0])
+        #expect(first["object"]?.stringValue == "model" && first["owned_by"]?.stringValue != nil)
+
+        let anthropicHeaders: HTTPHeaders = ["x-api-key": Self.key, "anthropic-version": "2023-06-01"]
+        let anthropic = await get("/v1/models", anthropicHeaders)
+        #expect(anthropic.status == 200)
+        #expect(anthropic.json?["has_more"]?.boolValue == false)
+        let model = try #require(anthropic.json?["data"]?[0])
+        #expect(model["type"]?.stringValue == "model" && model["lifecycle"]?.stringValue == "active")
+        #expect(anthropic.json?["first_id"] == model["id"])
+        let message: JSONValue = ["model": "claude-sonnet-4-5", "messages": [["role": "user", "content": "hello there, how are you"]]]
+        let counted = await post("/v1/messages/count_tokens", anthropicHeaders, message)
+        #expect(counted.status == 200)
+        let tokens = try #require(counted.json?["input_tokens"]?.intValue)
+        var full = message.objectValue ?? [:]
+        full["max_tokens"] = 10
+        let sent = await post("/v1/messages", anthropicHeaders, .object(full))
+        #expect(sent.json?["usage"]?["input_tokens"]?.intValue == tokens)
+        let missing = await post("/v1/messages/count_tokens", anthropicHeaders, ["model": "claude-sonnet-4-5"])
+        #expect(missing.status == 400)
+
+        let geminiHeaders: HTTPHeaders = ["x-goog-api-key": Self.key]
+        let listed = await emulator.handle(EmulatorRequest(method: "GET", path: "/v1beta/models", query: ["pageSize": "2"], headers: geminiHeaders))
+        let gemini = (status: listed.status, json: try? JSONValue(parsing: listed.body))
+        #expect(gemini.status == 200)
+        #expect(gemini.json?["models"]?.arrayValue?.count == 2)
+        #expect(gemini.json?["models"]?[0]?["name"]?.stringValue?.hasPrefix("models/") == true)
+        #expect(gemini.json?["nextPageToken"]?.stringValue != nil)
+        let contents: JSONValue = ["contents": [["role": "user", "parts": [["text": "hello there, how are you"]]]]]
+        let g = await post("/v1beta/models/gemini-2.5-flash:countTokens", geminiHeaders, contents)
+        #expect(g.status == 200)
+        let total = try #require(g.json?["totalTokens"]?.intValue)
+        let generated = await post("/v1beta/models/gemini-2.5-flash:generateContent", geminiHeaders, contents)
+        #expect(generated.json?["usageMetadata"]?["promptTokenCount"]?.intValue == total)
+    }
 }

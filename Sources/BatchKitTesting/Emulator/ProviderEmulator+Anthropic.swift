@@ -32,7 +32,7 @@ extension ProviderEmulator {
     /// `Authorization: Bearer`) and an `anthropic-version` header (any value).
     func handleAnthropic(_ request: EmulatorRequest) async -> EmulatorResponse? {
         let path = request.path
-        let retrievesModel = request.method == "GET" && path.hasPrefix("/v1/models/")
+        let retrievesModel = request.method == "GET" && (path.hasPrefix("/v1/models/") || path == "/v1/models")
         guard path == "/v1/messages" || path.hasPrefix("/v1/messages/") || retrievesModel else { return nil }
         let key: String
         switch authenticate(request, .anthropic) {
@@ -44,6 +44,7 @@ extension ProviderEmulator {
         }
         let parts = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
         if retrievesModel {
+            if parts.count == 2 { return anthropicListModels() }
             return parts.count == 3 ? anthropicRetrieveModel(parts[2]) : nil
         }
         // parts: ["v1", "messages", ...]
@@ -52,6 +53,8 @@ extension ProviderEmulator {
             return await anthropicMessages(request, key: key)
         case ("POST", 3) where parts[2] == "batches":
             return anthropicCreateBatch(request)
+        case ("POST", 3) where parts[2] == "count_tokens":
+            return anthropicCountTokens(request)
         case ("GET", 3) where parts[2] == "batches":
             return anthropicListBatches(request)
         case ("GET", 4) where parts[2] == "batches":
@@ -95,6 +98,24 @@ extension ProviderEmulator {
         headers["request-id"] = newID("req_01", hexDigits: 22)
         if params["stream"]?.boolValue == true { return Self.eventStream(Self.anthropicStream(message), headers: headers) }
         return .json(200, message, headers: headers)
+    }
+
+    /// `POST /v1/messages/count_tokens`: `{"input_tokens"}`, what the same request would be charged
+    /// as input (the message's `input_tokens` plus any cache write and read), validated as a
+    /// message without `max_tokens`.
+    func anthropicCountTokens(_ request: EmulatorRequest) -> EmulatorResponse {
+        guard var params = request.json?.objectValue else {
+            return errorResponse(.anthropic, status: 400, message: "The request body is not valid JSON.", type: "invalid_request_error")
+        }
+        if let k = params.keys.sorted().first(where: { $0 == "max_tokens" || $0 == "stream" }) {
+            return errorResponse(.anthropic, status: 400, message: "\(k): Extra inputs are not permitted", type: "invalid_request_error")
+        }
+        params["max_tokens"] = 1
+        if let problem = Self.anthropicValidate(.object(params), inBatch: false) {
+            return errorResponse(.anthropic, status: 400, message: problem, type: "invalid_request_error")
+        }
+        return .json(200, ["input_tokens": .int(Self.anthropicInputTokens(.object(params)))],
+                     headers: ["request-id": newID("req_01", hexDigits: 22)])
     }
 
     /// Known top-level fields of a Messages request; anything else is rejected as Anthropic does
@@ -182,6 +203,13 @@ extension ProviderEmulator {
         return out
     }
 
+    /// All input tokens of a request (prompt and tool definitions), cached or not.
+    static func anthropicInputTokens(_ p: JSONValue) -> Int {
+        var tokens = anthropicPromptTokens(p)
+        if let tools = p["tools"], !(tools.arrayValue ?? []).isEmpty { tokens += tokenCount(tools.jsonString) }
+        return tokens
+    }
+
     static func anthropicPromptTokens(_ p: JSONValue) -> Int {
         var tokens = tokenCount(anthropicPromptText(p))
         for m in p["messages"]?.arrayValue ?? [] {
@@ -247,8 +275,7 @@ extension ProviderEmulator {
         }
         // Tool definitions are part of the prompt; a cache breakpoint splits it into written or
         // read tokens and the rest.
-        var promptTokens = anthropicPromptTokens(p)
-        if let tools = p["tools"], !(tools.arrayValue ?? []).isEmpty { promptTokens += tokenCount(tools.jsonString) }
+        let promptTokens = anthropicInputTokens(p)
         let cached = anthropicCacheUsage(p, cache: &cache)
         let input = max(1, promptTokens - cached.write - cached.read)
         return [

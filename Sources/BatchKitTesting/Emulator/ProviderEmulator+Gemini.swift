@@ -79,6 +79,10 @@ extension ProviderEmulator {
             return geminiCreateBatch(request, model: route.resource, kind: .embed)
         case ("GET", "", "models"?, 2, ""):
             return geminiGetModel(route.resource, version: route.version)
+        case ("GET", "", "models"?, 1, ""):
+            return geminiListModels(request)
+        case ("POST", "", "models"?, 2, "countTokens"):
+            return geminiCountTokens(request)
         case ("GET", "", "batches"?, 1, ""):
             return geminiListBatches(request)
         case ("GET", "", "batches"?, 2, ""):
@@ -103,6 +107,22 @@ extension ProviderEmulator {
     }
 
     // MARK: - Real time
+
+    /// `POST models/{m}:countTokens`: `{"totalTokens", "promptTokensDetails"}` for `contents` (or a
+    /// whole `generateContentRequest`), the same count `generateContent` reports as `promptTokenCount`.
+    func geminiCountTokens(_ r: EmulatorRequest) -> EmulatorResponse {
+        let body: JSONValue
+        switch geminiParseBody(r) {
+        case .success(let b): body = b
+        case .failure(let f): return f.response
+        }
+        let request = Self.gField(body, "generateContentRequest") ?? body
+        guard let contents = Self.gField(request, "contents")?.arrayValue, !contents.isEmpty else {
+            return errorResponse(.gemini, status: 400, message: "* CountTokensRequest.contents: contents is not specified", type: "INVALID_ARGUMENT")
+        }
+        let tokens = Self.syntheticAnswer(prompt: Self.geminiPromptText(request), maxTokens: 1).inputTokens
+        return .json(200, ["totalTokens": .int(tokens), "promptTokensDetails": [["modality": "TEXT", "tokenCount": .int(tokens)]]])
+    }
 
     /// `POST models/{m}:generateContent`.
     func geminiGenerateContent(_ r: EmulatorRequest, key: String, model: String, stream: Bool = false) async -> EmulatorResponse {

@@ -81,6 +81,7 @@ extension ProviderEmulator {
         if deployment != nil { return nil }
 
         switch (method, Array(parts.dropFirst())) {
+        case ("GET", ["models"]): return openAIListModels()
         case ("GET", let p) where p.count == 2 && p[0] == "models": return openAIRetrieveModel(p[1])
         case ("POST", ["files"]): return openAIUploadFile(request, route: route)
         case ("GET", ["files"]): return openAIListFiles(request)

@@ -204,7 +204,7 @@ public final class ProviderEmulator: Sendable {
         if p.hasPrefix("/v1/messages") { return .anthropic }
         if p.hasPrefix("/openai/") { return .openAI }
         if p.hasPrefix("/v1beta/") || p.hasPrefix("/upload/") || p.hasPrefix("/download/") { return .gemini }
-        if r.method == "GET", p.hasPrefix("/v1/models/") {
+        if r.method == "GET", p.hasPrefix("/v1/models/") || p == "/v1/models" {
             // Retrieve a model: the same path for OpenAI and Anthropic (and Gemini's v1), told
             // apart by the credentials (an OpenAI fine-tuned id may hold colons).
             if r.headers["x-goog-api-key"] != nil || r.query["key"] != nil { return .gemini }
