@@ -74,7 +74,9 @@ def strict(model, text, what):
     """Validates the raw JSON with the SDK's own pydantic model in strict mode (ints are ints,
     timestamps parse, literals are in the SDK's enums): what the SDK would accept without coercion."""
     try:
-        return model.model_validate_json(text, strict=True)
+        value = model.model_validate_json(text, strict=True)
+        check(True, what)
+        return value
     except Exception as e:  # pydantic.ValidationError
         check(False, f"{what} validates strictly as {model.__name__}", str(e)[:600])
         return None
@@ -449,6 +451,19 @@ def anthropic_checks():
     if u1.cache_creation is not None:
         eq(u1.cache_creation.ephemeral_5m_input_tokens + u1.cache_creation.ephemeral_1h_input_tokens,
            u1.cache_creation_input_tokens, "anthropic cache: cache_creation breakdown sums")
+
+    # Extended thinking: a signed thinking block first, plain and streamed.
+    m = a.messages.create(model=CLAUDE, max_tokens=2000, thinking={"type": "enabled", "budget_tokens": 1024},
+                          messages=[{"role": "user", "content": "What is 2+2?"}])
+    check([c.type for c in m.content] == ["thinking", "text"] and m.content[0].thinking and m.content[0].signature,
+          "anthropic thinking: thinking block (with signature) then text", [c.type for c in m.content])
+    with a.messages.stream(model=CLAUDE, max_tokens=2000, thinking={"type": "enabled", "budget_tokens": 1024},
+                           messages=[{"role": "user", "content": "What is 2+2?"}]) as st:
+        kinds = {ev.delta.type for ev in st if ev.type == "content_block_delta"}
+        final = st.get_final_message()
+    check({"thinking_delta", "signature_delta", "text_delta"} <= kinds, "anthropic thinking stream: thinking/signature/text deltas", kinds)
+    check(final.content[0].type == "thinking" and final.content[0].thinking == m.content[0].thinking
+          and final.content[0].signature == m.content[0].signature, "anthropic thinking stream: assembled block = plain block")
 
     # Streaming.
     with a.messages.stream(model=CLAUDE, max_tokens=60, messages=[{"role": "user", "content": "hi there"}]) as st:

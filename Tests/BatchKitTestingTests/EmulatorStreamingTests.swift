@@ -97,4 +97,29 @@ import Testing
         let bad = try await post(e, "/v1beta/models/gemini-2.5-flash:generateContent", headers, .object(streamed))
         #expect(bad.status == 400)
     }
+
+    /// Extended thinking: a signed `thinking` block before the text, streamed as `thinking_delta`s
+    /// and one `signature_delta`, as the SDK's `messages.stream` assembles it.
+    @Test func anthropicThinkingBlockComesFirstAndStreams() async throws {
+        let e = ProviderEmulator()
+        let headers: HTTPHeaders = ["x-api-key": "sk-ant-s", "anthropic-version": "2023-06-01"]
+        let body: JSONValue = [
+            "model": "claude-sonnet-4-5", "max_tokens": 2000, "thinking": ["type": "enabled", "budget_tokens": 1024],
+            "messages": [["role": "user", "content": "What is 2+2?"]],
+        ]
+        let plain = try JSONValue(parsing: try await post(e, "/v1/messages", headers, body).body)
+        let content = try #require(plain["content"]?.arrayValue)
+        try #require(content.count == 2)
+        #expect(content[0]["type"] == "thinking")
+        #expect(content[0]["thinking"]?.stringValue?.isEmpty == false)
+        #expect(content[0]["signature"]?.stringValue?.isEmpty == false)
+        #expect(content[1]["type"] == "text")
+        var streamed = body.objectValue!
+        streamed["stream"] = true
+        let (_, data) = events(try await post(e, "/v1/messages", headers, .object(streamed)))
+        let deltas = try data.map { try JSONValue(parsing: $0) }.compactMap { $0["delta"] }
+        let thinking = deltas.filter { $0["type"] == "thinking_delta" }.compactMap { $0["thinking"]?.stringValue }.joined()
+        #expect(thinking == content[0]["thinking"]?.stringValue)
+        #expect(deltas.contains { $0["type"] == "signature_delta" && $0["signature"] == content[0]["signature"] })
+    }
 }

@@ -273,6 +273,15 @@ extension ProviderEmulator {
             }
             content = [["type": "text", "text": .string(text)]]
         }
+        // Extended thinking (`thinking.type` enabled or adaptive): a signed `thinking` block comes
+        // first, and its tokens are output tokens.
+        if ["enabled", "adaptive"].contains(p["thinking"]?["type"]?.stringValue ?? "") {
+            let words = prompt.split(whereSeparator: \.isWhitespace).prefix(12).joined(separator: " ")
+            let thought = "The user asks: \(words). A short, direct answer fits."
+            let signature = Data(("sig:" + anthropicStableHex(thought, digits: 48)).utf8).base64EncodedString()
+            content.insert(["type": "thinking", "thinking": .string(thought), "signature": .string(signature)], at: 0)
+            outputTokens += tokenCount(thought)
+        }
         // Tool definitions are part of the prompt; a cache breakpoint splits it into written or
         // read tokens and the rest.
         let promptTokens = anthropicInputTokens(p)

@@ -93,6 +93,15 @@ extension ProviderEmulator {
                     "content_block": ["type": "tool_use", "id": block["id"] ?? "", "name": block["name"] ?? "", "input": [:]]])
                 add("content_block_delta", ["type": "content_block_delta", "index": index,
                     "delta": ["type": "input_json_delta", "partial_json": .string((block["input"] ?? [:]).jsonString)]])
+            } else if block["type"] == "thinking" {
+                add("content_block_start", ["type": "content_block_start", "index": index,
+                    "content_block": ["type": "thinking", "thinking": "", "signature": ""]])
+                for piece in streamPieces(block["thinking"]?.stringValue ?? "") {
+                    add("content_block_delta", ["type": "content_block_delta", "index": index,
+                        "delta": ["type": "thinking_delta", "thinking": .string(piece)]])
+                }
+                add("content_block_delta", ["type": "content_block_delta", "index": index,
+                    "delta": ["type": "signature_delta", "signature": block["signature"] ?? ""]])
             } else {
                 add("content_block_start", ["type": "content_block_start", "index": index, "content_block": ["type": "text", "text": ""]])
                 for piece in streamPieces(block["text"]?.stringValue ?? "") {
