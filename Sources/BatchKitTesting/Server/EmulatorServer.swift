@@ -64,7 +64,8 @@ public final class EmulatorServer: Sendable {
     /// Connections accepted since the start.
     public var connectionsAccepted: Int { state.withLock { $0.connectionsAccepted } }
 
-    /// Requests answered so far (faulted answers included).
+    /// Requests answered so far (faulted answers included). An answer is counted before it is
+    /// written, so once a client has read it, it is in this count.
     public var requestsServed: Int { served.load(ordering: .relaxed) }
 
     private init(host: String, threads: ServerThreads, handler: @escaping Handler) {
@@ -172,8 +173,10 @@ public final class EmulatorServer: Sendable {
             let request = EmulatorRequest(
                 method: head.method.uppercased(), path: path, query: query, headers: head.headers, body: body)
             guard let response = answer(request, control: control) else { return }
-            ending = writeAnswer(response, fd: fd, head: head)
+            // Counted before the answer is written: a client that has read an answer must see
+            // it counted (counting after the write raced with the client's next look).
             served.add(1, ordering: .relaxed)
+            ending = writeAnswer(response, fd: fd, head: head)
             if ending != .keepOpen { return }
         }
     }
