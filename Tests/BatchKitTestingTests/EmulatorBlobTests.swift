@@ -19,13 +19,7 @@ struct EmulatorBlobTests {
         let data = Data(text.utf8)
         let blob = EmulatorBlob(data)
         #expect(blob.count == data.count)
-        var fromDisk: [(String, Int)] = []
-        blob.forEachLine { line, n in fromDisk.append((String(decoding: line, as: UTF8.self), n)) }
-        var fromMemory: [(String, Int)] = []
-        JSONLReader.forEachLine(in: data) { line, n in fromMemory.append((String(decoding: line, as: UTF8.self), n)) }
-        try #require(fromDisk.count == fromMemory.count)
-        #expect(fromDisk.map(\.0) == fromMemory.map(\.0))
-        #expect(fromDisk.map(\.1) == fromMemory.map(\.1))
+        _ = try Self.linesMatchingMemory(blob, data)
         #expect(blob.data == data)
         #expect(blob.fileURL != nil)
     }
@@ -111,13 +105,7 @@ struct EmulatorBlobTests {
         let data = Data(bytes)
         let blob = EmulatorBlob(data)
         #expect(blob.fileURL != nil)
-        var fromDisk: [(String, Int)] = []
-        blob.forEachLine { line, n in fromDisk.append((String(decoding: line, as: UTF8.self), n)) }
-        var fromMemory: [(String, Int)] = []
-        JSONLReader.forEachLine(in: data) { line, n in fromMemory.append((String(decoding: line, as: UTF8.self), n)) }
-        try #require(fromDisk.count == fromMemory.count)
-        #expect(fromDisk.map(\.0) == fromMemory.map(\.0))
-        #expect(fromDisk.map(\.1) == fromMemory.map(\.1))
+        let fromDisk = try Self.linesMatchingMemory(blob, data)
         #expect(fromDisk.contains { $0.0.utf8.count == block * 3 + 17 })
         #expect(!fromDisk.contains { $0.0.hasSuffix("\r") || $0.0.isEmpty })
         #expect(fromDisk.last?.0 == "{\"last\":\"no newline\"}")
@@ -183,5 +171,18 @@ struct EmulatorBlobTests {
         try #require(back.count == ids.count)
         #expect(back == ids)
         #expect(Array(EmulatorIDList([String]())).isEmpty)
+    }
+
+    /// The lines (text, number) `blob` reads, after checking they are those `JSONLReader` reads
+    /// from `data` in memory, in the same order with the same numbers.
+    static func linesMatchingMemory(_ blob: EmulatorBlob, _ data: Data) throws -> [(String, Int)] {
+        var fromDisk: [(String, Int)] = []
+        blob.forEachLine { line, n in fromDisk.append((String(decoding: line, as: UTF8.self), n)) }
+        var fromMemory: [(String, Int)] = []
+        JSONLReader.forEachLine(in: data) { line, n in fromMemory.append((String(decoding: line, as: UTF8.self), n)) }
+        try #require(fromDisk.count == fromMemory.count)
+        #expect(fromDisk.map(\.0) == fromMemory.map(\.0))
+        #expect(fromDisk.map(\.1) == fromMemory.map(\.1))
+        return fromDisk
     }
 }
