@@ -1,4 +1,5 @@
 import BatchKit
+import BatchKitTesting
 import Foundation
 import Testing
 
@@ -77,5 +78,28 @@ import Testing
         #expect(salvage(#"{"key":"unterminated"#) == nil)
         #expect(salvage(#"{"key":7}"#) == nil)
         #expect(salvage(#"{"text":"say \"key\":\"x\" ok"#) == nil)  // inside a string, not a member
+    }
+    /// Lines longer than the reader's chunk (many chunks long, CRLF, empty lines, no final
+    /// newline) come out whole, numbered as in the file, whatever the chunk size.
+    @Test(arguments: [1, 7, 64, 32 << 10]) func linesLongerThanAChunkReadWhole(_ chunkSize: Int) async throws {
+        var rng = SplitMix64(seed: UInt64(chunkSize))
+        var lines: [String] = []
+        for i in 0..<60 {
+            let length = i % 10 == 3 ? 0 : Int(rng.next() % 300)
+            lines.append(String((0..<length).map { _ in Character(UnicodeScalar(UInt8(97 + rng.next() % 26))) }))
+        }
+        var text = ""
+        for (i, line) in lines.enumerated() { text += line + (i == lines.count - 1 ? "" : (i % 4 == 1 ? "\r\n" : "\n")) }
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("lines-\(UUID().uuidString).jsonl")
+        try Data(text.utf8).write(to: file)
+        defer { try? FileManager.default.removeItem(at: file) }
+        var read: [(String, Int)] = []
+        try await JSONLReader.forEachLine(in: file, chunkSize: chunkSize) { line, n in
+            read.append((String(decoding: line, as: UTF8.self), n))
+        }
+        let expected = lines.enumerated().filter { !$0.element.isEmpty }.map { ($0.element, $0.offset + 1) }
+        try #require(read.count == expected.count)
+        #expect(read.map(\.0) == expected.map(\.0))
+        #expect(read.map(\.1) == expected.map(\.1))
     }
 }

@@ -15,11 +15,14 @@ package enum JSONLReader {
         var lineNumber = 0
         while true {
             guard let chunk = try handle.read(upToCount: chunkSize), !chunk.isEmpty else { break }
+            // What is pending holds no newline (the lines before it were handed out), so only the
+            // new bytes are searched: a line many chunks long costs one pass, not one per chunk.
+            let searchFrom = pending.count
             pending.append(contentsOf: chunk)
             var start = 0
             var lines: [(Int, Int)] = []
             pending.withUnsafeBufferPointer { buf in
-                var i = 0
+                var i = searchFrom
                 while i < buf.count {
                     if buf[i] == 0x0A {
                         lines.append((start, i))
