@@ -82,6 +82,41 @@ def strict(model, text, what):
         return None
 
 
+def strict_union(type_, text, what):
+    """`strict` for a union type alias (e.g. ResponseStreamEvent), through a pydantic TypeAdapter."""
+    from pydantic import TypeAdapter
+    try:
+        value = TypeAdapter(type_).validate_json(text, strict=True)
+        check(True, what)
+        return value
+    except Exception as e:
+        check(False, f"{what} validates strictly", str(e)[:600])
+        return None
+
+
+def sse_events(url, headers, body):
+    """The raw (event name, data) pairs of a server-sent event stream (POST with a JSON body)."""
+    import urllib.request
+    req = urllib.request.Request(url, method="POST", data=json.dumps(body).encode(),
+                                 headers={**headers, "content-type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        content_type = r.headers.get("content-type", "")
+        text = r.read().decode()
+    out = []
+    for block in text.replace("\r\n", "\n").split("\n\n"):
+        if not block.strip():
+            continue
+        name = None
+        data = ""
+        for line in block.split("\n"):
+            if line.startswith("event: "):
+                name = line[7:]
+            elif line.startswith("data: "):
+                data += line[6:]
+        out.append((name, data))
+    return content_type, out
+
+
 def txt(raw):
     """The body of a `with_raw_response` answer (`.text` is a property in openai, a method in anthropic)."""
     t = raw.text
@@ -122,6 +157,121 @@ OPENAI_TERMINAL = {"completed", "failed", "expired", "cancelled"}
 WEATHER_TOOL = {"type": "function", "function": {
     "name": "get_weather", "description": "Current weather in a city",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+
+
+RESP_TOOL = {"type": "function", "name": "get_weather", "description": "Current weather in a city",
+             "parameters": {"type": "object", "properties": {"city": {"type": "string"}, "unit": {"type": "string", "enum": ["c", "f"]}},
+                            "required": ["city", "unit"], "additionalProperties": False}}
+RESP_TOOL_2 = {"type": "function", "name": "get_time", "parameters": {"type": "object", "properties": {"zone": {"type": "string"}}}}
+
+
+def responses_checks(o, City):
+    """Responses API: the Response strictly, streaming events (SDK iteration, the `responses.stream`
+    helper, raw events strictly as ResponseStreamEvent), forced function calls (plain and streamed)."""
+    from openai.types.responses import Response, ResponseStreamEvent
+
+    raw = o.responses.with_raw_response.create(model="gpt-4o-mini", input="Say hello", max_output_tokens=50)
+    plain = strict(Response, txt(raw), "openai responses.create: Response")
+    check(raw.headers.get("x-request-id", "").startswith("req_"), "openai responses: x-request-id")
+    r = raw.parse()
+    check(r.id.startswith("resp_") and r.output[0].type == "message" and r.output_text, "openai responses: message with text", r.output)
+    eq(r.usage.total_tokens, r.usage.input_tokens + r.usage.output_tokens, "openai responses: usage total")
+
+    # stream=True: the SDK yields typed events.
+    events = list(o.responses.create(model="gpt-4o-mini", input="Say hello", max_output_tokens=50, stream=True))
+    types_ = [e.type for e in events]
+    check(len(events) >= 9, "openai responses stream: events arrive", types_)
+    if events:
+        eq(types_[:4], ["response.created", "response.in_progress", "response.output_item.added", "response.content_part.added"],
+           "openai responses stream: opening events")
+        eq(types_[-4:], ["response.output_text.done", "response.content_part.done", "response.output_item.done", "response.completed"],
+           "openai responses stream: closing events")
+        eq([e.sequence_number for e in events], list(range(len(events))), "openai responses stream: sequence_number 0, 1, …")
+        deltas = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+        done = [e.text for e in events if e.type == "response.output_text.done"]
+        final = events[-1].response
+        eq(done, [deltas], "openai responses stream: deltas add up to output_text.done")
+        eq(final.output_text, deltas, "openai responses stream: completed response text = deltas")
+        eq(events[0].response.id, final.id, "openai responses stream: one response id")
+        eq((events[0].response.status, final.status), ("in_progress", "completed"), "openai responses stream: status in_progress -> completed")
+        check(final.usage is not None and final.usage.output_tokens > 0, "openai responses stream: usage on completed")
+        if plain is not None:
+            eq(deltas, plain.output_text, "openai responses stream: same text as the plain call")
+        item_ids = {e.item_id for e in events if hasattr(e, "item_id")}
+        eq(item_ids, {final.output[0].id}, "openai responses stream: item_id of every content event")
+
+    # Raw events, each strictly a ResponseStreamEvent of the type its `event:` line names.
+    content_type, raw_events = sse_events(BASE + "/v1/responses", {"authorization": f"Bearer {KEY}"},
+                                  {"model": "gpt-4o-mini", "input": "Say hello", "stream": True, "tools": [RESP_TOOL],
+                                   "tool_choice": "auto"})
+    check(content_type.startswith("text/event-stream"), "openai responses stream: text/event-stream", content_type)
+    check(raw_events and all(n and json.loads(d)["type"] == n for n, d in raw_events), "openai responses stream: event: line = data.type")
+    check(not any(d == "[DONE]" for _, d in raw_events), "openai responses stream: no [DONE]")
+    for n, d in raw_events:
+        strict_union(ResponseStreamEvent, d, f"openai responses raw event {n}")
+
+    # The `responses.stream` helper assembles the response (and parses text_format).
+    with o.responses.stream(model="gpt-4o-mini", input="Say hello") as stream:
+        seen = [e.type for e in stream]
+        final = stream.get_final_response()
+    check("response.output_text.delta" in seen and final.output_text, "openai responses.stream: final response with text", seen)
+    with o.responses.stream(model="gpt-4o-mini", input="Paris", text_format=City) as stream:
+        for _ in stream:
+            pass
+        final = stream.get_final_response()
+    check(isinstance(final.output_parsed, City), "openai responses.stream(text_format=City): parsed", final.output_text)
+
+    # Forced function calls: required (first function tool), named, auto.
+    raw = o.responses.with_raw_response.create(model="gpt-4o-mini", input="Weather in Paris?", tools=[RESP_TOOL, RESP_TOOL_2],
+                                               tool_choice="required")
+    strict(Response, txt(raw), "openai responses tool_choice required: Response")
+    r = raw.parse()
+    call = r.output[0] if r.output else None
+    if check(call is not None and call.type == "function_call", "openai responses tool_choice required: a function_call item",
+             r.output):
+        eq(call.name, "get_weather", "openai responses function_call: first function tool")
+        check(call.id.startswith("fc_") and call.call_id.startswith("call_"), "openai responses function_call: ids fc_/call_", call)
+        args = json.loads(call.arguments)
+        check(isinstance(args.get("city"), str) and args.get("unit") in ("c", "f") and set(args) == {"city", "unit"},
+              "openai responses function_call: arguments fit the schema", call.arguments)
+        eq(call.status, "completed", "openai responses function_call: status")
+        eq(r.output_text, "", "openai responses function_call: no output_text")
+        # The tool result continues with text.
+        r2 = o.responses.create(model="gpt-4o-mini", tools=[RESP_TOOL], input=[
+            {"role": "user", "content": "Weather in Paris?"}, call.model_dump(exclude_none=True),
+            {"type": "function_call_output", "call_id": call.call_id, "output": "18C, sunny"}])
+        check(r2.output and r2.output[0].type == "message" and r2.output_text, "openai responses function_call_output: answered with text")
+    r = o.responses.create(model="gpt-4o-mini", input="What time is it?", tools=[RESP_TOOL, RESP_TOOL_2],
+                           tool_choice={"type": "function", "name": "get_time"})
+    check(r.output and r.output[0].type == "function_call" and r.output[0].name == "get_time",
+          "openai responses named tool_choice: that function", r.output)
+    r = o.responses.create(model="gpt-4o-mini", input="Hello", tools=[RESP_TOOL], tool_choice="auto")
+    check(r.output and r.output[0].type == "message", "openai responses tool_choice auto: a message")
+    err = expect_error(lambda: o.responses.create(model="gpt-4o-mini", input="x", tools=[WEATHER_TOOL], tool_choice="required"),
+                       openai.BadRequestError, "openai responses: chat-shaped tool refused", 400)
+    if err is not None:
+        eq(err.body.get("param") if isinstance(err.body, dict) else None, "tools[0].name", "openai responses chat-shaped tool: param")
+
+    # A streamed function call.
+    events = list(o.responses.create(model="gpt-4o-mini", input="Weather?", tools=[RESP_TOOL], tool_choice="required", stream=True))
+    types_ = [e.type for e in events]
+    check("response.function_call_arguments.delta" in types_ and "response.function_call_arguments.done" in types_,
+          "openai responses stream function call: argument events", types_)
+    if events and events[-1].type == "response.completed":
+        final = events[-1].response
+        joined = "".join(e.delta for e in events if e.type == "response.function_call_arguments.delta")
+        done = [e.arguments for e in events if e.type == "response.function_call_arguments.done"]
+        eq(done, [joined], "openai responses stream function call: deltas add up to .done")
+        eq(final.output[0].arguments, joined, "openai responses stream function call: completed item arguments")
+        added = [e.item for e in events if e.type == "response.output_item.added"]
+        check(added and added[0].type == "function_call" and added[0].arguments == "" and added[0].name == "get_weather",
+              "openai responses stream function call: item opens empty", added)
+    with o.responses.stream(model="gpt-4o-mini", input="Weather?", tools=[RESP_TOOL], tool_choice="required") as stream:
+        for _ in stream:
+            pass
+        final = stream.get_final_response()
+    check(final.output and final.output[0].type == "function_call" and json.loads(final.output[0].arguments).get("city"),
+          "openai responses.stream function call: final response", final.output)
 
 
 def openai_checks():
@@ -186,6 +336,7 @@ def openai_checks():
     resp = o.responses.parse(model="gpt-4o-mini", input="Paris", text_format=City)
     check(isinstance(resp.output_parsed, City), "openai responses.parse (text.format json_schema): a City", resp.output_text)
     eq((resp.object, resp.status), ("response", "completed"), "openai responses: object and status")
+    responses_checks(o, City)
 
     # Streaming with usage.
     chunks = list(o.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi there"}],
@@ -494,6 +645,25 @@ def anthropic_checks():
           (counted, sent.usage.input_tokens))
     models = list(a.models.list())
     check(len(models) > 0 and all(m.type == "model" for m in models), "anthropic models.list")
+    # Paging: limit, has_more, first_id/last_id, after_id (auto-paging), before_id.
+    ids = [m.id for m in models]
+    created = [m.created_at for m in models]
+    eq(created, sorted(created, reverse=True), "anthropic models.list: newest first")
+    page = a.models.list(limit=2)
+    eq([m.id for m in page.data], ids[:2], "anthropic models.list limit=2: first two")
+    eq((page.has_more, page.first_id, page.last_id), (len(ids) > 2, ids[0], ids[1]), "anthropic models page: has_more, first_id, last_id")
+    paged = [m.id for m in a.models.list(limit=2)]
+    eq(paged, ids, "anthropic models.list limit=2 auto-paging (after_id): every model once, in order")
+    if len(ids) >= 3:
+        page = a.models.list(limit=1, before_id=ids[2])
+        eq(([m.id for m in page.data], page.has_more), ([ids[1]], True), "anthropic models.list before_id: the page just newer")
+        page = a.models.list(after_id=ids[-2])
+        eq(([m.id for m in page.data], page.has_more), ([ids[-1]], False), "anthropic models.list after_id: the oldest, no more")
+    raw = json.loads(txt(a.models.with_raw_response.list(limit=2)))
+    eq(sorted(raw), ["data", "first_id", "has_more", "last_id"], "anthropic models page: keys")
+    for item in raw["data"]:
+        strict(ModelInfo, json.dumps(item), "anthropic models page item")
+    expect_error(lambda: a.models.list(limit=0), anthropic.BadRequestError, "anthropic models.list limit=0: 400", 400)
     strict(ModelInfo, txt(a.models.with_raw_response.retrieve(CLAUDE)), "anthropic model")
 
     # Errors.
@@ -661,6 +831,36 @@ def gemini_checks():
         tools=[gtypes.Tool(function_declarations=[weather])],
         tool_config=gtypes.ToolConfig(function_calling_config=gtypes.FunctionCallingConfig(mode="NONE"))))
     check(not r.function_calls and r.text, "gemini function calling NONE: text")
+
+    # Thinking: includeThoughts -> a thought part first, thoughtsTokenCount in the total; budget 0 -> none.
+    plain = c.models.generate_content(model=GEMINI, contents="What is 2+2?")
+    r = c.models.generate_content(model=GEMINI, contents="What is 2+2?", config=gtypes.GenerateContentConfig(
+        thinking_config=gtypes.ThinkingConfig(include_thoughts=True)))
+    parts = r.candidates[0].content.parts or []
+    if check(len(parts) == 2, "gemini thinking include_thoughts: two parts", parts):
+        check(parts[0].thought is True and parts[0].text, "gemini thinking: thought part first", parts[0])
+        check(not parts[1].thought and parts[1].text == plain.text, "gemini thinking: then the answer", parts[1])
+    eq(r.text, plain.text, "gemini thinking: response.text leaves the thought out")
+    u = r.usage_metadata
+    is_type(u.thoughts_token_count, int, "gemini thinking: thoughts_token_count")
+    check((u.thoughts_token_count or 0) > 0 and u.total_token_count == u.prompt_token_count + u.candidates_token_count + u.thoughts_token_count,
+          "gemini thinking: total = prompt + candidates + thoughts", u)
+    eq(u.candidates_token_count, plain.usage_metadata.candidates_token_count, "gemini thinking: candidates tokens unchanged")
+    r = c.models.generate_content(model=GEMINI, contents="What is 2+2?", config=gtypes.GenerateContentConfig(
+        thinking_config=gtypes.ThinkingConfig(thinking_budget=0, include_thoughts=True)))
+    check(len(r.candidates[0].content.parts) == 1 and not r.candidates[0].content.parts[0].thought
+          and r.usage_metadata.thoughts_token_count is None, "gemini thinking_budget=0: no thought, no thought tokens", r)
+    r = c.models.generate_content(model=GEMINI, contents="What is 2+2?", config=gtypes.GenerateContentConfig(
+        thinking_config=gtypes.ThinkingConfig(thinking_budget=4)))
+    check(len(r.candidates[0].content.parts) == 1 and r.usage_metadata.thoughts_token_count == 4,
+          "gemini thinking_budget=4 without include_thoughts: counted (capped), not returned", r.usage_metadata)
+    chunks = list(c.models.generate_content_stream(model=GEMINI, contents="What is 2+2?", config=gtypes.GenerateContentConfig(
+        thinking_config=gtypes.ThinkingConfig(include_thoughts=True))))
+    flags = [bool(ch.candidates[0].content.parts[0].thought) for ch in chunks]
+    check(flags and flags[0] and not flags[-1] and flags == sorted(flags, reverse=True), "gemini thinking stream: thought chunks first", flags)
+    answer = "".join(ch.candidates[0].content.parts[0].text for ch in chunks if not ch.candidates[0].content.parts[0].thought)
+    eq(answer, plain.text, "gemini thinking stream: the answer after the thoughts")
+    check(chunks[-1].usage_metadata and chunks[-1].usage_metadata.thoughts_token_count, "gemini thinking stream: thoughts tokens on the last chunk")
 
     # Streaming.
     chunks = list(c.models.generate_content_stream(model=GEMINI, contents="hi there"))

@@ -28,7 +28,8 @@ extension ProviderEmulator {
     /// Served: `POST /v1/messages`; `POST /v1/messages/batches`, `GET /v1/messages/batches`
     /// (`limit`, `after_id`, `before_id`), `GET /v1/messages/batches/{id}`,
     /// `GET /v1/messages/batches/{id}/results`, `POST /v1/messages/batches/{id}/cancel`,
-    /// `DELETE /v1/messages/batches/{id}`; `GET /v1/models/{model_id}`. Every request needs a key (`x-api-key` or
+    /// `DELETE /v1/messages/batches/{id}`; `GET /v1/models` (`limit`, `after_id`, `before_id`),
+    /// `GET /v1/models/{model_id}`. Every request needs a key (`x-api-key` or
     /// `Authorization: Bearer`) and an `anthropic-version` header (any value).
     func handleAnthropic(_ request: EmulatorRequest) async -> EmulatorResponse? {
         let path = request.path
@@ -44,7 +45,7 @@ extension ProviderEmulator {
         }
         let parts = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
         if retrievesModel {
-            if parts.count == 2 { return anthropicListModels() }
+            if parts.count == 2 { return anthropicListModels(request) }
             return parts.count == 3 ? anthropicRetrieveModel(parts[2]) : nil
         }
         // parts: ["v1", "messages", ...]

@@ -293,6 +293,21 @@ extension ProviderEmulator {
                 finish = "MAX_TOKENS"
             }
         }
+        // Thinking (`thinkingConfig` present, budget not 0): the thought's tokens are
+        // `thoughtsTokenCount` (capped by a positive budget, part of the total); with
+        // `includeThoughts` the thought comes first as a part marked `thought: true`, and a
+        // forced call then carries a `thoughtSignature`.
+        var thoughts = 0
+        if let thought = Self.geminiThought(config, prompt: prompt) {
+            thoughts = thought.tokens
+            if thought.include {
+                if parts[0]["functionCall"] != nil, case .object(var call) = parts[0] {
+                    call["thoughtSignature"] = .string(Data(("sig:" + Self.anthropicStableHex(thought.text, digits: 32)).utf8).base64EncodedString())
+                    parts[0] = .object(call)
+                }
+                parts.insert(["text": .string(thought.text), "thought": true], at: 0)
+            }
+        }
         // A named cached content is part of the prompt, counted apart as cached.
         var input = synthetic.inputTokens
         var usage: [String: JSONValue] = [:]
@@ -304,7 +319,8 @@ extension ProviderEmulator {
         }
         usage["promptTokenCount"] = .int(input)
         usage["candidatesTokenCount"] = .int(output)
-        usage["totalTokenCount"] = .int(input + output)
+        if thoughts > 0 { usage["thoughtsTokenCount"] = .int(thoughts) }
+        usage["totalTokenCount"] = .int(input + output + thoughts)
         usage["promptTokensDetails"] = [["modality": "TEXT", "tokenCount": .int(input)]]
         let modelID = model.split(separator: "/").last.map(String.init) ?? model
         return [
@@ -316,6 +332,21 @@ extension ProviderEmulator {
             "modelVersion": .string(modelID),
             "responseId": .string(newID("", hexDigits: 22)),
         ]
+    }
+
+    /// The thought of a request whose `generationConfig.thinkingConfig` asks for thinking (any
+    /// config but `thinkingBudget: 0`; without a `thinkingConfig` the emulator does not think):
+    /// its text, its tokens (at most a positive `thinkingBudget`), and whether `includeThoughts`
+    /// returns it as a part.
+    static func geminiThought(_ config: JSONValue?, prompt: String) -> (text: String, tokens: Int, include: Bool)? {
+        guard let thinking = gField(config, "thinkingConfig"), thinking.objectValue != nil else { return nil }
+        let budget = gField(thinking, "thinkingBudget")?.intValue
+        if budget == 0 { return nil }
+        let words = prompt.split(whereSeparator: \.isWhitespace).prefix(12).joined(separator: " ")
+        let text = "**Answering directly** The user asks: \(words). A short, direct answer fits."
+        var tokens = tokenCount(text)
+        if let budget, budget > 0 { tokens = min(tokens, budget) }
+        return (text, tokens, gField(thinking, "includeThoughts")?.boolValue == true)
     }
 
     /// A value that satisfies a (JSON or OpenAPI-subset) schema, derived from `text`.

@@ -19,7 +19,14 @@ import Foundation
 extension ProviderEmulator {
     /// The models the list endpoints name (any other name is served as well).
     static let listedOpenAIModels = ["gpt-4o-mini", "gpt-4o", "gpt-4.1", "gpt-4.1-mini", "text-embedding-3-small", "text-embedding-3-large"]
-    static let listedAnthropicModels = ["claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-1"]
+    /// Anthropic's listed models with their release dates, newest first (the order its list answers in).
+    static let listedAnthropicModels: [(id: String, created: String, name: String)] = [
+        ("claude-opus-4-5", "2025-11-24T00:00:00Z", "Claude Opus 4.5"),
+        ("claude-haiku-4-5", "2025-10-15T00:00:00Z", "Claude Haiku 4.5"),
+        ("claude-sonnet-4-5", "2025-09-29T00:00:00Z", "Claude Sonnet 4.5"),
+        ("claude-opus-4-1", "2025-08-05T00:00:00Z", "Claude Opus 4.1"),
+        ("claude-sonnet-4", "2025-05-14T00:00:00Z", "Claude Sonnet 4"),
+    ]
     static let listedGeminiModels = ["gemini-2.5-flash", "gemini-2.5-pro", "gemini-2.5-flash-lite", "gemini-embedding-001"]
 
     /// `GET /v1/models` (OpenAI): `{"object":"list","data":[Model…]}`.
@@ -32,19 +39,56 @@ extension ProviderEmulator {
         ["id": .string(model), "object": "model", "created": 1_686_935_002, "owned_by": "system"]
     }
 
-    /// `GET /v1/models` (Anthropic): every listed model on one page (`has_more` false).
-    func anthropicListModels() -> EmulatorResponse {
-        let data = Self.listedAnthropicModels.map { Self.anthropicModelJSON($0) }
+    /// `GET /v1/models?limit=&after_id=&before_id=` (Anthropic): newest first, `limit` 1–1000
+    /// (default 20), `{"data","has_more","first_id","last_id"}` (ids null on an empty page).
+    /// `after_id` pages towards older models, `before_id` towards newer ones (the page just before
+    /// that id); a cursor that names no listed model is a 400.
+    func anthropicListModels(_ request: EmulatorRequest) -> EmulatorResponse {
+        var limit = 20
+        if let text = request.query["limit"] {
+            guard let l = Int(text), (1...1000).contains(l) else {
+                return errorResponse(.anthropic, status: 400, message: "limit: Input should be between 1 and 1000", type: "invalid_request_error")
+            }
+            limit = l
+        }
+        let ids = Self.listedAnthropicModels.map(\.id)
+        let after = request.query["after_id"].flatMap { $0.isEmpty ? nil : $0 }
+        let before = request.query["before_id"].flatMap { $0.isEmpty ? nil : $0 }
+        var slice: ArraySlice<String>
+        let hasMore: Bool
+        if let cursor = before ?? after {
+            guard let i = ids.firstIndex(of: cursor) else {
+                return errorResponse(
+                    .anthropic, status: 400, message: "\(before != nil ? "before_id" : "after_id"): Invalid model id '\(cursor)'",
+                    type: "invalid_request_error")
+            }
+            if before != nil {
+                let candidates = ids[..<i]
+                slice = candidates.suffix(limit)
+                hasMore = candidates.count > limit
+            } else {
+                slice = ids[(i + 1)...].prefix(limit)
+                hasMore = ids.count - (i + 1) > limit
+            }
+        } else {
+            slice = ids.prefix(limit)
+            hasMore = ids.count > limit
+        }
+        let data = slice.map { Self.anthropicModelJSON($0) }
         return .json(
-            200, ["data": .array(data), "has_more": false, "first_id": data.first?["id"] ?? .null, "last_id": data.last?["id"] ?? .null],
+            200, ["data": .array(data), "has_more": .bool(hasMore), "first_id": data.first?["id"] ?? .null, "last_id": data.last?["id"] ?? .null],
             headers: ["request-id": newID("req_01", hexDigits: 22)])
     }
 
-    /// A ModelInfo: `lifecycle` is required by the SDK's model (anthropic 2.16).
+    /// A ModelInfo: `lifecycle` is required by the SDK's model (anthropic 2.16). A listed model
+    /// carries its release date and name; any other is served with a derived name.
     static func anthropicModelJSON(_ model: String) -> JSONValue {
-        let name = model.split(separator: "-").prefix(3).map { $0.prefix(1).uppercased() + $0.dropFirst() }.joined(separator: " ")
+        let listed = listedAnthropicModels.first { $0.id == model }
+        let name = listed?.name
+            ?? model.split(separator: "-").prefix(3).map { $0.prefix(1).uppercased() + $0.dropFirst() }.joined(separator: " ")
         return [
-            "type": "model", "id": .string(model), "display_name": .string(name), "created_at": "2025-05-14T00:00:00Z",
+            "type": "model", "id": .string(model), "display_name": .string(name),
+            "created_at": .string(listed?.created ?? "2025-05-14T00:00:00Z"),
             "lifecycle": "active", "deprecated_at": nil, "retires_at": nil, "max_input_tokens": 200_000, "max_tokens": 64_000,
         ]
     }

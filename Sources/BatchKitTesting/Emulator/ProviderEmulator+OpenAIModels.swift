@@ -48,6 +48,9 @@ extension ProviderEmulator {
             let usage = json?["stream_options"]?["include_usage"]?.boolValue == true
             return Self.eventStream(Self.openAIStream(outcome.body, includeUsage: usage), headers: headers)
         }
+        if outcome.isSuccess, endpoint == "/v1/responses", json?["stream"]?.boolValue == true {
+            return Self.eventStream(Self.openAIResponsesStream(outcome.body), headers: headers)
+        }
         return .json(outcome.status, outcome.body, headers: headers)
     }
 
@@ -365,11 +368,19 @@ extension ProviderEmulator {
             inputTokens: answer.inputTokens, outputTokens: answer.outputTokens)
     }
 
+    /// `POST /v1/responses`: a `message` item with one `output_text` part, or — with `tool_choice`
+    /// `required` or a named function — one `function_call` item whose `arguments` follow the
+    /// tool's `parameters` schema (as the Chat Completions path answers forced calls). The body
+    /// carries what the SDK's `Response` model requires (`tools`, `tool_choice`,
+    /// `parallel_tool_calls`, …); with `stream: true` it is sent as events (``openAIResponsesStream(_:)``).
     func openAIResponse(_ body: JSONValue, deployment: String?, created: Int) -> OpenAIOutcome {
         let model: String, input: JSONValue
         switch Self.openAIModel(body, deployment: deployment, requiring: "input") {
         case .success(let found): (model, input) = found
         case .failure(let f): return f.outcome
+        }
+        if let problem = Self.openAIResponsesToolProblem(body) {
+            return .failure(400, problem.message, param: problem.param, code: problem.code)
         }
         let prompt: String
         if case .array(let items) = input, items.contains(where: { $0["role"] != nil }) {
@@ -377,7 +388,8 @@ extension ProviderEmulator {
         } else {
             prompt = Self.openAIInputs(input).joined(separator: "\n")
         }
-        var answer = Self.syntheticAnswer(prompt: prompt, maxTokens: body["max_output_tokens"]?.intValue)
+        let maxTokens = body["max_output_tokens"]?.intValue
+        var answer = Self.syntheticAnswer(prompt: prompt, maxTokens: maxTokens)
         // Structured output: `text.format` carries the schema flat (`{"type":"json_schema","name","schema"}`).
         if var format = body["text"]?["format"] {
             if format["type"] == "json_schema", format["json_schema"] == nil {
@@ -389,22 +401,56 @@ extension ProviderEmulator {
                 answer.truncated = false
             }
         }
+        var item: JSONValue
+        if let tool = Self.openAIResponsesForcedTool(body) {
+            var seed: UInt64 = 0xcbf2_9ce4_8422_2325
+            for b in (prompt + tool.name).utf8 { seed = (seed ^ UInt64(b)) &* 0x100_0000_01b3 }
+            let arguments = Self.anthropicSyntheticJSON(tool.parameters, seed: seed).jsonString
+            answer.outputTokens = Self.tokenCount(arguments) + 8
+            answer.truncated = false
+            if let maxTokens, answer.outputTokens > maxTokens {
+                answer.outputTokens = maxTokens
+                answer.truncated = true
+            }
+            item = [
+                "type": "function_call", "id": .string(newID("fc_", hexDigits: 48)),
+                "call_id": .string("call_" + String(seed, radix: 36)), "name": .string(tool.name),
+                "arguments": .string(arguments), "status": answer.truncated ? "incomplete" : "completed",
+            ]
+        } else {
+            item = [
+                "type": "message", "id": .string(newID("msg_", hexDigits: 48)),
+                "status": answer.truncated ? "incomplete" : "completed", "role": "assistant",
+                "content": [["type": "output_text", "text": .string(answer.text), "annotations": [], "logprobs": []]],
+            ]
+        }
         let status = answer.truncated ? "incomplete" : "completed"
         return OpenAIOutcome(
             status: 200,
             body: [
                 "id": .string(newID("resp_", hexDigits: 48)), "object": "response", "created_at": .int(created),
-                "status": .string(status), "model": .string(model), "error": nil,
+                "status": .string(status), "background": false, "completed_at": answer.truncated ? nil : .int(created),
+                "model": .string(model), "error": nil,
                 "incomplete_details": answer.truncated ? ["reason": "max_output_tokens"] : nil,
-                "output": [[
-                    "type": "message", "id": .string(newID("msg_", hexDigits: 48)), "status": .string(status), "role": "assistant",
-                    "content": [["type": "output_text", "text": .string(answer.text), "annotations": []]],
-                ]],
+                "instructions": body["instructions"] ?? .null, "max_output_tokens": body["max_output_tokens"] ?? .null,
+                "metadata": body["metadata"] ?? [:], "previous_response_id": body["previous_response_id"] ?? .null,
+                "output": [item],
+                "parallel_tool_calls": body["parallel_tool_calls"] ?? true,
+                "reasoning": ["effort": nil, "summary": nil],
+                "service_tier": .string(body["service_tier"]?.stringValue ?? "default"),
+                "store": body["store"] ?? true,
+                "temperature": body["temperature"] ?? 1.0,
+                "text": ["format": body["text"]?["format"] ?? ["type": "text"]],
+                "tool_choice": body["tool_choice"] ?? "auto",
+                "tools": .array(Self.openAIResponsesTools(body)),
+                "top_p": body["top_p"] ?? 1.0, "truncation": body["truncation"] ?? "disabled",
                 "usage": [
-                    "input_tokens": .int(answer.inputTokens), "input_tokens_details": ["cached_tokens": 0],
+                    "input_tokens": .int(answer.inputTokens),
+                    "input_tokens_details": ["cached_tokens": 0, "cache_write_tokens": 0],
                     "output_tokens": .int(answer.outputTokens), "output_tokens_details": ["reasoning_tokens": 0],
                     "total_tokens": .int(answer.inputTokens + answer.outputTokens),
                 ],
+                "user": body["user"] ?? .null,
             ],
             inputTokens: answer.inputTokens, outputTokens: answer.outputTokens)
     }

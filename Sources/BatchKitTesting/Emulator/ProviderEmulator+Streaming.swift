@@ -72,6 +72,82 @@ extension ProviderEmulator {
         return sse(events)
     }
 
+    /// A Response as the Responses API streams it: named events, each with a `sequence_number`
+    /// from 0 — `response.created` and `response.in_progress` (status `in_progress`, no output, no
+    /// usage); per output item `response.output_item.added` (the item `in_progress`, empty), then
+    /// for a message `response.content_part.added`, `response.output_text.delta`s,
+    /// `response.output_text.done`, `response.content_part.done`, and for a function call
+    /// `response.function_call_arguments.delta`s and `.done`; `response.output_item.done` (the
+    /// whole item); last `response.completed` (or `response.incomplete`) with the whole Response.
+    /// No `[DONE]` follows (that is Chat Completions').
+    static func openAIResponsesStream(_ response: JSONValue) -> Data {
+        var events: [(name: String?, data: String)] = []
+        func add(_ type: String, _ fields: [String: JSONValue]) {
+            var o = fields
+            o["type"] = .string(type)
+            o["sequence_number"] = .int(events.count)
+            events.append((type, JSONValue.object(o).jsonString))
+        }
+        var start = response.objectValue ?? [:]
+        start["status"] = "in_progress"
+        start["output"] = []
+        start["usage"] = .null
+        start["completed_at"] = .null
+        start["incomplete_details"] = .null
+        add("response.created", ["response": .object(start)])
+        add("response.in_progress", ["response": .object(start)])
+        for (i, item) in (response["output"]?.arrayValue ?? []).enumerated() {
+            let index = JSONValue.int(i)
+            let id = item["id"] ?? ""
+            var opened = item.objectValue ?? [:]
+            opened["status"] = "in_progress"
+            if item["type"] == "function_call" {
+                opened["arguments"] = ""
+                add("response.output_item.added", ["output_index": index, "item": .object(opened)])
+                let arguments = item["arguments"]?.stringValue ?? ""
+                for piece in argumentPieces(arguments) {
+                    add("response.function_call_arguments.delta", ["item_id": id, "output_index": index, "delta": .string(piece)])
+                }
+                add("response.function_call_arguments.done", ["item_id": id, "output_index": index, "arguments": .string(arguments)])
+            } else if item["type"] == "message" {
+                opened["content"] = []
+                add("response.output_item.added", ["output_index": index, "item": .object(opened)])
+                for (c, part) in (item["content"]?.arrayValue ?? []).enumerated() {
+                    let place: [String: JSONValue] = ["item_id": id, "output_index": index, "content_index": .int(c)]
+                    var empty = part.objectValue ?? [:]
+                    empty["text"] = ""
+                    add("response.content_part.added", place.merging(["part": .object(empty)]) { $1 })
+                    let text = part["text"]?.stringValue ?? ""
+                    for piece in streamPieces(text) {
+                        add("response.output_text.delta", place.merging(["delta": .string(piece), "logprobs": []]) { $1 })
+                    }
+                    add("response.output_text.done", place.merging(["text": .string(text), "logprobs": []]) { $1 })
+                    add("response.content_part.done", place.merging(["part": part]) { $1 })
+                }
+            } else {
+                add("response.output_item.added", ["output_index": index, "item": .object(opened)])
+            }
+            add("response.output_item.done", ["output_index": index, "item": item])
+        }
+        add(response["status"] == "incomplete" ? "response.incomplete" : "response.completed", ["response": response])
+        return sse(events)
+    }
+
+    /// Function-call arguments in pieces of up to 8 characters, as argument deltas come.
+    static func argumentPieces(_ arguments: String) -> [String] {
+        var pieces: [String] = []
+        var current = ""
+        for c in arguments {
+            current.append(c)
+            if current.count == 8 {
+                pieces.append(current)
+                current = ""
+            }
+        }
+        if !current.isEmpty { pieces.append(current) }
+        return pieces
+    }
+
     /// A Message as Anthropic's events: `message_start`, per block `content_block_start`,
     /// `content_block_delta` (`text_delta` / `input_json_delta`), `content_block_stop`, then
     /// `message_delta` (stop reason, output tokens) and `message_stop`.
@@ -118,22 +194,32 @@ extension ProviderEmulator {
     }
 
     /// A `GenerateContentResponse` as `streamGenerateContent` answers it: with `alt=sse`, one
-    /// `data:` event per chunk (CRLF-separated, as Google sends them); without, a JSON array.
+    /// `data:` event per chunk (CRLF-separated, as Google sends them); without, a JSON array. Text
+    /// parts (thoughts first, still marked `thought: true`) come a word or so per chunk, other
+    /// parts (function calls) whole; the last chunk carries `finishReason` and `usageMetadata`.
     static func geminiStream(_ response: JSONValue, sse asEvents: Bool) -> (Data, contentType: String) {
         var chunks: [JSONValue] = []
-        let parts = response["candidates"]?[0]?["content"]?["parts"]?.arrayValue ?? []
-        if parts.count == 1, let text = parts[0]["text"]?.stringValue {
-            let pieces = streamPieces(text)
-            for (i, piece) in pieces.enumerated() {
-                var candidate: [String: JSONValue] = ["content": ["role": "model", "parts": [["text": .string(piece)]]], "index": 0]
-                var chunk: [String: JSONValue] = ["modelVersion": response["modelVersion"] ?? .null, "responseId": response["responseId"] ?? .null]
-                if i == pieces.count - 1 {
-                    candidate["finishReason"] = response["candidates"]?[0]?["finishReason"] ?? "STOP"
-                    chunk["usageMetadata"] = response["usageMetadata"] ?? .null
-                }
-                chunk["candidates"] = [.object(candidate)]
-                chunks.append(.object(chunk))
+        var pieces: [JSONValue] = []
+        for part in response["candidates"]?[0]?["content"]?["parts"]?.arrayValue ?? [] {
+            guard case .object(let o) = part, let text = o["text"]?.stringValue, !text.isEmpty else {
+                pieces.append(part)
+                continue
             }
+            for piece in streamPieces(text) {
+                var p = o
+                p["text"] = .string(piece)
+                pieces.append(.object(p))
+            }
+        }
+        for (i, piece) in pieces.enumerated() {
+            var candidate: [String: JSONValue] = ["content": ["role": "model", "parts": [piece]], "index": 0]
+            var chunk: [String: JSONValue] = ["modelVersion": response["modelVersion"] ?? .null, "responseId": response["responseId"] ?? .null]
+            if i == pieces.count - 1 {
+                candidate["finishReason"] = response["candidates"]?[0]?["finishReason"] ?? "STOP"
+                chunk["usageMetadata"] = response["usageMetadata"] ?? .null
+            }
+            chunk["candidates"] = [.object(candidate)]
+            chunks.append(.object(chunk))
         }
         if chunks.isEmpty { chunks = [response] }
         if asEvents { return (sse(chunks.map { (nil, $0.jsonString) }, separator: "\r\n"), "text/event-stream") }

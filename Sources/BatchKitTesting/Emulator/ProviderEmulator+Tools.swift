@@ -97,6 +97,77 @@ extension ProviderEmulator {
         return (name, f["parameters"] ?? ["type": "object"])
     }
 
+    /// The Responses API's check of `tools` and `tool_choice` (its flat shape: `{"type":"function",
+    /// "name","parameters"}`, and `{"type":"function","name"}` to name one): its error, or `nil`.
+    /// A Chat Completions tool (`{"type":"function","function":{…}}`) lacks `name` and gets the
+    /// missing-parameter 400, as OpenAI answers it.
+    static func openAIResponsesToolProblem(_ body: JSONValue) -> (message: String, param: String, code: String)? {
+        var names: [String] = []
+        if let tools = body["tools"] {
+            guard let list = tools.arrayValue else {
+                return ("Invalid type for 'tools': expected an array, but got \(jsonTypeName(tools)) instead.", "tools", "invalid_type")
+            }
+            for (i, t) in list.enumerated() {
+                guard let type = t["type"]?.stringValue else {
+                    return ("Missing required parameter: 'tools[\(i)].type'.", "tools[\(i)].type", "missing_required_parameter")
+                }
+                guard type == "function" else { continue }  // built-in tools (web_search, file_search, …) pass
+                guard let name = t["name"]?.stringValue else {
+                    return ("Missing required parameter: 'tools[\(i)].name'.", "tools[\(i)].name", "missing_required_parameter")
+                }
+                if t["function"] != nil {
+                    return ("Unknown parameter: 'tools[\(i)].function'.", "tools[\(i)].function", "unknown_parameter")
+                }
+                names.append(name)
+            }
+        }
+        switch body["tool_choice"] {
+        case nil, "auto"?, "none"?: break
+        case "required"?:
+            if body["tools"]?.arrayValue?.isEmpty ?? true {
+                return ("Tool choice 'required' must be specified with 'tools' parameter.", "tool_choice", "invalid_value")
+            }
+        case .object(let o)?:
+            guard o["type"] == "function" else { break }  // allowed_tools, built-in tool types
+            guard let name = o["name"]?.stringValue else {
+                return ("Missing required parameter: 'tool_choice.name'.", "tool_choice.name", "missing_required_parameter")
+            }
+            if !names.contains(name) {
+                return ("Tool choice 'function' not found in 'tools' parameter.", "tool_choice", "invalid_value")
+            }
+        case let other?:
+            return ("Invalid value: '\(other.stringValue ?? other.jsonString)'. Supported values are: 'none', 'auto', and 'required'.",
+                    "tool_choice", "invalid_value")
+        }
+        return nil
+    }
+
+    /// The function a Responses API request must call: the named one, or the first function tool
+    /// for `required`.
+    static func openAIResponsesForcedTool(_ body: JSONValue) -> (name: String, parameters: JSONValue)? {
+        let tools = (body["tools"]?.arrayValue ?? []).filter { $0["type"] == "function" }
+        let pick: JSONValue?
+        switch body["tool_choice"] {
+        case "required"?: pick = tools.first
+        case .object(let o)? where o["type"] == "function": pick = tools.first { $0["name"] == o["name"] }
+        default: pick = nil
+        }
+        guard let f = pick, let name = f["name"]?.stringValue else { return nil }
+        return (name, f["parameters"] ?? ["type": "object"])
+    }
+
+    /// The `tools` a Response echoes: function tools with `strict` (default true in the Responses
+    /// API), `description` and `parameters` spelled out; other tools as sent.
+    static func openAIResponsesTools(_ body: JSONValue) -> [JSONValue] {
+        (body["tools"]?.arrayValue ?? []).map { t in
+            guard t["type"] == "function", var o = t.objectValue else { return t }
+            o["strict"] = o["strict"] ?? true
+            o["description"] = o["description"] ?? .null
+            o["parameters"] = o["parameters"] ?? .null
+            return .object(o)
+        }
+    }
+
     /// OpenAI's cached prompt tokens: with a `prompt_cache_key`, the messages before the last one,
     /// in 128-token steps from 1,024, are read from the cache when the same key and prefix came
     /// before.
