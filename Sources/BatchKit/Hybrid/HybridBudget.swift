@@ -80,6 +80,9 @@ final class HybridBudget: Sendable {
         _ = state.withLock { $0.downloaded.insert(job.id) }
     }
 
+    /// Whether job `id`'s results were read to the end from a terminal state.
+    func wasDownloaded(_ id: String) -> Bool { state.withLock { $0.downloaded.contains(id) } }
+
     /// Ends the batch phase: releases the reservations of the jobs whose billing is known.
     ///
     /// - Returns: dollars neither spent nor reserved, for the real-time phase.

@@ -34,6 +34,8 @@ public struct HybridProcessor<C: Clock>: Processor where C.Duration == Duration 
     /// The spending limit over both paths, in dollars; `nil` for none.
     package var maxCost: Double?
     let clock: C
+    /// The hash the run's ``PendingIDs`` keys are cut from (tests inject colliding ones).
+    var idHash: @Sendable (String) -> UInt64 = FingerprintSet.fingerprint
 
     /// A hybrid processor.
     ///
@@ -87,7 +89,7 @@ public struct HybridProcessor<C: Clock>: Processor where C.Duration == Duration 
         let directory = storage.runDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let budget = makeBudget()
-        let book = HybridBook(priceTable: priceTable, budget: budget)
+        let book = HybridBook(priceTable: priceTable, budget: budget, hash: idHash)
         let requestSpool: RequestSpoolWriter
         do {
             requestSpool = try RequestSpoolWriter(storage: storage, directory: directory)
@@ -159,14 +161,24 @@ public struct HybridProcessor<C: Clock>: Processor where C.Duration == Duration 
         // Phase 2: after a deadline, collect what finished remotely before the cancellation.
         if hitDeadline, !book.jobIDs.isEmpty, book.pendingCount > 0 {
             for id in book.jobIDs { _ = try? await batch.cancel(id) }
+            // A job whose every item already reached the book (and, with a budget, whose download
+            // the budget saw end) has nothing more to give: it is not read again. The others are
+            // read with their expected ids, so only their own ids come back.
+            let unread = book.jobIDs.filter { id in
+                guard let ids = expecting[id] else { return true }
+                return !(book.receivedAllItems(ofJob: id, size: ids.count) && budget?.wasDownloaded(id) != false)
+            }
             var graceConfig = batch.configuration
             graceConfig.maxWait = cancellationGrace
             graceConfig.resubmit = .none
             let collector = NativeBatchProcessor(
                 backend: JobEndObserver(base: batch.backend, book: book, budget: budget), configuration: graceConfig, clock: clock)
-            for await event in collector.attach(book.jobIDs) {
-                if case .item(let r) = event, r.isSuccess {
-                    if await !book.report(r, sink: sink) { return .failed(.cancelled()) }
+            let unreadSet = Set(unread)
+            if !unread.isEmpty {
+                for await event in collector.attach(unread, expectingPacked: expecting.filter { unreadSet.contains($0.key) }) {
+                    if case .item(let r) = event, r.isSuccess {
+                        if await !book.report(r, sink: sink) { return .failed(.cancelled()) }
+                    }
                 }
             }
         }
@@ -256,14 +268,21 @@ extension HybridProcessor where C == ContinuousClock {
     }
 }
 
-/// Which requests still need a result, and the totals. Compact: the ids reported so far as 64-bit
-/// fingerprints, and the metadata of the requests that carry some; the requests themselves are in
-/// the run's spool.
+/// Which requests still need a result, and the totals. Compact: the ids still waiting for a
+/// result (``PendingIDs``: about 2 bytes an id, exact, shrinking as results come), and the
+/// metadata of the requests that carry some; the requests themselves are in the run's spool.
+///
+/// Every request is accepted (``accept(_:)``, during submission) before the first result is
+/// reported, and every result reported as accepted names an accepted id: the batch results come
+/// through ``NativeBatchProcessor``'s attach with each job's expected ids (it drops ids not in
+/// the job), the real-time ones from the spool. Ids are unique among the accepted requests
+/// (submission refuses a repeat), and a refused request is never accepted.
 final class HybridBook: Sendable {
     private struct State {
-        /// Fingerprints of the ids reported (a ``FingerprintSet``: about 8 bytes an id, never
-        /// rehashed into a second copy; see it for the collision odds).
-        var finished = FingerprintSet()
+        /// The accepted ids without a result yet.
+        var pending: PendingIDs
+        /// Items of each job that reached the book (reported, or held back for real time).
+        var itemsReceived: [String: Int] = [:]
         /// Requests accepted for the batch (spooled), and how many of them were reported.
         var accepted = 0
         var settled = 0
@@ -280,8 +299,12 @@ final class HybridBook: Sendable {
     /// The run's budget: told what each batch result cost.
     private let budget: HybridBudget?
 
-    init(priceTable: PriceTable?, budget: HybridBudget? = nil) {
-        state = Mutex(State())
+    /// - Parameter hash: the hash ``PendingIDs`` keys are cut from (tests inject colliding ones).
+    init(
+        priceTable: PriceTable?, budget: HybridBudget? = nil,
+        hash: @escaping @Sendable (String) -> UInt64 = FingerprintSet.fingerprint
+    ) {
+        state = Mutex(State(pending: PendingIDs(hash: hash)))
         self.priceTable = priceTable
         self.budget = budget
     }
@@ -292,12 +315,19 @@ final class HybridBook: Sendable {
     func accept(_ request: BatchRequest) {
         state.withLock { s in
             s.accepted += 1
+            s.pending.insert(request.id)
             if !request.metadata.isEmpty { s.metadata[Self.fingerprint(request.id)] = request.metadata }
         }
     }
 
-    /// Whether `id` has been reported.
-    func isFinished(_ id: String) -> Bool { state.withLock { $0.finished.contains(Self.fingerprint(id)) } }
+    /// Whether the accepted request `id` has been reported.
+    func isFinished(_ id: String) -> Bool { state.withLock { !$0.pending.contains(id) } }
+
+    /// Whether every item of job `id` (of `size` requests) reached the book in the batch phase:
+    /// each was reported, or held back for real time, so reading the job again adds nothing.
+    func receivedAllItems(ofJob id: String, size: Int) -> Bool {
+        state.withLock { ($0.itemsReceived[id] ?? 0) >= size }
+    }
 
     var jobIDs: [String] { state.withLock { $0.jobs.map(\.id) } }
 
@@ -331,6 +361,7 @@ final class HybridBook: Sendable {
         case .submitted:
             return true
         case .item(let r):
+            if let job = r.jobID { state.withLock { $0.itemsReceived[job, default: 0] += 1 } }
             // Failures worth another try (expired, cancelled, retryable, or any failure of a job
             // the provider ended failed, expired or cancelled) go to real time instead, once.
             let retryLater =
@@ -360,14 +391,16 @@ final class HybridBook: Sendable {
     /// Reports a result once per id; results for ids already reported are dropped. Returns
     /// `false` when the consumer went away.
     ///
-    /// - Parameter accepted: whether the id is one of the accepted requests (not a rejection).
+    /// - Parameter accepted: whether the id is one of the accepted requests; a refused one (never
+    ///   accepted, and refused once) is reported as it is.
     func report(_ r: BatchResult, sink: EventSink, accepted: Bool = true) async -> Bool {
-        let fingerprint = Self.fingerprint(r.id)
         let first = state.withLock { s -> (Bool, [String: String]?) in
-            guard s.finished.insert(fingerprint) else { return (false, nil) }
-            if accepted { s.settled += 1 }
+            if accepted {
+                guard s.pending.remove(r.id) else { return (false, nil) }
+                s.settled += 1
+            }
             s.totals.add(r, prices: priceTable)
-            return (true, s.metadata.removeValue(forKey: fingerprint))
+            return (true, s.metadata.isEmpty ? nil : s.metadata.removeValue(forKey: Self.fingerprint(r.id)))
         }
         guard first.0 else { return true }
         if r.route == .batch { budget?.settle(r) }

@@ -56,7 +56,7 @@ struct PendingSpooledRequests: AsyncSequence, Sendable {
                 if atEnd { return nil }
                 pending.removeFirst(start)
                 start = 0
-                guard let handle, let piece = try? handle.read(upToCount: 1 << 20), !piece.isEmpty else {
+                guard let handle, let piece = try? handle.read(upToCount: 64 << 10), !piece.isEmpty else {
                     atEnd = true
                     try? handle?.close()
                     if !pending.isEmpty { pending.append(0x0A) }

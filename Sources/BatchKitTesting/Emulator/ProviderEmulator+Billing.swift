@@ -13,8 +13,9 @@ struct BillingLedger {
 
     var jobs: [String: Job] = [:]
     var order: [String] = []
-    /// Real-time model calls answered 200, per `x-client-request-id`.
-    var realtime: [String: Int] = [:]
+    /// Real-time model calls answered 200: their `x-client-request-id`s, one entry per call (on
+    /// disk when large; counted when ``ProviderEmulator/billing`` is read).
+    var realtime = EmulatorIDLog()
 }
 
 /// What the emulator's batch jobs would cost, per custom id: the number of jobs that ran it.
@@ -96,7 +97,7 @@ extension ProviderEmulator {
                     cancelled: job.ranBeforeCancel != nil))
                 for customID in job.customIDs.prefix(billed) { perID[customID, default: []].append(id) }
             }
-            return EmulatorBilling(jobs: jobs, jobsPerCustomID: perID, realtimeCalls: s.ledger.realtime)
+            return EmulatorBilling(jobs: jobs, jobsPerCustomID: perID, realtimeCalls: s.ledger.realtime.counts())
         }
     }
 
@@ -127,7 +128,7 @@ extension ProviderEmulator {
         guard status == 200, request.method == "POST", let id = request.headers["x-client-request-id"], !id.isEmpty,
             Self.isRealtimeModelCall(request.path, provider: provider)
         else { return }
-        shared.withLock { $0.ledger.realtime[id, default: 0] += 1 }
+        shared.withLock { $0.ledger.realtime.append(id) }
     }
 
     static func isRealtimeModelCall(_ path: String, provider: EmulatedProvider) -> Bool {

@@ -23,7 +23,8 @@ public final class ProviderEmulator: Sendable {
     struct Shared {
         var rng: SplitMix64
         var idCounter = 0
-        var sentPerCustomID: [String: Int] = [:]
+        /// Custom ids of real-time calls, one entry per call (on disk when large; counted on demand).
+        var sentRealtime = EmulatorIDLog()
         /// Custom ids sent in batches, one list per batch (on disk when large; counted on demand).
         var sentInBatches: [EmulatorIDList] = []
         var modelRequests = 0
@@ -78,14 +79,14 @@ public final class ProviderEmulator: Sendable {
     /// real-time call carrying `x-client-request-id`. Tests use it to prove nothing was sent twice.
     public func sentCount(customID: String) -> Int {
         shared.withLock { s in
-            s.sentInBatches.reduce(s.sentPerCustomID[customID] ?? 0) { n, ids in n + ids.reduce(0) { $0 + ($1 == customID ? 1 : 0) } }
+            s.sentInBatches.reduce(s.sentRealtime.count(of: customID)) { n, ids in n + ids.reduce(0) { $0 + ($1 == customID ? 1 : 0) } }
         }
     }
 
     /// Every custom id received, with its count.
     public var sentCounts: [String: Int] {
         shared.withLock { s in
-            var counts = s.sentPerCustomID
+            var counts = s.sentRealtime.counts()
             for ids in s.sentInBatches { for id in ids { counts[id, default: 0] += 1 } }
             return counts
         }
@@ -98,16 +99,12 @@ public final class ProviderEmulator: Sendable {
     public var rateLimitedCount: Int { shared.withLock { $0.rateLimited } }
 
     func recordSent(customID: String) {
-        shared.withLock { $0.sentPerCustomID[customID, default: 0] += 1 }
+        shared.withLock { $0.sentRealtime.append(customID) }
     }
 
     /// Records the ids of a batch as sent (kept on disk when large: a million cost no memory).
     func recordSent(_ ids: EmulatorIDList) {
         shared.withLock { $0.sentInBatches.append(ids) }
-    }
-
-    func recordSent(customIDs: some Sequence<String>) {
-        shared.withLock { s in for id in customIDs { s.sentPerCustomID[id, default: 0] += 1 } }
     }
 
     // MARK: - Time and ids
