@@ -70,6 +70,8 @@ final class LossyCreateBackend: PassThroughBackend {
             var j = job
             j.metadata[JobIntent.metadataKey] = tags[job.id]
             j.createdAt = created[job.id]
+            // A tagged job is listed as OpenAI lists one it still validates: 0 requests.
+            if tagsJobs { j.requestCount = 0 }
             return j
         }
     }
@@ -118,8 +120,9 @@ struct JobAdoptionTests {
         #expect(backend.base.submitted.count == 1)
         #expect(events.items.count == 6)
         #expect(events.items.allSatisfy { $0.isSuccess })
-        let submitted = events.compactMap { if case .submitted(let j) = $0 { return j.id } else { return nil } }
-        #expect(submitted == ["job-1"])
+        let submitted = events.compactMap { if case .submitted(let j) = $0 { return j } else { return nil } }
+        #expect(submitted.map(\.id) == ["job-1"])
+        #expect(submitted.map(\.requestCount) == [6], "an adopted job counts its chunk's requests")
         // The intent, then the upload, were recorded before the create call; then the job.
         let log = ledger.log.withLock { $0 }
         #expect(log.count == 3)

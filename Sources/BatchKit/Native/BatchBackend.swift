@@ -137,7 +137,11 @@ extension BatchBackend {
     package func findJob(for intent: JobIntent, excluding: Set<String>) async throws -> BatchJob? {
         let tags = tagsJobs
         let candidates = try await list(limit: 100).filter { !excluding.contains($0.id) && intent.matches($0, tagsJobs: tags) }
-        return candidates.min { ($0.createdAt ?? .distantFuture) < ($1.createdAt ?? .distantFuture) }
+        guard var job = candidates.min(by: { ($0.createdAt ?? .distantFuture) < ($1.createdAt ?? .distantFuture) }) else { return nil }
+        // A job listed while the provider still validates it can count 0 requests (OpenAI's
+        // `request_counts.total`); it holds the intent's chunk, as a created job does.
+        job.requestCount = max(job.requestCount, intent.count)
+        return job
     }
 }
 
