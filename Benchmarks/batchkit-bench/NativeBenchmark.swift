@@ -78,8 +78,8 @@ func measured(_ n: Int, _ body: (Int, inout NativeBenchRun) async throws -> Void
 /// Scenario `native`: chat requests (`--requests N`, default 50,000) through the OpenAI native
 /// batch path (spooled chunks, Files upload, batch create, poll, output download, streamed join)
 /// against the in-process emulator, whose batches complete at once, end to end. The input is
-/// generated as it is pulled. When N is over 100,000, a 100,000-request run comes first and the
-/// line gives `rss_ratio` (peak RSS of N over that of 100,000; the peak is reset between runs).
+/// generated as it is pulled. When N is over 100,000 the line also gives `rss_ratio` and
+/// `rss_ratio_same_process` (see ``measureWithRatio(scenario:_:_:extraArguments:into:)``).
 func runNativeBenchmark() async throws {
     let n = benchOption("requests", env: "BENCH_REQUESTS").flatMap(Int.init) ?? 50_000
     func one(_ n: Int, _ run: inout NativeBenchRun) async {
@@ -95,18 +95,7 @@ func runNativeBenchmark() async throws {
         }
     }
     var line: [String: JSONValue] = ["scenario": "native"]
-    if n > 100_000 {
-        chatter("native: 100000 requests (reference)")
-        let reference = await measured(100_000, one)
-        line["reference"] = reference.json
-        chatter("native: \(n) requests")
-        let main = await measured(n, one)
-        for (k, v) in main.json.objectValue ?? [:] { line[k] = v }
-        line["rss_ratio"] = .double(round3(main.peakRSS / max(1, reference.peakRSS)))
-    } else {
-        let main = await measured(n, one)
-        for (k, v) in main.json.objectValue ?? [:] { line[k] = v }
-    }
+    try await measureWithRatio(scenario: "native", n, one, into: &line)
     printJSONLine(.object(line))
 }
 
@@ -141,7 +130,8 @@ final class SlowLaterBatches: HTTPTransport {
 /// batch + real time, in-process emulator). Jobs of 50,000 requests; all but the last tenth of the
 /// jobs complete at once, the rest would take an hour, so at the deadline (`--deadline S`, default
 /// 5 s) they are cancelled and their requests (about a tenth) run in real time (concurrency 256,
-/// no latency). Same `reference` and `rss_ratio` as `native` when N is over 100,000.
+/// no latency). Same `reference`, `rss_ratio` and `same_process` keys as `native` when N is over
+/// 100,000.
 func runHybridBenchmark() async throws {
     let n = benchOption("requests", env: "BENCH_REQUESTS").flatMap(Int.init) ?? 100_000
     let deadline = benchOption("deadline", env: "BENCH_DEADLINE").flatMap(Double.init) ?? 5
@@ -167,17 +157,89 @@ func runHybridBenchmark() async throws {
         }
     }
     var line: [String: JSONValue] = ["scenario": "hybrid", "deadline_seconds": .double(deadline)]
-    if n > 100_000 {
-        chatter("hybrid: 100000 requests (reference)")
-        let reference = await measured(100_000, one)
+    try await measureWithRatio(scenario: "hybrid", n, one, extraArguments: ["--deadline", "\(deadline)"], into: &line)
+    printJSONLine(.object(line))
+}
+
+/// The size every ratio is taken against.
+let referenceRequests = 100_000
+
+/// Measures `n` requests with `one` into `line`; when `n` is over ``referenceRequests``, also the
+/// ratio of peak RSS to that of a 100,000-request run, two ways:
+///
+/// - `rss_ratio`: each size in a fresh process. The 100,000-request `reference` runs in a child
+///   process (this executable, `SCENARIO --requests 100000`; its JSON line is read), then `n` runs
+///   here, in a process that has run nothing else. Neither figure includes memory the allocator
+///   kept from the other run.
+/// - `rss_ratio_same_process`: both sizes in one process, 100,000 first, the peak reset between
+///   them (`/proc/self/clear_refs`), as this benchmark measured before. glibc keeps the first run's
+///   arena resident (≈ 5–6 MB after 100,000 native requests), so the larger run's peak includes
+///   it. It runs in a second child (`--same-process`), whose line is `same_process`. Left out with
+///   `--no-same-process`.
+///
+/// With `--same-process` this process runs both sizes itself and gives `rss_ratio` (that child's
+/// own line).
+func measureWithRatio(
+    scenario: String, _ n: Int, _ one: (Int, inout NativeBenchRun) async -> Void, extraArguments: [String] = [],
+    into line: inout [String: JSONValue]
+) async throws {
+    let arguments = CommandLine.arguments
+    guard n > referenceRequests else {
+        let main = await measured(n, one)
+        for (k, v) in main.json.objectValue ?? [:] { line[k] = v }
+        return
+    }
+    if arguments.contains("--same-process") {
+        chatter("\(scenario): \(referenceRequests) requests (reference, same process)")
+        let reference = await measured(referenceRequests, one)
         line["reference"] = reference.json
-        chatter("hybrid: \(n) requests")
+        chatter("\(scenario): \(n) requests (same process)")
         let main = await measured(n, one)
         for (k, v) in main.json.objectValue ?? [:] { line[k] = v }
         line["rss_ratio"] = .double(round3(main.peakRSS / max(1, reference.peakRSS)))
-    } else {
-        let main = await measured(n, one)
-        for (k, v) in main.json.objectValue ?? [:] { line[k] = v }
+        return
     }
-    printJSONLine(.object(line))
+    chatter("\(scenario): \(referenceRequests) requests (reference, child process)")
+    var reference = try runChild([scenario, "--requests", "\(referenceRequests)"] + extraArguments)
+    for k in ["scenario", "deadline_seconds"] { reference[k] = nil }
+    line["reference"] = .object(reference)
+    chatter("\(scenario): \(n) requests")
+    let main = await measured(n, one)
+    for (k, v) in main.json.objectValue ?? [:] { line[k] = v }
+    let referencePeak = reference["peak_rss_mb"]?.doubleValue ?? 0
+    line["rss_ratio"] = .double(round3(main.peakRSS / max(1, referencePeak)))
+    if !arguments.contains("--no-same-process") {
+        chatter("\(scenario): \(referenceRequests) then \(n) requests in one child process")
+        var same = try runChild([scenario, "--requests", "\(n)", "--same-process"] + extraArguments)
+        line["rss_ratio_same_process"] = same["rss_ratio"]
+        for k in ["scenario", "deadline_seconds", "rss_ratio"] { same[k] = nil }
+        line["same_process"] = .object(same)
+    }
+}
+
+/// Runs this executable with `arguments` in a child process (its stderr passed through) and
+/// returns the members of the JSON line it prints on stdout.
+func runChild(_ arguments: [String]) throws -> [String: JSONValue] {
+    let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    let output = Pipe()
+    process.standardOutput = output
+    try process.run()
+    let data = output.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    let lines = String(decoding: data, as: UTF8.self).split(separator: "\n")
+    guard process.terminationStatus == 0, let last = lines.last, let object = (try? JSONValue(parsing: String(last)))?.objectValue else {
+        throw BenchChildError(arguments: arguments, status: process.terminationStatus, output: String(decoding: data.prefix(500), as: UTF8.self))
+    }
+    return object
+}
+
+/// A child benchmark process failed or printed no JSON line.
+struct BenchChildError: Error, CustomStringConvertible {
+    let arguments: [String]
+    let status: Int32
+    let output: String
+    var description: String { "batchkit-bench \(arguments.joined(separator: " ")) exited with status \(status), output: \(output)" }
 }
