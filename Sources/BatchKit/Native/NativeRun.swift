@@ -68,7 +68,7 @@ final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
     }
 
     /// The ids seen so far in a run, as 64-bit fingerprints in a ``FingerprintSet`` (a million ids
-    /// in about 8 MB, never rehashed into a second copy), with how many requests were read, so a
+    /// in about 6 MB, Elias–Fano coded, never copied whole), with how many requests were read, so a
     /// duplicate can be named by its position. Two distinct ids share a fingerprint with a chance
     /// of about n²/2⁶⁵ (3 in 100 million for a million ids); the later one would then be refused
     /// as a duplicate.
