@@ -3,7 +3,8 @@ package import Foundation
 /// The custom ids of one chunk, packed and front-coded: each id is stored as the length of the
 /// prefix it shares with the id before it, the length of the rest, and the rest (lengths as LEB128
 /// varints). Every ``blockSize``-th id starts a block and is stored whole, so reading id `i`
-/// decodes at most a block; iterating decodes each id once. An id that is the one before it with
+/// decodes at most a block; iterating decodes each id once. Blocks are kept in pages of
+/// ``pageSize`` bytes, so a growing list allocates page by page and never copies itself. An id that is the one before it with
 /// its trailing decimal number plus one (`row-9` after `row-8`, `n100` after `n99`, `r-010` after
 /// `r-009`) is a single mark instead: a shared length one more than the previous id's, which no
 /// front-coded id can have. So ids that count up take about 1 byte each, others about their own
@@ -11,10 +12,15 @@ package import Foundation
 package struct PackedIDs: Sendable, Hashable, RandomAccessCollection {
     /// Ids per block.
     package static let blockSize = 32
+    /// The bytes of a page: blocks are written into pages of this capacity, and a block never
+    /// spans two pages, so a growing list never reallocates (and copies) more than one block.
+    package static let pageSize = 16 * 1024
 
-    private var bytes: [UInt8] = []
-    /// Where each block starts in `bytes`.
-    private var blockStarts: [UInt32] = []
+    /// The coded ids, in pages of ``pageSize`` bytes (a page holding a single block longer than
+    /// that is as long as its block).
+    private var pages: [[UInt8]] = []
+    /// Where each block starts: its page (high 32 bits) and its offset in that page.
+    private var blockStarts: [UInt64] = []
     private var total = 0
     /// The id appended last, as bytes (the next one is coded against it).
     private var last: [UInt8] = []
@@ -27,34 +33,74 @@ package struct PackedIDs: Sendable, Hashable, RandomAccessCollection {
 
     package mutating func append(_ id: String) {
         var utf8 = Array(id.utf8)
+        let isBlockStart = total % Self.blockSize == 0
+        if isBlockStart {
+            if pages.isEmpty || pages[pages.count - 1].count >= Self.pageSize { Self.addPage(to: &pages) }
+            blockStarts.append(UInt64(pages.count - 1) << 32 | UInt64(pages[pages.count - 1].count))
+        }
+        // What is written: a mark (shared = previous length + 1) or shared, rest length, rest.
+        let isIncrement = !isBlockStart && Self.isIncrement(utf8, of: last)
         var shared = 0
-        if total % Self.blockSize == 0 {
-            blockStarts.append(UInt32(bytes.count))
-        } else if Self.isIncrement(utf8, of: last) {
-            Self.appendVarint(last.count + 1, to: &bytes)
-            swap(&last, &utf8)
-            total += 1
-            return
-        } else {
+        if !isBlockStart, !isIncrement {
             let limit = Swift.min(utf8.count, last.count)
             while shared < limit, utf8[shared] == last[shared] { shared += 1 }
         }
-        Self.appendVarint(shared, to: &bytes)
-        Self.appendVarint(utf8.count - shared, to: &bytes)
-        bytes.append(contentsOf: utf8[shared...])
+        let size = isIncrement
+            ? Self.varintSize(last.count + 1) : Self.varintSize(shared) + Self.varintSize(utf8.count - shared) + utf8.count - shared
+        let page = pages.count - 1
+        let blockOffset = Int(blockStarts[blockStarts.count - 1] & 0xFFFF_FFFF)
+        if pages[page].count + size > Self.pageSize, blockOffset > 0 {
+            // The block would overflow its page: it moves to a page of its own.
+            Self.addPage(to: &pages)
+            pages[page + 1].append(contentsOf: pages[page][blockOffset...])
+            pages[page].removeSubrange(blockOffset...)
+            blockStarts[blockStarts.count - 1] = UInt64(page + 1) << 32
+        }
+        if isIncrement {
+            Self.appendVarint(last.count + 1, to: &pages[pages.count - 1])
+        } else {
+            Self.appendVarint(shared, to: &pages[pages.count - 1])
+            Self.appendVarint(utf8.count - shared, to: &pages[pages.count - 1])
+            pages[pages.count - 1].append(contentsOf: utf8[shared...])
+        }
         swap(&last, &utf8)
         total += 1
+    }
+
+    private static func varintSize(_ value: Int) -> Int {
+        var v = UInt(value)
+        var n = 1
+        while v >= 0x80 {
+            v >>= 7
+            n += 1
+        }
+        return n
+    }
+
+    private static func addPage(to pages: inout [[UInt8]]) {
+        var page: [UInt8] = []
+        page.reserveCapacity(pageSize)
+        pages.append(page)
     }
 
     package var startIndex: Int { 0 }
     package var endIndex: Int { total }
 
     /// The bytes the coded ids take (without spare capacity).
-    package var byteCount: Int { bytes.count + blockStarts.count * MemoryLayout<UInt32>.size }
+    package var byteCount: Int { pages.reduce(0) { $0 + $1.count } + blockStarts.count * MemoryLayout<UInt64>.size }
 
-    /// Gives back the spare capacity of a list that is complete (a chunk that was filled).
+    /// The number of pages (for tests).
+    package var pageCount: Int { pages.count }
+
+    /// The largest page's byte count (for tests: over ``pageSize`` only for a page holding a
+    /// single block that long).
+    package var largestPage: Int { pages.map(\.count).max() ?? 0 }
+
+    /// Gives back the spare capacity of a list that is complete (a chunk that was filled): the
+    /// last page is copied to its exact size, and the block index too.
     package mutating func shrink() {
-        bytes = Self.exactCopy(bytes)
+        if !pages.isEmpty { pages[pages.count - 1] = Self.exactCopy(pages[pages.count - 1]) }
+        pages = Self.exactCopy(pages)
         blockStarts = Self.exactCopy(blockStarts)
     }
 
@@ -65,18 +111,24 @@ package struct PackedIDs: Sendable, Hashable, RandomAccessCollection {
         }
     }
 
+    /// A cursor at the start of block `b`, and the page it reads.
+    private func cursor(block b: Int) -> (Cursor, [UInt8]) {
+        let start = blockStarts[b]
+        return (Cursor(offset: Int(start & 0xFFFF_FFFF)), pages[Int(start >> 32)])
+    }
+
     package subscript(i: Int) -> String {
         precondition(i >= 0 && i < total, "PackedIDs index out of range")
-        var cursor = Cursor(offset: Int(blockStarts[i / Self.blockSize]))
-        for _ in 0...(i % Self.blockSize) { cursor.step(bytes) }
+        var (cursor, page) = cursor(block: i / Self.blockSize)
+        for _ in 0...(i % Self.blockSize) { cursor.step(page) }
         return String(decoding: cursor.id, as: UTF8.self)
     }
 
     /// Whether the id at `i` is `id` (decoded as bytes, no `String` made).
     package func id(at i: Int, is id: String) -> Bool {
         precondition(i >= 0 && i < total, "PackedIDs index out of range")
-        var cursor = Cursor(offset: Int(blockStarts[i / Self.blockSize]))
-        for _ in 0...(i % Self.blockSize) { cursor.step(bytes) }
+        var (cursor, page) = cursor(block: i / Self.blockSize)
+        for _ in 0...(i % Self.blockSize) { cursor.step(page) }
         return cursor.id.elementsEqual(id.utf8)
     }
 
@@ -85,10 +137,17 @@ package struct PackedIDs: Sendable, Hashable, RandomAccessCollection {
         let ids: PackedIDs
         var index = 0
         var cursor = Cursor(offset: 0)
+        /// The page of the block being read.
+        var page: [UInt8] = []
 
         package mutating func next() -> String? {
             guard index < ids.total else { return nil }
-            cursor.step(ids.bytes)
+            if index % PackedIDs.blockSize == 0 {
+                let start = ids.blockStarts[index / PackedIDs.blockSize]
+                page = ids.pages[Int(start >> 32)]
+                cursor.offset = Int(start & 0xFFFF_FFFF)
+            }
+            cursor.step(page)
             index += 1
             return String(decoding: cursor.id, as: UTF8.self)
         }
