@@ -504,13 +504,30 @@ def openai_checks():
         strict(CreateEmbeddingResponse, json.dumps(el[0]["response"]["body"]), "openai embeddings batch line body")
         check(isinstance(el[0]["response"]["body"]["data"][0]["embedding"], list), "openai embeddings batch: float arrays in the file")
 
+    # A /v1/responses batch: plain and forced-call lines, each body strictly a Response.
+    from openai.types.responses import Response
+    rlines = [{"custom_id": "resp-0", "method": "POST", "url": "/v1/responses", "body": {"model": "gpt-4o-mini", "input": "Say hello"}},
+              {"custom_id": "resp-1", "method": "POST", "url": "/v1/responses",
+               "body": {"model": "gpt-4o-mini", "input": "Weather?", "tools": [RESP_TOOL], "tool_choice": "required"}}]
+    rf = o.files.create(file=("responses.jsonl", io.BytesIO("".join(json.dumps(x) + "\n" for x in rlines).encode())), purpose="batch")
+    rb = o.batches.create(input_file_id=rf.id, endpoint="/v1/responses", completion_window="24h")
+    rb = wait(lambda: o.batches.retrieve(rb.id), lambda x: x.status in OPENAI_TERMINAL, "openai responses batch")
+    eq((rb.status, rb.request_counts.completed), ("completed", 2), "openai responses batch: completed")
+    rl = {x["custom_id"]: x for x in (json.loads(t) for t in o.files.content(rb.output_file_id).text.splitlines() if t.strip())}
+    for cid in ("resp-0", "resp-1"):
+        if check(cid in rl, f"openai responses batch: line {cid}"):
+            strict(Response, json.dumps(rl[cid]["response"]["body"]), f"openai responses batch line {cid}")
+    if "resp-1" in rl:
+        item = rl["resp-1"]["response"]["body"]["output"][0]
+        check(item["type"] == "function_call" and json.loads(item["arguments"]).get("city"), "openai responses batch: forced function_call", item)
+
     # List with pagination (auto-paging across pages of 2).
     page = o.batches.list(limit=2)
     check(len(page.data) == 2 and page.has_more, "openai batches.list limit=2: has_more", (len(page.data), page.has_more))
     ids = [x.id for x in o.batches.list(limit=2)]
-    check({b.id, fb.id, bb.id, eb.id} <= set(ids), "openai batches.list auto-paging finds every batch")
+    check({b.id, fb.id, bb.id, eb.id, rb.id} <= set(ids), "openai batches.list auto-paging finds every batch")
     eq(len(ids), len(set(ids)), "openai batches.list: no duplicates across pages")
-    eq(ids[0], eb.id, "openai batches.list: newest first")
+    eq(ids[0], rb.id, "openai batches.list: newest first")
     raw = o.batches.with_raw_response.list(limit=2)
     w = json.loads(txt(raw))
     eq((w["object"], w["first_id"], w["last_id"]), ("list", w["data"][0]["id"], w["data"][-1]["id"]), "openai batches.list: list envelope")
@@ -984,6 +1001,16 @@ def gemini_checks():
     er = (ejob.dest.inlined_embed_content_responses if ejob.dest else None) or []
     if check(len(er) == 2, "gemini embeddings batch: 2 inlined embed responses", ejob.dest):
         check(all(x.response and len(x.response.embedding.values) == 8 for x in er), "gemini embeddings batch: 8 values each", er[0])
+
+    # Thinking inside a batch request's config: the inlined response has the thought part and tokens.
+    tjob = c.batches.create(model=GEMINI, src=[{"contents": [{"role": "user", "parts": [{"text": "What is 2+2?"}]}],
+                                                "config": {"thinking_config": {"include_thoughts": True}}}])
+    tjob = wait(lambda: c.batches.get(name=tjob.name), lambda j: j.state.name in G_TERMINAL, "gemini thinking batch")
+    tr = (tjob.dest.inlined_responses if tjob.dest else None) or []
+    if check(len(tr) == 1 and tr[0].response, "gemini thinking batch: one response", tjob.dest):
+        tparts = tr[0].response.candidates[0].content.parts
+        check(len(tparts) == 2 and tparts[0].thought and not tparts[1].thought and tr[0].response.usage_metadata.thoughts_token_count,
+              "gemini thinking batch: thought part and thoughts_token_count", tr[0].response)
 
     # A large inline batch cancelled mid-way; list; delete.
     many = [{"contents": [{"role": "user", "parts": [{"text": f"q{i}"}]}]} for i in range(BIG)]

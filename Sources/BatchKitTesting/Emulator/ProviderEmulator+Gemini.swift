@@ -281,9 +281,7 @@ extension ProviderEmulator {
         }
         var parts: [JSONValue] = [["text": .string(text)]]
         if let function = Self.geminiForcedFunction(body) {
-            var seed: UInt64 = 0xcbf2_9ce4_8422_2325
-            for b in (prompt + function.name).utf8 { seed = (seed ^ UInt64(b)) &* 0x100_0000_01b3 }
-            let args = Self.anthropicSyntheticJSON(function.parameters, seed: seed)
+            let args = Self.forcedCallArguments(function.parameters, prompt: prompt, name: function.name).value
             // Gemini answers a forced call with the call alone and finish reason STOP.
             parts = [["functionCall": ["name": .string(function.name), "args": args]]]
             output = Self.tokenCount(args.jsonString) + 6

@@ -183,9 +183,8 @@ extension ProviderEmulator {
         var message: JSONValue = ["role": "assistant", "content": .string(text), "refusal": nil, "annotations": []]
         var finish = answer.truncated ? "length" : "stop"
         if let tool = Self.openAIForcedTool(body) {
-            var seed: UInt64 = 0xcbf2_9ce4_8422_2325
-            for b in (prompt + tool.name).utf8 { seed = (seed ^ UInt64(b)) &* 0x100_0000_01b3 }
-            let arguments = Self.anthropicSyntheticJSON(tool.parameters, seed: seed).jsonString
+            let (seed, value) = Self.forcedCallArguments(tool.parameters, prompt: prompt, name: tool.name)
+            let arguments = value.jsonString
             message = [
                 "role": "assistant", "content": nil, "refusal": nil, "annotations": [],
                 "tool_calls": [[
@@ -403,9 +402,8 @@ extension ProviderEmulator {
         }
         var item: JSONValue
         if let tool = Self.openAIResponsesForcedTool(body) {
-            var seed: UInt64 = 0xcbf2_9ce4_8422_2325
-            for b in (prompt + tool.name).utf8 { seed = (seed ^ UInt64(b)) &* 0x100_0000_01b3 }
-            let arguments = Self.anthropicSyntheticJSON(tool.parameters, seed: seed).jsonString
+            let (seed, value) = Self.forcedCallArguments(tool.parameters, prompt: prompt, name: tool.name)
+            let arguments = value.jsonString
             answer.outputTokens = Self.tokenCount(arguments) + 8
             answer.truncated = false
             if let maxTokens, answer.outputTokens > maxTokens {

@@ -168,6 +168,14 @@ extension ProviderEmulator {
         }
     }
 
+    /// The arguments of a forced call (OpenAI, Gemini): the schema filled from a seed of the prompt
+    /// and the function's name, so the same request gets the same call; the seed also names the call.
+    static func forcedCallArguments(_ parameters: JSONValue, prompt: String, name: String) -> (seed: UInt64, value: JSONValue) {
+        var seed: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in (prompt + name).utf8 { seed = (seed ^ UInt64(b)) &* 0x100_0000_01b3 }
+        return (seed, anthropicSyntheticJSON(parameters, seed: seed))
+    }
+
     /// OpenAI's cached prompt tokens: with a `prompt_cache_key`, the messages before the last one,
     /// in 128-token steps from 1,024, are read from the cache when the same key and prefix came
     /// before.
