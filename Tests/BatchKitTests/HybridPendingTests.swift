@@ -83,4 +83,19 @@ struct HybridPendingTests {
         #expect(Set(probe.ids) == ["d6", "d7"])
         #expect(probe.calls == 2)
     }
+
+    /// The real-time phase reads only accepted (unique) ids from the spool: it is told not to
+    /// check them again, so it keeps no set of ids, even when the caller asked for `.always`.
+    @Test func theRealTimePhaseKeepsNoIDs() {
+        let clock = ManualClock()
+        let client = ClosureClient { _ in okResponse() }
+        let hybrid = HybridProcessor(
+            batch: NativeBatchProcessor(backend: FakeBackend(), clock: clock),
+            realtime: ConcurrentProcessor(client: client, configuration: .init(duplicateIDCheck: .always), clock: clock),
+            deadline: .seconds(60), clock: clock)
+        #expect(hybrid.realtime(within: nil).configuration.duplicateIDCheck == .never)
+        let budgeted = hybrid.realtime(within: HybridBudget(limit: 5, prices: .defaults))
+        #expect(budgeted.configuration.duplicateIDCheck == .never)
+        #expect(budgeted.configuration.maxCost == 5)
+    }
 }

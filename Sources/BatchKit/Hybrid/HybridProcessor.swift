@@ -217,15 +217,19 @@ extension HybridProcessor {
         return HybridBudget(limit: maxCost, prices: priceTable ?? batch.configuration.priceTable ?? .defaults)
     }
 
-    /// The real-time processor of the last phase: its own `maxCost` lowered to what the batch
-    /// phase left of `budget` (which ends that phase), priced like the budget unless it has
-    /// prices of its own.
+    /// The real-time processor of the last phase. It checks no ids for duplicates, whatever its
+    /// `duplicateIDCheck`: it reads only accepted requests from the spool, whose ids submission
+    /// already found unique, so it keeps nothing per id (and no fingerprint collision can refuse
+    /// one). With a budget, its own `maxCost` is lowered to what the batch phase left of it (which
+    /// ends that phase), and it is priced like the budget unless it has prices of its own.
     func realtime(within budget: HybridBudget?) -> ConcurrentProcessor<C> {
-        guard let budget else { return realtime }
-        let remaining = budget.endBatchPhase()
         var configuration = realtime.configuration
-        configuration.maxCost = min(configuration.maxCost ?? .infinity, remaining)
-        if configuration.priceTable == nil { configuration.priceTable = budget.prices }
+        configuration.duplicateIDCheck = .never
+        if let budget {
+            let remaining = budget.endBatchPhase()
+            configuration.maxCost = min(configuration.maxCost ?? .infinity, remaining)
+            if configuration.priceTable == nil { configuration.priceTable = budget.prices }
+        }
         return ConcurrentProcessor(client: realtime.client, configuration: configuration, clock: realtime.clock)
     }
 
