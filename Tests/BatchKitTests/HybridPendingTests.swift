@@ -98,4 +98,56 @@ struct HybridPendingTests {
         #expect(budgeted.configuration.duplicateIDCheck == .never)
         #expect(budgeted.configuration.maxCost == 5)
     }
+
+    /// The accepted ids go to their own file and come back in order (lengths over one LEB128
+    /// byte, an id longer than a read piece); a file cut inside an id throws.
+    @Test func theIDsFileGivesBackEveryAcceptedIDInOrder() throws {
+        let dir = try scratchDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let writer = try RequestSpoolWriter(storage: SpoolStorage(directory: dir), directory: dir)
+        let ids = PendingIDsTests.ids(20_000, seed: 5) + [String(repeating: "x", count: 300), "ü", String(repeating: "y", count: 70_000), "z"]
+        for id in ids { try writer.append(chatRequest(id)) }
+        try writer.finish()
+        var back: [String] = []
+        let n = try RequestSpoolWriter.forEachID(in: writer.idsFile) { back.append($0) }
+        #expect(n == ids.count)
+        #expect(back == ids)
+        let data = try Data(contentsOf: writer.idsFile)
+        try data.prefix(data.count - 1).write(to: writer.idsFile)
+        #expect(throws: BatchError.self) { _ = try RequestSpoolWriter.forEachID(in: writer.idsFile) { _ in } }
+    }
+
+    /// Whether the ids file reads back (pending ids, every key colliding) or not (cut: the book
+    /// records reported ids as strings), each accepted id is pending until its first result, which
+    /// alone is reported.
+    @Test(arguments: [false, true])
+    func theBookReportsEachAcceptedIDOnce(idsFileCut: Bool) async throws {
+        let dir = try scratchDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let writer = try RequestSpoolWriter(storage: SpoolStorage(directory: dir), directory: dir)
+        let book = HybridBook(priceTable: nil, hash: { _ in 0 })
+        let ids = PendingIDsTests.ids(50, seed: 8)
+        for id in ids {
+            let r = chatRequest(id)
+            try writer.append(r)
+            book.accept(r)
+        }
+        try writer.finish()
+        if idsFileCut {
+            let data = try Data(contentsOf: writer.idsFile)
+            try data.prefix(data.count - 1).write(to: writer.idsFile)
+        }
+        book.loadPending(fromIDsFile: writer.idsFile)
+        #expect(book.pendingCount == 50)
+        #expect(!ids.contains { book.isFinished($0) }, "nothing is finished before a result")
+        let results = (ids.prefix(30) + ids.prefix(10)).map { BatchResult(id: $0, outcome: .success(okResponse()), attempts: 1, route: .batch) }
+        let events = await collect(BatchEventStream(bufferSize: 8) { sink in
+            for r in results { _ = await book.report(r, sink: sink) }
+            return .completed(book.summary(duration: .zero))
+        })
+        #expect(events.items.map(\.id) == Array(ids.prefix(30)))
+        #expect(book.pendingCount == 20)
+        #expect(ids.prefix(30).allSatisfy { book.isFinished($0) })
+        #expect(!ids.dropFirst(30).contains { book.isFinished($0) })
+    }
 }

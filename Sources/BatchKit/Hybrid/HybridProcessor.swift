@@ -109,6 +109,8 @@ public struct HybridProcessor<C: Clock>: Processor where C.Duration == Duration 
         } catch {
             spoolFailure = spoolFailure ?? error
         }
+        // Submission's own set of ids is gone: the pending ids are built now, from the ids file.
+        book.loadPending(fromIDsFile: requestSpool.idsFile)
         for job in report.jobs {
             budget?.jobCreated(job.job.id, estimate: job.estimate)
             book.addJob(job.job)
@@ -276,15 +278,48 @@ extension HybridProcessor where C == ContinuousClock {
 /// result (``PendingIDs``: about 2 bytes an id, exact, shrinking as results come), and the
 /// metadata of the requests that carry some; the requests themselves are in the run's spool.
 ///
-/// Every request is accepted (``accept(_:)``, during submission) before the first result is
-/// reported, and every result reported as accepted names an accepted id: the batch results come
-/// through ``NativeBatchProcessor``'s attach with each job's expected ids (it drops ids not in
-/// the job), the real-time ones from the spool. Ids are unique among the accepted requests
-/// (submission refuses a repeat), and a refused request is never accepted.
+/// Every request is accepted (``accept(_:)``, during submission) and the pending ids are loaded
+/// (``loadPending(fromIDsFile:)``, once submission has ended and its own set of ids is gone)
+/// before the first result is reported, and every result reported as accepted names an accepted
+/// id: the batch results come through ``NativeBatchProcessor``'s attach with each job's expected
+/// ids (it drops ids not in the job), the real-time ones from the spool. Ids are unique among the
+/// accepted requests (submission refuses a repeat), and a refused request is never accepted.
 final class HybridBook: Sendable {
+    /// How the book knows which accepted ids have their result.
+    private enum Tracking {
+        /// The ids without a result: ``PendingIDs`` (about 2 bytes an id).
+        case pending(PendingIDs)
+        /// The ids file could not be read back whole: the ids reported, exactly, as strings
+        /// (more memory, nothing lost).
+        case reported(Set<String>)
+
+        func isFinished(_ id: String) -> Bool {
+            switch self {
+            case .pending(let p): return !p.contains(id)
+            case .reported(let r): return r.contains(id)
+            }
+        }
+
+        /// Marks `id` reported; whether it was not before.
+        mutating func finish(_ id: String) -> Bool {
+            switch self {
+            case .pending(var p):
+                self = .reported([])  // (lets `p` be uniquely referenced while it changes)
+                let first = p.remove(id)
+                self = .pending(p)
+                return first
+            case .reported(var r):
+                self = .pending(PendingIDs())
+                let first = r.insert(id).inserted
+                self = .reported(r)
+                return first
+            }
+        }
+    }
+
     private struct State {
-        /// The accepted ids without a result yet.
-        var pending: PendingIDs
+        /// Which accepted ids have their result (set up by ``HybridBook/loadPending(fromIDsFile:)``).
+        var tracking: Tracking
         /// Items of each job that reached the book (reported, or held back for real time).
         var itemsReceived: [String: Int] = [:]
         /// Requests accepted for the batch (spooled), and how many of them were reported.
@@ -302,13 +337,16 @@ final class HybridBook: Sendable {
     private let priceTable: PriceTable?
     /// The run's budget: told what each batch result cost.
     private let budget: HybridBudget?
+    /// The hash ``PendingIDs`` keys are cut from.
+    private let hash: @Sendable (String) -> UInt64
 
     /// - Parameter hash: the hash ``PendingIDs`` keys are cut from (tests inject colliding ones).
     init(
         priceTable: PriceTable?, budget: HybridBudget? = nil,
         hash: @escaping @Sendable (String) -> UInt64 = FingerprintSet.fingerprint
     ) {
-        state = Mutex(State(pending: PendingIDs(hash: hash)))
+        state = Mutex(State(tracking: .reported([])))
+        self.hash = hash
         self.priceTable = priceTable
         self.budget = budget
     }
@@ -319,13 +357,24 @@ final class HybridBook: Sendable {
     func accept(_ request: BatchRequest) {
         state.withLock { s in
             s.accepted += 1
-            s.pending.insert(request.id)
             if !request.metadata.isEmpty { s.metadata[Self.fingerprint(request.id)] = request.metadata }
         }
     }
 
+    /// Builds the pending ids from the accepted ids in `file` (``RequestSpoolWriter``'s ids
+    /// file), once every request was accepted and before any result is reported. A file that
+    /// cannot be read back whole, or holds another number of ids than were accepted, leaves the
+    /// book recording the ids reported as strings instead.
+    func loadPending(fromIDsFile file: URL) {
+        var pending = PendingIDs(hash: hash)
+        let read = try? RequestSpoolWriter.forEachID(in: file) { pending.insert($0) }
+        state.withLock { s in
+            s.tracking = read == s.accepted ? .pending(pending) : .reported([])
+        }
+    }
+
     /// Whether the accepted request `id` has been reported.
-    func isFinished(_ id: String) -> Bool { state.withLock { !$0.pending.contains(id) } }
+    func isFinished(_ id: String) -> Bool { state.withLock { $0.tracking.isFinished(id) } }
 
     /// Whether every item of job `id` (of `size` requests) reached the book in the batch phase:
     /// each was reported, or held back for real time, so reading the job again adds nothing.
@@ -400,7 +449,7 @@ final class HybridBook: Sendable {
     func report(_ r: BatchResult, sink: EventSink, accepted: Bool = true) async -> Bool {
         let first = state.withLock { s -> (Bool, [String: String]?) in
             if accepted {
-                guard s.pending.remove(r.id) else { return (false, nil) }
+                guard s.tracking.finish(r.id) else { return (false, nil) }
                 s.settled += 1
             }
             s.totals.add(r, prices: priceTable)

@@ -5,14 +5,28 @@ import Foundation
 /// ever being held in memory.
 final class RequestSpoolWriter {
     private let output: SpoolFileWriter
+    /// The accepted ids alone, each its UTF-8 length (LEB128) and bytes: read back when
+    /// submission has ended (``forEachID(in:_:)``), so the run's ``PendingIDs`` are not held
+    /// beside submission's own set of every id.
+    private let ids: SpoolFileWriter
 
     init(storage: SpoolStorage, directory: URL) throws(BatchError) {
         output = try SpoolFileWriter(storage: storage, directory: directory, prefix: "requests-")
+        ids = try SpoolFileWriter(storage: storage, directory: directory, prefix: "ids-")
     }
 
     var file: URL { output.file }
+    var idsFile: URL { ids.file }
 
     func append(_ request: BatchRequest) throws(BatchError) {
+        var length = UInt(request.id.utf8.count)
+        while length >= 0x80 {
+            ids.buffer.append(UInt8(length & 0x7F) | 0x80)
+            length >>= 7
+        }
+        ids.buffer.append(UInt8(length))
+        ids.buffer.append(contentsOf: request.id.utf8)
+        try ids.flushIfFull()
         request.writeBatchLine(into: &output.buffer)
         if !request.metadata.isEmpty, output.buffer.last == UInt8(ascii: "}") {
             output.buffer.removeLast()
@@ -24,8 +38,64 @@ final class RequestSpoolWriter {
         try output.flushIfFull()
     }
 
-    /// Flushes and closes the file.
-    func finish() throws(BatchError) { try output.finish() }
+    /// Flushes and closes the files.
+    func finish() throws(BatchError) {
+        var failure: BatchError?
+        do { try output.finish() } catch { failure = error }
+        do { try ids.finish() } catch { failure = failure ?? error }
+        if let failure { throw failure }
+    }
+
+    /// Calls `body` with each id of an ids file, in order; returns how many. Throws when the
+    /// file cannot be read or ends inside an id.
+    static func forEachID(in file: URL, _ body: (String) -> Void) throws(BatchError) -> Int {
+        guard let handle = FileHandle(forReadingAtPath: file.path) else {
+            throw BatchError(.io, "cannot read the spooled ids \(file.lastPathComponent)", isRetryable: false)
+        }
+        defer { try? handle.close() }
+        var pending: [UInt8] = []
+        var start = 0
+        var count = 0
+        var atEnd = false
+        while true {
+            // One id from `start`, if all of it is there.
+            var i = start
+            var length = 0
+            var shift = 0
+            var complete = false
+            while i < pending.count, shift < 64 {
+                let b = pending[i]
+                i += 1
+                length |= Int(b & 0x7F) << shift
+                if b < 0x80 {
+                    complete = pending.count - i >= length
+                    break
+                }
+                shift += 7
+            }
+            if complete {
+                body(String(decoding: pending[i..<(i + length)], as: UTF8.self))
+                count += 1
+                start = i + length
+                continue
+            }
+            if atEnd {
+                guard start == pending.count else {
+                    throw BatchError(.io, "the spooled ids \(file.lastPathComponent) end inside an id", isRetryable: false)
+                }
+                return count
+            }
+            pending.removeFirst(start)
+            start = 0
+            let piece: Data?
+            do {
+                piece = try handle.read(upToCount: 64 << 10)
+            } catch {
+                throw BatchError(.io, "cannot read the spooled ids \(file.lastPathComponent): \(error)", isRetryable: false)
+            }
+            if let piece, !piece.isEmpty { pending.append(contentsOf: piece) } else { atEnd = true }
+        }
+    }
 }
 
 /// The spooled requests a ``HybridBook`` has no result for yet, read back one at a time.
