@@ -200,6 +200,13 @@ def responses_checks(o, City):
         item_ids = {e.item_id for e in events if hasattr(e, "item_id")}
         eq(item_ids, {final.output[0].id}, "openai responses stream: item_id of every content event")
 
+    # Cut by max_output_tokens: the stream ends with response.incomplete.
+    events = list(o.responses.create(model="gpt-4o-mini", input="Tell me a long story", max_output_tokens=5, stream=True))
+    if check(events, "openai responses stream (max_output_tokens=5): events"):
+        eq(events[-1].type, "response.incomplete", "openai responses stream cut short: last event response.incomplete")
+        eq((events[-1].response.status, events[-1].response.incomplete_details.reason if events[-1].response.incomplete_details else None),
+           ("incomplete", "max_output_tokens"), "openai responses stream cut short: status and reason")
+
     # Raw events, each strictly a ResponseStreamEvent of the type its `event:` line names.
     content_type, raw_events = sse_events(BASE + "/v1/responses", {"authorization": f"Bearer {KEY}"},
                                   {"model": "gpt-4o-mini", "input": "Say hello", "stream": True, "tools": [RESP_TOOL],

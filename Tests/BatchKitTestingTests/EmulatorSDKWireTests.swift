@@ -114,6 +114,27 @@ import FoundationNetworking
         }
     }
 
+    /// An answer cut by `max_output_tokens` ends with `response.incomplete` (not `.completed`):
+    /// the Response `incomplete` with `incomplete_details.reason`, the item `incomplete` too.
+    @Test func responsesStreamCutByMaxOutputTokensEndsIncomplete() async throws {
+        try await served { send in
+            let body: JSONValue = ["model": "gpt-4o-mini", "input": "Tell me a long story", "max_output_tokens": 5, "stream": true]
+            let list = try events(try await send("POST", "/v1/responses", Self.openAI, body))
+            let names = list.map { $0.name ?? "" }
+            #expect(names.first == "response.created")
+            #expect(names.last == "response.incomplete")
+            #expect(!names.contains("response.completed"))
+            let last = try #require(list.last?.data)
+            #expect(last["sequence_number"] == .int(list.count - 1))
+            #expect(last["response"]?["status"] == "incomplete")
+            #expect(last["response"]?["incomplete_details"] == ["reason": "max_output_tokens"])
+            #expect(last["response"]?["completed_at"] == .null)
+            #expect(last["response"]?["output"]?[0]?["status"] == "incomplete")
+            #expect(last["response"]?["usage"]?["output_tokens"] == 5)
+            #expect(list.first { $0.name == "response.output_item.done" }?.data["item"]?["status"] == "incomplete")
+        }
+    }
+
     static let weatherTools: JSONValue = [
         ["type": "function", "name": "get_time", "parameters": ["type": "object", "properties": ["zone": ["type": "string"]]]],
         [
