@@ -46,10 +46,12 @@ func currentRSSMegabytes() -> Double {
     return 0
 }
 
-/// One measured run: seconds, peak RSS (MiB) and item counts.
+/// One measured run: seconds, CPU seconds (user + system, all threads), peak RSS (MiB) and item
+/// counts.
 struct NativeBenchRun {
     var requests: Int
     var seconds: Double
+    var cpuSeconds = 0.0
     var peakRSS: Double
     var succeeded = 0
     var failed = 0
@@ -59,7 +61,7 @@ struct NativeBenchRun {
     var json: JSONValue {
         [
             "requests": .int(requests), "succeeded": .int(succeeded), "failed": .int(failed), "jobs": .int(jobs),
-            "realtime": .int(realtime), "seconds": .double(round3(seconds)), "peak_rss_mb": .double(round3(peakRSS)),
+            "realtime": .int(realtime), "seconds": .double(round3(seconds)), "cpu_seconds": .double(round3(cpuSeconds)), "peak_rss_mb": .double(round3(peakRSS)),
         ]
     }
 }
@@ -69,8 +71,10 @@ func measured(_ n: Int, _ body: (Int, inout NativeBenchRun) async throws -> Void
     resetPeakRSS()
     var run = NativeBenchRun(requests: n, seconds: 0, peakRSS: 0)
     let start = ContinuousClock.now
+    let cpuAtStart = cpuSeconds()
     try await body(n, &run)
     run.seconds = (ContinuousClock.now - start).seconds
+    run.cpuSeconds = cpuSeconds() - cpuAtStart
     run.peakRSS = peakRSSMegabytes()
     return run
 }
