@@ -133,7 +133,7 @@ public struct AnthropicBatchBackend: BatchBackend, CustomStringConvertible {
             body.append(item.data)
         }
         body.append(contentsOf: "]}".utf8)
-        let (json, _) = try await connection.sendJSON("POST", connection.url("/v1/messages/batches"), body: .data(body))
+        let (json, _) = try await connection.sendJSONOnce("POST", connection.url("/v1/messages/batches"), body: .data(body))
         return try Self.job(from: json)
     }
 
@@ -169,7 +169,7 @@ public struct AnthropicBatchBackend: BatchBackend, CustomStringConvertible {
         } catch {
             throw BatchError(.io, "cannot write the temporary request body file: \(BatchError(wrapping: error).message)", isRetryable: false)
         }
-        let (json, _) = try await connection.sendJSON("POST", connection.url("/v1/messages/batches"), body: .file(url))
+        let (json, _) = try await connection.sendJSONOnce("POST", connection.url("/v1/messages/batches"), body: .file(url))
         return try Self.job(from: json)
     }
 

@@ -202,7 +202,7 @@ public struct GeminiBatchBackend: UploadingBatchBackend, CustomStringConvertible
     func post(
         _ body: Data, kind: String, model: String, verb: String, inputFile: String?, metadata: [String: String], count: Int
     ) async throws -> BatchJob {
-        let (created, _) = try await api.connection.sendJSON("POST", api.url(model + verb), body: .data(body))
+        let (created, _) = try await api.connection.sendJSONOnce("POST", api.url(model + verb), body: .data(body))
         var job = try Self.job(from: created)
         for (k, v) in metadata where job.metadata[k] == nil { job.metadata[k] = v }
         job.metadata["model"] = model
@@ -260,7 +260,7 @@ public struct GeminiBatchBackend: UploadingBatchBackend, CustomStringConvertible
             throw BatchError(.invalidResponse, "the Gemini upload start answer has no x-goog-upload-url header")
         }
         // The upload URL carries its own authorisation (`upload_id`): no key goes to it.
-        let (file, _) = try await api.connection.sendJSON(
+        let (file, _) = try await api.connection.sendJSONOnce(
             "POST", uploadURL, body: .file(url), contentType: "application/jsonl",
             headers: ["X-Goog-Upload-Command": "upload, finalize", "X-Goog-Upload-Offset": "0"], authenticated: false)
         guard let name = (file["file"] ?? file)["name"]?.stringValue else {

@@ -202,7 +202,8 @@ public struct OpenAIBatchBackend: UploadingBatchBackend, CustomStringConvertible
         ]
         if !metadata.isEmpty { body["metadata"] = .object(metadata.mapValues(JSONValue.string)) }
         do {
-            let (json, _) = try await api.connection.sendJSON("POST", api.url("/v1/batches"), json: .object(body))
+            let (json, _) = try await api.connection.sendJSONOnce(
+                "POST", api.url("/v1/batches"), body: .data(JSONValue.object(body).serialized()))
             var job = try Self.job(from: json)
             job.requestCount = max(job.requestCount, count)
             return job
@@ -232,11 +233,10 @@ public struct OpenAIBatchBackend: UploadingBatchBackend, CustomStringConvertible
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("batchkit-upload-\(UUID().uuidString).multipart")
         defer { try? FileManager.default.removeItem(at: url) }
         try write(boundary, url)
-        let response = try await api.connection.send(
+        let (json, response) = try await api.connection.sendJSONOnce(
             "POST", api.url("/v1/files"), body: .file(url), contentType: "multipart/form-data; boundary=\(boundary)",
             timeout: uploadTimeout)
-        let data = try response.bodyData()
-        guard let id = (try? JSONValue(parsing: data))?["id"]?.stringValue else {
+        guard let id = json["id"]?.stringValue else {
             throw BatchError(.invalidResponse, "the file upload answered without a file id", httpStatus: response.status, isRetryable: true)
         }
         return id

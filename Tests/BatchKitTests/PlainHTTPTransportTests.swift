@@ -32,26 +32,34 @@ final class CannedServer: Sendable {
                 let connection = accept(fd, nil, nil)
                 guard connection >= 0 else { return }  // the listener was shut down
                 self.accepted.add(1, ordering: .sequentiallyConsistent)
-                var answered = 0
-                var buffer = [UInt8](repeating: 0, count: 4096)
-                serving: while true {
-                    // One request head (these tests send bodies only with `answersPerConnection` nil).
-                    var request = [UInt8]()
-                    repeat {
-                        let n = recv(connection, &buffer, buffer.count, 0)
-                        if n <= 0 { break serving }
-                        request += buffer[0..<n]
-                    } while waitsForHead && !request.containsHeadEnd
-                    self.requests.add(1, ordering: .sequentiallyConsistent)
-                    if let limit = answersPerConnection, answered >= limit { break }
-                    _ = answer.withUnsafeBytes { send(connection, $0.baseAddress!, $0.count, Int32(MSG_NOSIGNAL)) }
-                    answered += 1
-                    if answersPerConnection == nil { break }
-                }
-                _ = close(connection)
+                // Each connection on a thread of its own: a client may hold one idle in its pool
+                // while it opens another.
+                Thread { [self] in self.serve(connection, answer: answer, answersPerConnection: answersPerConnection, waitsForHead: waitsForHead) }
+                    .start()
             }
         }
         thread.start()
+    }
+
+    private func serve(_ connection: Int32, answer: [UInt8], answersPerConnection: Int?, waitsForHead: Bool) {
+        var answered = 0
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        serving: while true {
+            // One request head; a body that did not come with it is read as the start of the
+            // next head, which never completes: the connection then ends uncounted.
+            var request = [UInt8]()
+            repeat {
+                let n = recv(connection, &buffer, buffer.count, 0)
+                if n <= 0 { break serving }
+                request += buffer[0..<n]
+            } while waitsForHead && !request.containsHeadEnd
+            requests.add(1, ordering: .sequentiallyConsistent)
+            if let limit = answersPerConnection, answered >= limit { break }
+            _ = answer.withUnsafeBytes { send(connection, $0.baseAddress!, $0.count, Int32(MSG_NOSIGNAL)) }
+            answered += 1
+            if answersPerConnection == nil { break }
+        }
+        _ = close(connection)
     }
 
     func stop() {
@@ -302,6 +310,35 @@ struct PlainHTTPTransportTests {
             #expect(String(decoding: response.body, as: UTF8.self) == "ok")
         }
         #expect(server.connectionsAccepted == 5)
+    }
+
+    /// libcurl, under URLSession on Linux, sends a request again on a fresh connection when the
+    /// pooled one closed without an answer: a POST too (a second batch job), and a file body
+    /// then goes out empty (the upload hangs until its timeout; found by an independent mock
+    /// that drops the connection after storing an upload). A request marked `sendsOnce` reaches
+    /// the server once over both transports, whatever its method, headers or body.
+    @Test(arguments: [false, true])
+    func aSendsOnceRequestReachesTheServerOnce(fileBody: Bool) async throws {
+        // Each connection answers one request and drops the next unanswered.
+        let server = try CannedServer(answer: Array("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}".utf8), answersPerConnection: 1)
+        defer { server.stop() }
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("sends-once-\(UUID().uuidString).json")
+        try Data("{}".utf8).write(to: file)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let transports: [any HTTPTransport] = [URLSessionTransport(), PlainHTTPTransport()]
+        for transport in transports {
+            // Leaves a pooled connection that the server drops on its next request.
+            _ = try await transport.send(HTTPRequest(url: server.url))
+            let before = server.requestsRead
+            // An Idempotency-Key would let PlainHTTPTransport send it again, but for `sendsOnce`.
+            var request = HTTPRequest(
+                method: "POST", url: server.url, headers: ["Idempotency-Key": "k-1"],
+                body: fileBody ? .file(file) : .data(Data("{}".utf8)),
+                timeout: .seconds(30))  // a file body sent again goes out empty and hangs: fail, do not wait
+            request.sendsOnce = true
+            _ = try? await transport.send(request)
+            #expect(server.requestsRead - before == 1, "\(type(of: transport)), file body \(fileBody)")
+        }
     }
 
     @Test func aRequestThatMeetsAClosedPooledConnectionIsSentAgainOnAFreshOne() async throws {

@@ -90,6 +90,13 @@ public struct HTTPRequest: Sendable, CustomStringConvertible {
     /// When `true` the answer body is written to a temporary file (``HTTPResponse/bodyFile``)
     /// instead of memory: for large downloads such as batch results.
     public var downloadsToFile: Bool
+    /// When `true` the request creates something that costs money or is kept (a batch job, an
+    /// uploaded file), so a transport must never send it a second time on its own, not even on
+    /// a fresh connection after a pooled one closed without an answer. That is what libcurl
+    /// does for any method, and so URLSession does on Linux. After a lost answer the caller
+    /// looks the job up instead of sending again. ``URLSessionTransport`` sends such a request
+    /// on a connection of its own; ``PlainHTTPTransport`` never sends it twice.
+    public var sendsOnce = false
 
     public init(
         method: String = "GET", url: URL, headers: HTTPHeaders = [:], body: HTTPBody? = nil, timeout: Duration? = nil,

@@ -295,8 +295,9 @@ final class PlainHTTPCore: Sendable {
         let token = PlainHTTPJob.Token()
         let isHEAD = request.method.uppercased() == "HEAD"
         let mayResend =
-            ["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"].contains(request.method.uppercased())
-            || request.headers["Idempotency-Key"] != nil
+            !request.sendsOnce
+            && (["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"].contains(request.method.uppercased())
+                || request.headers["Idempotency-Key"] != nil)
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<HTTPResponse, any Error>) in
                 loop.submit(

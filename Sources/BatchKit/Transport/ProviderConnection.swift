@@ -194,6 +194,20 @@ package struct ProviderConnection: Sendable, CustomStringConvertible, CustomRefl
         return (try json(of: response, for: request), response)
     }
 
+    /// Sends a call that creates something paid for or kept (a batch job, an uploaded file) and
+    /// parses its 2xx answer as JSON. The request is marked ``HTTPRequest/sendsOnce``: no
+    /// transport sends it a second time, and a lost answer is the caller's to look up.
+    package func sendJSONOnce(
+        _ method: String, _ url: URL, body: HTTPBody, contentType: String? = "application/json",
+        headers callHeaders: HTTPHeaders = [:], timeout: Duration? = nil, authenticated: Bool = true
+    ) async throws -> (JSONValue, HTTPResponse) {
+        var request = try request(
+            method, url, body: body, contentType: contentType, headers: callHeaders, timeout: timeout, authenticated: authenticated)
+        request.sendsOnce = true
+        let response = try await send(request)
+        return (try json(of: response, for: request), response)
+    }
+
     /// Sends one call with a JSON body and parses its 2xx answer as JSON.
     package func sendJSON(
         _ method: String, _ url: URL, json body: JSONValue, headers callHeaders: HTTPHeaders = [:]

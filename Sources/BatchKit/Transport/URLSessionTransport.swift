@@ -12,6 +12,8 @@ import FoundationNetworking
 ///   ``Configuration/defaultTimeout``); when it passes the task is cancelled and
 ///   `URLError(.timedOut)` is thrown.
 /// - Cancelling the calling Swift task cancels the URLSession task and throws `CancellationError`.
+/// - A request marked ``HTTPRequest/sendsOnce``, and every `.file` body, goes on a session of its
+///   own, so libcurl never sends it again after a pooled connection closed unanswered.
 /// - `.file` bodies are streamed from disk (`uploadTask(with:fromFile:)`); requests with
 ///   ``HTTPRequest/downloadsToFile`` are downloaded to a temporary file that the caller owns.
 /// - A redirect to another scheme, host or port drops the API key: `Authorization`, `x-api-key`,
@@ -58,6 +60,14 @@ public struct URLSessionTransport: HTTPTransport {
     /// Sends one request; see the type's documentation for timeouts, cancellation and errors.
     public func send(_ request: HTTPRequest) async throws -> HTTPResponse {
         try Task.checkCancellation()
+        // libcurl sends a request again, on a fresh connection, when the pooled connection it
+        // used closed before any answer: for a POST too, and with an empty body when the body
+        // comes from a file. A request that must go once, and every file body, gets a session
+        // of its own, whose first connection is never a pooled one.
+        var isFile = false
+        if case .file = request.body { isFile = true }
+        let owner = request.sendsOnce || isFile ? SessionOwner(configuration: configuration) : self.owner
+        defer { withExtendedLifetime(owner) {} }
         let session = owner.session
         var urlRequest = URLRequest(url: request.url)
         urlRequest.httpMethod = request.method
