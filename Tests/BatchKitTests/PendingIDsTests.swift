@@ -110,4 +110,19 @@ struct PendingIDsTests {
         #expect(!pending.contains("x"))
         #expect(!remove("x"))
     }
+
+    /// Every id in one partition (the top 12 bits zero): removing them gives the memory back (the
+    /// partition is copied smaller as it empties), and the answers stay the model's throughout.
+    @Test func aPartitionThatEmptiesShrinks() {
+        let hash: @Sendable (String) -> UInt64 = { FingerprintSet.fingerprint($0) >> 12 }
+        let ids = Self.ids(2_000, seed: 21)
+        checkAgainstModel(ids, hash: hash, seed: 21)
+        var pending = PendingIDs(hash: hash)
+        for id in ids { pending.insert(id) }
+        let full = pending.sortedCapacity
+        #expect(full >= 1_900, "\(full)")
+        for id in ids { pending.remove(id) }
+        #expect(pending.sortedCapacity < full / 4, "\(pending.sortedCapacity) of \(full)")
+        #expect(!ids.contains { pending.contains($0) })
+    }
 }

@@ -1,6 +1,7 @@
 /// The ids of a hybrid run's accepted requests that have no result yet: about 2 bytes per
 /// pending id, exact for the ids that were inserted, and smaller as results come in (what misses
-/// a deadline is a tenth of the run; it alone is left when the real-time phase starts).
+/// a deadline is a tenth of the run; it alone is left when the real-time phase starts, and a
+/// partition that lost three quarters of its keys is copied into a smaller array).
 ///
 /// Each id is kept as a 28-bit key of its hash: the top 12 bits pick one of 4,096 partitions, the
 /// next 16 are stored (a sorted array of `UInt16` per partition plus a short unsorted tail, as
@@ -80,12 +81,23 @@ struct PendingIDs {
                 tails[p].remove(at: i)
             } else {
                 sorted[p].remove(at: Self.lowerBound(sorted[p], k))
+                // Memory follows the ids left: a partition down to a quarter of its room is
+                // copied into one its size (amortized: each copy follows 3/4 as many removals).
+                if sorted[p].capacity >= 32, sorted[p].count < sorted[p].capacity / 4 {
+                    var smaller: [UInt16] = []
+                    smaller.reserveCapacity(sorted[p].count)
+                    smaller.append(contentsOf: sorted[p])
+                    sorted[p] = smaller
+                }
             }
             return true
         default:
             return removedAmbiguous.insert(id).inserted
         }
     }
+
+    /// The keys the sorted partitions have room for (their memory, 2 bytes each).
+    var sortedCapacity: Int { sorted.reduce(0) { $0 + $1.capacity } }
 
     /// How many times key `k` is in partition `p` (0, 1, or 2 for "more than once").
     private func occurrences(of k: UInt16, in p: Int) -> Int {
