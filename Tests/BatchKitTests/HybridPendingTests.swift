@@ -9,14 +9,6 @@ import Testing
 /// and does not read a job again after the deadline when all of its items already arrived.
 @Suite(.timeLimit(.minutes(5)))
 struct HybridPendingTests {
-    func realtime(_ probe: Probe, clock: ManualClock) -> ConcurrentProcessor<ManualClock> {
-        let client = ClosureClient { r in
-            probe.enter(r.id)
-            probe.leave()
-            return okResponse("realtime \(r.id)")
-        }
-        return ConcurrentProcessor(client: client, configuration: .init(maxConcurrency: 4), clock: clock)
-    }
 
     func run(_ stream: BatchEventStream, clock: ManualClock, until: Duration) async -> [BatchEvent] {
         let consumer = Task { await collect(stream) }

@@ -7,14 +7,6 @@ import Testing
 
 @Suite(.timeLimit(.minutes(5)))
 struct HybridProcessorTests {
-    func realtime(_ probe: Probe, clock: ManualClock) -> ConcurrentProcessor<ManualClock> {
-        let client = ClosureClient { r in
-            probe.enter(r.id)
-            probe.leave()
-            return okResponse("realtime \(r.id)")
-        }
-        return ConcurrentProcessor(client: client, configuration: .init(maxConcurrency: 4), clock: clock)
-    }
 
     /// Runs the stream in a task while the test moves time: whenever `sleepers` tasks sleep (the
     /// deadline timer and the poll timer), it jumps to the next deadline, until `until`.

@@ -203,3 +203,14 @@ extension PassThroughBackend {
     func list(limit: Int) async throws -> [BatchJob] { try await base.list(limit: limit) }
     func delete(jobID: String) async throws { try await base.delete(jobID: jobID) }
 }
+
+/// A real-time processor (4 at a time) whose client answers every request at once with
+/// "realtime <id>", entering and leaving `probe`: the real-time side of the hybrid tests.
+func realtime(_ probe: Probe, clock: ManualClock) -> ConcurrentProcessor<ManualClock> {
+    let client = ClosureClient { r in
+        probe.enter(r.id)
+        probe.leave()
+        return okResponse("realtime \(r.id)")
+    }
+    return ConcurrentProcessor(client: client, configuration: .init(maxConcurrency: 4), clock: clock)
+}

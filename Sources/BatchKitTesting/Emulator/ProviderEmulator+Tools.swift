@@ -86,14 +86,25 @@ extension ProviderEmulator {
 
     /// The function an OpenAI request must call: the named one, or the first for `required`.
     static func openAIForcedTool(_ body: JSONValue) -> (name: String, parameters: JSONValue)? {
+        forcedTool(body, function: { $0["function"] }, chosen: { $0["function"]?["name"] })
+    }
+
+    /// The function tool `tool_choice` forces: the first for `required`, or the one whose name
+    /// `chosen` reads from a `tool_choice` object. `function` gives a tool's function object:
+    /// Chat Completions nests it under `function`, the Responses API does not.
+    private static func forcedTool(
+        _ body: JSONValue, function: (JSONValue) -> JSONValue?, chosen: ([String: JSONValue]) -> JSONValue?
+    ) -> (name: String, parameters: JSONValue)? {
         let tools = (body["tools"]?.arrayValue ?? []).filter { $0["type"] == "function" }
         let pick: JSONValue?
         switch body["tool_choice"] {
         case "required"?: pick = tools.first
-        case .object(let o)?: pick = tools.first { $0["function"]?["name"] == o["function"]?["name"] }
+        case .object(let o)?:
+            guard let name = chosen(o) else { return nil }
+            pick = tools.first { function($0)?["name"] == name }
         default: pick = nil
         }
-        guard let f = pick?["function"], let name = f["name"]?.stringValue else { return nil }
+        guard let f = pick.flatMap(function), let name = f["name"]?.stringValue else { return nil }
         return (name, f["parameters"] ?? ["type": "object"])
     }
 
@@ -145,15 +156,7 @@ extension ProviderEmulator {
     /// The function a Responses API request must call: the named one, or the first function tool
     /// for `required`.
     static func openAIResponsesForcedTool(_ body: JSONValue) -> (name: String, parameters: JSONValue)? {
-        let tools = (body["tools"]?.arrayValue ?? []).filter { $0["type"] == "function" }
-        let pick: JSONValue?
-        switch body["tool_choice"] {
-        case "required"?: pick = tools.first
-        case .object(let o)? where o["type"] == "function": pick = tools.first { $0["name"] == o["name"] }
-        default: pick = nil
-        }
-        guard let f = pick, let name = f["name"]?.stringValue else { return nil }
-        return (name, f["parameters"] ?? ["type": "object"])
+        forcedTool(body, function: { $0 }, chosen: { $0["type"] == "function" ? $0["name"] : nil })
     }
 
     /// The `tools` a Response echoes: function tools with `strict` (default true in the Responses
