@@ -28,33 +28,46 @@ extension ProviderEmulator {
 
     // MARK: - OpenAI
 
+    /// Checks that `tools`, when present, is an array of objects with a `type`, then calls `check`
+    /// with each tool's index, the tool and its type: the first problem found, or `nil`. The part
+    /// of OpenAI's tool checks that Chat Completions and the Responses API share.
+    private static func forEachTool(
+        _ body: JSONValue, _ check: (Int, JSONValue, String) -> (message: String, param: String, code: String)?
+    ) -> (message: String, param: String, code: String)? {
+        guard let tools = body["tools"] else { return nil }
+        guard let list = tools.arrayValue else {
+            return ("Invalid type for 'tools': expected an array, but got \(jsonTypeName(tools)) instead.", "tools", "invalid_type")
+        }
+        for (i, t) in list.enumerated() {
+            guard let type = t["type"]?.stringValue else {
+                return ("Missing required parameter: 'tools[\(i)].type'.", "tools[\(i)].type", "missing_required_parameter")
+            }
+            if let problem = check(i, t, type) { return problem }
+        }
+        return nil
+    }
+
     /// OpenAI's check of `tools`, `tool_choice` and tool messages: its error (message, param,
     /// code), or `nil`.
     static func openAIToolProblem(_ body: JSONValue) -> (message: String, param: String, code: String)? {
         var names: [String] = []
-        if let tools = body["tools"] {
-            guard let list = tools.arrayValue else {
-                return ("Invalid type for 'tools': expected an array, but got \(jsonTypeName(tools)) instead.", "tools", "invalid_type")
+        let toolProblem = forEachTool(body) { i, t, type in
+            guard type == "function" || type == "custom" else {
+                return ("Invalid value: '\(type)'. Supported values are: 'function' and 'custom'.", "tools[\(i)].type", "invalid_value")
             }
-            for (i, t) in list.enumerated() {
-                guard let type = t["type"]?.stringValue else {
-                    return ("Missing required parameter: 'tools[\(i)].type'.", "tools[\(i)].type", "missing_required_parameter")
-                }
-                guard type == "function" || type == "custom" else {
-                    return ("Invalid value: '\(type)'. Supported values are: 'function' and 'custom'.", "tools[\(i)].type", "invalid_value")
-                }
-                guard let f = t[type] else {
-                    return ("Missing required parameter: 'tools[\(i)].\(type)'.", "tools[\(i)].\(type)", "missing_required_parameter")
-                }
-                guard let name = f["name"]?.stringValue else {
-                    return ("Missing required parameter: 'tools[\(i)].\(type).name'.", "tools[\(i)].\(type).name", "missing_required_parameter")
-                }
-                for k in (t.objectValue ?? [:]).keys.sorted() where k != "type" && k != type {
-                    return ("Unrecognized request argument supplied: tools[\(i)].\(k)", "tools[\(i)].\(k)", "unknown_parameter")
-                }
-                names.append(name)
+            guard let f = t[type] else {
+                return ("Missing required parameter: 'tools[\(i)].\(type)'.", "tools[\(i)].\(type)", "missing_required_parameter")
             }
+            guard let name = f["name"]?.stringValue else {
+                return ("Missing required parameter: 'tools[\(i)].\(type).name'.", "tools[\(i)].\(type).name", "missing_required_parameter")
+            }
+            for k in (t.objectValue ?? [:]).keys.sorted() where k != "type" && k != type {
+                return ("Unrecognized request argument supplied: tools[\(i)].\(k)", "tools[\(i)].\(k)", "unknown_parameter")
+            }
+            names.append(name)
+            return nil
         }
+        if let toolProblem { return toolProblem }
         switch body["tool_choice"] {
         case nil, "auto"?, "none"?: break
         case "required"?:
@@ -114,24 +127,18 @@ extension ProviderEmulator {
     /// missing-parameter 400, as OpenAI answers it.
     static func openAIResponsesToolProblem(_ body: JSONValue) -> (message: String, param: String, code: String)? {
         var names: [String] = []
-        if let tools = body["tools"] {
-            guard let list = tools.arrayValue else {
-                return ("Invalid type for 'tools': expected an array, but got \(jsonTypeName(tools)) instead.", "tools", "invalid_type")
+        let toolProblem = forEachTool(body) { i, t, type in
+            guard type == "function" else { return nil }  // built-in tools (web_search, file_search, …) pass
+            guard let name = t["name"]?.stringValue else {
+                return ("Missing required parameter: 'tools[\(i)].name'.", "tools[\(i)].name", "missing_required_parameter")
             }
-            for (i, t) in list.enumerated() {
-                guard let type = t["type"]?.stringValue else {
-                    return ("Missing required parameter: 'tools[\(i)].type'.", "tools[\(i)].type", "missing_required_parameter")
-                }
-                guard type == "function" else { continue }  // built-in tools (web_search, file_search, …) pass
-                guard let name = t["name"]?.stringValue else {
-                    return ("Missing required parameter: 'tools[\(i)].name'.", "tools[\(i)].name", "missing_required_parameter")
-                }
-                if t["function"] != nil {
-                    return ("Unknown parameter: 'tools[\(i)].function'.", "tools[\(i)].function", "unknown_parameter")
-                }
-                names.append(name)
+            if t["function"] != nil {
+                return ("Unknown parameter: 'tools[\(i)].function'.", "tools[\(i)].function", "unknown_parameter")
             }
+            names.append(name)
+            return nil
         }
+        if let toolProblem { return toolProblem }
         switch body["tool_choice"] {
         case nil, "auto"?, "none"?: break
         case "required"?:
