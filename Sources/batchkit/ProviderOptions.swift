@@ -66,7 +66,7 @@ enum ProviderName: String, CaseIterable, Sendable {
 /// The key is never printed: errors name the variable, not its value.
 struct ProviderOptions: Sendable {
     /// The options every provider-facing subcommand accepts.
-    static let optionNames: Set<String> = ["provider", "base-url", "api-key-env", "ca-bundle", "api-version"]
+    static let optionNames: Set<String> = ["provider", "base-url", "api-key-env", "ca-bundle", "api-version", "timeout"]
 
     static let helpText = """
           --provider P         openai (default), anthropic, gemini or azure (Azure OpenAI)
@@ -78,6 +78,11 @@ struct ProviderOptions: Sendable {
                                (azure: --model or each line's model names the deployment)
           --ca-bundle FILE     also trust the CA certificates in this PEM file for https
                                (SSL_CERT_FILE and SSL_CERT_DIR are honoured too)
+          --timeout D          longest wait for one HTTP exchange with the provider (a real-time
+                               call, a status poll, a job create) before it fails as a timeout,
+                               and is retried where that is safe (default 10m). Anthropic and
+                               Gemini results downloads and Gemini uploads are included; OpenAI
+                               file uploads and downloads keep 1h
         """
 
     let provider: ProviderName
@@ -86,13 +91,19 @@ struct ProviderOptions: Sendable {
     let transport: any HTTPTransport
     /// Azure's `api-version` (only for ``ProviderName/azure``).
     let apiVersion: String?
+    /// `--timeout`: the deadline of one HTTP exchange (the providers' 10 minutes by default).
+    let timeout: Duration
 
-    init(provider: ProviderName, apiKey: String, baseURL: URL, transport: any HTTPTransport, apiVersion: String? = nil) {
+    init(
+        provider: ProviderName, apiKey: String, baseURL: URL, transport: any HTTPTransport, apiVersion: String? = nil,
+        timeout: Duration = .seconds(600)
+    ) {
         self.provider = provider
         self.apiKey = apiKey
         self.baseURL = baseURL
         self.transport = transport
         self.apiVersion = apiVersion
+        self.timeout = timeout
     }
 
     /// Resolves the options; the key comes from the environment.
@@ -150,28 +161,31 @@ struct ProviderOptions: Sendable {
         // go on through URLSession.
         self.init(
             provider: provider, apiKey: key, baseURL: base, transport: PlainHTTPTransport(configuration: .init(tls: tls)),
-            apiVersion: apiVersion)
+            apiVersion: apiVersion, timeout: try arguments.duration("timeout") ?? .seconds(600))
     }
 
     /// The real-time client.
     func client() -> any ModelClient {
         switch provider {
-        case .openai: return OpenAIClient(apiKey: apiKey, baseURL: baseURL, transport: transport)
-        case .anthropic: return AnthropicClient(apiKey: apiKey, baseURL: baseURL, transport: transport)
-        case .gemini: return GeminiClient(apiKey: apiKey, baseURL: baseURL, transport: transport)
+        case .openai: return OpenAIClient(apiKey: apiKey, baseURL: baseURL, transport: transport, timeout: timeout)
+        case .anthropic: return AnthropicClient(apiKey: apiKey, baseURL: baseURL, transport: transport, timeout: timeout)
+        case .gemini: return GeminiClient(apiKey: apiKey, baseURL: baseURL, transport: transport, timeout: timeout)
         case .azure:
             // The request's model (from --model or the line) is the deployment's name.
-            return OpenAIClient.azure(endpoint: baseURL, apiKey: apiKey, apiVersion: apiVersion ?? "", transport: transport)
+            return OpenAIClient.azure(
+                endpoint: baseURL, apiKey: apiKey, apiVersion: apiVersion ?? "", transport: transport, timeout: timeout)
         }
     }
 
     /// The native batch backend.
     func backend() -> any BatchBackend {
         switch provider {
-        case .openai: return OpenAIBatchBackend(apiKey: apiKey, baseURL: baseURL, transport: transport)
-        case .anthropic: return AnthropicBatchBackend(apiKey: apiKey, baseURL: baseURL, transport: transport)
-        case .gemini: return GeminiBatchBackend(apiKey: apiKey, baseURL: baseURL, transport: transport)
-        case .azure: return OpenAIBatchBackend.azure(endpoint: baseURL, apiKey: apiKey, apiVersion: apiVersion ?? "", transport: transport)
+        case .openai: return OpenAIBatchBackend(apiKey: apiKey, baseURL: baseURL, transport: transport, timeout: timeout)
+        case .anthropic: return AnthropicBatchBackend(apiKey: apiKey, baseURL: baseURL, transport: transport, timeout: timeout)
+        case .gemini: return GeminiBatchBackend(apiKey: apiKey, baseURL: baseURL, transport: transport, timeout: timeout)
+        case .azure:
+            return OpenAIBatchBackend.azure(
+                endpoint: baseURL, apiKey: apiKey, apiVersion: apiVersion ?? "", transport: transport, timeout: timeout)
         }
     }
 }
