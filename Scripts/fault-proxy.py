@@ -50,6 +50,7 @@ ap.add_argument("--latency-max", type=float, default=200.0, help="ms")
 ap.add_argument("--slow-close", type=float, default=2.0, help="seconds")
 ap.add_argument("--stats", default=None)
 ap.add_argument("--log", default=None)
+ap.add_argument("--log-connections", action="store_true", help="also log every connection's open and close")
 args = ap.parse_args()
 
 kinds = KINDS if args.kinds == "all" else [k.strip() for k in args.kinds.split(",") if k.strip()]
@@ -227,11 +228,15 @@ async def handle(client_r, client_w):
     dirty = True
     rng = random.Random(f"{args.seed}:{conn_id}")
     kind = rng.choice(kinds) if kinds and rng.random() < args.rate else None
+    if log_file and args.log_connections:
+        log_file.write(json.dumps({"t": round(time.time(), 3), "conn": conn_id, "open": kind}) + "\n")
     try:
         await run_connection(conn_id, kind, rng, client_r, client_w)
     except (ConnectionError, OSError, asyncio.IncompleteReadError):
         pass
     finally:
+        if log_file and args.log_connections:
+            log_file.write(json.dumps({"t": round(time.time(), 3), "conn": conn_id, "closed": True}) + "\n")
         stats["open"] -= 1
         dirty = True
         fin(client_w)

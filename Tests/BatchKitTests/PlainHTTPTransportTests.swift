@@ -22,8 +22,9 @@ final class CannedServer: Sendable {
     var url: URL { URL(string: "http://127.0.0.1:\(port)/canned")! }
 
     /// `waitsForHead: false` answers as soon as any bytes arrive (a cleartext server meeting a
-    /// TLS client).
-    init(answer: [UInt8], answersPerConnection: Int? = nil, waitsForHead: Bool = true) throws {
+    /// TLS client). `holdsOpen: true` sends the first answer and then neither answers nor closes
+    /// (a peer that stalls after those bytes) until the client closes.
+    init(answer: [UInt8], answersPerConnection: Int? = nil, waitsForHead: Bool = true, holdsOpen: Bool = false) throws {
         let (fd, port) = try Socket.listen(host: "127.0.0.1", port: 0)
         listenFD = fd
         self.port = port
@@ -34,14 +35,18 @@ final class CannedServer: Sendable {
                 self.accepted.add(1, ordering: .sequentiallyConsistent)
                 // Each connection on a thread of its own: a client may hold one idle in its pool
                 // while it opens another.
-                Thread { [self] in self.serve(connection, answer: answer, answersPerConnection: answersPerConnection, waitsForHead: waitsForHead) }
-                    .start()
+                Thread { [self] in
+                    self.serve(
+                        connection, answer: answer, answersPerConnection: answersPerConnection, waitsForHead: waitsForHead,
+                        holdsOpen: holdsOpen)
+                }
+                .start()
             }
         }
         thread.start()
     }
 
-    private func serve(_ connection: Int32, answer: [UInt8], answersPerConnection: Int?, waitsForHead: Bool) {
+    private func serve(_ connection: Int32, answer: [UInt8], answersPerConnection: Int?, waitsForHead: Bool, holdsOpen: Bool) {
         var answered = 0
         var buffer = [UInt8](repeating: 0, count: 4096)
         serving: while true {
@@ -57,6 +62,11 @@ final class CannedServer: Sendable {
             if let limit = answersPerConnection, answered >= limit { break }
             _ = answer.withUnsafeBytes { send(connection, $0.baseAddress!, $0.count, Int32(MSG_NOSIGNAL)) }
             answered += 1
+            if holdsOpen {
+                // Whatever else comes (an upload's body) is read and dropped until the client closes.
+                while recv(connection, &buffer, buffer.count, 0) > 0 {}
+                break
+            }
             if answersPerConnection == nil { break }
         }
         _ = close(connection)

@@ -40,6 +40,21 @@ import FoundationNetworking
             })
     }
 
+    /// A call allowed longer than the connection's timeout (a file transfer's hour) still fails
+    /// once nothing moves for the connection's timeout: a stalled upload answer must not hold a
+    /// run for the hour (found by Scripts/proxy-check.py: a truncated upload answer hung a run).
+    @Test func aCallAllowedLongerThanTheTimeoutIdlesOutAfterIt() throws {
+        let c = connection()
+        let url = URL(string: "https://api.example.com/v1/files")!
+        let transfer = try c.request("POST", url, body: .data(Data("x".utf8)), timeout: .seconds(3600))
+        #expect(transfer.timeout == .seconds(3600))
+        #expect(transfer.idleTimeout == .seconds(7))
+        let call = try c.request("GET", url)
+        #expect(call.timeout == .seconds(7))
+        #expect(call.idleTimeout == nil)
+        #expect(try c.request("GET", url, timeout: .seconds(2)).idleTimeout == nil)
+    }
+
     @Test func eachAuthStyleCarriesTheKeyWhereItBelongs() async throws {
         let recorder = Recorder()
         _ = try await connection(auth: .bearer, recorder: recorder).sendJSON("GET", URL(string: "https://api.example.com/v1/a")!)

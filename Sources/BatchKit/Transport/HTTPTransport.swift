@@ -97,6 +97,13 @@ public struct HTTPRequest: Sendable, CustomStringConvertible {
     /// looks the job up instead of sending again. ``URLSessionTransport`` sends such a request
     /// on a connection of its own; ``PlainHTTPTransport`` never sends it twice.
     public var sendsOnce = false
+    /// The longest the exchange may go without a byte sent or received before it fails as
+    /// `URLError(.timedOut)`; `nil`: only ``timeout`` applies. For transfers whose whole-exchange
+    /// deadline is long (file uploads and downloads get an hour): a peer that stalls or vanishes
+    /// mid-transfer then fails the call after this, not at the end of the hour. Honoured by
+    /// ``URLSessionTransport`` and ``PlainHTTPTransport``; the provider connections set it to
+    /// their per-call timeout when a call asks for a longer one.
+    package var idleTimeout: Duration?
 
     public init(
         method: String = "GET", url: URL, headers: HTTPHeaders = [:], body: HTTPBody? = nil, timeout: Duration? = nil,

@@ -42,6 +42,8 @@ struct PlainHTTPJob: Sendable {
     var resent = false
     /// The TLS context for `https://` jobs; `nil` for cleartext.
     var tls: TLSContext? = nil
+    /// How long the exchange may go without a byte moving (``HTTPRequest/idleTimeout``).
+    var idleTimeout: Duration? = nil
 }
 
 /// Resolves host names with `getaddrinfo` off the Swift concurrency pool, caching answers for
@@ -214,6 +216,8 @@ final class PlainHTTPWorker {
         /// Whether an earlier answer came over this connection.
         var reused = false
         var idleSince = ContinuousClock.now
+        /// When a byte of the current job last moved either way (or the job was assigned).
+        var lastActivity = ContinuousClock.now
         /// The TLS session of an `https://` connection (set once the socket connects).
         var tls: TLSSession?
         /// The TLS handshake is under way.
@@ -359,6 +363,7 @@ final class PlainHTTPWorker {
 
     private func assign(_ job: PlainHTTPJob, to connection: Connection) {
         connection.job = job
+        connection.lastActivity = .now
         connection.parser = HTTP1ResponseParser(isHEAD: job.isHEAD)
         connection.written = 0
         flush(connection)
@@ -522,7 +527,9 @@ final class PlainHTTPWorker {
     private func sweep() {
         let now = ContinuousClock.now
         for connection in Array(connections.values) {
-            if let job = connection.job, job.deadline <= now {
+            if let job = connection.job,
+                job.deadline <= now || job.idleTimeout.map({ now - connection.lastActivity >= $0 }) == true
+            {
                 connection.job = nil
                 close(connection)
                 job.continuation.resume(throwing: URLError(.timedOut))
@@ -655,6 +662,7 @@ final class PlainHTTPWorker {
             switch progress {
             case .bytes(let sent):
                 connection.written += sent
+                connection.lastActivity = .now
                 connection.tlsWantsWrite = false
             case .wantWrite:
                 connection.tlsWantsWrite = true
@@ -681,6 +689,7 @@ final class PlainHTTPWorker {
             }
             if sent > 0 {
                 connection.written += sent
+                connection.lastActivity = .now
             } else if sent < 0 && errno == EINTR {
                 continue
             } else if sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -712,6 +721,7 @@ final class PlainHTTPWorker {
         while true {
             let count = readBuffer.withUnsafeMutableBytes { recv(connection.fd, $0.baseAddress!, $0.count, 0) }
             if count > 0 {
+                connection.lastActivity = .now
                 if answerEnded(connection, afterReading: count) { return }
                 if count < readBuffer.count { return }
             } else if count == 0 {
@@ -735,6 +745,7 @@ final class PlainHTTPWorker {
             let progress = readBuffer.withUnsafeMutableBytes { session.read(into: $0.baseAddress!, count: $0.count) }
             switch progress {
             case .bytes(let count):
+                connection.lastActivity = .now
                 if answerEnded(connection, afterReading: count) { return }
             case .closed:
                 endOfStream(connection)

@@ -304,7 +304,8 @@ final class PlainHTTPCore: Sendable {
                     .start(
                         PlainHTTPJob(
                             id: id, endpoint: endpoint, addresses: addresses, bytes: bytes, isHEAD: isHEAD, deadline: deadline,
-                            token: token, continuation: continuation, mayResend: mayResend, tls: tls)))
+                            token: token, continuation: continuation, mayResend: mayResend, tls: tls,
+                            idleTimeout: request.idleTimeout)))
             }
         } onCancel: {
             token.cancelled.store(true, ordering: .sequentiallyConsistent)

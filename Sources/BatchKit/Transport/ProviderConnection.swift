@@ -151,8 +151,12 @@ package struct ProviderConnection: Sendable, CustomStringConvertible, CustomRefl
             h[f.name] = f.value
         }
         for f in callHeaders { h[f.name] = f.value }
-        return HTTPRequest(
+        var request = HTTPRequest(
             method: method, url: url, headers: h, body: body, timeout: timeout ?? self.timeout, downloadsToFile: downloadsToFile)
+        // A transfer allowed longer than a call (an hour for a file) still fails once nothing
+        // moves for a call's time: a stalled peer must not hold the run for the hour.
+        if let timeout, let callTimeout = self.timeout, timeout > callTimeout { request.idleTimeout = callTimeout }
+        return request
     }
 
     /// Sends one call and returns its 2xx answer. Every failure is a ``BatchError`` with the key

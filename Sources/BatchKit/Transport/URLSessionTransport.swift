@@ -99,7 +99,8 @@ public struct URLSessionTransport: HTTPTransport {
             task = session.downloadTask(with: urlRequest)
         }
         let exchange = Exchange(
-            task: task, deadline: .now + timeout, downloadDirectory: configuration.downloadDirectory)
+            task: task, deadline: .now + timeout, idleTimeout: request.idleTimeout,
+            downloadDirectory: configuration.downloadDirectory)
         owner.delegate.register(exchange, for: task.taskIdentifier)
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<HTTPResponse, any Error>) in
@@ -190,7 +191,7 @@ private final class SessionDelegate: NSObject, URLSessionDataDelegate, URLSessio
                 r.timer?.schedule(deadline: .distantFuture, repeating: .never)
                 return []
             }
-            return r.exchanges.values.filter { $0.deadline <= now }
+            return r.exchanges.values.filter { $0.deadline <= now || $0.isIdle(at: now) }
         }
         for exchange in expired { exchange.timeOut() }
     }
@@ -199,6 +200,28 @@ private final class SessionDelegate: NSObject, URLSessionDataDelegate, URLSessio
 
     func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
         exchange(dataTask)?.append(data)
+    }
+
+    func urlSession(
+        _ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
+        completionHandler: @escaping @Sendable (URLSession.ResponseDisposition) -> Void
+    ) {
+        exchange(dataTask)?.moved()
+        completionHandler(.allow)
+    }
+
+    func urlSession(
+        _ session: URLSession, task: URLSessionTask, didSendBodyData bytesSent: Int64, totalBytesSent: Int64,
+        totalBytesExpectedToSend: Int64
+    ) {
+        exchange(task)?.moved()
+    }
+
+    func urlSession(
+        _ session: URLSession, downloadTask: URLSessionDownloadTask, didWriteData bytesWritten: Int64, totalBytesWritten: Int64,
+        totalBytesExpectedToWrite: Int64
+    ) {
+        exchange(downloadTask)?.moved()
     }
 
     func urlSession(_ session: URLSession, downloadTask: URLSessionDownloadTask, didFinishDownloadingTo location: URL) {
@@ -256,18 +279,35 @@ private final class Exchange: Sendable {
         var body = Data()
         var file: URL?
         var fileFailed = false
+        /// When a byte last moved either way (or the exchange started).
+        var lastActivity = ContinuousClock.now
     }
 
     private let task: URLSessionTask
     /// When the whole exchange must have finished.
     let deadline: ContinuousClock.Instant
+    /// How long the exchange may go without a byte moving (``HTTPRequest/idleTimeout``).
+    private let idleTimeout: Duration?
     private let downloadDirectory: URL
     private let state = Mutex(State())
 
-    init(task: URLSessionTask, deadline: ContinuousClock.Instant, downloadDirectory: URL) {
+    init(task: URLSessionTask, deadline: ContinuousClock.Instant, idleTimeout: Duration?, downloadDirectory: URL) {
         self.task = task
         self.deadline = deadline
+        self.idleTimeout = idleTimeout
         self.downloadDirectory = downloadDirectory
+    }
+
+    /// Whether nothing moved for the idle timeout (never without one).
+    func isIdle(at now: ContinuousClock.Instant) -> Bool {
+        guard let idleTimeout else { return false }
+        return state.withLock { now - $0.lastActivity >= idleTimeout }
+    }
+
+    /// Bytes moved (an answer head, body bytes, upload progress): the idle clock restarts.
+    func moved() {
+        guard idleTimeout != nil else { return }
+        state.withLock { $0.lastActivity = .now }
     }
 
     func start(_ continuation: CheckedContinuation<HTTPResponse, any Error>) {
@@ -277,6 +317,7 @@ private final class Exchange: Sendable {
                 return s.timedOut ? URLError(.timedOut) : CancellationError()
             }
             s.phase = .running(continuation)
+            s.lastActivity = .now
             return nil
         }
         if let early {
@@ -306,7 +347,12 @@ private final class Exchange: Sendable {
         if running { task.cancel() }
     }
 
-    func append(_ data: Data) { state.withLock { $0.body.append(data) } }
+    func append(_ data: Data) {
+        state.withLock {
+            $0.body.append(data)
+            $0.lastActivity = .now
+        }
+    }
 
     func takeDownload(at location: URL) {
         let destination = downloadDirectory.appendingPathComponent("batchkit-download-\(UUID().uuidString)")
