@@ -206,6 +206,7 @@ class H(Handler):
             return self.send(200, {"id": b["id"], "type": "message_batch_deleted"})
 
     def do_POST(self):
+        self.arrived = time.time()   # before any slow fault: a kill after it finds the request in flight
         p, _ = self.route()
         data = self.body()
         if p == "/_mock/ledger":
@@ -293,7 +294,7 @@ class H(Handler):
         t = time.time()
         with lock:
             ledger.bill(cid)
-            ledger.events.append(("realtime", cid, t))
+            ledger.events.append(("realtime", cid, t, self.arrived))
         if faults.pick(["lost"], rate=args.fault_rate / 5) == "lost":
             with lock:
                 ledger.events.append(("realtime_lost", cid, t))

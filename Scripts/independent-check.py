@@ -13,7 +13,8 @@ run with no progress for 60 s is a stall: its threads are dumped with gdb.
 
 PAD=n adds n bytes to each prompt (Gemini: over 20 MB of requests go through an uploaded file
 instead of inline). PORT (default: openai 18050, anthropic 18110, gemini 18120), FAULT_RATE
-(0.1), FATE_RATE (anthropic/gemini: share of batches that expire or fail, 0.15), MAX_KILLS (11).
+(0.1), FATE_RATE (anthropic/gemini: share of batches that expire or fail, 0.15), MAX_KILLS (11),
+RETRIES (0: after an exit 3, rerun with --retry-failed up to this many times, kills included).
 Prints one JSON line per seed; a violating seed's files are kept in /tmp/indep/fail-PROVIDER-seedN.
 Not used by CI."""
 import json, os, random, signal, subprocess, sys, time, urllib.request, shutil
@@ -27,6 +28,7 @@ seeds = range(int(sys.argv[1]), int(sys.argv[2]))
 fault_rate = float(os.environ.get("FAULT_RATE", "0.1"))
 port = int(os.environ.get("PORT", {"openai": "18050", "anthropic": "18110", "gemini": "18120"}[PROVIDER]))
 max_kills = int(os.environ.get("MAX_KILLS", "11"))
+retries = int(os.environ.get("RETRIES", "0"))
 root = os.environ.get("ROOT", f"/tmp/indep/run-{PROVIDER}-{port}")
 here = os.path.dirname(os.path.abspath(__file__))
 os.makedirs("/tmp/indep", exist_ok=True)
@@ -50,6 +52,15 @@ def call(url, data=None, headers=None):
     raise RuntimeError("mock does not answer " + url)
 
 
+def answer_text(body):
+    """The answer's text, from the provider's own body (the output keeps it as the provider sent it)."""
+    if PROVIDER == "anthropic":
+        return "".join(b.get("text", "") for b in body["content"] if b.get("type") == "text")
+    if PROVIDER == "gemini":
+        return "".join(p.get("text", "") for p in body["candidates"][0]["content"]["parts"])
+    return body["choices"][0]["message"]["content"]
+
+
 def settle():
     """Lets jobs still running (orphans) end, then has the mock write its ledger. Returns the ids
     of jobs not ended and the mock's fault counts."""
@@ -65,6 +76,11 @@ def settle():
         time.sleep(0.6)
         answer = call(f"http://127.0.0.1:{port}/_mock/ledger", b"{}")
     return answer["nonterminal"], answer["faults"]
+
+
+def failures_in_output():
+    with open(f"{root}/out.jsonl") as f:
+        return any('"status_code":200' not in line for line in f)
 
 
 for seed in seeds:
@@ -94,6 +110,7 @@ for seed in seeds:
     if MODE == "hybrid":
         cmd += ["--deadline", os.environ.get("DEADLINE", "2s")]
     started = time.time()
+    retries_left = retries
     while runs < 25:
         runs += 1
         log = open(f"{root}/run{runs}.log", "w")
@@ -120,6 +137,14 @@ for seed in seeds:
                 p.kill(); p.wait(); rc = "stalled"; break
             p.send_signal(signal.SIGKILL); p.wait(); kills += 1; rc = None; kill_times.append(time.time())
             continue
+        if rc in (0, 3) and retries_left > 0 and failures_in_output():
+            # Some requests failed (errored items, an expired batch): rerun them, as a user would.
+            # (After a kill, the rerun that finishes exits 0 when its own requests succeeded,
+            # even though failures of the killed run are in the output: look at the output.)
+            retries_left -= 1
+            if "--retry-failed" not in cmd:
+                cmd.append("--retry-failed")
+            continue
         if rc in (0, 3):
             break
     elapsed = time.time() - started
@@ -138,7 +163,7 @@ for seed in seeds:
             out[cid] = o
             r = o.get("response")
             if r and r.get("status_code") == 200:
-                if r["body"]["choices"][0]["message"]["content"] != "echo:" + cid:
+                if answer_text(r["body"]) != "echo:" + cid:
                     wrong += 1
     ids = {f"row-{i}" for i in range(N)}
     missing = len(ids - set(out))
@@ -147,11 +172,14 @@ for seed in seeds:
     rt_times, rt_lost = {}, set()
     for e in L["events"]:
         if e[0] == "realtime":
-            rt_times.setdefault(e[1], []).append(e[2])
+            # (billed at, arrived at): the OpenAI mock records only the first.
+            rt_times.setdefault(e[1], []).append((e[2], e[3] if len(e) > 3 else e[2]))
         elif e[0] == "realtime_lost":
             rt_lost.add(e[1])
     def at_kill(c):
-        return any(0 <= k - t <= 3 for t in rt_times.get(c, []) for k in kill_times)
+        # In flight at a kill: it arrived before the kill, and was billed at most 3 s before it
+        # (or after it: a slow answer finishes after the client is gone).
+        return any(arrived <= k and k - t <= 3 for t, arrived in rt_times.get(c, []) for k in kill_times)
     twice_ids = [c for c, v in billed.items() if v > 1]
     inflight_at_kill = sum(1 for c in twice_ids if at_kill(c))
     lost_answer = sum(1 for c in twice_ids if not at_kill(c) and c in rt_lost)

@@ -272,6 +272,7 @@ class H(Handler):
         self.send(404, gerr(404, "NOT_FOUND", "Not found: " + p))
 
     def do_POST(self):
+        self.arrived = time.time()   # before any slow fault: a kill after it finds the request in flight
         p, qs = self.parsed()
         data = self.body()
         if p == "/_mock/ledger":
@@ -439,7 +440,7 @@ class H(Handler):
         t = time.time()
         with lock:
             ledger.bill(cid)
-            ledger.events.append(("realtime", cid, t))
+            ledger.events.append(("realtime", cid, t, self.arrived))
         if faults.pick(["lost"], rate=args.fault_rate / 5) == "lost":
             with lock:
                 ledger.events.append(("realtime_lost", cid, t))

@@ -21,7 +21,8 @@ class Ledger:
     """What the mock billed and did, for the checker. `billed`: custom id -> number of billed
     answers (batch successes when a batch ends, real-time 200s when sent). `events`: tuples
     ("create", job, n, t), ("finish", job, state, billed, t), ("cancel", job, t),
-    ("realtime", id, t), ("realtime_lost", id, t) for a billed real-time answer that was dropped,
+    ("realtime", id, t, arrived) (billed at t, the request
+    arrived at `arrived`, before any slow fault), ("realtime_lost", id, t) for a billed real-time answer that was dropped,
     ("create_lost", job, t) and ("upload_lost", file, t) for answers dropped after the effect."""
 
     def __init__(self, path):
