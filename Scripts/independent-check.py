@@ -14,7 +14,8 @@ run with no progress for 60 s is a stall: its threads are dumped with gdb.
 PAD=n adds n bytes to each prompt (Gemini: over 20 MB of requests go through an uploaded file
 instead of inline). PORT (default: openai 18050, anthropic 18110, gemini 18120), FAULT_RATE
 (0.1), FATE_RATE (anthropic/gemini: share of batches that expire or fail, 0.15), MAX_KILLS (11),
-RETRIES (0: after an exit 3, rerun with --retry-failed up to this many times, kills included).
+MOCK_ARGS (more mock options, e.g. gemini's
+"--list-order oldest --preexisting 150 --lose-first-create"), RETRIES (0: after an exit 3, rerun with --retry-failed up to this many times, kills included).
 Prints one JSON line per seed; a violating seed's files are kept in /tmp/indep/fail-PROVIDER-seedN.
 Not used by CI."""
 import json, os, random, signal, subprocess, sys, time, urllib.request, shutil
@@ -97,6 +98,7 @@ for seed in seeds:
                 "--fault-rate", str(fault_rate), "--ledger", ledger]
     if PROVIDER != "openai" and "FATE_RATE" in os.environ:
         mock_cmd += ["--fate-rate", os.environ["FATE_RATE"]]
+    mock_cmd += os.environ.get("MOCK_ARGS", "").split()
     mock = subprocess.Popen(mock_cmd, stdout=subprocess.PIPE, stderr=open(f"{root}/mock.err", "w"))
     mock.stdout.readline()
     rng = random.Random(seed * 7919)

@@ -29,7 +29,11 @@ from urllib.parse import unquote, parse_qs
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from independent_mock_base import parse_args, Ledger, Faults, Handler, serve, rfc3339
 
-args = parse_args(18120)
+args = parse_args(18120, extra=lambda ap: (
+    ap.add_argument("--list-order", choices=["newest", "oldest"], default="newest",
+                    help="batches.list order; the reference does not say which (the client assumes newest first)"),
+    ap.add_argument("--preexisting", type=int, default=0, help="ended batches in the account before the run"),
+    ap.add_argument("--lose-first-create", action="store_true", help="the first create's answer is lost (reset)")))
 lock = threading.RLock()   # advance() runs under it and may draw from the seeded generator
 faults = Faults(args.seed, args.fault_rate, lock)
 ledger = Ledger(args.ledger)
@@ -43,7 +47,7 @@ INLINE_LIMIT = 20_000_000
 
 
 def ledger_jobs():
-    return {k: {"status": b["state"], "n": len(b["items"]), "input": b["input"]} for k, b in batches.items()}
+    return {k: {"status": b["state"], "n": len(b["items"]), "input": b["input"]} for k, b in batches.items() if not b.get("foreign")}
 
 
 def gerr(code, status, message, details=None):
@@ -235,7 +239,7 @@ class H(Handler):
             if rest == "batches":
                 for b in batches.values():
                     advance(b)
-                names = list(reversed(order))
+                names = list(reversed(order)) if args.list_order == "newest" else list(order)
                 size = int(qs.get("pageSize", 50))
                 size = min(max(size, 1), 1000)
                 start = int(qs["pageToken"].removeprefix("p")) if qs.get("pageToken") else 0
@@ -422,6 +426,10 @@ class H(Handler):
             ledger.events.append(("create", name, len(items), t)); ledger.save(ledger_jobs())
             body = operation(b)
         f = faults.pick(["lost", "slow"])
+        global first_create
+        if first_create and args.lose_first_create:
+            f = "lost"
+        first_create = False
         if f == "lost":
             with lock:
                 ledger.events.append(("create_lost", name, time.time()))
@@ -458,5 +466,16 @@ class H(Handler):
             counts = dict(faults.count)
         self.send(200, {"nonterminal": open_, "faults": counts})
 
+
+first_create = True
+for i in range(args.preexisting):
+    # Someone else's ended batches, older than the run (not in the ledger's jobs: never the run's).
+    t0 = time.time() - 86400 + i
+    name = "batches/old%033d" % i
+    batches[name] = {"name": name, "model": "models/gemini-2.5-flash", "display": "someone-else-%d" % i, "items": [],
+                     "input": None, "t0": t0, "run": 1, "fate": None, "fail": [], "shuffle": False,
+                     "state": "BATCH_STATE_SUCCEEDED", "created": rfc3339(t0, 9), "updated": rfc3339(t0 + 60, 9),
+                     "stats": {}, "output_file": None, "inline_out": [], "foreign": True}
+    order.append(name)
 
 serve(args.port, H)

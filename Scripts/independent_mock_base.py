@@ -6,7 +6,7 @@ import argparse, json, os, random, socket, struct, sys, threading, time
 from http.server import ThreadingHTTPServer, BaseHTTPRequestHandler
 
 
-def parse_args(default_port):
+def parse_args(default_port, extra=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, default=default_port)
     ap.add_argument("--seed", type=int, default=1)
@@ -14,6 +14,8 @@ def parse_args(default_port):
     ap.add_argument("--line-fail-rate", type=float, default=0.01, help="chance that one batch item errors")
     ap.add_argument("--fate-rate", type=float, default=0.15, help="chance that a batch expires or fails part-way")
     ap.add_argument("--ledger", default="/tmp/indep/ledger.json")
+    if extra:
+        extra(ap)
     return ap.parse_args()
 
 

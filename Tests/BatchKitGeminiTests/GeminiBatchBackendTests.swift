@@ -330,6 +330,53 @@ import Testing
         #expect(try await backend.cancel(jobID: "batches/b3").status == .completed)
     }
 
+    /// A listing of `count` ended jobs, created a minute apart up to `newest`, served in pages
+    /// (`pageSize`, `pageToken`) oldest first or newest first; the newest job carries
+    /// `newestName` as its display name. Counts the list calls.
+    static func listing(count: Int, newest: Date, newestName: String, oldestFirst: Bool, calls: SentCounter) -> GeminiBatchBackend {
+        let formatter = ISO8601DateFormatter()
+        let ops = (0..<count).map { i -> String in
+            let created = formatter.string(from: newest.addingTimeInterval(Double(i - count + 1) * 60))
+            let name = i == count - 1 ? newestName : "someone-else-\(i)"
+            return #"{"name":"batches/j\#(i)","metadata":{"name":"batches/j\#(i)","displayName":"\#(name)","state":"BATCH_STATE_SUCCEEDED","#
+                + #""createTime":"\#(created)","batchStats":{"requestCount":"3"}},"done":true}"#
+        }
+        let ordered = oldestFirst ? ops : ops.reversed()
+        return backend { request in
+            calls.increment()
+            let query = URLComponents(url: request.url, resolvingAgainstBaseURL: false)?.queryItems ?? []
+            let size = Int(query.first { $0.name == "pageSize" }?.value ?? "") ?? 50
+            let start = Int(query.first { $0.name == "pageToken" }?.value ?? "") ?? 0
+            let page = ordered[start..<min(start + size, ordered.count)].joined(separator: ",")
+            let next = start + size < ordered.count ? #","nextPageToken":"\#(start + size)""# : ""
+            return json(#"{"operations":[\#(page)]\#(next)}"#)
+        }
+    }
+
+    /// The reference does not say in which order `batches.list` answers: a job created for an
+    /// intent (whose create answer was lost) is found among 250 jobs listed oldest first, so it
+    /// is adopted rather than created again (the independent mock's `--list-order oldest` made a
+    /// second job of every request).
+    @Test func findJobLooksPastTheFirstHundredJobsOfAnOldestFirstListing() async throws {
+        let now = Date()
+        let intent = JobIntent(provider: "gemini", groupKey: "generateContent:models/gemini-2.5-flash", count: 3, idsHash: "0", createdAt: now)
+        let calls = SentCounter()
+        let backend = Self.listing(count: 250, newest: now, newestName: intent.tag, oldestFirst: true, calls: calls)
+        let job = try await backend.findJob(for: intent, excluding: [])
+        #expect(job?.id == "batches/j249")
+    }
+
+    /// Listed newest first, the search stops once the listing has passed the intent's creation
+    /// time: no job of the intent (nothing to adopt) costs one page, not the whole account.
+    @Test func findJobStopsOnceANewestFirstListingPassesTheIntent() async throws {
+        let now = Date()
+        let intent = JobIntent(provider: "gemini", groupKey: "generateContent:models/gemini-2.5-flash", count: 3, idsHash: "0", createdAt: now)
+        let calls = SentCounter()
+        let backend = Self.listing(count: 2_500, newest: now.addingTimeInterval(-3600), newestName: "not-the-tag", oldestFirst: false, calls: calls)
+        #expect(try await backend.findJob(for: intent, excluding: []) == nil)
+        #expect(calls.value == 1)
+    }
+
     @Test func listSkipsUnreadableEntries() async throws {
         let backend = Self.backend { _ in
             Self.json(#"{"operations":[{"metadata":{"state":"BATCH_STATE_RUNNING"}},{"name":"batches/ok","metadata":{"state":"BATCH_STATE_RUNNING"}}]}"#)

@@ -110,8 +110,10 @@ package protocol BatchBackend: Sendable {
     /// (jobs the run already tracks); `nil` when there is none. Throws when the jobs cannot be
     /// listed: then nobody knows.
     ///
-    /// The default lists the 100 most recent jobs and returns the one that
-    /// ``JobIntent/matches(_:tagsJobs:)``, the oldest when several do.
+    /// The default lists the provider's jobs (100, then 1,000, then 10,000 while none matches and
+    /// the listing may still hold a newer job: it has more jobs and is not newest first down past
+    /// the intent's time) and returns the one that ``JobIntent/matches(_:tagsJobs:)``, the oldest
+    /// when several do.
     func findJob(for intent: JobIntent, excluding: Set<String>) async throws -> BatchJob?
 }
 
@@ -136,12 +138,34 @@ extension BatchBackend {
 
     package func findJob(for intent: JobIntent, excluding: Set<String>) async throws -> BatchJob? {
         let tags = tagsJobs
-        let candidates = try await list(limit: 100).filter { !excluding.contains($0.id) && intent.matches($0, tagsJobs: tags) }
-        guard var job = candidates.min(by: { ($0.createdAt ?? .distantFuture) < ($1.createdAt ?? .distantFuture) }) else { return nil }
-        // A job listed while the provider still validates it can count 0 requests (OpenAI's
-        // `request_counts.total`); it holds the intent's chunk, as a created job does.
-        job.requestCount = max(job.requestCount, intent.count)
-        return job
+        var limit = 100
+        while true {
+            let jobs = try await list(limit: limit)
+            let candidates = jobs.filter { !excluding.contains($0.id) && intent.matches($0, tagsJobs: tags) }
+            if var job = candidates.min(by: { ($0.createdAt ?? .distantFuture) < ($1.createdAt ?? .distantFuture) }) {
+                // A job listed while the provider still validates it can count 0 requests (OpenAI's
+                // `request_counts.total`); it holds the intent's chunk, as a created job does.
+                job.requestCount = max(job.requestCount, intent.count)
+                return job
+            }
+            // Not every provider documents its listing order (Gemini's does not say), so the
+            // search goes on, ten times wider each time up to `findJobScanLimit` jobs, unless the
+            // listing ended or is newest first and already older than the intent.
+            if jobs.count < limit || limit >= Self.findJobScanLimit || Self.listed(jobs, pastTheTimeOf: intent) { return nil }
+            limit *= 10
+        }
+    }
+
+    /// How many of the provider's jobs ``findJob(for:excluding:)`` looks at, at most.
+    package static var findJobScanLimit: Int { 10_000 }
+
+    /// Whether `jobs` are listed newest first and the last one was created before `intent`
+    /// (give or take ``JobIntent/clockSkew``): later pages hold only older jobs.
+    static func listed(_ jobs: [BatchJob], pastTheTimeOf intent: JobIntent) -> Bool {
+        let times = jobs.map(\.createdAt)
+        guard let last = times.last ?? nil, times.allSatisfy({ $0 != nil }) else { return false }
+        let newestFirst = zip(times, times.dropFirst()).allSatisfy { $0! >= $1! }
+        return newestFirst && last < intent.createdAt.addingTimeInterval(-JobIntent.clockSkew)
     }
 }
 
