@@ -1,6 +1,7 @@
 import BatchKit
 import BatchKitTesting
 import Foundation
+import Synchronization
 import Testing
 
 @testable import BatchKit
@@ -42,6 +43,29 @@ struct HybridProcessorTests {
         #expect(items.allSatisfy { $0.isSuccess })
         #expect(events.summary?.succeeded == 8)
         #expect(events.summary?.jobs.map(\.id) == ["job-1"])
+        #expect(events.terminalCount == 1)
+    }
+
+    /// Found by Scripts/proxy-check.py (openai/hybrid over PlainHTTPTransport, truncated answers,
+    /// seed 11): a chunk whose upload kept failing was tried again past a 2 s hybrid deadline,
+    /// for 40 s, before its requests ran in real time. No create attempt starts after the
+    /// deadline now: the failing chunk goes to real time by then.
+    @Test func aChunkWhoseJobCannotBeCreatedByTheDeadlineRunsInRealTime() async {
+        let clock = ManualClock()
+        let backend = FailingUploadBackend()
+        let probe = Probe()
+        let hybrid = HybridProcessor(
+            batch: NativeBatchProcessor(backend: backend, configuration: .init(pollInterval: .seconds(60)), clock: clock),
+            realtime: realtime(probe, clock: clock), deadline: .seconds(5), clock: clock)
+        let requests = (0..<4).map { chatRequest("u\($0)") }
+        let events = await runNative(hybrid.processAsync(requests), clock: clock)
+        // Attempts at 0 s and 2 s; the next would start at 6 s, after the deadline (before the
+        // fix: all 4 attempts, the last at 14 s).
+        #expect(backend.attempts == 2)
+        #expect(clock.now.offset < .seconds(5))
+        #expect(Set(probe.ids) == Set(requests.map(\.id)))
+        #expect(events.items.count == 4)
+        #expect(events.items.allSatisfy { $0.isSuccess && $0.route == .realtime })
         #expect(events.terminalCount == 1)
     }
 
@@ -109,5 +133,19 @@ struct HybridFallbackTests {
         // The fake keeps the first half of a job that did not complete: b0–b2 came from the batch.
         #expect(Set(probe.ids) == ["b3", "b4", "b5"])
         #expect(probe.calls == 3)
+    }
+}
+
+/// A backend whose every job creation fails at the upload, retryably, before anything exists.
+final class FailingUploadBackend: PassThroughBackend {
+    let base = FakeBackend()
+    private let count = Mutex(0)
+    var attempts: Int { count.withLock { $0 } }
+
+    func submit(
+        _ items: [EncodedBatchItem], metadata: [String: String], intent: JobIntent, uploaded: @Sendable (String) async throws -> Void
+    ) async throws -> BatchJob {
+        count.withLock { $0 += 1 }
+        throw BatchError(.network, "the upload stalled")
     }
 }

@@ -98,9 +98,11 @@ public struct HybridProcessor<C: Clock>: Processor where C.Duration == Duration 
         }
 
         // Submission is not raced against the deadline: a job created while its request is cut
-        // off would run unseen and be paid twice. With a budget, a request whose batch estimate
-        // does not fit is not submitted: it is spooled and waits for the real-time phase.
-        let report = await batch.submitReporting(requests) { request in
+        // off would run unseen and be paid twice. But no create attempt starts after it (a
+        // stalled upload retried for the deadline's sake would hold the real-time phase back);
+        // such chunks run in real time. With a budget, a request whose batch estimate does not
+        // fit is not submitted: it is spooled and waits for the real-time phase.
+        let report = await batch.submitReporting(requests, until: start.advanced(by: deadline)) { request in
             try Self.admit(request, budget: budget, spool: requestSpool, book: book)
         }
         var spoolFailure = report.spoolFailure

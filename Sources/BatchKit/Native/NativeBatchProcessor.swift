@@ -215,13 +215,16 @@ public struct NativeBatchProcessor<C: Clock>: Processor where C.Duration == Dura
     /// Submits everything, chunk by chunk (each spooled to a file, removed once its job exists),
     /// never losing the id of a job that was created.
     ///
-    /// - Parameter admit: called with each request that passed validation, before it is spooled:
-    ///   whether it goes into a job; an error it throws stops submission like a spool failure.
+    /// - Parameters:
+    ///   - until: no create attempt starts after this instant (the hybrid deadline): a chunk
+    ///     whose job is not created by then, or that comes later, fails without one.
+    ///   - admit: called with each request that passed validation, before it is spooled:
+    ///     whether it goes into a job; an error it throws stops submission like a spool failure.
     func submitReporting(
-        _ requests: some AsyncSequence<BatchRequest, Never> & Sendable,
+        _ requests: some AsyncSequence<BatchRequest, Never> & Sendable, until: C.Instant? = nil,
         admit: (BatchRequest) throws -> BatchAdmission = { _ in .submit(estimate: 0) }
     ) async -> SubmissionReport {
-        let run = NativeRun(backend: backend, configuration: configuration, limits: limits, clock: clock)
+        let run = NativeRun(backend: backend, configuration: configuration, limits: limits, clock: clock, submitsUntil: until)
         let storage = configuration.spool
         let directory = storage.runDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -230,6 +233,11 @@ public struct NativeBatchProcessor<C: Clock>: Processor where C.Duration == Dura
         let chunker = SpoolChunker(limits: limits, storage: storage, directory: directory)
         func send(_ chunk: SpooledChunk) async {
             defer { chunk.remove() }
+            if run.submissionTimeIsOver {
+                let error = BatchError(.timeout, "the deadline passed before the job was created")
+                report.failedChunks.append((Array(chunk.ids), NativeRun<C>.submissionError(error), chunk.estimate))
+                return
+            }
             do {
                 let job = try await run.create(chunk, excluding: Set(report.jobs.map(\.job.id)))
                 report.jobs.append((job, chunk.ids, chunk.estimate))

@@ -7,13 +7,25 @@ final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
     let configuration: NativeBatchProcessor<C>.Configuration
     let limits: BatchLimits
     let clock: C
+    /// No create attempt starts after this (the hybrid deadline): a chunk whose job is not
+    /// created by then fails, and its requests run in real time. An attempt under way is not cut
+    /// off (a job created while its answer is abandoned would run unseen), and a lost answer is
+    /// still looked up.
+    let submitsUntil: C.Instant?
 
-    init(backend: any BatchBackend, configuration: NativeBatchProcessor<C>.Configuration, limits: BatchLimits, clock: C) {
+    init(
+        backend: any BatchBackend, configuration: NativeBatchProcessor<C>.Configuration, limits: BatchLimits, clock: C,
+        submitsUntil: C.Instant? = nil
+    ) {
         self.backend = backend
         self.configuration = configuration
         self.limits = limits
         self.clock = clock
+        self.submitsUntil = submitsUntil
     }
+
+    /// Whether the time for starting create attempts is over (never without ``submitsUntil``).
+    var submissionTimeIsOver: Bool { submitsUntil.map { clock.now >= $0 } ?? false }
 
     /// A job being waited for. Its tracking is compact: the ids (packed), which of them have been
     /// reported, and the metadata of the items that have any; the encoded bodies stay in the
@@ -261,7 +273,10 @@ final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
                 }
             }
             guard failure.isRetryable, attempt < configuration.createAttempts else { throw failure }
-            try? await clock.sleep(until: clock.now.advanced(by: .seconds(1 << min(attempt, 6))), tolerance: nil)
+            let retryAt = clock.now.advanced(by: .seconds(1 << min(attempt, 6)))
+            // Past the hybrid deadline no attempt starts: the chunk runs in real time.
+            if let submitsUntil, retryAt >= submitsUntil { throw failure }
+            try? await clock.sleep(until: retryAt, tolerance: nil)
         }
     }
 
