@@ -121,14 +121,14 @@ struct RateLimitAndRetryTests {
         let defaults = ConcurrentProcessor<ManualClock>.Configuration()
         /// When each of `count` back-to-back requests leaves, as `RateLimiter.acquire` schedules them.
         func departures(burst: Duration, headroom: Double, count: Int) -> [Double] {
-            var now = ManualClock.Instant(offset: .zero)
-            var bucket = RateLimiter<ManualClock>.makeBucket(perMinute: limit, headroom: headroom, burst: burst, now: now, configured: true)
+            var now = Duration.zero
+            var bucket = TokenBucket(perMinute: limit, headroom: headroom, burst: burst, now: now, configured: true)
             var out: [Double] = []
             for _ in 0..<count {
                 bucket.refill(now)
                 bucket.available -= 1
-                now = now.advanced(by: bucket.deficitWait)
-                out.append(now.offset.seconds)
+                now += bucket.deficitWait
+                out.append(now.seconds)
             }
             return out
         }

@@ -499,3 +499,80 @@ private final class ReturnedFlag: Sendable {
     var isSet: Bool { value.load(ordering: .acquiring) }
     func set() { value.store(true, ordering: .releasing) }
 }
+
+@Suite struct RingBufferTests {
+    /// Seeded pushes and pops, with bursts that make the buffer grow while it wraps, checked
+    /// against an array after every step.
+    @Test(arguments: [1, 2, 3, 7, 64] as [Int])
+    func behavesLikeAnArrayQueueThroughWrapsAndGrowth(initialCapacity: Int) {
+        var rng = SplitMix64(seed: UInt64(initialCapacity) &* 0x9E37)
+        var ring = RingBuffer<String>(capacity: initialCapacity)
+        var model: [String] = []
+        var next = 0
+        for _ in 0..<5_000 {
+            if model.isEmpty || rng.next() % 100 < 55 {
+                let burst = Int(rng.next() % 4) + 1
+                for _ in 0..<burst {
+                    ring.append("e\(next)")
+                    model.append("e\(next)")
+                    next += 1
+                }
+            } else {
+                check(ring.popFirst(), model.removeFirst())
+            }
+            check(ring.count, model.count)
+            check(ring.first, model.first)
+            check(ring.isEmpty, model.isEmpty)
+        }
+        while let e = ring.popFirst() { check(e, model.removeFirst()) }
+        check(model.isEmpty, true)
+        check(ring.popFirst(), nil)
+    }
+}
+
+@Suite struct RateLimiterStateTests {
+    /// Waits are computed in floating point: equal to the microsecond.
+    private func closeTo(_ wait: Duration, seconds: Double, sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(abs(wait.seconds - seconds) < 1e-6, "waited \(wait), expected \(seconds) s", sourceLocation: sourceLocation)
+    }
+
+    /// A configured limit starts full (the burst), charges each start, and makes the start that
+    /// overdraws it wait exactly for the refill of its deficit at the paced rate.
+    @Test func aConfiguredBucketChargesAndMakesTheOverdrawingStartWaitForItsDeficit() {
+        // 600 RPM, no headroom, a one-second burst: 10 requests held, refilled at 10 a second.
+        var s = RateLimiterState(limits: RateLimits(requestsPerMinute: 600), burst: .seconds(1), headroom: 0, learnsFromServer: false)
+        check(s.isUnlimited, false)
+        for _ in 0..<10 { check(s.reserve(RateLimitCost(), at: .zero), .zero) }
+        closeTo(s.reserve(RateLimitCost(), at: .zero), seconds: 0.1)
+        // Half a second later five have come back, less the one overdrawn.
+        check(s.reserve(RateLimitCost(), at: .milliseconds(500)), .zero)
+        s.refund(RateLimitCost())
+        check(s.limits, RateLimits(requestsPerMinute: 600))
+    }
+
+    @Test func aPauseHoldsEveryStartUntilItEndsAndIsNeverShortened() {
+        var s = RateLimiterState(limits: RateLimits(), burst: .seconds(1), headroom: 0.02, learnsFromServer: true)
+        check(s.isUnlimited, true)
+        s.pause(until: .seconds(3))
+        s.pause(until: .seconds(2))
+        check(s.isUnlimited, false)
+        check(s.pauseRemaining(at: .seconds(1)), .seconds(2))
+        check(s.pauseRemaining(at: .seconds(3)), nil)
+        check(s.isUnlimited, true)
+    }
+
+    /// A limit learnt from the server starts empty; a configured one is never loosened by it.
+    @Test func learntLimitsStartEmptyAndConfiguredOnesAreKept() {
+        var info = RateLimitInfo()
+        info.requests = .init(limit: 120, remaining: 50)
+        info.tokens = .init(limit: 60_000, remaining: 100)
+        var s = RateLimiterState(limits: RateLimits(requestsPerMinute: 60), burst: .seconds(1), headroom: 0, learnsFromServer: true)
+        s.observe(info, at: .zero)
+        check(s.limits, RateLimits(requestsPerMinute: 60, tokensPerMinute: 60_000))
+        // The learnt token bucket holds nothing yet: 500 tokens wait for 500 / 1,000 a second.
+        closeTo(s.reserve(RateLimitCost(requests: 0, inputTokens: 500), at: .zero), seconds: 0.5)
+        var fixed = RateLimiterState(limits: RateLimits(), burst: .seconds(1), headroom: 0, learnsFromServer: false)
+        fixed.observe(info, at: .zero)
+        check(fixed.isUnlimited, true)
+    }
+}

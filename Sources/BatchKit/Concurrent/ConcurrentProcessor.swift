@@ -304,7 +304,7 @@ final class ConcurrentRun<C: Clock>: Sendable where C.Duration == Duration {
     /// One request, with its retries.
     func execute(_ request: BatchRequest, sink: EventSink) async -> RequestOutcome {
         let input = TokenEstimator.inputTokens(request)
-        let cost = RateLimiter<C>.Cost(
+        let cost = RateLimitCost(
             requests: 1, inputTokens: input, outputTokens: TokenEstimator.outputTokens(request, default: configuration.defaultMaxOutputTokens))
         let started = clock.now
         var attempt = 0

@@ -19,100 +19,16 @@ import Synchronization
 /// A limit learnt from the server starts with nothing available: requests already in flight were
 /// counted by the server after the `remaining` the first answer reports.
 package final class RateLimiter<C: Clock>: Sendable where C.Duration == Duration {
-    /// What one request needs.
-    package struct Cost: Sendable, Hashable {
-        package var requests: Int
-        package var inputTokens: Int
-        package var outputTokens: Int
-        package var totalTokens: Int { inputTokens + outputTokens }
-
-        package init(requests: Int = 1, inputTokens: Int = 0, outputTokens: Int = 0) {
-            self.requests = requests
-            self.inputTokens = inputTokens
-            self.outputTokens = outputTokens
-        }
-    }
-
-    /// The four limits (per minute). `nil` means unlimited (unless learned from the server).
-    package struct Limits: Sendable, Hashable {
-        package var requestsPerMinute: Int?
-        package var tokensPerMinute: Int?
-        package var inputTokensPerMinute: Int?
-        package var outputTokensPerMinute: Int?
-
-        package init(requestsPerMinute: Int? = nil, tokensPerMinute: Int? = nil, inputTokensPerMinute: Int? = nil, outputTokensPerMinute: Int? = nil) {
-            self.requestsPerMinute = requestsPerMinute
-            self.tokensPerMinute = tokensPerMinute
-            self.inputTokensPerMinute = inputTokensPerMinute
-            self.outputTokensPerMinute = outputTokensPerMinute
-        }
-    }
-
-    struct Bucket {
-        /// The limit (configured or reported).
-        var perMinute: Double
-        /// The pace: the limit less the headroom, per minute.
-        var pacePerMinute: Double
-        var capacity: Double
-        var available: Double
-        var last: C.Instant
-        /// Set by the user (never loosened by what the server says) or learned.
-        var configured: Bool
-
-        mutating func refill(_ now: C.Instant) {
-            let dt = last.duration(to: now)
-            if dt > .zero {
-                available = min(capacity, available + dt.seconds * pacePerMinute / 60)
-                last = now
-            }
-        }
-
-        /// Time until `available` is back to zero from a deficit.
-        var deficitWait: Duration { available >= 0 ? .zero : .seconds(-available / (pacePerMinute / 60)) }
-    }
-
+    package typealias Cost = RateLimitCost
+    package typealias Limits = RateLimits
     typealias Kind = RateLimitBucket
 
-    /// The buckets by name; `nil` where no limit applies.
-    struct Buckets {
-        var requests: Bucket?
-        var tokens: Bucket?
-        var inputTokens: Bucket?
-        var outputTokens: Bucket?
-
-        subscript(kind: Kind) -> Bucket? {
-            get {
-                switch kind {
-                case .requests: requests
-                case .tokens: tokens
-                case .inputTokens: inputTokens
-                case .outputTokens: outputTokens
-                }
-            }
-            set {
-                switch kind {
-                case .requests: requests = newValue
-                case .tokens: tokens = newValue
-                case .inputTokens: inputTokens = newValue
-                case .outputTokens: outputTokens = newValue
-                }
-            }
-        }
-
-        var isEmpty: Bool { requests == nil && tokens == nil && inputTokens == nil && outputTokens == nil }
-        var hasTokenBuckets: Bool { tokens != nil || inputTokens != nil || outputTokens != nil }
-    }
-
-    struct State {
-        var buckets = Buckets()
-        var pausedUntil: C.Instant?
-    }
-
     let clock: C
-    let burst: Duration
-    let headroom: Double
-    let learns: Bool
-    let state: Mutex<State>
+    /// The instant the limiter's state counts from: its buckets and pause keep durations since
+    /// then, so that the state is not generic over the clock (a generic state would cost a
+    /// metadata lookup on every admission).
+    let origin: C.Instant
+    let state: Mutex<RateLimiterState>
 
     /// - Parameters:
     ///   - limits: configured limits.
@@ -120,57 +36,27 @@ package final class RateLimiter<C: Clock>: Sendable where C.Duration == Duration
     ///   - headroom: the share of each limit left unused (0.02 paces at 98 %), between 0 and 0.5.
     ///   - learnsFromServer: whether limits the server reports create buckets that were not configured.
     package init(limits: Limits, burst: Duration = .seconds(1), headroom: Double = 0, learnsFromServer: Bool = true, clock: C) {
-        let headroom = min(0.5, max(0, headroom))
         self.clock = clock
-        self.burst = burst
-        self.headroom = headroom
-        self.learns = learnsFromServer
-        let now = clock.now
-        var s = State()
-        for kind in Kind.allCases {
-            if let l = limits[kind], l > 0 {
-                s.buckets[kind] = Self.makeBucket(perMinute: Double(l), headroom: headroom, burst: burst, now: now, configured: true)
-            }
-        }
-        self.state = Mutex(s)
+        self.origin = clock.now
+        self.state = Mutex(RateLimiterState(limits: limits, burst: burst, headroom: headroom, learnsFromServer: learnsFromServer))
     }
 
-    /// A full bucket for `perMinute`, paced `headroom` under it.
-    static func makeBucket(perMinute: Double, headroom: Double, burst: Duration, now: C.Instant, configured: Bool) -> Bucket {
-        let pace = perMinute * (1 - headroom)
-        let cap = max(1, pace / 60 * burst.seconds)
-        return Bucket(perMinute: perMinute, pacePerMinute: pace, capacity: cap, available: cap, last: now, configured: configured)
-    }
+    /// Now, as the state counts time.
+    private var elapsed: Duration { origin.duration(to: clock.now) }
 
     /// The current per-minute limits (configured or learned).
-    package var limits: Limits {
-        state.withLock { s in
-            var limits = Limits()
-            for kind in Kind.allCases { limits[kind] = s.buckets[kind].map { Int($0.perMinute) } }
-            return limits
-        }
-    }
+    package var limits: Limits { state.withLock { $0.limits } }
 
     /// Whether no limit applies and nothing is paused (admission is then free).
-    var isUnlimited: Bool { state.withLock { s in s.pausedUntil == nil && s.buckets.isEmpty } }
+    var isUnlimited: Bool { state.withLock { $0.isUnlimited } }
 
     /// Waits until `cost` may start, honouring any pause. Throws `CancellationError` if the task is
     /// cancelled while waiting (and returns the reservation).
     package func acquire(_ cost: Cost) async throws {
+        // No limit and no pause, the common case without rate limits: one lock, no clock read.
+        if state.withLock({ $0.isUnlimited }) { return }
         try await waitOutPause()
-        let wait: Duration = state.withLock { s in
-            if s.buckets.isEmpty { return .zero }
-            let now = clock.now
-            var wait = Duration.zero
-            for kind in Kind.allCases {
-                guard var b = s.buckets[kind] else { continue }
-                b.refill(now)
-                b.available -= cost[kind]
-                wait = max(wait, b.deficitWait)
-                s.buckets[kind] = b
-            }
-            return wait
-        }
+        let wait = state.withLock { $0.reserve(cost, at: elapsed) }
         if wait > .zero {
             do {
                 try await clock.sleep(until: clock.now.advanced(by: wait), tolerance: nil)
@@ -183,29 +69,14 @@ package final class RateLimiter<C: Clock>: Sendable where C.Duration == Duration
     }
 
     private func waitOutPause() async throws {
-        while true {
-            let until: C.Instant? = state.withLock { s in
-                guard let p = s.pausedUntil else { return nil }
-                if p <= clock.now {
-                    s.pausedUntil = nil
-                    return nil
-                }
-                return p
-            }
-            guard let until else { return }
-            try await clock.sleep(until: until, tolerance: nil)
+        while let remaining = state.withLock({ $0.pauseRemaining(at: elapsed) }) {
+            try await clock.sleep(until: clock.now.advanced(by: remaining), tolerance: nil)
         }
     }
 
     /// Gives back a reservation that was not used (the request never reached the server).
     package func refund(_ cost: Cost) {
-        state.withLock { s in
-            for kind in Kind.allCases {
-                guard var b = s.buckets[kind] else { continue }
-                b.available = min(b.capacity, b.available + cost[kind])
-                s.buckets[kind] = b
-            }
-        }
+        state.withLock { $0.refund(cost) }
     }
 
     /// Corrects the token reservation with the real usage once the answer is known.
@@ -217,53 +88,222 @@ package final class RateLimiter<C: Clock>: Sendable where C.Duration == Duration
         guard actual != estimated else { return }
         state.withLock { s in
             guard s.buckets.hasTokenBuckets else { return }
-            let now = clock.now
-            for kind in Kind.allCases where kind != .requests {
-                guard var b = s.buckets[kind] else { continue }
-                b.refill(now)
-                b.available = min(b.capacity, b.available - (actual[kind] - estimated[kind]))
-                s.buckets[kind] = b
-            }
+            s.settle(estimated: estimated, actual: actual, at: elapsed)
         }
     }
 
     /// Stops every new start until `duration` from now (a 429's retry-after). A pause never
     /// shortens an existing one.
     package func pause(for duration: Duration) {
-        state.withLock { s in
-            let until = clock.now.advanced(by: duration)
-            if let p = s.pausedUntil, p >= until { return }
-            s.pausedUntil = until
-        }
+        state.withLock { $0.pause(until: elapsed + duration) }
     }
 
     /// Tightens the buckets to what the server reports: never more available than the server's
     /// `remaining`; and, when learning, adopts limits that were not configured.
     package func observe(_ info: RateLimitInfo) {
-        state.withLock { s in
-            let now = clock.now
-            for kind in Kind.allCases {
-                let budget = info[kind]
-                if let limit = budget.limit, limit > 0 {
-                    if let old = s.buckets[kind] {
-                        if !old.configured, Double(limit) != old.perMinute {
-                            var b = Self.makeBucket(perMinute: Double(limit), headroom: headroom, burst: burst, now: now, configured: false)
-                            b.available = min(b.capacity, old.available)
-                            s.buckets[kind] = b
-                        }
-                    } else if learns {
-                        // Empty: the requests in flight when this answer came back were counted
-                        // by the server after the `remaining` it carries.
-                        var b = Self.makeBucket(perMinute: Double(limit), headroom: headroom, burst: burst, now: now, configured: false)
-                        b.available = 0
-                        s.buckets[kind] = b
+        state.withLock { $0.observe(info, at: elapsed) }
+    }
+}
+
+/// What one request needs from a ``RateLimiter``.
+package struct RateLimitCost: Sendable, Hashable {
+    package var requests: Int
+    package var inputTokens: Int
+    package var outputTokens: Int
+    package var totalTokens: Int { inputTokens + outputTokens }
+
+    package init(requests: Int = 1, inputTokens: Int = 0, outputTokens: Int = 0) {
+        self.requests = requests
+        self.inputTokens = inputTokens
+        self.outputTokens = outputTokens
+    }
+}
+
+/// The four limits of a ``RateLimiter`` (per minute). `nil` means unlimited (unless learned from
+/// the server).
+package struct RateLimits: Sendable, Hashable {
+    package var requestsPerMinute: Int?
+    package var tokensPerMinute: Int?
+    package var inputTokensPerMinute: Int?
+    package var outputTokensPerMinute: Int?
+
+    package init(requestsPerMinute: Int? = nil, tokensPerMinute: Int? = nil, inputTokensPerMinute: Int? = nil, outputTokensPerMinute: Int? = nil) {
+        self.requestsPerMinute = requestsPerMinute
+        self.tokensPerMinute = tokensPerMinute
+        self.inputTokensPerMinute = inputTokensPerMinute
+        self.outputTokensPerMinute = outputTokensPerMinute
+    }
+}
+
+/// One token bucket, its time kept as a duration since the limiter's origin.
+struct TokenBucket: Sendable {
+    /// The limit (configured or reported).
+    var perMinute: Double
+    /// The pace: the limit less the headroom, per minute.
+    var pacePerMinute: Double
+    var capacity: Double
+    var available: Double
+    var last: Duration
+    /// Set by the user (never loosened by what the server says) or learned.
+    var configured: Bool
+
+    /// A full bucket for `perMinute`, paced `headroom` under it, holding `burst` seconds' worth.
+    init(perMinute: Double, headroom: Double, burst: Duration, now: Duration, configured: Bool) {
+        let pace = perMinute * (1 - headroom)
+        let cap = max(1, pace / 60 * burst.seconds)
+        self.perMinute = perMinute
+        self.pacePerMinute = pace
+        self.capacity = cap
+        self.available = cap
+        self.last = now
+        self.configured = configured
+    }
+
+    mutating func refill(_ now: Duration) {
+        let dt = now - last
+        if dt > .zero {
+            available = min(capacity, available + dt.seconds * pacePerMinute / 60)
+            last = now
+        }
+    }
+
+    /// Time until `available` is back to zero from a deficit.
+    var deficitWait: Duration { available >= 0 ? .zero : .seconds(-available / (pacePerMinute / 60)) }
+}
+
+/// The buckets by name; `nil` where no limit applies.
+struct RateBuckets: Sendable {
+    var requests: TokenBucket?
+    var tokens: TokenBucket?
+    var inputTokens: TokenBucket?
+    var outputTokens: TokenBucket?
+
+    subscript(kind: RateLimitBucket) -> TokenBucket? {
+        get {
+            switch kind {
+            case .requests: requests
+            case .tokens: tokens
+            case .inputTokens: inputTokens
+            case .outputTokens: outputTokens
+            }
+        }
+        set {
+            switch kind {
+            case .requests: requests = newValue
+            case .tokens: tokens = newValue
+            case .inputTokens: inputTokens = newValue
+            case .outputTokens: outputTokens = newValue
+            }
+        }
+    }
+
+    var isEmpty: Bool { requests == nil && tokens == nil && inputTokens == nil && outputTokens == nil }
+    var hasTokenBuckets: Bool { tokens != nil || inputTokens != nil || outputTokens != nil }
+}
+
+/// The state of a ``RateLimiter`` as a value, time given as durations since the limiter's origin:
+/// driven under the limiter's lock, and synchronously in tests.
+struct RateLimiterState: Sendable {
+    var buckets = RateBuckets()
+    /// Until when every new start waits (a 429's retry-after).
+    var pausedUntil: Duration?
+    let burst: Duration
+    let headroom: Double
+    let learns: Bool
+
+    init(limits: RateLimits, burst: Duration, headroom: Double, learnsFromServer: Bool) {
+        self.burst = burst
+        self.headroom = min(0.5, max(0, headroom))
+        self.learns = learnsFromServer
+        for kind in RateLimitBucket.allCases {
+            if let l = limits[kind], l > 0 {
+                buckets[kind] = TokenBucket(perMinute: Double(l), headroom: self.headroom, burst: burst, now: .zero, configured: true)
+            }
+        }
+    }
+
+    /// Whether no limit applies and nothing is paused.
+    var isUnlimited: Bool { pausedUntil == nil && buckets.isEmpty }
+
+    /// The current per-minute limits (configured or learned).
+    var limits: RateLimits {
+        var limits = RateLimits()
+        for kind in RateLimitBucket.allCases { limits[kind] = buckets[kind].map { Int($0.perMinute) } }
+        return limits
+    }
+
+    /// How long a start at `now` still waits for a pause; `nil` (and the pause cleared) when none.
+    mutating func pauseRemaining(at now: Duration) -> Duration? {
+        guard let p = pausedUntil else { return nil }
+        if p <= now {
+            pausedUntil = nil
+            return nil
+        }
+        return p - now
+    }
+
+    /// Takes `cost` from every bucket at `now`; returns how long the caller sleeps for the deficit.
+    mutating func reserve(_ cost: RateLimitCost, at now: Duration) -> Duration {
+        if buckets.isEmpty { return .zero }
+        var wait = Duration.zero
+        for kind in RateLimitBucket.allCases {
+            guard var b = buckets[kind] else { continue }
+            b.refill(now)
+            b.available -= cost[kind]
+            wait = max(wait, b.deficitWait)
+            buckets[kind] = b
+        }
+        return wait
+    }
+
+    /// Gives back a reservation that was not used.
+    mutating func refund(_ cost: RateLimitCost) {
+        for kind in RateLimitBucket.allCases {
+            guard var b = buckets[kind] else { continue }
+            b.available = min(b.capacity, b.available + cost[kind])
+            buckets[kind] = b
+        }
+    }
+
+    /// Corrects the token buckets from the estimate to the real usage.
+    mutating func settle(estimated: RateLimitCost, actual: RateLimitCost, at now: Duration) {
+        for kind in RateLimitBucket.allCases where kind != .requests {
+            guard var b = buckets[kind] else { continue }
+            b.refill(now)
+            b.available = min(b.capacity, b.available - (actual[kind] - estimated[kind]))
+            buckets[kind] = b
+        }
+    }
+
+    /// Every new start waits until `until`; a pause never shortens an existing one.
+    mutating func pause(until: Duration) {
+        if let p = pausedUntil, p >= until { return }
+        pausedUntil = until
+    }
+
+    /// Tightens the buckets to what the server reports at `now`.
+    mutating func observe(_ info: RateLimitInfo, at now: Duration) {
+        for kind in RateLimitBucket.allCases {
+            let budget = info[kind]
+            if let limit = budget.limit, limit > 0 {
+                if let old = buckets[kind] {
+                    if !old.configured, Double(limit) != old.perMinute {
+                        var b = TokenBucket(perMinute: Double(limit), headroom: headroom, burst: burst, now: now, configured: false)
+                        b.available = min(b.capacity, old.available)
+                        buckets[kind] = b
                     }
+                } else if learns {
+                    // Empty: the requests in flight when this answer came back were counted
+                    // by the server after the `remaining` it carries.
+                    var b = TokenBucket(perMinute: Double(limit), headroom: headroom, burst: burst, now: now, configured: false)
+                    b.available = 0
+                    buckets[kind] = b
                 }
-                if let remaining = budget.remaining, var b = s.buckets[kind] {
-                    b.refill(now)
-                    b.available = min(b.available, Double(remaining))
-                    s.buckets[kind] = b
-                }
+            }
+            if let remaining = budget.remaining, var b = buckets[kind] {
+                b.refill(now)
+                b.available = min(b.available, Double(remaining))
+                buckets[kind] = b
             }
         }
     }
@@ -281,7 +321,7 @@ enum RateLimitBucket: CaseIterable, Sendable {
     case outputTokens
 }
 
-extension RateLimiter.Cost {
+extension RateLimitCost {
     /// What this cost takes from the bucket of `kind`.
     subscript(kind: RateLimitBucket) -> Double {
         switch kind {
@@ -293,7 +333,7 @@ extension RateLimiter.Cost {
     }
 }
 
-extension RateLimiter.Limits {
+extension RateLimits {
     /// The per-minute limit of the bucket of `kind`.
     /// (Read when the limiter starts and by ``RateLimiter/limits``, never per request.)
     subscript(kind: RateLimitBucket) -> Int? {
