@@ -12,25 +12,13 @@
 ///     └──────────────── cancel() ───────────────────────┴──▶ cancelled
 /// ```
 struct BoundedChannelStateMachine<Element, Receiver, Sender> {
-    /// What an open channel holds.
-    struct Open {
-        var buffer: RingBuffer<Element>
-        /// Producers suspended because the buffer is full, each with the element it brings.
-        var senders = WaiterQueue<(element: Element, sender: Sender)>()
-        /// The consumer, suspended because the buffer is empty.
-        var receiver: Receiver?
-    }
-
-    enum State {
+    enum State: Sendable, Equatable {
         /// Elements flow; producers park while the buffer is full, the consumer while it is empty.
-        case open(Open)
+        case open
         /// No more sends: the consumer drains the buffer, then gets `nil`.
-        case finished(RingBuffer<Element>)
+        case finished
         /// The consumer went away: everything is discarded, every call returns at once.
         case cancelled
-        /// Transient, while a method mutates the open state in place (so that its buffers are
-        /// uniquely referenced and not copied).
-        case modifying
     }
 
     /// The outcome of `send` before suspending.
@@ -97,38 +85,42 @@ struct BoundedChannelStateMachine<Element, Receiver, Sender> {
         case resume(receiver: Receiver?, senders: [Sender])
     }
 
-    private(set) var state: State
+    private(set) var state: State = .open
     /// The most elements the buffer holds before producers wait.
     let capacity: Int
+    // What the channel holds, kept beside `state` rather than as its payloads: an update then
+    // mutates them in place, without copying them out of an enum and back on every call (every
+    // event of a run passes through here). Outside `.open`, `senders` is empty and `receiver` nil;
+    // once `.cancelled`, `buffer` is empty too.
+    private var buffer: RingBuffer<Element>
+    /// Producers suspended because the buffer is full, each with the element it brings.
+    private var senders = WaiterQueue<(element: Element, sender: Sender)>()
+    /// The consumer, suspended because the buffer is empty.
+    private var receiver: Receiver?
 
     init(capacity: Int) {
         precondition(capacity > 0, "capacity must be positive")
         self.capacity = capacity
-        self.state = .open(Open(buffer: RingBuffer(capacity: min(capacity, 64))))
+        self.buffer = RingBuffer(capacity: min(capacity, 64))
     }
 
     /// Producers parked now.
-    var waitingSenders: Int {
-        if case .open(let open) = state { return open.senders.count }
-        return 0
-    }
+    var waitingSenders: Int { senders.count }
 
-    var isCancelled: Bool {
-        if case .cancelled = state { return true }
-        return false
-    }
+    var isCancelled: Bool { state == .cancelled }
 
     // MARK: producers
 
     private enum Delivery { case buffered, handOff(Receiver), full }
 
-    private static func deliver(_ element: Element, into open: inout Open, capacity: Int) -> Delivery {
-        if let r = open.receiver {
-            open.receiver = nil
+    /// Hands `element` to the parked consumer or buffers it, if the channel is open and has room.
+    private mutating func deliver(_ element: Element) -> Delivery {
+        if let r = receiver {
+            receiver = nil
             return .handOff(r)
         }
-        if open.buffer.count < capacity {
-            open.buffer.append(element)
+        if buffer.count < capacity {
+            buffer.append(element)
             return .buffered
         }
         return .full
@@ -136,81 +128,61 @@ struct BoundedChannelStateMachine<Element, Receiver, Sender> {
 
     /// A producer brings `element`.
     mutating func send(_ element: Element) -> SendAction {
-        let delivery = withOpen { open, capacity -> (Delivery, WaiterID?) in
-            let d = Self.deliver(element, into: &open, capacity: capacity)
-            if case .full = d { return (d, open.senders.makeID()) }
-            return (d, nil)
-        }
-        switch delivery {
-        case nil: return .discard
-        case (.buffered, _)?: return .buffered
-        case (.handOff(let r), _)?: return .resumeReceiver(r)
-        case (.full, let id?)?: return .suspend(id)
-        case (.full, nil)?: return .discard
+        guard state == .open else { return .discard }
+        switch deliver(element) {
+        case .buffered: return .buffered
+        case .handOff(let r): return .resumeReceiver(r)
+        case .full: return .suspend(senders.makeID())
         }
     }
 
     /// A producer offers `element`, which may be dropped.
     mutating func offer(_ element: Element) -> OfferAction {
-        switch withOpen({ open, capacity in Self.deliver(element, into: &open, capacity: capacity) }) {
-        case .buffered?: return .buffered
-        case .handOff(let r)?: return .resumeReceiver(r)
-        case .full?, nil: return .reject
+        guard state == .open else { return .reject }
+        switch deliver(element) {
+        case .buffered: return .buffered
+        case .handOff(let r): return .resumeReceiver(r)
+        case .full: return .reject
         }
     }
 
     /// The producer told to suspend as `id` is about to park.
     mutating func suspendSend(_ element: Element, id: WaiterID, sender: Sender) -> SuspendSendAction {
-        let action = withOpen { open, capacity -> SuspendSendAction in
-            // The producer's task may have been cancelled while it got ready to wait: that wins,
-            // the element is not delivered. Otherwise room may have appeared meanwhile.
-            if open.senders.takeCancellation(id) { return .resumeSender(sender, false) }
-            switch Self.deliver(element, into: &open, capacity: capacity) {
-            case .handOff(let r): return .resumeReceiverAndSender(r, sender)
-            case .buffered: return .resumeSender(sender, true)
-            case .full:
-                return open.senders.enqueue((element, sender), id: id) ? .parked : .resumeSender(sender, false)
-            }
+        guard state == .open else { return .resumeSender(sender, false) }
+        // The producer's task may have been cancelled while it got ready to wait: that wins,
+        // the element is not delivered. Otherwise room may have appeared meanwhile.
+        if senders.takeCancellation(id) { return .resumeSender(sender, false) }
+        switch deliver(element) {
+        case .handOff(let r): return .resumeReceiverAndSender(r, sender)
+        case .buffered: return .resumeSender(sender, true)
+        case .full: return senders.enqueue((element, sender), id: id) ? .parked : .resumeSender(sender, false)
         }
-        return action ?? .resumeSender(sender, false)
     }
 
     /// The task of producer `id` was cancelled.
     mutating func cancelSend(_ id: WaiterID) -> CancelSendAction {
-        if let parked = withOpen({ open, _ in open.senders.cancel(id) }) ?? nil { return .resumeSender(parked.sender) }
-        return .none
+        guard state == .open, let parked = senders.cancel(id) else { return .none }
+        return .resumeSender(parked.sender)
     }
 
     /// Producer `id` is done waiting while its task is cancelled: drop any mark its cancellation left.
     mutating func forgetSend(_ id: WaiterID) {
-        _ = withOpen { open, _ in open.senders.forget(id) }
+        senders.forget(id)
     }
 
     // MARK: the consumer
 
-    private static func take(from open: inout Open) -> (Element, Sender?)? {
-        guard let e = open.buffer.popFirst() else { return nil }
-        // The freed slot goes to the longest-waiting producer.
-        if let (pending, sender) = open.senders.popFirst() {
-            open.buffer.append(pending)
-            return (e, sender)
-        }
-        return (e, nil)
-    }
-
     /// The consumer asks for the next element.
     mutating func receive() -> ReceiveAction {
-        // Not a `switch state` around `withOpen`: the switch would keep a second reference to the
-        // buffer alive while it is mutated, copying it on every call.
-        if let taken = withOpen({ open, _ in Self.take(from: &open) }) {
-            guard let (e, sender) = taken else { return .suspend }
-            return .element(e, resumeSender: sender)
+        if let e = buffer.popFirst() {
+            // The freed slot goes to the longest-waiting producer.
+            if let (pending, sender) = senders.popFirst() {
+                buffer.append(pending)
+                return .element(e, resumeSender: sender)
+            }
+            return .element(e, resumeSender: nil)
         }
-        guard case .finished(var buffer) = state else { return .end }
-        state = .modifying
-        defer { state = .finished(buffer) }
-        if let e = buffer.popFirst() { return .element(e, resumeSender: nil) }
-        return .end
+        return state == .open ? .suspend : .end
     }
 
     /// The consumer told to suspend is about to park.
@@ -221,10 +193,8 @@ struct BoundedChannelStateMachine<Element, Receiver, Sender> {
         case .end:
             return .resumeReceiver(receiver, nil, resumeSender: nil)
         case .suspend:
-            _ = withOpen { open, _ in
-                precondition(open.receiver == nil, "a BoundedChannel has one consumer: receive() was called concurrently")
-                open.receiver = receiver
-            }
+            precondition(self.receiver == nil, "a BoundedChannel has one consumer: receive() was called concurrently")
+            self.receiver = receiver
             return .parked
         }
     }
@@ -233,42 +203,32 @@ struct BoundedChannelStateMachine<Element, Receiver, Sender> {
 
     /// No more elements will be sent.
     mutating func finish() -> CloseAction {
-        guard case .open(var open) = state else { return .none }
-        state = .modifying
+        guard state == .open else { return .none }
+        state = .finished
         // Parked producers' elements stay deliverable: they move into the buffer.
-        var senders: [Sender] = []
-        for (element, sender) in open.senders.removeAll() {
-            open.buffer.append(element)
-            senders.append(sender)
+        var released: [Sender] = []
+        for (element, sender) in senders.removeAll() {
+            buffer.append(element)
+            released.append(sender)
         }
-        let receiver = open.buffer.isEmpty ? open.receiver : nil
-        state = .finished(open.buffer)
-        return .resume(receiver: receiver, senders: senders)
+        let r = buffer.isEmpty ? receiver : nil
+        receiver = nil
+        return .resume(receiver: r, senders: released)
     }
 
     /// The consumer went away.
     mutating func cancel() -> CloseAction {
-        if case .open(var open) = state {
-            state = .cancelled
-            return .resume(receiver: open.receiver, senders: open.senders.removeAll().map(\.sender))
-        }
-        if case .modifying = state { preconditionFailure("BoundedChannelStateMachine is mid-update") }
+        let wasOpen = state == .open
         state = .cancelled
-        return .none
-    }
-
-    /// Runs `body` on the open state, mutated in place; `nil` when the channel is not open.
-    private mutating func withOpen<R>(_ body: (inout Open, Int) -> R) -> R? {
-        guard case .open(var open) = state else { return nil }
-        state = .modifying
-        defer { state = .open(open) }
-        return body(&open, capacity)
+        buffer.removeAll()
+        guard wasOpen else { return .none }
+        let r = receiver
+        receiver = nil
+        return .resume(receiver: r, senders: senders.removeAll().map(\.sender))
     }
 }
 
 extension BoundedChannelStateMachine: Sendable where Element: Sendable, Receiver: Sendable, Sender: Sendable {}
-extension BoundedChannelStateMachine.Open: Sendable where Element: Sendable, Receiver: Sendable, Sender: Sendable {}
-extension BoundedChannelStateMachine.State: Sendable where Element: Sendable, Receiver: Sendable, Sender: Sendable {}
 extension BoundedChannelStateMachine.SendAction: Sendable where Receiver: Sendable {}
 extension BoundedChannelStateMachine.OfferAction: Sendable where Receiver: Sendable {}
 extension BoundedChannelStateMachine.SuspendSendAction: Sendable where Receiver: Sendable, Sender: Sendable {}
