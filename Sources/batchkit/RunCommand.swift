@@ -287,6 +287,7 @@ enum RunCommand: Subcommand {
         }
         display.finish(stats)
         let skipped = journal.skippedCount
+        let skippedFailures = journal.skippedFailureCount
         journal.close()
         if arguments.flag("retry-failed"), interruption.signal == nil {
             // Failed ids that ran again now have two lines; keep the last one of each.
@@ -332,6 +333,14 @@ enum RunCommand: Subcommand {
         }
         if stats.failed > 0 {
             printError("batchkit run: \(stats.failed) request(s) failed; their errors are in \(outputPath) (rerun with --retry-failed to try them again)")
+            return 3
+        }
+        if skippedFailures > 0 {
+            // Exit 0 says every request succeeded: failed lines of an earlier run that this run
+            // skipped have not.
+            printError(
+                "batchkit run: \(skippedFailures) request(s) failed in an earlier run; their errors are in \(outputPath) "
+                    + "(rerun with --retry-failed to try them again)")
             return 3
         }
         return 0

@@ -65,10 +65,13 @@ func withEmulator<T>(
             #expect(failed.count == 3)
             let succeeded = Set((0..<20).map { "r\($0)" }).subtracting(failed)
 
-            // A plain rerun keeps the failures (nothing is sent).
+            // A plain rerun keeps the failures (nothing is sent), and says so with exit 3: exit 0
+            // means every request succeeded (it said 0, found by Scripts/proxy-check.py, where a
+            // rerun after an exit 1 ended "successfully" with 24 failed lines).
             let calls = emulator.modelRequestCount
             let plain = try await CLI.run(arguments, in: dir.url)
-            #expect(plain.status == 0, "\(plain.stderr)")
+            #expect(plain.status == 3, "\(plain.stderr)")
+            #expect(plain.stderr.contains("3 request(s) failed in an earlier run"))
             #expect(emulator.modelRequestCount == calls)
 
             // --retry-failed sends only the failed ids, and leaves one line per id.

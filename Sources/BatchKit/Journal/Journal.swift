@@ -97,6 +97,8 @@ public final class Journal: Sendable {
         /// Result lines in the file (more than `index.count` when ids were run again).
         var lines: Int
         var skipped: Int = 0
+        /// Of the skipped, those whose recorded line is a failure.
+        var skippedFailures: Int = 0
     }
 
     /// The journal file.
@@ -255,7 +257,17 @@ public final class Journal: Sendable {
     /// Requests skipped as already finished by ``JournaledProcessor`` since the journal was opened.
     package var skippedCount: Int { state.withLock { $0.skipped } }
 
-    func noteSkipped() { state.withLock { $0.skipped += 1 } }
+    /// Of ``skippedCount``, the requests whose recorded line is a failure (an earlier run's; a
+    /// run that skips them has not made them succeed).
+    package var skippedFailureCount: Int { state.withLock { $0.skippedFailures } }
+
+    /// Counts `id` as skipped (and as a skipped failure when its recorded line failed).
+    func noteSkipped(_ id: String) {
+        state.withLock { s in
+            s.skipped += 1
+            if let position = s.index.position(of: id), !s.index.successes[position] { s.skippedFailures += 1 }
+        }
+    }
 
     /// Result lines in the file: more than ``count`` when some ids were run again (a failure
     /// followed by a later line for the same id).

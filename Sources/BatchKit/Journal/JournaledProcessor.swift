@@ -92,7 +92,7 @@ where Base.Element == BatchRequest, Base.Failure == Never {
         mutating func next(isolation actor: isolated (any Actor)?) async -> BatchRequest? {
             while let request = await base.next(isolation: actor) {
                 guard journal.isFinished(request.id) else { return request }
-                journal.noteSkipped()
+                journal.noteSkipped(request.id)
                 if let sink = replayTo {
                     let recorded: BatchResult
                     do {
