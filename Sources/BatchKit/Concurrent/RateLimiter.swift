@@ -137,15 +137,14 @@ package struct RateLimits: Sendable, Hashable {
 
 /// One token bucket, its time kept as a duration since the limiter's origin.
 struct TokenBucket: Sendable {
-    /// The limit (configured or reported).
-    var perMinute: Double
-    /// The pace: the limit less the headroom, per minute.
-    var pacePerMinute: Double
-    var capacity: Double
+    /// The limit (configured or reported), the pace (the limit less the headroom), both per
+    /// minute, and the most the bucket holds.
+    let perMinute, pacePerMinute, capacity: Double
+    /// Set by the user (never loosened by what the server says) or learned.
+    let configured: Bool
+    /// What is left to take (below zero while a deficit refills), as of `last`.
     var available: Double
     var last: Duration
-    /// Set by the user (never loosened by what the server says) or learned.
-    var configured: Bool
 
     /// A full bucket for `perMinute`, paced `headroom` under it, holding `burst` seconds' worth.
     init(perMinute: Double, headroom: Double, burst: Duration, now: Duration, configured: Bool) {
