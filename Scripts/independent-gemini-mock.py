@@ -33,7 +33,8 @@ args = parse_args(18120, extra=lambda ap: (
     ap.add_argument("--list-order", choices=["newest", "oldest"], default="newest",
                     help="batches.list order; the reference does not say which (the client assumes newest first)"),
     ap.add_argument("--preexisting", type=int, default=0, help="ended batches in the account before the run"),
-    ap.add_argument("--lose-first-create", action="store_true", help="the first create's answer is lost (reset)")))
+    ap.add_argument("--lose-first-create", action="store_true", help="the first create's answer is lost (reset)"),
+    ap.add_argument("--list-lag", type=float, default=0, help="seconds before a new batch shows in batches.list")))
 lock = threading.RLock()   # advance() runs under it and may draw from the seeded generator
 faults = Faults(args.seed, args.fault_rate, lock)
 ledger = Ledger(args.ledger)
@@ -239,7 +240,9 @@ class H(Handler):
             if rest == "batches":
                 for b in batches.values():
                     advance(b)
-                names = list(reversed(order)) if args.list_order == "newest" else list(order)
+                lag_cut = time.time() - args.list_lag
+                names = [n for n in order if batches[n]["t0"] <= lag_cut]
+                names = list(reversed(names)) if args.list_order == "newest" else names
                 size = int(qs.get("pageSize", 50))
                 size = min(max(size, 1), 1000)
                 start = int(qs["pageToken"].removeprefix("p")) if qs.get("pageToken") else 0

@@ -15,6 +15,8 @@ final class LossyCreateBackend: PassThroughBackend {
         var created: [String: Date] = [:]
         var lostAnswers: Int
         var failedLists: Int
+        /// List calls still to answer without the jobs (a listing that lags behind creation).
+        var laggingLists = 0
         var creates = 0
         var lists = 0
         var events: [String] = []
@@ -27,13 +29,13 @@ final class LossyCreateBackend: PassThroughBackend {
     let lostAnswer: BatchError
 
     init(
-        base: FakeBackend = FakeBackend(), tags: Bool, lostAnswers: Int, failedLists: Int = 0,
+        base: FakeBackend = FakeBackend(), tags: Bool, lostAnswers: Int, failedLists: Int = 0, laggingLists: Int = 0,
         lostAnswer: BatchError = BatchError(.network, "connection reset before the answer")
     ) {
         self.base = base
         self.lostAnswer = lostAnswer
         self.tagsJobs = tags
-        self.state = Mutex(State(lostAnswers: lostAnswers, failedLists: failedLists))
+        self.state = Mutex(State(lostAnswers: lostAnswers, failedLists: failedLists, laggingLists: laggingLists))
     }
 
     var creates: Int { state.withLock { $0.creates } }
@@ -58,13 +60,17 @@ final class LossyCreateBackend: PassThroughBackend {
         return job
     }
     func list(limit: Int) async throws -> [BatchJob] {
-        try state.withLock { s in
+        let lagging = try state.withLock { s -> Bool in
             s.lists += 1
             if s.failedLists > 0 {
                 s.failedLists -= 1
                 throw BatchError(.server, "list failed", httpStatus: 500)
             }
+            guard s.laggingLists > 0 else { return false }
+            s.laggingLists -= 1
+            return true
         }
+        if lagging { return [] }
         let (tags, created) = state.withLock { ($0.tags, $0.created) }
         return try await base.list(limit: limit).map { job in
             var j = job
@@ -142,6 +148,22 @@ struct JobAdoptionTests {
         #expect(backend.base.submitted.count == jobs)
         #expect(backend.calls.withLock { $0 } == (status == 400 ? 1 : 2))
         #expect(events.items.count == 3 && events.items.filter { $0.isSuccess }.count == succeeded)
+    }
+
+    /// A listing that lags behind creation does not show the job right after its create answer
+    /// was lost: the look is repeated after the back-off, before another create, and finds it
+    /// (found with the independent Gemini mock's `--list-lag 1`: 2 jobs, every id billed twice).
+    @Test(arguments: [true, false])
+    func aJobNotListedYetIsLookedForAgainBeforeASecondCreate(tags: Bool) async {
+        let clock = ManualClock()
+        let backend = LossyCreateBackend(tags: tags, lostAnswers: 1, laggingLists: 1)
+        let ledger = MemoryLedger()
+        let processor = NativeBatchProcessor(
+            backend: backend, configuration: .init(pollInterval: .seconds(1)).withLedger(ledger), clock: clock)
+        let events = await runNative(processor.processAsync((0..<5).map { chatRequest("l\($0)") }), clock: clock)
+        #expect(backend.creates == 1, "the job was created once")
+        #expect(events.items.count == 5 && events.items.allSatisfy { $0.isSuccess })
+        #expect(ledger.log.withLock { $0 }.last?.hasSuffix(" job-1") == true)
     }
 
     /// When the jobs cannot be listed after a create that may have reached the server, the chunk

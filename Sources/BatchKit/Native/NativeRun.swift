@@ -241,8 +241,20 @@ final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
         // The input file of the latest attempt: a job that reads it is this chunk's.
         let uploadedFile = Mutex<String?>(nil)
         var attempt = 0
+        var lookFirst = false
         while true {
             attempt += 1
+            if lookFirst {
+                // The last create may have made a job that the provider did not list yet (a
+                // listing can lag behind creation): look once more, after the back-off, before
+                // creating another.
+                var sought = intent
+                sought.fileID = uploadedFile.withLock { $0 }
+                if let found = try? await lookUp(sought, excluding: excluding.union(ledger?.recordedJobIDs ?? [])) {
+                    try await record(found, for: intent)
+                    return found
+                }
+            }
             let failure: BatchError
             do {
                 let job = try await backend.submit(chunk, metadata: configuration.metadata, intent: intent) { fileID in
@@ -273,6 +285,7 @@ final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
                 }
             }
             guard failure.isRetryable, attempt < configuration.createAttempts else { throw failure }
+            lookFirst = failure.mayHaveReachedServer
             let retryAt = clock.now.advanced(by: .seconds(1 << min(attempt, 6)))
             // Past the hybrid deadline no attempt starts: the chunk runs in real time.
             if let submitsUntil, retryAt >= submitsUntil { throw failure }
