@@ -15,7 +15,7 @@ PAD=n adds n bytes to each prompt (Gemini: over 20 MB of requests go through an 
 instead of inline). PORT (default: openai 18050, anthropic 18110, gemini 18120), FAULT_RATE
 (0.1), FATE_RATE (anthropic/gemini: share of batches that expire or fail, 0.15), MAX_KILLS (11),
 MOCK_ARGS (more mock options, e.g. gemini's
-"--list-order oldest --preexisting 150 --lose-first-create"), RETRIES (0: after an exit 3, rerun with --retry-failed up to this many times, kills included).
+"--list-order oldest --preexisting 150 --lose-first-create --list-lag 1"), RETRIES (0: after an exit 3, rerun with --retry-failed up to this many times, kills included).
 Prints one JSON line per seed; a violating seed's files are kept in /tmp/indep/fail-PROVIDER-seedN.
 Not used by CI."""
 import json, os, random, signal, subprocess, sys, time, urllib.request, shutil
