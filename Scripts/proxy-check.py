@@ -15,7 +15,11 @@ mode x transport, with seeded SIGKILLs and reruns until exit 0, then checks per 
 
 Transports: `plain` is the CLI's default (PlainHTTPTransport; native uploads go through URLSession
 anyway); `urlsession` sets HTTP_PROXY to the fault proxy, which sends every request through
-URLSession (libcurl, absolute-form request lines; the emulator accepts them).
+URLSession (libcurl, absolute-form request lines; the emulator accepts them); `tls` (real time only:
+URLSession, which carries native uploads, cannot take custom roots) serves the emulator over https
+with Tests/Fixtures/tls and runs PlainHTTPTransport's own TLS through the proxy (the faults that read
+HTTP framing — truncate, close_headers, halfopen, idle_close, reuse_lost — see only ciphertext there
+and pass it through).
 
   BATCHKIT=.build/debug/batchkit python3 Scripts/proxy-check.py --seeds 1-3
   python3 Scripts/proxy-check.py --providers openai --modes realtime --transports plain --seeds 5 --rate 0.5
@@ -149,16 +153,21 @@ def http_json(url, headers=None, timeout=10):
     req = urllib.request.Request(url, headers=headers or {})
     for attempt in range(20):
         try:
-            return json.load(urllib.request.urlopen(req, timeout=timeout))
+            context = None
+            if url.startswith("https:"):
+                import ssl
+                context = ssl.create_default_context(
+                    cafile=os.path.join(os.path.dirname(HERE), "Tests", "Fixtures", "tls", "ca.pem"))
+            return json.load(urllib.request.urlopen(req, timeout=timeout, context=context))
         except Exception:
             if attempt == 19:
                 raise
             time.sleep(0.2)
 
 
-def list_jobs(provider, emu):
+def list_jobs(provider, emu, scheme="http"):
     """(id, status) of every remote job, straight from the emulator (not through the proxy)."""
-    base = f"http://127.0.0.1:{emu}"
+    base = f"{scheme}://127.0.0.1:{emu}"
     jobs = []
     if provider == "openai":
         page = http_json(f"{base}/v1/batches?limit=100", {"Authorization": "Bearer " + KEYS["OPENAI_API_KEY"]})
@@ -210,8 +219,12 @@ def run_case(index, provider, mode, transport, seed):
     slot = index % 45
     emu, prox = args.port_base + 10 + 2 * slot, args.port_base + 11 + 2 * slot
     billing_file = os.path.join(d, "billing.json")
+    tls_dir = os.path.join(os.path.dirname(HERE), "Tests", "Fixtures", "tls")
+    tls_args = ["--tls-cert", os.path.join(tls_dir, "good.pem"), "--tls-key", os.path.join(tls_dir, "good.key")] \
+        if transport == "tls" else []
     emulator = subprocess.Popen([BIN, "emulator", "--port", str(emu), "--seed", str(seed), "--batch-seconds",
-                                 str(args.batch_seconds + (2 if mode == "hybrid" else 0)), "--billing-file", billing_file],
+                                 str(args.batch_seconds + (2 if mode == "hybrid" else 0)), "--billing-file", billing_file]
+                                + tls_args,
                                 stdout=open(os.path.join(d, "emulator.out"), "w"), stderr=subprocess.STDOUT)
     proxy = subprocess.Popen([sys.executable, os.path.join(HERE, "fault-proxy.py"), "--listen", str(prox), "--upstream",
                               f"127.0.0.1:{emu}", "--seed", str(rng.randrange(1 << 30)), "--rate", str(args.rate),
@@ -229,6 +242,8 @@ def run_case(index, provider, mode, transport, seed):
         if transport == "urlsession":
             base = f"http://127.0.0.1:{emu}"
             env["HTTP_PROXY"] = env["http_proxy"] = f"http://127.0.0.1:{prox}"
+        elif transport == "tls":
+            base = f"https://127.0.0.1:{prox}"
         else:
             base = f"http://127.0.0.1:{prox}"
         lo, hi = (float(x) for x in args.kill_window.split("-"))
@@ -245,6 +260,8 @@ def run_case(index, provider, mode, transport, seed):
                 cmd += ["--deadline", args.deadline]
             if args.timeout:
                 cmd += ["--timeout", args.timeout]
+            if transport == "tls":
+                cmd += ["--ca-bundle", os.path.join(tls_dir, "ca.pem")]
             if retry_failed:
                 cmd.append("--retry-failed")
             kill_at = kill_times[i] if i < kills else None
@@ -280,10 +297,10 @@ def run_case(index, provider, mode, transport, seed):
 
         # Jobs still running are let finish (a hybrid or killed native run may leave some); the
         # CLI is expected to have ended or collected every one.
-        jobs, open_jobs = list_jobs(provider, emu)
+        jobs, open_jobs = list_jobs(provider, emu, "https" if transport == "tls" else "http")
         if open_jobs:
             violations.append(f"jobs ended: {len(open_jobs)} job(s) not ended: {open_jobs[:3]}")
-        billing = http_json(f"http://127.0.0.1:{emu}/_emulator/billing")
+        billing = http_json(f"{'https' if transport == 'tls' else 'http'}://127.0.0.1:{emu}/_emulator/billing")
     finally:
         for proc in (proxy, emulator):
             if proc.poll() is None:
@@ -360,7 +377,7 @@ def run_case(index, provider, mode, transport, seed):
 def main():
     os.makedirs(args.work, exist_ok=True)
     cases = [(p, m, t, s) for s in parse_seeds(args.seeds) for p in args.providers.split(",")
-             for m in args.modes.split(",") for t in args.transports.split(",")]
+             for m in args.modes.split(",") for t in args.transports.split(",") if t != "tls" or m == "realtime"]
     total = {"cases": 0, "violating_cases": 0, "violations": 0, "runs": 0, "kills": 0, "connections": 0,
              "faults": {}, "hangs": 0, "secs": 0.0}
     t0 = time.time()
