@@ -19,7 +19,10 @@ import json, os, re, sys, threading, time, uuid
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from independent_mock_base import parse_args, Ledger, Faults, Handler, serve, rfc3339
 
-args = parse_args(18110)
+args = parse_args(18110, extra=lambda ap: (
+    ap.add_argument("--list-lag", type=float, default=0, help="seconds before a new batch shows in the list"),
+    ap.add_argument("--lose-first-create", action="store_true", help="the first create's answer is lost (reset)")))
+first_create = True
 lock = threading.RLock()   # advance() runs under it and may draw from the seeded generator
 faults = Faults(args.seed, args.fault_rate, lock)
 ledger = Ledger(args.ledger)
@@ -158,7 +161,7 @@ class H(Handler):
             if p == "/v1/messages/batches":
                 for b in batches.values():
                     advance(b)
-                ids = list(reversed(order))
+                ids = [i for i in reversed(order) if batches[i]["t0"] <= time.time() - args.list_lag]
                 lim = int(qs.get("limit", 20))
                 if not 1 <= lim <= 1000:
                     return self.send(400, err("invalid_request_error", "limit: must be between 1 and 1000"))
@@ -277,6 +280,10 @@ class H(Handler):
             ledger.events.append(("create", bid, len(items), t)); ledger.save(ledger_jobs())
             answer = view(b)
         f = faults.pick(["lost", "slow"])
+        global first_create
+        if first_create and args.lose_first_create:
+            f = "lost"
+        first_create = False
         if f == "lost":
             with lock:
                 ledger.events.append(("create_lost", bid, time.time()))
