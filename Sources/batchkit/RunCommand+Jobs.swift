@@ -17,7 +17,11 @@ extension RunCommand {
             var lastError = ""
             for attempt in 1...3 where !settled {
                 do {
-                    if let job = try await backend.findJob(for: open.intent, excluding: jobFile.recordedJobIDs) {
+                    // An intent of seconds ago (a rerun right after a kill) may have a job the
+                    // provider does not list yet: look again until the listing has caught up.
+                    if let job = try await backend.findJob(
+                        for: open.intent, excluding: jobFile.recordedJobIDs, clock: ContinuousClock())
+                    {
                         try jobFile.recordJob(job, for: open.intent)
                         printError(
                             "batchkit run: adopted job \(job.id) (\(open.count) request(s)): it was created before the earlier run recorded it")

@@ -168,6 +168,28 @@ struct JobAdoptionTests {
 
     /// When the jobs cannot be listed after a create that may have reached the server, the chunk
     /// fails and no second job is created; the intent stays open for a rerun.
+    /// A rerun right after a kill finds an intent whose job was created seconds ago but is not
+    /// listed yet (a listing that lags behind creation): it looks again, on the clock, until the
+    /// intent is `listingLag` old, and adopts the job instead of taking it for never created (the
+    /// independent Anthropic mock's `--list-lag 1`: a rerun created the job again, 4,398 ids billed
+    /// twice). An intent already older than the lag is looked up once.
+    @Test(arguments: [(0, 2, true, 3), (0, 9, false, 5), (60, 1, false, 1)] as [(Double, Int, Bool, Int)])
+    func aRerunLooksAgainForTheJobOfAnIntentOfSecondsAgo(ageSeconds: Double, laggingLists: Int, found: Bool, lists: Int) async throws {
+        let clock = ManualClock()
+        let backend = LossyCreateBackend(tags: false, lostAnswers: 0, laggingLists: laggingLists)
+        let items = try (0..<4).map { try backend.encode(chatRequest("lag\($0)")) }
+        let now = Date()
+        let intent = JobIntent(provider: backend.provider, items: items, createdAt: now.addingTimeInterval(-ageSeconds))
+        let created = try await backend.submit(items, metadata: [:], intent: intent) { _ in }
+        let driver = driveClock(clock)
+        let job = try await backend.findJob(for: intent, excluding: [], listingLag: .seconds(15), now: now, clock: clock)
+        driver.cancel()
+        await driver.value
+        #expect((job?.id == created.id) == found, "found \(job?.id ?? "nothing")")
+        #expect(backend.state.withLock { $0.lists } == lists, "looks at the listing")
+        #expect(backend.creates == 1)
+    }
+
     @Test func unlistableJobsNeverLeadToASecondCreate() async {
         let clock = ManualClock()
         let backend = LossyCreateBackend(tags: true, lostAnswers: 1, failedLists: 100)

@@ -156,6 +156,25 @@ extension BatchBackend {
         }
     }
 
+    /// ``findJob(for:excluding:)``, looked up again (after 1, 2, 4… seconds on `clock`) while
+    /// `intent` is younger than `listingLag`: a job created seconds ago may not be listed yet, and
+    /// taking it for never created would create (and pay for) it again. `now` is the wall time
+    /// the intent's age is measured at. Returns `nil` once a look after the lag still finds nothing.
+    package func findJob<C: Clock>(
+        for intent: JobIntent, excluding: Set<String>, listingLag: Duration = JobIntent.listingLag, now: Date = Date(), clock: C
+    ) async throws -> BatchJob? where C.Duration == Duration {
+        var remaining = listingLag - .seconds(now.timeIntervalSince(intent.createdAt))
+        var pause = Duration.seconds(1)
+        while true {
+            if let job = try await findJob(for: intent, excluding: excluding) { return job }
+            guard remaining > .zero else { return nil }
+            let wait = min(pause, remaining)
+            try await clock.sleep(until: clock.now.advanced(by: wait), tolerance: nil)
+            remaining -= wait
+            pause *= 2
+        }
+    }
+
     /// How many of the provider's jobs ``findJob(for:excluding:)`` looks at, at most.
     package static var findJobScanLimit: Int { 10_000 }
 

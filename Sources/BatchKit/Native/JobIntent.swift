@@ -31,6 +31,11 @@ package struct JobIntent: Sendable, Hashable, Codable {
     /// clocks that disagree.
     package static let clockSkew: TimeInterval = 300
 
+    /// How long after an intent is recorded its job may still be missing from the provider's job
+    /// listing: a listing can lag behind creation, so a rerun that comes sooner looks again before
+    /// it takes the job for never created (see ``BatchBackend/findJob(for:excluding:listingLag:now:clock:)``).
+    package static let listingLag: Duration = .seconds(15)
+
     package init(provider: String, items: [EncodedBatchItem], createdAt: Date = Date(), tag: String? = nil) {
         self.tag = tag ?? "batchkit-" + String(format: "%016llx", UInt64.random(in: 0...UInt64.max))
         self.provider = provider
