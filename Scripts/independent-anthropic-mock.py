@@ -22,7 +22,6 @@ from independent_mock_base import parse_args, Ledger, Faults, Handler, serve, rf
 args = parse_args(18110, extra=lambda ap: (
     ap.add_argument("--list-lag", type=float, default=0, help="seconds before a new batch shows in the list"),
     ap.add_argument("--lose-first-create", action="store_true", help="the first create's answer is lost (reset)")))
-first_create = True
 lock = threading.RLock()   # advance() runs under it and may draw from the seeded generator
 faults = Faults(args.seed, args.fault_rate, lock)
 ledger = Ledger(args.ledger)
@@ -279,18 +278,7 @@ class H(Handler):
             batches[bid] = b; order.append(bid)
             ledger.events.append(("create", bid, len(items), t)); ledger.save(ledger_jobs())
             answer = view(b)
-        f = faults.pick(["lost", "slow"])
-        global first_create
-        if first_create and args.lose_first_create:
-            f = "lost"
-        first_create = False
-        if f == "lost":
-            with lock:
-                ledger.events.append(("create_lost", bid, time.time()))
-            return self.drop()
-        if f == "slow":
-            time.sleep(faults.uniform(1, 4))
-        self.send(200, answer)
+        return self.answer_create(bid, answer, faults, ledger, lock, args.lose_first_create)
 
     def realtime(self, data):
         params = json.loads(data)

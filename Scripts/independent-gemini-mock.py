@@ -428,18 +428,7 @@ class H(Handler):
             batches[name] = b; order.append(name)
             ledger.events.append(("create", name, len(items), t)); ledger.save(ledger_jobs())
             body = operation(b)
-        f = faults.pick(["lost", "slow"])
-        global first_create
-        if first_create and args.lose_first_create:
-            f = "lost"
-        first_create = False
-        if f == "lost":
-            with lock:
-                ledger.events.append(("create_lost", name, time.time()))
-            return self.drop()
-        if f == "slow":
-            time.sleep(faults.uniform(1, 4))
-        self.send(200, body)
+        return self.answer_create(name, body, faults, ledger, lock, args.lose_first_create)
 
     def realtime(self, data):
         try:
@@ -470,7 +459,6 @@ class H(Handler):
         self.send(200, {"nonterminal": open_, "faults": counts})
 
 
-first_create = True
 for i in range(args.preexisting):
     # Someone else's ended batches, older than the run (not in the ledger's jobs: never the run's).
     t0 = time.time() - 86400 + i

@@ -46,6 +46,8 @@ class Faults:
 
     def __init__(self, seed, rate, lock):
         self.rng, self.rate, self.lock, self.count = random.Random(seed), rate, lock, {}
+        # Whether a create has been answered yet (`--lose-first-create` loses the first answer).
+        self.answered_a_create = False
 
     def pick(self, kinds, rate=None):
         with self.lock:
@@ -108,6 +110,22 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data[: len(data) // 2]); self.wfile.flush()
         self.drop()
+
+    def answer_create(self, job_id, answer, faults, ledger, lock, lose_first):
+        """Answers a create that made `job_id`: the answer is lost (a reset after the job exists;
+        always for the first create with `lose_first`), slow (1-4 s), or sent at once."""
+        f = faults.pick(["lost", "slow"])
+        with lock:
+            if lose_first and not faults.answered_a_create:
+                f = "lost"
+            faults.answered_a_create = True
+        if f == "lost":
+            with lock:
+                ledger.events.append(("create_lost", job_id, time.time()))
+            return self.drop()
+        if f == "slow":
+            time.sleep(faults.uniform(1, 4))
+        self.send(200, answer)
 
     def drop(self):
         """Closes the connection with a TCP reset and no answer."""
