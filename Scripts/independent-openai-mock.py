@@ -7,6 +7,16 @@ Faults (rate --fault-rate): 500/503 answers, 429 with retry-after, a create whos
 lost after the batch was made (connection closed), an upload stored and answer lost, a content
 download cut part-way. Batches move validating -> in_progress -> finalizing -> completed by wall
 time; output lines come in random order; a few lines fail with 500 in the error file (not billed).
+
+Options that are off by default (the checker's earlier runs are unchanged):
+  --fate-rate P        share of batches that expire part-way (`expired`: what ran is in the output
+                       file and billed, the rest `batch_expired` in the error file) or fail at
+                       validation (`failed`, errors.data `token_limit_exceeded`, nothing billed)
+  --list-lag S         a new batch shows in GET /v1/batches only S seconds after its creation
+  --lose-first-create  the first create's answer is lost (the batch exists)
+  --busy-every S       another client of the account creates a batch every S seconds (ended at
+                       once, never the run's): the run's jobs sink below the first page of the list
+List pages hold at most 100 batches (`limit` 1-100, default 20), as the reference says.
 """
 import argparse, json, random, threading, time, uuid, sys, os
 from http.server import ThreadingHTTPServer, BaseHTTPRequestHandler
@@ -17,7 +27,12 @@ ap.add_argument("--seed", type=int, default=1)
 ap.add_argument("--fault-rate", type=float, default=0.1)
 ap.add_argument("--line-fail-rate", type=float, default=0.01)
 ap.add_argument("--ledger", default="/tmp/indep/ledger.json")
+ap.add_argument("--fate-rate", type=float, default=0.0)
+ap.add_argument("--list-lag", type=float, default=0.0)
+ap.add_argument("--lose-first-create", action="store_true")
+ap.add_argument("--busy-every", type=float, default=0.0)
 args = ap.parse_args()
+answered_a_create = [False]
 
 rng = random.Random(args.seed)
 lock = threading.Lock()
@@ -32,7 +47,8 @@ NOW = lambda: int(time.time())
 def save_ledger():
     with open(args.ledger + ".tmp", "w") as f:
         json.dump({"billed": billed, "events": events,
-                   "batches": {k: {kk: v[kk] for kk in ("status", "ids_count", "metadata")} for k, v in batches.items()}}, f)
+                   "batches": {k: {kk: v[kk] for kk in ("status", "ids_count", "metadata")} for k, v in batches.items()
+                               if not v.get("foreign")}}, f)
     os.replace(args.ledger + ".tmp", args.ledger)
 
 
@@ -55,6 +71,18 @@ def advance(b):
     """Moves a batch along by wall time; runs its lines when it finalizes."""
     t = time.time()
     age = t - b["t0"]
+    if b.get("foreign"):
+        return
+    if b["status"] == "validating" and age > 0.3 and b.get("fate") == "fail":
+        b["status"] = "failed"; b["failed_at"] = NOW()
+        b["errors"] = {"object": "list", "data": [{"code": "token_limit_exceeded", "line": None, "param": None,
+                       "message": "Enqueued token limit reached for gpt-4o-mini in organization org-mock. Limit: 2,000,000 enqueued tokens. Please try again once some in_progress batches have been completed."}]}
+        events.append(("finish", b["id"], "failed", 0, time.time()))
+        save_ledger()
+        return
+    if b["status"] == "in_progress" and b.get("fate") == "expire" and age > 0.3 + 0.7 * b["fate_part"]:
+        finish(b, cancelled=False, expired_after=int(b["ids_count"] * b["fate_part"]))
+        return
     if b["status"] == "validating" and age > 0.3:
         b["status"] = "in_progress"; b["in_progress_at"] = NOW()
         b["request_counts"]["total"] = b["ids_count"]
@@ -66,11 +94,15 @@ def advance(b):
         finish(b, cancelled=True)
 
 
-def finish(b, cancelled):
+def finish(b, cancelled, expired_after=None):
     lines = [json.loads(l) for l in files[b["input_file_id"]]["bytes"].split(b"\n") if l.strip()]
     out, err = [], []
     for i, line in enumerate(lines):
         cid = line["custom_id"]
+        if expired_after is not None and i >= expired_after:
+            err.append({"id": "batch_req_" + uuid.uuid4().hex[:12], "custom_id": cid, "response": None,
+                        "error": {"code": "batch_expired", "message": "This request could not be executed before the completion window expired."}})
+            continue
         if cancelled and (i % 2 == 1):
             err.append({"id": "batch_req_" + uuid.uuid4().hex[:12], "custom_id": cid, "response": None,
                         "error": {"code": "batch_cancelled", "message": "cancelled"}})
@@ -100,8 +132,8 @@ def finish(b, cancelled):
         else:
             b[name] = None
     b["request_counts"]["completed"] = len(out); b["request_counts"]["failed"] = len(err)
-    b["status"] = "cancelled" if cancelled else "completed"
-    b["cancelled_at" if cancelled else "completed_at"] = NOW()
+    b["status"] = "cancelled" if cancelled else "expired" if expired_after is not None else "completed"
+    b[b["status"] + "_at"] = NOW()
     events.append(("finish", b["id"], b["status"], len(out), time.time()))
     save_ledger()
 
@@ -181,10 +213,11 @@ class H(BaseHTTPRequestHandler):
             if p == "/v1/batches":
                 for b in batches.values():
                     advance(b)
-                ids = list(reversed(order))
+                lag_cut = time.time() - args.list_lag
+                ids = [i for i in reversed(order) if batches[i]["t0"] <= lag_cut]
                 if "after" in qs:
                     ids = ids[ids.index(qs["after"]) + 1:] if qs["after"] in ids else []
-                lim = int(qs.get("limit", 20)); page = ids[:lim]
+                lim = min(max(int(qs.get("limit", 20)), 1), 100); page = ids[:lim]
                 return self.send(200, {"object": "list", "data": [batch_view(batches[i]) for i in page],
                                        "first_id": page[0] if page else None, "last_id": page[-1] if page else None,
                                        "has_more": len(ids) > lim})
@@ -278,10 +311,16 @@ class H(BaseHTTPRequestHandler):
                      "request_counts": {"total": 0, "completed": 0, "failed": 0},
                      "metadata": req.get("metadata"), "model": "gpt-4o-mini-2024-07-18",
                      "t0": time.time(), "ids_count": len(ids)}
+                if args.fate_rate and rng.random() < args.fate_rate:
+                    b["fate"] = rng.choice(["expire", "fail"]); b["fate_part"] = rng.uniform(0.1, 0.9)
                 batches[bid] = b; order.append(bid)
                 events.append(("create", bid, len(ids)))
                 save_ledger()
-            if fault(["lost"]) == "lost":
+                lose = args.lose_first_create and not answered_a_create[0]
+                answered_a_create[0] = True
+            if lose or fault(["lost"]) == "lost":
+                with lock:
+                    events.append(("create_lost", bid, time.time()))
                 return self.drop()
             return self.send(200, batch_view(b))
         if p == "/v1/chat/completions":
@@ -314,6 +353,28 @@ class H(BaseHTTPRequestHandler):
                     return self.send(200, batch_view(b))
                 return self.send(400, err_body("Cannot cancel a batch with status " + b["status"]))
         self.send(404, err_body("Unknown route " + p))
+
+
+def busy():
+    """Another client of the same account: a batch every --busy-every seconds, ended at once."""
+    i = 0
+    while True:
+        time.sleep(args.busy_every)
+        with lock:
+            bid = "batch_other%027d" % i
+            batches[bid] = {"id": bid, "object": "batch", "endpoint": "/v1/chat/completions", "errors": None,
+                            "input_file_id": "file-other", "completion_window": "24h", "status": "completed",
+                            "output_file_id": None, "error_file_id": None, "created_at": NOW(), "in_progress_at": NOW(),
+                            "expires_at": NOW() + 86400, "finalizing_at": NOW(), "completed_at": NOW(), "failed_at": None,
+                            "expired_at": None, "cancelling_at": None, "cancelled_at": None,
+                            "request_counts": {"total": 1, "completed": 1, "failed": 0}, "metadata": {"owner": "someone-else"},
+                            "model": "gpt-4o-mini-2024-07-18", "t0": time.time(), "ids_count": 1, "foreign": True}
+            order.append(bid)
+        i += 1
+
+
+if args.busy_every > 0:
+    threading.Thread(target=busy, daemon=True).start()
 
 
 class S(ThreadingHTTPServer):

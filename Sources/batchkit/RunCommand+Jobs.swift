@@ -46,8 +46,9 @@ extension RunCommand {
     /// (a create call whose answer was lost, repeated after a look found nothing) are cancelled:
     /// their requests are covered by the recorded job. A job of an intent still open is adopted,
     /// unless every one of its requests already has a successful result (`isCovered`): then it is
-    /// cancelled too. Only for providers that tag jobs; a failed listing is reported and skipped
-    /// (the next run looks again).
+    /// cancelled too. The provider's jobs are listed as far back as the oldest intent
+    /// (``BatchBackend/recentJobs(createdSince:until:)``, the search of `findJob`). Only for
+    /// providers that tag jobs; a failed listing is reported and skipped (the next run looks again).
     static func cancelOrphans(jobFile: JobFile, backend: any BatchBackend, isCovered: (String) -> Bool) async throws {
         guard backend.tagsJobs else { return }
         let intents = jobFile.intents
@@ -55,7 +56,11 @@ extension RunCommand {
         let recorded = jobFile.recordedJobIDs
         let jobs: [BatchJob]
         do {
-            jobs = try await backend.list(limit: 100)
+            // As far back as the oldest intent, as the search for an intent's job looks: on a busy
+            // account a duplicate can sit behind more than 100 newer jobs, and it would run (and be
+            // paid for) unseen.
+            let oldest = intents.map(\.intent.createdAt).min() ?? Date()
+            jobs = try await backend.recentJobs(createdSince: oldest)
         } catch {
             printError("batchkit run: could not list jobs to look for orphans: \(BatchError(wrapping: error).message)")
             return

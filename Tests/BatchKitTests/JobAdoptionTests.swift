@@ -166,6 +166,25 @@ struct JobAdoptionTests {
         #expect(ledger.log.withLock { $0 }.last?.hasSuffix(" job-1") == true)
     }
 
+    /// A listing that shows the job later than the back-off (a look right after the lost answer,
+    /// one after the 2 s back-off and one more miss it): the run keeps looking until the create
+    /// is `JobIntent.listingLag` old and adopts the job. Before, it created a second job after the
+    /// second look (the independent Anthropic mock's `--list-lag 3 --lose-first-create`, seed 20:
+    /// 2 jobs, 19,615 ids billed twice). A job never listed is created again only after the lag:
+    /// six looks (at 0, 2, 3, 5, 9 and 15 s), where there were two.
+    @Test(arguments: [(true, 3, 1, 4), (false, 3, 1, 4), (true, 100, 2, 6), (false, 100, 2, 6)])
+    func aJobListedLaterThanTheBackOffIsAdoptedNotCreatedAgain(tags: Bool, laggingLists: Int, creates: Int, lists: Int) async {
+        let clock = ManualClock()
+        let backend = LossyCreateBackend(tags: tags, lostAnswers: 1, laggingLists: laggingLists)
+        let ledger = MemoryLedger()
+        let processor = NativeBatchProcessor(
+            backend: backend, configuration: .init(pollInterval: .seconds(1)).withLedger(ledger), clock: clock)
+        let events = await runNative(processor.processAsync((0..<5).map { chatRequest("s\($0)") }), clock: clock)
+        #expect(backend.creates == creates)
+        #expect(backend.state.withLock { $0.lists } == lists, "looks at the listing")
+        #expect(events.items.count == 5 && events.items.allSatisfy { $0.isSuccess })
+    }
+
     /// When the jobs cannot be listed after a create that may have reached the server, the chunk
     /// fails and no second job is created; the intent stays open for a rerun.
     /// A rerun right after a kill finds an intent whose job was created seconds ago but is not

@@ -126,4 +126,68 @@ struct CLINativeRecoveryTests {
         }
         await server.shutdown()
     }
+
+    /// Uploads an OpenAI batch input file of `ids` to the emulator, in process; returns its id.
+    static func upload(_ emulator: ProviderEmulator, ids: [String]) async throws -> String {
+        let lines = ids.map {
+            #"{"custom_id":"\#($0)","method":"POST","url":"/v1/chat/completions","body":{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}}"#
+        }.joined(separator: "\n")
+        let boundary = "b0undary"
+        var body = "--\(boundary)\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nbatch\r\n"
+        body += "--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"in.jsonl\"\r\n"
+        body += "Content-Type: application/jsonl\r\n\r\n\(lines)\n\r\n--\(boundary)--\r\n"
+        let response = await emulator.handle(EmulatorRequest(
+            method: "POST", path: "/v1/files",
+            headers: ["Authorization": "Bearer sk-test", "Content-Type": "multipart/form-data; boundary=\(boundary)"],
+            body: Data(body.utf8)))
+        try #require(response.status == 200, "\(String(decoding: response.body, as: UTF8.self))")
+        return try #require(try JSONValue(parsing: response.body)["id"]?.stringValue)
+    }
+
+    /// Creates an OpenAI batch of `file` in the emulator, in process, with `metadata`; returns its id.
+    static func createBatch(_ emulator: ProviderEmulator, file: String, metadata: [String: String] = [:]) async throws -> String {
+        let body: JSONValue = [
+            "input_file_id": .string(file), "endpoint": "/v1/chat/completions", "completion_window": "24h",
+            "metadata": .object(metadata.mapValues { .string($0) }),
+        ]
+        let response = await emulator.handle(EmulatorRequest(
+            method: "POST", path: "/v1/batches", headers: ["Authorization": "Bearer sk-test", "Content-Type": "application/json"],
+            body: try body.serialized()))
+        try #require(response.status == 200, "\(String(decoding: response.body, as: UTF8.self))")
+        return try #require(try JSONValue(parsing: response.body)["id"]?.stringValue)
+    }
+
+    /// A duplicate job (tagged with the run's intent, not the recorded job: a create repeated
+    /// after its answer was lost) behind 150 newer jobs of the account is found and cancelled by
+    /// the rerun: the search for duplicates looks as far back as the search for an intent's job.
+    /// Before, it listed only the newest 100 jobs, and the duplicate ran on, paid for.
+    @Test func aDuplicateJobBehindMoreThanAHundredNewerJobsIsCancelled() async throws {
+        let dir = try TempDir()
+        try dir.write("in.jsonl", Fixtures.chatLines(5))
+        try await withEmulator(EmulatorConfiguration(batchDuration: .seconds(3600)), clock: ManualClock()) { emulator, url in
+            let arguments = [
+                "run", "in.jsonl", "--output", "out.jsonl", "--mode", "native", "--deadline", "1s", "--poll-interval", "50ms",
+                "--base-url", url,
+            ]
+            let first = try await CLI.run(arguments, in: dir.url)
+            #expect(first.status == 4, "\(first.stderr)")
+            let jobs = try JSONValue(parsing: Data(contentsOf: dir.file("out.jsonl.jobs.json")))
+            let tag = try #require(jobs["intents"]?[0]?["tag"]?.stringValue)
+            let recorded = try #require(jobs["native_jobs"]?[0]?["id"]?.stringValue)
+
+            let duplicate = try await Self.createBatch(
+                emulator, file: try await Self.upload(emulator, ids: (0..<5).map { "r\($0)" }),
+                metadata: [JobIntent.metadataKey: tag])
+            let others = try await Self.upload(emulator, ids: ["someone-else"])
+            for _ in 0..<150 { _ = try await Self.createBatch(emulator, file: others) }
+
+            let rerun = try await CLI.run(arguments, in: dir.url)
+            #expect(rerun.status == 4, "\(rerun.stderr)")
+            #expect(rerun.stderr.contains("cancelled job \(duplicate): its requests are covered (by \(recorded))"), "\(rerun.stderr)")
+            let status = await emulator.handle(EmulatorRequest(
+                method: "GET", path: "/v1/batches/\(duplicate)", headers: ["Authorization": "Bearer sk-test"]))
+            let state = try JSONValue(parsing: status.body)["status"]?.stringValue
+            #expect(state == "cancelling" || state == "cancelled", "\(state ?? "none")")
+        }
+    }
 }

@@ -138,21 +138,32 @@ extension BatchBackend {
 
     package func findJob(for intent: JobIntent, excluding: Set<String>) async throws -> BatchJob? {
         let tags = tagsJobs
+        let isCandidate = { (job: BatchJob) in !excluding.contains(job.id) && intent.matches(job, tagsJobs: tags) }
+        let jobs = try await recentJobs(createdSince: intent.createdAt, until: { $0.contains(where: isCandidate) })
+        guard var job = jobs.filter(isCandidate).min(by: { ($0.createdAt ?? .distantFuture) < ($1.createdAt ?? .distantFuture) }) else {
+            return nil
+        }
+        // A job listed while the provider still validates it can count 0 requests (OpenAI's
+        // `request_counts.total`); it holds the intent's chunk, as a created job does.
+        job.requestCount = max(job.requestCount, intent.count)
+        return job
+    }
+
+    /// The provider's jobs, as far back as a job created at `since` (give or take
+    /// ``JobIntent/clockSkew``) may be listed: 100, then 1,000, then ``findJobScanLimit`` jobs,
+    /// until `enough` holds for a listing, the listing has ended, or it is newest first and its
+    /// last job is older than `since`. Not every provider documents its listing order (Gemini's
+    /// does not say), so only a listing seen to be newest first stops early. Returns the last
+    /// listing. Shared by ``findJob(for:excluding:)`` and the CLI's search for duplicate jobs,
+    /// so both look as far.
+    package func recentJobs(createdSince since: Date, until enough: ([BatchJob]) -> Bool = { _ in false }) async throws -> [BatchJob] {
         var limit = 100
         while true {
             let jobs = try await list(limit: limit)
-            let candidates = jobs.filter { !excluding.contains($0.id) && intent.matches($0, tagsJobs: tags) }
-            if var job = candidates.min(by: { ($0.createdAt ?? .distantFuture) < ($1.createdAt ?? .distantFuture) }) {
-                // A job listed while the provider still validates it can count 0 requests (OpenAI's
-                // `request_counts.total`); it holds the intent's chunk, as a created job does.
-                job.requestCount = max(job.requestCount, intent.count)
-                return job
+            if enough(jobs) || jobs.count < limit || limit >= Self.findJobScanLimit || Self.listed(jobs, pastTheTimeOf: since) {
+                return jobs
             }
-            // Not every provider documents its listing order (Gemini's does not say), so the
-            // search goes on, ten times wider each time up to `findJobScanLimit` jobs, unless the
-            // listing ended or is newest first and already older than the intent.
-            if jobs.count < limit || limit >= Self.findJobScanLimit || Self.listed(jobs, pastTheTimeOf: intent) { return nil }
-            limit *= 10
+            limit = min(limit * 10, Self.findJobScanLimit)
         }
     }
 
@@ -175,16 +186,17 @@ extension BatchBackend {
         }
     }
 
-    /// How many of the provider's jobs ``findJob(for:excluding:)`` looks at, at most.
+    /// How many of the provider's jobs ``recentJobs(createdSince:until:)`` (and so
+    /// ``findJob(for:excluding:)``) looks at, at most.
     package static var findJobScanLimit: Int { 10_000 }
 
-    /// Whether `jobs` are listed newest first and the last one was created before `intent`
+    /// Whether `jobs` are listed newest first and the last one was created before `since`
     /// (give or take ``JobIntent/clockSkew``): later pages hold only older jobs.
-    static func listed(_ jobs: [BatchJob], pastTheTimeOf intent: JobIntent) -> Bool {
+    static func listed(_ jobs: [BatchJob], pastTheTimeOf since: Date) -> Bool {
         let times = jobs.map(\.createdAt)
         guard let last = times.last ?? nil, times.allSatisfy({ $0 != nil }) else { return false }
         let newestFirst = zip(times, times.dropFirst()).allSatisfy { $0! >= $1! }
-        return newestFirst && last < intent.createdAt.addingTimeInterval(-JobIntent.clockSkew)
+        return newestFirst && last < since.addingTimeInterval(-JobIntent.clockSkew)
     }
 }
 

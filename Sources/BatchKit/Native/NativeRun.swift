@@ -242,20 +242,39 @@ final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
         let uploadedFile = Mutex<String?>(nil)
         var attempt = 0
         var lookFirst = false
+        var previous: BatchError?  // the last create's failure
+        var lastCreate = clock.now  // when the last create call started
         while true {
             attempt += 1
             if lookFirst {
                 // The last create may have made a job that the provider did not list yet (a
-                // listing can lag behind creation): look once more, after the back-off, before
-                // creating another.
+                // listing can lag behind creation): before creating another, look again until that
+                // call is `JobIntent.listingLag` old (not past the hybrid deadline), as a rerun
+                // does. One more look after the back-off alone missed a job listed 3 s late
+                // (the independent Anthropic mock's `--list-lag 3`: a second job, 19,615 ids
+                // billed twice).
                 var sought = intent
                 sought.fileID = uploadedFile.withLock { $0 }
-                if let found = try? await lookUp(sought, excluding: excluding.union(ledger?.recordedJobIDs ?? [])) {
+                var until = lastCreate.advanced(by: JobIntent.listingLag)
+                if let submitsUntil { until = min(until, submitsUntil) }
+                let found: BatchJob?
+                do {
+                    found = try await lookUp(sought, excluding: excluding.union(ledger?.recordedJobIDs ?? []), lookingUntil: until)
+                } catch {
+                    if error.code == .cancelled || Task.isCancelled { throw error }
+                    var lost = previous ?? error
+                    lost.message = "the batch job may have been created (\(lost.message)), and the provider's jobs could not be listed to tell (\(error.message)); a rerun looks again"
+                    throw lost
+                }
+                if let found {
                     try await record(found, for: intent)
                     return found
                 }
+                // Looked until the hybrid deadline: no create attempt starts after it.
+                if let previous, submissionTimeIsOver { throw previous }
             }
             let failure: BatchError
+            lastCreate = clock.now
             do {
                 let job = try await backend.submit(chunk, metadata: configuration.metadata, intent: intent) { fileID in
                     try ledger?.recordUpload(fileID, for: intent)
@@ -286,6 +305,7 @@ final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
             }
             guard failure.isRetryable, attempt < configuration.createAttempts else { throw failure }
             lookFirst = failure.mayHaveReachedServer
+            previous = failure
             let retryAt = clock.now.advanced(by: .seconds(1 << min(attempt, 6)))
             // Past the hybrid deadline no attempt starts: the chunk runs in real time.
             if let submitsUntil, retryAt >= submitsUntil { throw failure }
@@ -293,13 +313,18 @@ final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
         }
     }
 
-    /// The provider's job for `intent`, if any; a failed listing is tried a few times.
-    func lookUp(_ intent: JobIntent, excluding: Set<String>) async throws(BatchError) -> BatchJob? {
+    /// The provider's job for `intent`, if any; a failed listing is tried a few times. With
+    /// `until`, a job not listed yet is looked for again (after 1, 2, 4… s on the clock) until
+    /// then: ``BatchBackend/findJob(for:excluding:listingLag:now:clock:)``.
+    func lookUp(_ intent: JobIntent, excluding: Set<String>, lookingUntil until: C.Instant? = nil) async throws(BatchError) -> BatchJob? {
         var attempt = 0
         while true {
             attempt += 1
             do {
-                return try await backend.findJob(for: intent, excluding: excluding)
+                guard let until else { return try await backend.findJob(for: intent, excluding: excluding) }
+                // The lag left, measured on the run's clock (`now` = the intent's time: age 0).
+                let lag = max(clock.now.duration(to: until), .zero)
+                return try await backend.findJob(for: intent, excluding: excluding, listingLag: lag, now: intent.createdAt, clock: clock)
             } catch {
                 let e = BatchError(wrapping: error)
                 guard attempt < configuration.createAttempts, e.code != .cancelled, !Task.isCancelled else { throw e }
