@@ -152,7 +152,7 @@ struct CLINativeRecoveryTests {
         ]
         let response = await emulator.handle(EmulatorRequest(
             method: "POST", path: "/v1/batches", headers: ["Authorization": "Bearer sk-test", "Content-Type": "application/json"],
-            body: try body.serialized()))
+            body: body.serialized()))
         try #require(response.status == 200, "\(String(decoding: response.body, as: UTF8.self))")
         return try #require(try JSONValue(parsing: response.body)["id"]?.stringValue)
     }
