@@ -14,14 +14,23 @@ retry-after, a connection reset before anything happened, a slow answer (1-4 s);
 batch made and the answer lost (reset) or slow; results cut part-way; a real-time answer billed
 and lost. Fates (--fate-rate per batch): the batch expires part-way (the rest `expired`).
 Per item (--line-fail-rate): `errored` with api_error or overloaded_error (not billed).
-A batch runs for 1-2 s (by wall time); results come shuffled."""
+A batch runs for 1-2 s (by wall time); results come shuffled.
+
+--neighbour-count K: another client of the same account (a shard of the same input, say) creates a
+batch of K requests of its own at start and every --neighbour-every seconds. Its batches are never
+the run's: they are not billed to the ledger, and a cancel of one is recorded as
+("foreign_cancel", id, t), which the checker counts as a violation (a run touched a job it does
+not own)."""
 import json, os, re, sys, threading, time, uuid
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from independent_mock_base import parse_args, Ledger, Faults, Handler, serve, rfc3339
 
 args = parse_args(18110, extra=lambda ap: (
     ap.add_argument("--list-lag", type=float, default=0, help="seconds before a new batch shows in the list"),
-    ap.add_argument("--lose-first-create", action="store_true", help="the first create's answer is lost (reset)")))
+    ap.add_argument("--lose-first-create", action="store_true", help="the first create's answer is lost (reset)"),
+    ap.add_argument("--neighbour-count", type=int, default=0,
+                    help="another client of the account (a shard of the same job, say) creates batches of this many requests"),
+    ap.add_argument("--neighbour-every", type=float, default=5.0, help="seconds between the neighbour's batches (the first at start)")))
 lock = threading.RLock()   # advance() runs under it and may draw from the seeded generator
 faults = Faults(args.seed, args.fault_rate, lock)
 ledger = Ledger(args.ledger)
@@ -32,7 +41,8 @@ BASE = "http://127.0.0.1:%d" % args.port
 
 
 def ledger_jobs():
-    return {k: {"status": b["processing_status"], "n": len(b["items"]), "ended_at": b["ended_at"]} for k, b in batches.items()}
+    return {k: {"status": b["processing_status"], "n": len(b["items"]), "ended_at": b["ended_at"]} for k, b in batches.items()
+            if not b.get("foreign")}
 
 
 def err(kind, message):
@@ -98,14 +108,16 @@ def finish(b, t, stop, why):
         else:
             lines.append({"custom_id": cid, "result": {"type": "succeeded", "message": message(params)}})
             c["succeeded"] += 1
-            ledger.bill(cid)
+            if not b.get("foreign"):
+                ledger.bill(cid)
     faults.rng.shuffle(lines)   # the caller holds `lock`
     b["results"] = b"".join(json.dumps(l).encode() + b"\n" for l in lines)
     b["counts"] = c
     b["processing_status"] = "ended"
     b["ended_at"] = rfc3339(t)
     b["results_url"] = "%s/v1/messages/batches/%s/results" % (BASE, b["id"])
-    ledger.events.append(("finish", b["id"], why or "ended", c["succeeded"], t))
+    if not b.get("foreign"):
+        ledger.events.append(("finish", b["id"], why or "ended", c["succeeded"], t))
     ledger.save(ledger_jobs())
 
 
@@ -231,7 +243,7 @@ class H(Handler):
                     b["processing_status"] = "canceling"; b["cancel_t"] = t; b["cancel_initiated_at"] = rfc3339(t)
                     # Requests already sent to the model finish; the rest are canceled.
                     b["done_at_cancel"] = done_so_far(b, t)
-                    ledger.events.append(("cancel", b["id"], t)); ledger.save(ledger_jobs())
+                    ledger.events.append(("foreign_cancel" if b.get("foreign") else "cancel", b["id"], t)); ledger.save(ledger_jobs())
                     return self.send(200, view(b))
                 if b["processing_status"] == "canceling":
                     return self.send(200, view(b))
@@ -306,9 +318,31 @@ class H(Handler):
             for b in batches.values():
                 advance(b)
             ledger.save(ledger_jobs())
-            open_ = [k for k, b in batches.items() if b["processing_status"] != "ended"]
+            open_ = [k for k, b in batches.items() if b["processing_status"] != "ended" and not b.get("foreign")]
             counts = dict(faults.count)
         self.send(200, {"nonterminal": open_, "faults": counts})
 
 
+def neighbour():
+    """Another client's batches of --neighbour-count requests (ids `nb<k>-<i>`), never the run's."""
+    k = 0
+    while True:
+        t = time.time()
+        with lock:
+            bid = "msgbatch_01" + uuid.uuid4().hex[:22]
+            items = [("nb%d-%d" % (k, i), {"model": "claude-haiku-4-5", "max_tokens": 5,
+                                          "messages": [{"role": "user", "content": "q nb%d-%d" % (k, i)}]})
+                     for i in range(args.neighbour_count)]
+            batches[bid] = {"id": bid, "items": items, "t0": t, "run": 20.0, "fate": None, "fate_part": 1.0,
+                            "fail": [False] * len(items), "processing_status": "in_progress", "created_at": rfc3339(t),
+                            "expires_at": rfc3339(t + 86400), "ended_at": None, "cancel_initiated_at": None,
+                            "results_url": None, "foreign": True,
+                            "counts": {"processing": len(items), "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0}}
+            order.append(bid)
+        k += 1
+        time.sleep(args.neighbour_every)
+
+
+if args.neighbour_count > 0:
+    threading.Thread(target=neighbour, daemon=True).start()
 serve(args.port, H)

@@ -208,7 +208,8 @@ for seed in seeds:
         row["fault_kinds"] = fault_counts
     row["lost_creates"] = sum(1 for e in L["events"] if e[0] == "create_lost")
     row["fates"] = sorted(e[2] for e in L["events"] if e[0] == "finish" and e[2] not in ("ended", "BATCH_STATE_SUCCEEDED", "completed"))
-    bad = rc not in (0, 3) or missing or extra or dup_lines or wrong or twice or paid_lost or unpaid_success or nonterminal
+    row["foreign_cancels"] = sum(1 for e in L["events"] if e[0] == "foreign_cancel")
+    bad = row["foreign_cancels"] or rc not in (0, 3) or missing or extra or dup_lines or wrong or twice or paid_lost or unpaid_success or nonterminal
     row["VIOLATION"] = bool(bad)
     print(json.dumps(row), flush=True)
     if bad:

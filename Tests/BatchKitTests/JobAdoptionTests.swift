@@ -83,6 +83,15 @@ final class LossyCreateBackend: PassThroughBackend {
     }
 }
 
+/// A backend (untagged, like Anthropic) that lists the given jobs, newest first.
+struct ListedJobsBackend: PassThroughBackend {
+    let base = FakeBackend()
+    let jobs: [BatchJob]
+    func list(limit: Int) async throws -> [BatchJob] {
+        Array(jobs.sorted { ($0.createdAt ?? .distantPast) > ($1.createdAt ?? .distantPast) }.prefix(limit))
+    }
+}
+
 /// A ledger in memory that logs the order of calls.
 final class MemoryLedger: JobLedger {
     let log = Mutex<[String]>([])
@@ -183,6 +192,26 @@ struct JobAdoptionTests {
         #expect(backend.creates == creates)
         #expect(backend.state.withLock { $0.lists } == lists, "looks at the listing")
         #expect(events.items.count == 5 && events.items.allSatisfy { $0.isSuccess })
+    }
+
+    /// Jobs matched only by time and size (Anthropic has no tags): another client's job of the
+    /// same size (a shard of the same input) created two minutes before the intent, the intent's
+    /// own job a second after it, and the other client's next job ten seconds after. The one
+    /// nearest the intent is taken. Before, the oldest match was: the neighbour's job, while the
+    /// run's own ran, paid for, its results never collected (the independent Anthropic mock's
+    /// `--neighbour-count 2000 --lose-first-create`: 2,000 ids paid and never delivered).
+    @Test(arguments: [-120.0, -2.0])
+    func anUntaggedMatchIsTheJobCreatedNearestTheIntent(neighbourOffset: Double) async throws {
+        let intentTime = Date()
+        let intent = JobIntent(provider: "fake", groupKey: "", count: 50, idsHash: "0", createdAt: intentTime)
+        func job(_ id: String, _ offset: Double, count: Int = 50) -> BatchJob {
+            BatchJob(id: id, provider: "fake", status: .inProgress, requestCount: count, createdAt: intentTime.addingTimeInterval(offset))
+        }
+        let backend = ListedJobsBackend(jobs: [
+            job("neighbour-before", neighbourOffset), job("ours", 1), job("neighbour-after", 10), job("other-size", 0.5, count: 49),
+        ])
+        #expect(try await backend.findJob(for: intent, excluding: [])?.id == "ours")
+        #expect(try await backend.findJob(for: intent, excluding: ["ours"])?.id == (neighbourOffset == -2 ? "neighbour-before" : "neighbour-after"))
     }
 
     /// When the jobs cannot be listed after a create that may have reached the server, the chunk

@@ -112,8 +112,8 @@ package protocol BatchBackend: Sendable {
     ///
     /// The default lists the provider's jobs (100, then 1,000, then 10,000 while none matches and
     /// the listing may still hold a newer job: it has more jobs and is not newest first down past
-    /// the intent's time) and returns the one that ``JobIntent/matches(_:tagsJobs:)``, the oldest
-    /// when several do.
+    /// the intent's time) and returns the one that ``JobIntent/matches(_:tagsJobs:)``, chosen by
+    /// ``JobIntent/choose(among:)`` when several do.
     func findJob(for intent: JobIntent, excluding: Set<String>) async throws -> BatchJob?
 }
 
@@ -140,9 +140,7 @@ extension BatchBackend {
         let tags = tagsJobs
         let isCandidate = { (job: BatchJob) in !excluding.contains(job.id) && intent.matches(job, tagsJobs: tags) }
         let jobs = try await recentJobs(createdSince: intent.createdAt, until: { $0.contains(where: isCandidate) })
-        guard var job = jobs.filter(isCandidate).min(by: { ($0.createdAt ?? .distantFuture) < ($1.createdAt ?? .distantFuture) }) else {
-            return nil
-        }
+        guard var job = intent.choose(among: jobs.filter(isCandidate)) else { return nil }
         // A job listed while the provider still validates it can count 0 requests (OpenAI's
         // `request_counts.total`); it holds the intent's chunk, as a created job does.
         job.requestCount = max(job.requestCount, intent.count)

@@ -76,10 +76,34 @@ package struct JobIntent: Sendable, Hashable, Codable {
     /// Anthropic), a job matches when it was created after the intent (give or take
     /// ``clockSkew``) and holds as many requests as the chunk.
     package func matches(_ job: BatchJob, tagsJobs: Bool) -> Bool {
-        if job.metadata[Self.metadataKey] == tag || job.metadata["displayName"] == tag { return true }
-        if let fileID, job.metadata["input_file_id"] == fileID || job.metadata["inputFile"] == fileID { return true }
+        if identifies(job) { return true }
         guard !tagsJobs, let created = job.createdAt else { return false }
         return created >= createdAt.addingTimeInterval(-Self.clockSkew) && job.requestCount == count
+    }
+}
+
+extension JobIntent {
+    /// Whether `job` carries this intent's tag (in its metadata, or as its Gemini display name)
+    /// or reads its input file: it is this intent's job, whatever its time and size.
+    package func identifies(_ job: BatchJob) -> Bool {
+        if job.metadata[Self.metadataKey] == tag || job.metadata["displayName"] == tag { return true }
+        if let fileID, job.metadata["input_file_id"] == fileID || job.metadata["inputFile"] == fileID { return true }
+        return false
+    }
+
+    /// Which of `candidates` (jobs that ``matches(_:tagsJobs:)``) is this intent's: one it
+    /// ``identifies(_:)``, the oldest if several (a create repeated after a lost answer made the
+    /// later ones); otherwise, matched only by time and size (Anthropic), the one created nearest
+    /// to the intent: its create call came right after the intent was recorded. Taking the oldest
+    /// match took another client's job of the same size created minutes before the intent (a shard
+    /// of the same input; independent Anthropic mock `--neighbour-count 2000 --lose-first-create`:
+    /// the run's own job ran, 2,000 ids paid for and never collected, all 2,000 failed for good).
+    package func choose(among candidates: [BatchJob]) -> BatchJob? {
+        let created = { (job: BatchJob) in job.createdAt ?? .distantFuture }
+        let identified = candidates.filter(identifies)
+        if !identified.isEmpty { return identified.min { created($0) < created($1) } }
+        let distance = { (job: BatchJob) in abs(job.createdAt.map { $0.timeIntervalSince(createdAt) } ?? .infinity) }
+        return candidates.min { distance($0) < distance($1) }
     }
 }
 
