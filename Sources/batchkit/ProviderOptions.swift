@@ -157,7 +157,7 @@ struct ProviderOptions: Sendable {
             }
             tls.trustRoots = [.file(bundle)]
         }
-        // The lean HTTP/1.1 client, with its own TLS on Linux; proxied hosts and file transfers
+        // The lean HTTP/1.1 client, with its own TLS on Linux, file transfers included; proxied hosts
         // go on through URLSession.
         self.init(
             provider: provider, apiKey: key, baseURL: base, transport: PlainHTTPTransport(configuration: .init(tls: tls)),

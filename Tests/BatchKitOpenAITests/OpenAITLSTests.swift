@@ -61,6 +61,35 @@ struct OpenAITLSTests {
         await server.shutdown()
     }
 
+    /// A native job over TLS with a private CA: the input file's upload and the results file's
+    /// download go through the lean client too (a fallback that is never used records an issue),
+    /// so the CA bundle applies to them. Before, they went to URLSession, which cannot take custom
+    /// roots on Linux, and every request failed with a `.tls` error.
+    @Test func aNativeJobUploadsAndDownloadsOverTLSWithAPrivateCA() async throws {
+        let clock = ManualClock()
+        let emulator = ProviderEmulator(configuration: .init(), clock: clock)
+        let server = try await TLSEmulatorServer.start(emulator: emulator, identity: Fixtures.identity("good"))
+        let transport = PlainHTTPTransport(
+            configuration: .init(tls: TLSConfiguration(trustRoots: [.file(Fixtures.path("ca.pem"))])),
+            fallback: ClosureTransport { request in
+                Issue.record("went to the fallback: \(request)")
+                return HTTPResponse(status: 599)
+            })
+        let backend = OpenAIBatchBackend(
+            apiKey: "sk-test-key-123456", baseURL: server.baseURL.appendingPathComponent("v1"), transport: transport)
+        let processor = NativeBatchProcessor(
+            backend: backend, configuration: .init(pollInterval: .seconds(5), maxPollInterval: .seconds(20)), clock: clock)
+        let driver = clock.drive()
+        defer { driver.cancel() }
+        let log = await run(processor, (0..<30).map { chat("tls-native-\($0)", "hello \($0)") })
+        #expect(log.failure == nil, "\(String(describing: log.failure))")
+        #expect(log.submitted.count == 1)
+        #expect(log.items.count == 30)
+        #expect(log.items.values.allSatisfy { $0.isSuccess })
+        #expect(log.items["tls-native-7"]?.response?.text?.isEmpty == false)
+        await server.shutdown()
+    }
+
     /// URLSession on Linux cannot be given the test CA, so a server it cannot verify is what can be
     /// tested: its failure is mapped to the same readable, non-retried `.tls` error (never
     /// `network error -1`).

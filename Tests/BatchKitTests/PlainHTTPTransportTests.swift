@@ -234,22 +234,27 @@ struct PlainHTTPTransportTests {
         await server.shutdown()
     }
 
-    @Test func httpsFilesAndDownloadsGoToTheFallback() async throws {
+    /// With its own TLS switched off, `https://` goes to the fallback; file uploads and downloads
+    /// over `http://` stay here (PlainHTTPFileTransferTests).
+    @Test func httpsGoesToTheFallbackWhenNotServedHere() async throws {
         let seen = Mutex<[String]>([])
         let fallback = ClosureTransport { request in
             seen.withLock { $0.append("\(request.method) \(request.url.absoluteString) \(request.downloadsToFile)") }
             return HTTPResponse(status: 299)
         }
-        // (With its own TLS switched off; TLSTransportTests cover https served here.)
+        // (TLSTransportTests cover https served here.)
         let transport = PlainHTTPTransport(configuration: .init(handlesHTTPS: false), fallback: fallback)
         let https = try await transport.send(HTTPRequest(url: URL(string: "https://api.example.com/v1/models")!))
-        let download = try await transport.send(HTTPRequest(url: URL(string: "http://127.0.0.1:9/out.jsonl")!, downloadsToFile: true))
-        let upload = try await transport.send(
-            HTTPRequest(method: "POST", url: URL(string: "http://127.0.0.1:9/files")!, body: .file(URL(fileURLWithPath: "/dev/null"))))
-        #expect([https.status, download.status, upload.status] == [Int](repeating: 299, count: 3))
-        #expect(seen.withLock { $0 } == [
-            "GET https://api.example.com/v1/models false", "GET http://127.0.0.1:9/out.jsonl true", "POST http://127.0.0.1:9/files false",
-        ])
+        let download = try await transport.send(
+            HTTPRequest(url: URL(string: "https://api.example.com/v1/files/f/content")!, downloadsToFile: true))
+        #expect(https.status == 299)
+        #expect(download.status == 299)
+        #expect(seen.withLock { $0 } == ["GET https://api.example.com/v1/models false", "GET https://api.example.com/v1/files/f/content true"])
+        let local = await #expect(throws: URLError.self) {
+            _ = try await transport.send(HTTPRequest(url: URL(string: "http://127.0.0.1:9/out.jsonl")!, downloadsToFile: true))
+        }
+        #expect(local?.code == .cannotConnectToHost)
+        #expect(seen.withLock { $0.count } == 2)
     }
 
     @Test func proxySettingsAreReadLikeCurl() {

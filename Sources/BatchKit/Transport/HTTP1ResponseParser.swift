@@ -49,6 +49,9 @@ struct HTTP1ResponseParser {
     /// `isHEAD`: the request was a `HEAD`, so the answer has no body whatever its headers say.
     init(isHEAD: Bool = false) { self.isHEAD = isHEAD }
 
+    /// Drops the body read so far (it was written elsewhere); what arrives next is appended.
+    mutating func removeBody() { body.removeAll(keepingCapacity: true) }
+
     /// Whether a whole answer has been read.
     var isComplete: Bool { if case .done = phase { return true } else { return false } }
 

@@ -29,7 +29,13 @@ struct PlainHTTPJob: Sendable {
     let id: UInt64
     let endpoint: PlainHTTPEndpoint
     let addresses: [PlainHTTPAddress]
+    /// The request line, the headers and an in-memory body, as sent.
     let bytes: [UInt8]
+    /// A file body (an upload), sent after ``bytes``: the file mapped into memory, so a
+    /// 200 MB upload is read from the page cache as it goes out instead of being copied.
+    var fileBody: Data? = nil
+    /// Where the answer's body goes when the request downloads to a file; `nil`: in memory.
+    var download: PlainHTTPDownload? = nil
     let isHEAD: Bool
     let deadline: ContinuousClock.Instant
     let token: Token
@@ -44,6 +50,48 @@ struct PlainHTTPJob: Sendable {
     var tls: TLSContext? = nil
     /// How long the exchange may go without a byte moving (``HTTPRequest/idleTimeout``).
     var idleTimeout: Duration? = nil
+
+    /// Bytes of the whole request: ``bytes`` then ``fileBody``.
+    var count: Int { bytes.count + (fileBody?.count ?? 0) }
+
+    /// Calls `body` with the unsent part of the segment (``bytes`` or ``fileBody``) that holds
+    /// byte `offset` of the request (`offset < count`). Segments are never joined: a write that
+    /// OpenSSL asks to repeat gets the same pointer and length again.
+    func withUnsent<R>(from offset: Int, _ body: (UnsafeRawPointer, Int) -> R) -> R {
+        if offset < bytes.count {
+            return bytes.withUnsafeBytes { body($0.baseAddress! + offset, $0.count - offset) }
+        }
+        let start = offset - bytes.count
+        return fileBody!.withUnsafeBytes { body($0.baseAddress! + start, $0.count - start) }
+    }
+}
+
+/// The file an answer's body is written to (``HTTPRequest/downloadsToFile``). The caller of the
+/// exchange opens it before the job starts and closes it after the job ended; in between only the
+/// loop thread writes to it.
+struct PlainHTTPDownload: Sendable {
+    let fd: Int32
+    let url: URL
+
+    /// The body is written in pieces of at least this size (and at the end), so a large download
+    /// holds about this much in memory.
+    static let writeThreshold = 1 << 20
+
+    /// Writes all of `bytes`; `false` when the file cannot take them (disk full, I/O error).
+    func write(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        var done = 0
+        while done < bytes.count {
+            let n = Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done)
+            if n > 0 {
+                done += n
+            } else if n < 0 && errno == EINTR {
+                continue
+            } else {
+                return false
+            }
+        }
+        return true
+    }
 }
 
 /// Resolves host names with `getaddrinfo` off the Swift concurrency pool, caching answers for
@@ -233,7 +281,7 @@ final class PlainHTTPWorker {
         var wantsWrite: Bool {
             if connecting || tlsWantsWrite { return true }
             if handshaking { return false }
-            return job.map { written < $0.bytes.count } ?? false
+            return job.map { written < $0.count } ?? false
         }
     }
 
@@ -655,10 +703,8 @@ final class PlainHTTPWorker {
 
     /// Writes what the TLS session takes of the job's request.
     private func flushTLS(_ connection: Connection, _ session: TLSSession, _ job: PlainHTTPJob) {
-        while connection.written < job.bytes.count {
-            let progress = job.bytes.withUnsafeBytes { raw in
-                session.write(raw.baseAddress! + connection.written, count: raw.count - connection.written)
-            }
+        while connection.written < job.count {
+            let progress = job.withUnsent(from: connection.written) { session.write($0, count: $1) }
             switch progress {
             case .bytes(let sent):
                 connection.written += sent
@@ -683,10 +729,8 @@ final class PlainHTTPWorker {
             flushTLS(connection, session, job)
             return
         }
-        while connection.written < job.bytes.count {
-            let sent = job.bytes.withUnsafeBytes { raw in
-                Glibc.send(connection.fd, raw.baseAddress! + connection.written, raw.count - connection.written, Int32(MSG_NOSIGNAL))
-            }
+        while connection.written < job.count {
+            let sent = job.withUnsent(from: connection.written) { Glibc.send(connection.fd, $0, $1, Int32(MSG_NOSIGNAL)) }
             if sent > 0 {
                 connection.written += sent
                 connection.lastActivity = .now
@@ -772,6 +816,16 @@ final class PlainHTTPWorker {
             fail(connection, .cannotParseResponse)
             return true
         }
+        if let download = connection.job?.download,
+            complete || connection.parser.body.count >= PlainHTTPDownload.writeThreshold
+        {
+            let written = connection.parser.body.withUnsafeBytes { download.write($0) }
+            connection.parser.removeBody()
+            guard written else {
+                fail(connection, .cannotWriteToFile)
+                return true
+            }
+        }
         if complete { completeAnswer(on: connection) }
         return complete
     }
@@ -779,6 +833,14 @@ final class PlainHTTPWorker {
     /// The peer closed: an answer delimited by the end of the stream completes; anything else is lost.
     private func endOfStream(_ connection: Connection) {
         if connection.parser.finishAtEndOfStream() {
+            if let download = connection.job?.download {
+                let written = connection.parser.body.withUnsafeBytes { download.write($0) }
+                connection.parser.removeBody()
+                guard written else {
+                    fail(connection, .cannotWriteToFile)
+                    return
+                }
+            }
             completeAnswer(on: connection)
         } else {
             fail(connection, .networkConnectionLost)
@@ -787,8 +849,11 @@ final class PlainHTTPWorker {
 
     private func completeAnswer(on connection: Connection) {
         let parser = connection.parser
-        let response = HTTPResponse(status: parser.status, headers: parser.headers, body: Data(parser.body))
-        let wholeRequestSent = connection.job.map { connection.written == $0.bytes.count } ?? false
+        let download = connection.job?.download
+        let response = HTTPResponse(
+            status: parser.status, headers: parser.headers, body: download == nil ? Data(parser.body) : Data(),
+            bodyFile: download?.url)
+        let wholeRequestSent = connection.job.map { connection.written == $0.count } ?? false
         connection.parser = HTTP1ResponseParser()
         finish(connection, .success(response), reusable: parser.keepAlive && parser.leftover.isEmpty && wholeRequestSent)
     }

@@ -1,6 +1,10 @@
 import Foundation
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -15,7 +19,7 @@ import FoundationNetworking
 /// of keep-alive connections per host and runs them from one thread that waits on all of them
 /// at once with `poll(2)`, which costs a few syscalls per request.
 ///
-/// What it does itself, for `http://` and (on Linux) `https://` URLs with an in-memory body or none:
+/// What it does itself, for `http://` and (on Linux) `https://` URLs:
 /// - TLS with the system's `libssl.so.3`, loaded at run time (no build-time dependency):
 ///   certificate chain verified against the system store (plus `SSL_CERT_FILE`, `SSL_CERT_DIR`
 ///   and ``Configuration/tls`` roots), host name checked against the certificate's DNS and IP
@@ -31,12 +35,15 @@ import FoundationNetworking
 ///   a fresh one (only if not a byte of an answer had arrived);
 /// - redirects (301, 302, 303, 307, 308) are followed, dropping the API key (key headers and
 ///   `key=` query items) when scheme, host or port change, like ``URLSessionTransport``;
+/// - file uploads (``HTTPBody/file(_:)``) sent from the file mapped into memory, and downloads
+///   (``HTTPRequest/downloadsToFile``) written to a temporary file as they arrive, a megabyte at a
+///   time: a native batch job's 200 MB input or results file never sits in memory whole, and
+///   with ``Configuration/tls`` roots native jobs reach a server behind a private CA too;
 /// - failures are thrown as `URLError(code)` values whose description says what happened and
 ///   names the host and port, never the path or query (which may hold a key).
 ///
 /// Everything else goes to the `fallback` transport (``URLSessionTransport`` unless given):
 /// `https://` URLs when OpenSSL cannot be loaded (or ``Configuration/handlesHTTPS`` is off),
-/// file uploads (``HTTPBody/file(_:)``) and downloads to a file (``HTTPRequest/downloadsToFile``),
 /// and — when the environment names a proxy (`http_proxy`/`HTTP_PROXY` for `http://`,
 /// `https_proxy`/`HTTPS_PROXY` for `https://`) — every host that `no_proxy`/`NO_PROXY` does not
 /// exempt, so proxied traffic behaves exactly as with URLSession (there is no CONNECT tunnel here). It never asks for compressed answers.
@@ -65,6 +72,9 @@ public struct PlainHTTPTransport: HTTPTransport {
         /// at run time) on Linux. When `false`, or when OpenSSL cannot be loaded, `https://`
         /// goes to the fallback.
         public var handlesHTTPS: Bool
+        /// Where downloads (``HTTPRequest/downloadsToFile``) are written: the temporary directory
+        /// unless changed (tests).
+        var downloadDirectory = FileManager.default.temporaryDirectory
 
         /// Creates a configuration.
         public init(
@@ -86,7 +96,7 @@ public struct PlainHTTPTransport: HTTPTransport {
     private let core: PlainHTTPCore
 
     /// Creates a transport. `fallback` carries what this transport does not handle itself
-    /// (`https://`, file bodies and downloads); by default a ``URLSessionTransport`` made on
+    /// (proxied hosts, and `https://` without OpenSSL); by default a ``URLSessionTransport`` made on
     /// first use with the same default timeout.
     public init(configuration: Configuration = .init(), fallback: (any HTTPTransport)? = nil) {
         self.init(configuration: configuration, fallback: fallback, environment: ProcessInfo.processInfo.environment)
@@ -114,7 +124,7 @@ public struct PlainHTTPTransport: HTTPTransport {
                     // URLSession cannot take custom roots on Linux: say so rather than ignore them.
                     throw TLSFailure.handshake(
                         "custom trust roots apply only to requests this transport sends itself, and this one would go to "
-                            + "URLSession (a file upload or download, an HTTPS proxy, or no libssl.so.3), which cannot use them"
+                            + "URLSession (an HTTPS proxy, or no libssl.so.3), which cannot use them"
                     ).error(host: TLSFailure.label(for: request.url))
                 }
                 request.timeout = max(.milliseconds(1), deadline - ContinuousClock.now)
@@ -127,6 +137,7 @@ public struct PlainHTTPTransport: HTTPTransport {
                 throw e.naming(request.url)
             }
             guard let next = Self.redirect(request, response) else { return response }
+            if let file = response.bodyFile { try? FileManager.default.removeItem(at: file) }
             hops += 1
             guard hops <= core.configuration.maximumRedirects else { throw URLError(.httpTooManyRedirects) }
             request = next
@@ -145,9 +156,7 @@ public struct PlainHTTPTransport: HTTPTransport {
     static func handlesDirectly(_ request: HTTPRequest, https: Bool = false) -> Bool {
         #if canImport(Glibc)
         let scheme = request.url.scheme?.lowercased()
-        guard scheme == "http" || (https && scheme == "https"), !request.downloadsToFile else { return false }
-        if case .file = request.body { return false }
-        return true
+        return scheme == "http" || (https && scheme == "https")
         #else
         return false
         #endif
@@ -177,7 +186,9 @@ public struct PlainHTTPTransport: HTTPTransport {
     /// The bytes of `request` on the wire: request line, headers (with `Host`, `Content-Length`,
     /// `User-Agent` and `Accept` added when missing), body. A header with a line break or a
     /// method that is not a token is refused before anything is sent.
-    static func encode(_ request: HTTPRequest) throws -> [UInt8] {
+    /// With `fileBody` (the mapped file of an ``HTTPBody/file(_:)`` body) the bytes end with the
+    /// headers, whose `Content-Length` is the file's size: the file follows them on the wire.
+    static func encode(_ request: HTTPRequest, fileBody: Data? = nil) throws -> [UInt8] {
         guard let components = URLComponents(url: request.url, resolvingAgainstBaseURL: true), let host = components.host,
             !host.isEmpty
         else { throw URLError(.badURL) }
@@ -210,7 +221,9 @@ public struct PlainHTTPTransport: HTTPTransport {
         if request.headers["accept"] == nil { head += "Accept: */*\r\n" }
         var bodyBytes: Data?
         if case .data(let data) = request.body { bodyBytes = data }
-        if let bodyBytes {
+        if let fileBody {
+            head += "Content-Length: \(fileBody.count)\r\n"
+        } else if let bodyBytes {
             head += "Content-Length: \(bodyBytes.count)\r\n"
         } else if ["POST", "PUT", "PATCH"].contains(method.uppercased()) {
             head += "Content-Length: 0\r\n"
@@ -283,7 +296,9 @@ final class PlainHTTPCore: Sendable {
     /// One request and its answer on a pooled connection (no redirects).
     func exchange(_ request: HTTPRequest, deadline: ContinuousClock.Instant) async throws -> HTTPResponse {
         #if canImport(Glibc)
-        let bytes = try PlainHTTPTransport.encode(request)
+        var fileBody: Data?
+        if case .file(let url) = request.body { fileBody = try Self.mapped(url) }
+        let bytes = try PlainHTTPTransport.encode(request, fileBody: fileBody)
         let secure = request.url.scheme?.lowercased() == "https"
         let port = request.url.port ?? (secure ? 443 : 80)
         guard let host = request.url.host, (1...65535).contains(port) else { throw URLError(.badURL) }
@@ -298,18 +313,27 @@ final class PlainHTTPCore: Sendable {
             !request.sendsOnce
             && (["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"].contains(request.method.uppercased())
                 || request.headers["Idempotency-Key"] != nil)
-        return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<HTTPResponse, any Error>) in
-                loop.submit(
-                    .start(
-                        PlainHTTPJob(
-                            id: id, endpoint: endpoint, addresses: addresses, bytes: bytes, isHEAD: isHEAD, deadline: deadline,
-                            token: token, continuation: continuation, mayResend: mayResend, tls: tls,
-                            idleTimeout: request.idleTimeout)))
+        let download = request.downloadsToFile ? try Self.createDownloadFile(in: configuration.downloadDirectory) : nil
+        // The loop writes to the download file only until the job ends, which happens before the
+        // continuation resumes: closing it after the await is safe.
+        defer { if let download { Glibc.close(download.fd) } }
+        do {
+            return try await withTaskCancellationHandler {
+                try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<HTTPResponse, any Error>) in
+                    loop.submit(
+                        .start(
+                            PlainHTTPJob(
+                                id: id, endpoint: endpoint, addresses: addresses, bytes: bytes, fileBody: fileBody,
+                                download: download, isHEAD: isHEAD, deadline: deadline, token: token,
+                                continuation: continuation, mayResend: mayResend, tls: tls, idleTimeout: request.idleTimeout)))
+                }
+            } onCancel: {
+                token.cancelled.store(true, ordering: .sequentiallyConsistent)
+                loop.submit(.cancel(id))
             }
-        } onCancel: {
-            token.cancelled.store(true, ordering: .sequentiallyConsistent)
-            loop.submit(.cancel(id))
+        } catch {
+            if let download { try? FileManager.default.removeItem(at: download.url) }
+            throw error
         }
         #else
         return try await fallback.send(request)
@@ -317,6 +341,24 @@ final class PlainHTTPCore: Sendable {
     }
 
     #if canImport(Glibc)
+    /// The file of an upload, mapped into memory (read from the page cache as it is sent, never
+    /// copied whole into the process).
+    static func mapped(_ url: URL) throws -> Data {
+        do {
+            return try Data(contentsOf: url, options: .alwaysMapped)
+        } catch {
+            throw URLError(FileManager.default.fileExists(atPath: url.path) ? .cannotOpenFile : .fileDoesNotExist)
+        }
+    }
+
+    /// A new, empty file (readable by the owner only) for a download's body.
+    static func createDownloadFile(in directory: URL) throws -> PlainHTTPDownload {
+        let url = directory.appendingPathComponent("batchkit-download-\(UUID().uuidString)")
+        let fd = Glibc.open(url.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw URLError(.cannotCreateFile) }
+        return PlainHTTPDownload(fd: fd, url: url)
+    }
+
     /// The client context, made on first use from ``PlainHTTPTransport/Configuration/tls``.
     private func clientTLSContext() throws -> TLSContext {
         try tlsContext.withLock { made in
