@@ -81,6 +81,10 @@ func runChaosBenchmark() async throws {
         // Not a violation of "no id billed by two jobs", but paid twice all the same: ids a job ran
         // that were also answered in real time (hybrid), and the cases where it happened.
         "job_and_realtime_ids": .int(outcomes.reduce(0) { $0 + $1.billing.paidInJobAndRealtime.count }),
+        // Of those, the ids answered in real time by a run that was then killed, before the answer
+        // was recorded, and run by a job of a later run (a real-time request in flight at a crash).
+        "job_and_realtime_lost_at_kill": .int(outcomes.reduce(0) { $0 + $1.jobAndRealtime.filter { $0.cause == .realtimeLostAtKill }.count }),
+        "job_and_realtime_detail": .array(outcomes.flatMap { o in o.jobAndRealtime.map { .string("\(o.chaosCase): \($0)") } }),
         "job_and_realtime_cases": .array(
             outcomes.filter { !$0.billing.paidInJobAndRealtime.isEmpty }.map { .string($0.chaosCase.description) }),
         "requests_per_case": .int(options.requests), "fault_rate": .double(options.faults.rate),

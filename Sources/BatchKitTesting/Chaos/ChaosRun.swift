@@ -107,7 +107,11 @@ public struct ChaosOutcome: Sendable {
     public var billing: EmulatorBilling
     /// Faults the schedule injected, by kind.
     public var faults: [EmulatorFaultSchedule.Kind: Int]
-    /// The case's directory, kept when there are violations (input, output, jobs file, run logs).
+    /// For each id a job ran that was also answered in real time
+    /// (``EmulatorBilling/paidInJobAndRealtime``): in which runs, and why (see ``JobAndRealtime``).
+    public var jobAndRealtime: [JobAndRealtime] = []
+    /// The case's directory, kept when there are violations or ids paid in a job and in real time
+    /// (input, output, jobs file, run logs, `billing.json`).
     public var directory: URL?
 
     /// One JSON object for the case.
@@ -119,11 +123,62 @@ public struct ChaosOutcome: Sendable {
             "exits": .array(runs.map { $0.exitStatus.map { .int(Int($0)) } ?? .string("killed") }),
             "jobs": .int(billing.jobs.count),
             "job_and_realtime": .int(billing.paidInJobAndRealtime.count),
+            "job_and_realtime_detail": .array(jobAndRealtime.map { .string($0.description) }),
             "faults": .int(faults.values.reduce(0, +)),
             "violations": .array(violations.map(JSONValue.string)),
         ]
         if let directory { o["directory"] = .string(directory.path) }
         return .object(o)
+    }
+}
+
+/// An id a chaos case paid for in a batch job and in real time, with the runs that did it.
+public struct JobAndRealtime: Sendable, Hashable, CustomStringConvertible {
+    /// Why it was paid twice.
+    public enum Cause: String, Sendable, Hashable {
+        /// Answered in real time in a run that was then SIGKILLed, before the answer was
+        /// recorded, and run by a job a later run created: a real-time request in flight at a
+        /// crash (no provider lets a client find out it was answered), not something hybrid did.
+        case realtimeLostAtKill = "real time lost at a kill"
+        /// Anything else: a job ran it, and real time answered it again (or both in one run).
+        case jobThenRealtime = "job, then real time"
+    }
+
+    /// A job that ran the id, and the run (0-based) that created it.
+    public struct Job: Sendable, Hashable {
+        public var id: String
+        public var run: Int
+    }
+
+    public var id: String
+    public var cause: Cause
+    /// The runs (0-based) whose real-time calls answered it.
+    public var realtimeRuns: [Int]
+    /// The jobs that ran it.
+    public var jobs: [Job]
+
+    public var description: String {
+        "\(id): \(cause.rawValue) (real time in run \(realtimeRuns.map { String($0 + 1) }.joined(separator: ", ")); "
+            + jobs.map { "job \($0.id) created in run \($0.run + 1)" }.joined(separator: ", ") + ")"
+    }
+
+    /// Attributes each id of ``EmulatorBilling/paidInJobAndRealtime`` from the bill after each
+    /// run (`snapshots[i]`: the bill once run `i` ended and the emulator closed its connections).
+    static func attribute(billing: EmulatorBilling, snapshots: [EmulatorBilling], runs: [ChaosOutcome.Run]) -> [JobAndRealtime] {
+        func firstRun(_ seen: (EmulatorBilling) -> Bool) -> Int { snapshots.firstIndex(where: seen) ?? snapshots.count }
+        return billing.paidInJobAndRealtime.map { id in
+            var realtimeRuns: [Int] = []
+            var before = 0
+            for (i, s) in snapshots.enumerated() {
+                let now = s.realtimeCalls[id] ?? 0
+                if now > before { realtimeRuns.append(i) }
+                before = now
+            }
+            let jobs = (billing.jobsPerCustomID[id] ?? []).map { job in Job(id: job, run: firstRun { $0.jobs.contains { $0.id == job } }) }
+            let killed = realtimeRuns.allSatisfy { $0 < runs.count && runs[$0].exitStatus == nil }
+            let lost = !realtimeRuns.isEmpty && killed && jobs.allSatisfy { $0.run > (realtimeRuns.last ?? 0) }
+            return JobAndRealtime(id: id, cause: lost ? .realtimeLostAtKill : .jobThenRealtime, realtimeRuns: realtimeRuns, jobs: jobs)
+        }
     }
 }
 
@@ -165,6 +220,8 @@ public enum ChaosRun {
         var violations: [String] = []
         var lastExit: Int32?
         var finished = false
+        // The bill after each run: which run created each job and produced each real-time answer.
+        var snapshots: [EmulatorBilling] = []
         while runs.count < maxRuns {
             let index = runs.count
             let retryFailed = lastExit == 3 || (lastExit == nil && index > 0 && hasFailedLine(out))
@@ -185,6 +242,11 @@ public enum ChaosRun {
                 environment: environment())
             let ending = await child.wait(killAfter: killAfter, timeout: options.runTimeout)
             let seconds = start.duration(to: .now).seconds
+            // The requests a killed run left in flight are answered (and billed) after it died:
+            // wait (at most 2 s) until the emulator has closed its connections, so that the bill
+            // of each run holds what that run sent.
+            for _ in 0..<200 where server.connectionCount > 0 { try? await Task.sleep(for: .milliseconds(10)) }
+            snapshots.append(emulator.billing)
             switch ending {
             case .exited(let status):
                 runs.append(.init(exitStatus: status, retryFailed: retryFailed, timedOut: false, seconds: seconds))
@@ -220,11 +282,16 @@ public enum ChaosRun {
             violations.append(
                 "paid once: \(twice.count) id(s) ran in more than one job (\(examples.joined(separator: "; "))\(twice.count > 3 ? "; …" : ""))")
         }
-        let keep = !violations.isEmpty
+        // A case that paid for an id in a job and in real time keeps its directory too (with the
+        // bill), so it can be looked into; it is not a violation.
+        let keep = !violations.isEmpty || !billing.paidInJobAndRealtime.isEmpty
+        if keep { try? billing.json.serialized().write(to: dir.appendingPathComponent("billing.json")) }
         if !keep { try? FileManager.default.removeItem(at: dir) }
-        return ChaosOutcome(
+        var outcome = ChaosOutcome(
             chaosCase: chaosCase, runs: runs, violations: violations, billing: billing,
             faults: emulator.scheduledFaultCounts, directory: keep ? dir : nil)
+        outcome.jobAndRealtime = JobAndRealtime.attribute(billing: billing, snapshots: snapshots, runs: runs)
+        return outcome
     }
 
     // MARK: - Checks
