@@ -71,6 +71,55 @@ struct HybridProcessorTests {
         #expect(events.terminalCount == 1)
     }
 
+    /// The provider does not answer status reads for 10 s after the cancel at the deadline. Before,
+    /// the collector read each job 5 times at once, gave up, and every request of the job ran in
+    /// real time: h0–h3, which the cancelled job had run, were paid twice (8 real-time calls).
+    /// Now the reads back off on the clock (1, 2, 4, 8 s) and the fifth, 15 s after the cancel,
+    /// finds the job: only h4–h7 run in real time.
+    @Test func aStatusOutageRightAfterTheCancelDoesNotSendWhatTheJobRanToRealTime() async {
+        let clock = ManualClock()
+        let backend = OutageAfterCancelBackend(clock: clock, outage: .seconds(10))
+        let probe = Probe()
+        let hybrid = HybridProcessor(
+            batch: NativeBatchProcessor(backend: backend, configuration: .init(pollInterval: .seconds(60)), clock: clock),
+            realtime: realtime(probe, clock: clock), deadline: .seconds(3600), clock: clock)
+        let requests = (0..<8).map { chatRequest("h\($0)") }
+        let events = await runNative(hybrid.processAsync(requests), clock: clock)
+        #expect(Set(backend.base.cancelledJobs) == ["job-1"])
+        #expect(backend.failedReads == 4, "reads at 0, 1, 3 and 7 s after the cancel fail; the one at 15 s is answered")
+        #expect(clock.now.offset >= .seconds(3615) && clock.now.offset < .seconds(3630))
+        #expect(Set(events.items.filter { $0.route == .batch }.map(\.id)) == ["h0", "h1", "h2", "h3"])
+        #expect(Set(probe.ids) == ["h4", "h5", "h6", "h7"])
+        #expect(probe.calls == 4)
+        #expect(events.items.count == 8)
+        #expect(events.items.allSatisfy { $0.isSuccess })
+        #expect(events.terminalCount == 1)
+    }
+
+    /// The provider does not answer status reads at all after the cancel: the job may have run
+    /// any of its requests (h0–h3 here), so none is sent in real time (before: all 8 were, and
+    /// h0–h3 paid twice). Each fails, saying why and that the job can be read later; the run
+    /// still ends, 15 s after the deadline.
+    @Test func aJobThatCannotBeReadAfterTheCancelSendsNothingToRealTime() async throws {
+        let clock = ManualClock()
+        let backend = OutageAfterCancelBackend(clock: clock, outage: .seconds(86_400))
+        let probe = Probe()
+        let hybrid = HybridProcessor(
+            batch: NativeBatchProcessor(backend: backend, configuration: .init(pollInterval: .seconds(60)), clock: clock),
+            realtime: realtime(probe, clock: clock), deadline: .seconds(3600), clock: clock)
+        let requests = (0..<8).map { chatRequest("h\($0)") }
+        let events = await runNative(hybrid.processAsync(requests), clock: clock)
+        #expect(probe.calls == 0)
+        #expect(backend.failedReads == 5)
+        #expect(clock.now.offset < .seconds(3630))
+        let items = events.items
+        try #require(items.count == 8)
+        #expect(Set(items.map(\.id)) == Set(requests.map(\.id)))
+        #expect(items.allSatisfy { !$0.isSuccess && $0.jobID == "job-1" && $0.error?.isRetryable == false })
+        #expect(items.allSatisfy { $0.error?.message.contains("it may have run this request") == true })
+        #expect(events.terminalCount == 1)
+    }
+
     @Test func finishedBatchNeedsNoRealTime() async {
         let clock = ManualClock()
         // Attaching reads the job once, the first poll is the second read: the third ends it.
@@ -149,5 +198,37 @@ final class FailingUploadBackend: PassThroughBackend {
     ) async throws -> BatchJob {
         count.withLock { $0 += 1 }
         throw BatchError(.network, "the upload stalled")
+    }
+}
+
+/// A backend whose status reads fail with a 503 from the first cancel until `outage` later on
+/// the clock (a provider briefly unavailable right after the hybrid deadline).
+final class OutageAfterCancelBackend: PassThroughBackend {
+    let base = FakeBackend(pollsToFinish: 10_000)  // never finishes on its own
+    let clock: ManualClock
+    let outage: Duration
+    private let state = Mutex<(end: ManualClock.Instant?, failedReads: Int)>((nil, 0))
+    var failedReads: Int { state.withLock { $0.failedReads } }
+
+    init(clock: ManualClock, outage: Duration) {
+        self.clock = clock
+        self.outage = outage
+    }
+
+    func cancel(jobID: String) async throws -> BatchJob {
+        let end = clock.now.advanced(by: outage)
+        state.withLock { if $0.end == nil { $0.end = end } }
+        return try await base.cancel(jobID: jobID)
+    }
+
+    func status(of jobID: String) async throws -> BatchJob {
+        let now = clock.now
+        let failing = state.withLock { s -> Bool in
+            guard let end = s.end, now < end else { return false }
+            s.failedReads += 1
+            return true
+        }
+        if failing { throw BatchError(.server, "the service is unavailable", httpStatus: 503) }
+        return try await base.status(of: jobID)
     }
 }

@@ -14,7 +14,9 @@ import Synchronization
 /// The requests go to the native batch. Items that finish there are reported as they arrive. At
 /// the deadline the remote jobs are cancelled; every result that finished remotely before the
 /// cancellation took effect is collected (for at most `cancellationGrace`), and every request
-/// still without a result runs through the real-time processor. Requests whose job the provider
+/// still without a result runs through the real-time processor — except the requests of a
+/// cancelled job whose state could not be read (5 reads over 15 s, backing off): it may have run
+/// any of them, and they are paid, so they fail instead (attach to the job later to collect them). Requests whose job the provider
 /// ended failed, expired or cancelled (whatever error their items carry), or whose batch item
 /// failed with a retryable error, run in real time too, once (without waiting for the deadline).
 /// Each request still yields exactly one item, and no request is sent to the real-time path after
@@ -177,12 +179,45 @@ public struct HybridProcessor<C: Clock>: Processor where C.Duration == Duration 
             graceConfig.resubmit = .none
             let collector = NativeBatchProcessor(
                 backend: JobEndObserver(base: batch.backend, book: book, budget: budget), configuration: graceConfig, clock: clock)
-            let unreadSet = Set(unread)
-            if !unread.isEmpty {
-                for await event in collector.attach(unread, expectingPacked: expecting.filter { unreadSet.contains($0.key) }) {
-                    if case .item(let r) = event, r.isSuccess {
-                        if await !book.report(r, sink: sink) { return .failed(.cancelled()) }
+            // Each job is read on its own, all at once: one that cannot be read does not keep the
+            // others' results from being read.
+            let unreadable = await withTaskGroup(of: (String, BatchError)?.self) { group in
+                for id in unread {
+                    group.addTask {
+                        var ids: [String: PackedIDs] = [:]
+                        if let own = expecting[id] { ids[id] = own }
+                        for await event in collector.attach([id], expectingPacked: ids) {
+                            switch event {
+                            case .item(let r) where r.isSuccess:
+                                if await !book.report(r, sink: sink) { return nil }
+                            case .failed(let e) where e.code == .notFound:
+                                return (id, e)
+                            default:
+                                break
+                            }
+                        }
+                        return nil
                     }
+                }
+                var found: [(String, BatchError)] = []
+                for await job in group { if let job { found.append(job) } }
+                return found
+            }
+            if sink.isCancelled || Task.isCancelled { return .failed(.cancelled("the run was cancelled")) }
+            // A cancelled job whose state could not be read (after backing off) may have run any
+            // of its requests, and they are paid: none of them is sent in real time. Each fails,
+            // saying so; the job can be read later (`attach`; `batchkit run` reads it on its rerun).
+            for (job, error) in unreadable.sorted(by: { $0.0 < $1.0 }) {
+                guard let ids = expecting[job] else { continue }
+                let e = BatchError(
+                    .network,
+                    "job \(job) was cancelled at the deadline but could not be read (\(error.message)); it may have run this "
+                        + "request, so it was not sent in real time (paying twice): attach to the job later to collect its result",
+                    httpStatus: error.httpStatus, isRetryable: false)
+                for id in ids where !book.isFinished(id) {
+                    var r = BatchResult(id: id, outcome: .failure(e), attempts: 1, route: .batch)
+                    r.jobID = job
+                    if await !book.report(r, sink: sink) { return .failed(.cancelled()) }
                 }
             }
         }

@@ -354,13 +354,26 @@ final class NativeRun<C: Clock>: Sendable where C.Duration == Duration {
         for id in jobIDs {
             var job: BatchJob?
             var lastError: (any Error)?
-            for _ in 0..<configuration.downloadAttempts {
+            for attempt in 1...configuration.downloadAttempts {
                 do {
                     job = try await backend.status(of: id)
                     break
                 } catch {
                     if Task.isCancelled { return .failed(.cancelled()) }
                     lastError = error
+                    // A provider that cannot answer for now (5xx, 429, network) is asked again
+                    // after 1, 2, 4, 8… s on the clock, not at once: an outage of a few seconds
+                    // must not leave a job unread (hybrid, right after cancelling its jobs at the
+                    // deadline, would then pay in real time for every item they ran). Not past
+                    // `maxWait` from the attach; other errors are asked again at once, as before.
+                    guard attempt < configuration.downloadAttempts, BatchError(wrapping: error).isRetryable else { continue }
+                    let wake = clock.now.advanced(by: .seconds(1 << min(attempt - 1, 6)))
+                    if let maxWait = configuration.maxWait, start.duration(to: wake) > maxWait { continue }
+                    do {
+                        try await clock.sleep(until: wake, tolerance: nil)
+                    } catch {
+                        return .failed(.cancelled())
+                    }
                 }
             }
             guard let job else {
