@@ -13,13 +13,12 @@ mode x transport, with seeded SIGKILLs and reruns until exit 0, then checks per 
                flight at a kill) and are a violation only in a case with neither kills nor faults;
   jobs ended   every remote job is completed, cancelled, failed or expired at the end.
 
-Transports: `plain` is the CLI's default (PlainHTTPTransport; native uploads go through URLSession
-anyway); `urlsession` sets HTTP_PROXY to the fault proxy, which sends every request through
-URLSession (libcurl, absolute-form request lines; the emulator accepts them); `tls` (real time only:
-URLSession, which carries native uploads, cannot take custom roots) serves the emulator over https
-with Tests/Fixtures/tls and runs PlainHTTPTransport's own TLS through the proxy (the faults that read
-HTTP framing — truncate, close_headers, halfopen, idle_close, reuse_lost — see only ciphertext there
-and pass it through).
+Transports: `plain` is the CLI's default (PlainHTTPTransport, which also carries native uploads and
+downloads since 461e46f); `urlsession` sets HTTP_PROXY to the fault proxy, which sends every request
+through URLSession (libcurl, absolute-form request lines; the emulator accepts them); `tls` serves
+the emulator over https with Tests/Fixtures/tls and runs PlainHTTPTransport's own TLS through the
+proxy with --ca-bundle, every mode (the faults that read HTTP framing — truncate, close_headers,
+halfopen, idle_close, reuse_lost — see only ciphertext there and pass it through).
 
   BATCHKIT=.build/debug/batchkit python3 Scripts/proxy-check.py --seeds 1-3
   python3 Scripts/proxy-check.py --providers openai --modes realtime --transports plain --seeds 5 --rate 0.5
@@ -377,7 +376,7 @@ def run_case(index, provider, mode, transport, seed):
 def main():
     os.makedirs(args.work, exist_ok=True)
     cases = [(p, m, t, s) for s in parse_seeds(args.seeds) for p in args.providers.split(",")
-             for m in args.modes.split(",") for t in args.transports.split(",") if t != "tls" or m == "realtime"]
+             for m in args.modes.split(",") for t in args.transports.split(",")]
     total = {"cases": 0, "violating_cases": 0, "violations": 0, "runs": 0, "kills": 0, "connections": 0,
              "faults": {}, "hangs": 0, "secs": 0.0}
     t0 = time.time()

@@ -62,7 +62,8 @@ enum RunCommand: Subcommand {
         Before each native job is created its intent is recorded in OUT.jsonl.jobs.json; a rerun (or a
         create call whose answer was lost) looks for the job among the provider's recent jobs and
         adopts it instead of creating another. With --retry-failed, requests of a job that is running
-        or completed are collected from it, never submitted again.
+        or completed are collected from it, never submitted again. A --mode realtime run over the same
+        output sends none of the requests such jobs hold (exit 4): collect them in native or hybrid mode.
 
         Durations: 250ms, 90s, 30m, 2h, 1d. Exit status: 0 when every request succeeded, 3 when the
         run finished but some requests failed, 4 when native jobs are still running (rerun to collect),
@@ -163,6 +164,8 @@ enum RunCommand: Subcommand {
         var failure: BatchError?
         /// Native jobs left running (at the deadline), and the requests they hold.
         var stillRunning: (jobs: [String], requests: Int)?
+        /// In real time: jobs of an earlier native or hybrid run, and the requests they hold.
+        var heldByNativeJobs: (jobs: [String], requests: Int)?
         /// Native requests that failed inside a job that completed (not submitted again).
         var finalFailures = 0
         /// The native jobs (native and hybrid modes).
@@ -172,6 +175,13 @@ enum RunCommand: Subcommand {
         let runStart = ContinuousClock.now
         switch mode {
         case .realtime:
+            // Requests native jobs of an earlier run may still deliver, or ran: never sent here.
+            let hold = try await realtimeHold(outputPath: outputPath, provider: provider, journal: journal)
+            if !hold.ids.isEmpty {
+                held.withLock { $0 = hold.ids }
+                let count = hold.ids.lazy.filter { shard?.contains($0) ?? true }.count
+                if count > 0 { heldByNativeJobs = (hold.jobs, count) }
+            }
             let processor = ConcurrentProcessor(
                 client: provider.client(),
                 configuration: .init(
@@ -316,6 +326,14 @@ enum RunCommand: Subcommand {
                 "batchkit run: \(stillRunning.jobs.count) job(s) still running (\(stillRunning.jobs.joined(separator: ", "))), "
                     + "holding \(stillRunning.requests) request(s); they stay pending in \(outputPath). "
                     + "Run the same command again to collect them (nothing is submitted twice).")
+            return 4
+        }
+        if let heldByNativeJobs {
+            printError(
+                "batchkit run: \(heldByNativeJobs.requests) request(s) were not sent in real time: native job(s) of an earlier run "
+                    + "hold them (\(heldByNativeJobs.jobs.joined(separator: ", "))), running or with results not yet collected, "
+                    + "and sending them again would pay twice. Collect them with --mode native (or hybrid) and the same "
+                    + "--output; or cancel the jobs (batchkit cancel) and rerun once they have ended.")
             return 4
         }
         if let failure, failure.code == .systematicFailure {
